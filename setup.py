@@ -1,0 +1,32 @@
+"""Install pointcam_ros with colcon (ament_python) or pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'pointcam_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['models/*.pt', 'models/*.json']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*')),
+    ],
+    python_requires='>=3.10',
+    install_requires=['setuptools', 'numpy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
+                      'rosbags', 'pointcloud2'],
+    zip_safe=False,
+    maintainer='pointcam_ros maintainers',
+    maintainer_email='maintainers@pointcam-ros.org',
+    description='Live Grad-CAM saliency for a PointNet LiDAR classifier in ROS 2.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

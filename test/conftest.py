@@ -1,0 +1,55 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Shared fixtures: an isolated DDS domain and a colcon install space of this repo."""
+
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_SKIP = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', '__pycache__',
+                               '*.egg-info', '.pytest_cache', '.hypothesis', 'out')
+
+
+def pytest_configure(config):
+    """Keep DDS traffic on this machine and away from other test runs."""
+    os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
+
+
+@pytest.fixture(scope='session')
+def colcon_install(tmp_path_factory) -> Path:
+    """Run a real `colcon build` of a copy of this repo; return the install space."""
+    workspace = tmp_path_factory.mktemp('ws')
+    shutil.copytree(ROOT, workspace / 'src' / 'pointcam_ros', ignore=_SKIP)
+    colcon = Path(sys.executable).parent / 'colcon'
+    result = subprocess.run([str(colcon), 'build', '--event-handlers', 'console_direct-'],
+                            cwd=workspace, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace / 'install'
+
+
+def run_in_install(install: Path, command: str, timeout: float = 120,
+                   **kwargs) -> subprocess.CompletedProcess:
+    """Run a shell command after `source install/setup.bash`, this venv first on PATH."""
+    venv_bin = Path(sys.executable).parent
+    return subprocess.run(['bash', '-c', f'export PATH={venv_bin}:$PATH && '
+                           f'source {install}/setup.bash && {command}'],
+                          capture_output=True, text=True, timeout=timeout,
+                          cwd=kwargs.pop('cwd', install), **kwargs)
