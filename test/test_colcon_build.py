@@ -22,10 +22,10 @@ def test_ament_index_finds_share_files(colcon_install):
     result = run_in_install(colcon_install, (
         'python -c "import glob, os;'
         'from ament_index_python.packages import get_package_share_directory as g;'
-        "d = g('pointcam_ros'); print(d);"
-        "print(sorted(os.listdir(d)));"
-        "print(sorted(os.path.basename(p) for p in glob.glob(d + '/launch/*.launch.py')));"
-        "print(sorted(os.listdir(d + '/config')))\""))
+        "d = g('pointcam_ros'); print(d);"  # noqa: Q000
+        "print(sorted(os.listdir(d)));"  # noqa: Q000
+        "print(sorted(os.path.basename(p) for p in glob.glob(d + '/launch/*.launch.py')));"  # noqa: Q000,E501
+        "print(sorted(os.listdir(d + '/config')))\""))  # noqa: Q000
     assert result.returncode == 0, result.stderr
     share, listing, launches, configs = result.stdout.strip().splitlines()
     assert share == str(colcon_install / 'pointcam_ros' / 'share' / 'pointcam_ros')

@@ -1,0 +1,235 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+PointNet classifier (Qi et al., CVPR 2017) laid out for Grad-CAM.
+
+Input ``(B, C, N)`` float32, channels first (x, y, z, then optional extra
+channels), with an optional ``(B, N)`` bool mask of real (non-padding)
+points. The per-point local feature map ``A`` (B, C_A, N), the input of the
+global max-pool, is the output of the module named by
+:attr:`PointNetClassifier.CAM_LAYER`.
+
+Padding points (mask False) never influence real points: every max-pool (the
+T-Nets' and the global one) ignores them, and everything else is per point.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple, Optional, Sequence
+
+import torch
+from torch import nn, Tensor
+
+
+@dataclass(frozen=True)
+class PointNetConfig:
+    """
+    Architecture arguments of :class:`PointNetClassifier` (stored in checkpoints).
+
+    ``mlp1`` runs before the optional feature transform, ``mlp2`` after it; the
+    output of ``mlp2`` is the Grad-CAM feature map. ``last_relu=False``
+    reproduces fxia22/yanx27, whose last conv block ends in BatchNorm.
+    """
+
+    num_classes: int
+    in_channels: int = 3
+    mlp1: tuple[int, ...] = (64,)
+    mlp2: tuple[int, ...] = (128, 1024)
+    head: tuple[int, ...] = (512, 256)
+    tnet_conv: tuple[int, ...] = (64, 128, 1024)
+    tnet_fc: tuple[int, ...] = (512, 256)
+    dropout: float = 0.3
+    input_transform: bool = True
+    feature_transform: bool = False
+    last_relu: bool = True
+
+    def __post_init__(self):
+        """Check the arguments; raise ValueError with the bad one."""
+        if self.num_classes < 1 or self.in_channels < 3:
+            raise ValueError(f'need num_classes >= 1 and in_channels >= 3, got '
+                             f'{self.num_classes} and {self.in_channels}')
+        for name in ('mlp1', 'mlp2', 'head', 'tnet_conv', 'tnet_fc'):
+            widths = tuple(getattr(self, name))
+            object.__setattr__(self, name, widths)
+            if not all(isinstance(w, int) and w > 0 for w in widths):
+                raise ValueError(f'{name} must be positive ints, got {widths}')
+        if not self.mlp1 or not self.mlp2:
+            raise ValueError('mlp1 and mlp2 need at least one layer each')
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
+
+    def to_dict(self) -> dict:
+        """Plain-Python form (lists, numbers, bools) for checkpoints and JSON."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class ConvBlock(nn.Module):
+    """Shared per-point layer: 1x1 Conv1d, BatchNorm1d and (optionally) ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, relu: bool = True):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, 1)
+        self.bn = nn.BatchNorm1d(out_channels)
+        self.act = nn.ReLU() if relu else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(B, C_in, N)`` to ``(B, C_out, N)``."""
+        return self.act(self.bn(self.conv(x)))
+
+
+class LinearBlock(nn.Module):
+    """Linear, optional Dropout, BatchNorm1d, ReLU (fxia22's head order)."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.bn = nn.BatchNorm1d(out_features)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(B, F_in)`` to ``(B, F_out)``."""
+        return self.act(self.bn(self.drop(self.linear(x))))
+
+
+def masked_max_with_index(features: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """
+    Max over points of ``(B, C, N)`` features, ignoring ``mask == False``.
+
+    Returns values ``(B, C)`` and arg-max point indices ``(B, C)`` int64. Uses
+    ``torch.max(dim)``, whose backward sends the whole gradient to the single
+    returned arg-max index.
+    """
+    if mask is not None:
+        features = features.masked_fill(~mask[:, None, :], float('-inf'))
+    values, indices = features.max(dim=2)
+    return values, indices
+
+
+def masked_max(features: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Max over real points of ``(B, C, N)`` features: ``(B, C)``."""
+    return masked_max_with_index(features, mask)[0]
+
+
+class TNet(nn.Module):
+    """Predicts a ``k x k`` transform from the points (identity-initialised)."""
+
+    def __init__(self, in_channels: int, k: int, conv: Sequence[int], fc: Sequence[int]):
+        super().__init__()
+        self.k = k
+        widths = [in_channels, *conv]
+        self.conv = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(widths, widths[1:])])
+        widths = [conv[-1], *fc]
+        self.fc = nn.Sequential(*[LinearBlock(a, b) for a, b in zip(widths, widths[1:])])
+        self.out = nn.Linear(widths[-1], k * k)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.register_buffer('identity', torch.eye(k).flatten(), persistent=False)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Map ``(B, C, N)`` to a ``(B, k, k)`` transform."""
+        pooled = masked_max(self.conv(x), mask)
+        return (self.out(self.fc(pooled)) + self.identity).view(-1, self.k, self.k)
+
+
+class PointNetOutput(NamedTuple):
+    """Everything one pass computes; ``forward`` returns only ``logits``."""
+
+    logits: Tensor  # (B, num_classes)
+    local_features: Tensor  # (B, C_A, N): the Grad-CAM map A
+    global_features: Tensor  # (B, C_A): masked max of A over points
+    feature_transform: Optional[Tensor]  # (B, k, k) or None
+
+
+class PointNetClassifier(nn.Module):
+    """PointNet classification network; see :class:`PointNetConfig`."""
+
+    #: Name of the module whose output is the local feature map A (B, C_A, N).
+    CAM_LAYER = 'mlp2'
+
+    def __init__(self, config: PointNetConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.input_tnet = TNet(c.in_channels, 3, c.tnet_conv, c.tnet_fc) \
+            if c.input_transform else None
+        widths = [c.in_channels, *c.mlp1]
+        self.mlp1 = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(widths, widths[1:])])
+        self.feature_tnet = TNet(c.mlp1[-1], c.mlp1[-1], c.tnet_conv, c.tnet_fc) \
+            if c.feature_transform else None
+        widths = [c.mlp1[-1], *c.mlp2]
+        blocks = [ConvBlock(a, b, relu=(i < len(c.mlp2) - 1 or c.last_relu))
+                  for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+        self.mlp2 = nn.Sequential(*blocks)
+        widths = [c.mlp2[-1], *c.head]
+        self.head = nn.Sequential(*[
+            LinearBlock(a, b, dropout=c.dropout if i == len(c.head) - 1 else 0.0)
+            for i, (a, b) in enumerate(zip(widths, widths[1:]))])
+        self.classifier = nn.Linear(widths[-1], c.num_classes)
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """Return the module whose output is the Grad-CAM feature map A."""
+        return self.get_submodule(self.CAM_LAYER)
+
+    def local_features(self, points: Tensor, mask: Optional[Tensor] = None
+                       ) -> tuple[Tensor, Optional[Tensor]]:
+        """Compute A ``(B, C_A, N)`` and the feature transform (or None)."""
+        x = points
+        if self.input_tnet is not None:
+            transform = self.input_tnet(x, mask)
+            xyz = torch.bmm(transform.transpose(1, 2), x[:, :3])  # (points @ T)^T
+            x = torch.cat([xyz, x[:, 3:]], dim=1) if x.shape[1] > 3 else xyz
+        x = self.mlp1(x)
+        feature_transform = None
+        if self.feature_tnet is not None:
+            feature_transform = self.feature_tnet(x, mask)
+            x = torch.bmm(feature_transform.transpose(1, 2), x)
+        return self.mlp2(x), feature_transform
+
+    def classify(self, global_features: Tensor) -> Tensor:
+        """Map pooled features ``(B, C_A)`` to logits ``(B, num_classes)``."""
+        return self.classifier(self.head(global_features))
+
+    def run(self, points: Tensor, mask: Optional[Tensor] = None) -> PointNetOutput:
+        """Full pass returning logits, A, the pooled vector and the feature transform."""
+        self.check_input(points, mask)
+        local, feature_transform = self.local_features(points, mask)
+        pooled = masked_max(local, mask)
+        return PointNetOutput(self.classify(pooled), local, pooled, feature_transform)
+
+    def forward(self, points: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """Classify ``(B, C, N)`` points; returns logits ``(B, num_classes)``."""
+        return self.run(points, mask).logits
+
+    def check_input(self, points: Tensor, mask: Optional[Tensor]) -> None:
+        """Raise ValueError unless points is (B, in_channels, N>0) and mask (B, N) bool."""
+        if points.dim() != 3 or points.shape[1] != self.config.in_channels:
+            raise ValueError(f'points must be (B, {self.config.in_channels}, N), '
+                             f'got {tuple(points.shape)}')
+        if points.shape[2] == 0:
+            raise ValueError('points has no points (N == 0)')
+        if mask is not None:
+            if mask.shape != (points.shape[0], points.shape[2]) or mask.dtype != torch.bool:
+                raise ValueError(f'mask must be bool (B, N) = {(points.shape[0], points.shape[2])}'
+                                 f', got {mask.dtype} {tuple(mask.shape)}')
+            if not bool(mask.any(dim=1).all()):
+                raise ValueError('every object needs at least one real point in mask')
+
+
+def orthogonality_loss(transform: Tensor) -> Tensor:
+    """Feature-transform regulariser ``mean_b ||I - T T^T||_F^2`` (PointNet eq. 2)."""
+    eye = torch.eye(transform.shape[1], device=transform.device, dtype=transform.dtype)
+    diff = eye - torch.bmm(transform, transform.transpose(1, 2))
+    return diff.pow(2).sum(dim=(1, 2)).mean()

@@ -1,0 +1,226 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Checkpoints: round trip, safe loading, clear errors, reference state dicts."""
+
+import os
+import pickle
+
+from pointcam_ros.checkpoint import (
+    CheckpointError, import_reference_state_dict, load_checkpoint, save_checkpoint)
+from pointcam_ros.gradcam import GradCAM
+from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+import pytest
+import torch
+import torch.nn.functional as F
+
+CONFIG = PointNetConfig(num_classes=3, mlp1=(8,), mlp2=(16, 32), head=(16, 8),
+                        tnet_conv=(8, 16, 32), tnet_fc=(16, 8))
+NAMES = ['car', 'pedestrian', 'pole']
+
+
+def _trained_like(config=CONFIG, seed=0):
+    torch.manual_seed(seed)
+    model = PointNetClassifier(config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(0, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    model = _trained_like()
+    path = tmp_path / 'm.pt'
+    save_checkpoint(path, model, NAMES, 256, 'center_ground', info={'accuracy': 0.97})
+    loaded = load_checkpoint(path)
+    assert loaded.class_names == NAMES and loaded.num_points == 256
+    assert loaded.normalization == 'center_ground' and loaded.info == {'accuracy': 0.97}
+    assert loaded.model.config == CONFIG and not loaded.model.training
+    points = torch.randn(2, 3, 64)
+    torch.testing.assert_close(loaded.model(points), model(points))
+    assert [p.name for p in tmp_path.iterdir()] == ['m.pt']  # no temporary file left
+
+
+def test_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(CheckpointError, match='does not exist.*model_path'):
+        load_checkpoint(tmp_path / 'nope.pt')
+
+
+def test_truncated_file_is_reported_as_corrupt(tmp_path):
+    path = tmp_path / 'm.pt'
+    save_checkpoint(path, _trained_like(), NAMES, 128, 'center')
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointError, match='truncated or corrupt'):
+        load_checkpoint(path)
+    path.write_bytes(b'not a checkpoint at all')
+    with pytest.raises(CheckpointError, match='truncated or corrupt'):
+        load_checkpoint(path)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ('touch /tmp/pointcam_pwned',))
+
+
+def test_a_file_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / 'evil.pt'
+    torch.save({'format': 'pointcam_ros.checkpoint', 'x': _Exploit()}, path)
+    if os.path.exists('/tmp/pointcam_pwned'):
+        os.remove('/tmp/pointcam_pwned')
+    with pytest.raises(CheckpointError, match='could run code'):
+        load_checkpoint(path)
+    assert not os.path.exists('/tmp/pointcam_pwned')
+    path.write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert not os.path.exists('/tmp/pointcam_pwned')
+
+
+def test_mismatched_weights_and_foreign_files(tmp_path):
+    path = tmp_path / 'm.pt'
+    save_checkpoint(path, _trained_like(), NAMES, 128, 'center')
+    payload = torch.load(path, weights_only=True)
+    payload['architecture']['mlp2'] = [16, 64]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match='do not match the stored architecture'):
+        load_checkpoint(path)
+    payload['format_version'] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match='format_version 99'):
+        load_checkpoint(path)
+    torch.save(_trained_like().state_dict(), path)
+    with pytest.raises(CheckpointError, match='not a pointcam_ros checkpoint'):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match='2 class names'):
+        save_checkpoint(path, _trained_like(), NAMES[:2], 128, 'center')
+
+
+def test_shipped_default_model_loads():
+    loaded = load_checkpoint()
+    assert len(loaded.class_names) == loaded.model.config.num_classes >= 6
+    assert os.path.getsize(loaded.path) <= 5 * 1024 * 1024
+
+
+# --- fxia22 / yanx27 reference layouts ----------------------------------------------------
+
+def _bn(sd, name, width, gen):
+    sd[f'{name}.weight'] = 1 + 0.2 * torch.randn(width, generator=gen)
+    sd[f'{name}.bias'] = 0.1 * torch.randn(width, generator=gen)
+    sd[f'{name}.running_mean'] = 0.1 * torch.randn(width, generator=gen)
+    sd[f'{name}.running_var'] = 0.5 + torch.rand(width, generator=gen)
+    sd[f'{name}.num_batches_tracked'] = torch.tensor(10)
+
+
+def _lin(sd, name, fan_in, fan_out, gen, conv=False):
+    shape = (fan_out, fan_in, 1) if conv else (fan_out, fan_in)
+    sd[f'{name}.weight'] = torch.randn(*shape, generator=gen) / fan_in ** 0.5
+    sd[f'{name}.bias'] = 0.1 * torch.randn(fan_out, generator=gen)
+
+
+def _stn(sd, prefix, channels, k, gen):
+    for i, (a, b) in enumerate([(channels, 64), (64, 128), (128, 1024)], start=1):
+        _lin(sd, f'{prefix}.conv{i}', a, b, gen, conv=True)
+        _bn(sd, f'{prefix}.bn{i}', b, gen)
+    _lin(sd, f'{prefix}.fc1', 1024, 512, gen)
+    _lin(sd, f'{prefix}.fc2', 512, 256, gen)
+    _lin(sd, f'{prefix}.fc3', 256, k * k, gen)
+    sd[f'{prefix}.fc3.weight'] *= 0.01
+    _bn(sd, f'{prefix}.bn4', 512, gen)
+    _bn(sd, f'{prefix}.bn5', 256, gen)
+
+
+def _reference_state_dict(channels, classes, feature_transform, seed=0):
+    """Keys and shapes of fxia22 PointNetCls / yanx27 pointnet_cls.get_model."""
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    _stn(sd, 'feat.stn', channels, 3, gen)
+    if feature_transform:
+        _stn(sd, 'feat.fstn', 64, 64, gen)
+    for i, (a, b) in enumerate([(channels, 64), (64, 128), (128, 1024)], start=1):
+        _lin(sd, f'feat.conv{i}', a, b, gen, conv=True)
+        _bn(sd, f'feat.bn{i}', b, gen)
+    _lin(sd, 'fc1', 1024, 512, gen)
+    _lin(sd, 'fc2', 512, 256, gen)
+    _lin(sd, 'fc3', 256, classes, gen)
+    _bn(sd, 'bn1', 512, gen)
+    _bn(sd, 'bn2', 256, gen)
+    return sd
+
+
+def _reference_forward(sd, x):
+    """Their forward pass, written from their source with functional ops (eval mode)."""
+    def bn(t, name):
+        return F.batch_norm(t, sd[f'{name}.running_mean'], sd[f'{name}.running_var'],
+                            sd[f'{name}.weight'], sd[f'{name}.bias'], False, 0.0, 1e-5)
+
+    def conv(t, name):
+        return F.conv1d(t, sd[f'{name}.weight'], sd[f'{name}.bias'])
+
+    def fc(t, name):
+        return F.linear(t, sd[f'{name}.weight'], sd[f'{name}.bias'])
+
+    def stn(t, p, k):
+        for i in (1, 2, 3):
+            t = F.relu(bn(conv(t, f'{p}.conv{i}'), f'{p}.bn{i}'))
+        t = t.max(dim=2).values
+        t = F.relu(bn(fc(t, f'{p}.fc1'), f'{p}.bn4'))
+        t = F.relu(bn(fc(t, f'{p}.fc2'), f'{p}.bn5'))
+        return (fc(t, f'{p}.fc3') + torch.eye(k).flatten()).view(-1, k, k)
+
+    trans = stn(x, 'feat.stn', 3)
+    xyz = torch.bmm(x[:, :3].transpose(2, 1), trans).transpose(2, 1)
+    x = torch.cat([xyz, x[:, 3:]], dim=1)
+    x = F.relu(bn(conv(x, 'feat.conv1'), 'feat.bn1'))
+    if 'feat.fstn.conv1.weight' in sd:
+        trans_feat = stn(x, 'feat.fstn', 64)
+        x = torch.bmm(x.transpose(2, 1), trans_feat).transpose(2, 1)
+    x = F.relu(bn(conv(x, 'feat.conv2'), 'feat.bn2'))
+    x = bn(conv(x, 'feat.conv3'), 'feat.bn3')  # no ReLU before the max-pool
+    x = x.max(dim=2).values
+    x = F.relu(bn(fc(x, 'fc1'), 'bn1'))
+    x = F.relu(bn(fc(x, 'fc2'), 'bn2'))  # dropout is identity in eval
+    return F.log_softmax(fc(x, 'fc3'), dim=1)
+
+
+@pytest.mark.parametrize('channels, feature_transform, wrapped', [
+    (3, False, False),  # fxia22 PointNetCls(k=4)
+    (3, True, False),  # fxia22 PointNetCls(k=4, feature_transform=True)
+    (6, True, True),  # yanx27 get_model(4, normal_channel=True), training checkpoint
+])
+def test_reference_state_dicts_give_their_predictions(channels, feature_transform, wrapped):
+    names = ['a', 'b', 'c', 'd']
+    sd = _reference_state_dict(channels, 4, feature_transform)
+    source = {'epoch': 3, 'model_state_dict': sd} if wrapped else sd
+    model = import_reference_state_dict(source, names)
+    assert model.config.in_channels == channels
+    assert model.config.feature_transform == feature_transform
+    assert not model.config.last_relu
+    x = torch.randn(3, channels, 128, generator=torch.Generator().manual_seed(1))
+    expected = _reference_forward(sd, x)
+    torch.testing.assert_close(torch.log_softmax(model(x), dim=1), expected,
+                               rtol=1e-4, atol=1e-4)
+    cam = GradCAM(model, names)(x)  # A may be negative here (no ReLU): still well defined
+    assert cam.saliency.shape == (3, 128)
+
+
+def test_reference_import_errors():
+    sd = _reference_state_dict(3, 4, False)
+    with pytest.raises(CheckpointError, match='4 classes but 2 class names'):
+        import_reference_state_dict(sd, ['a', 'b'])
+    with pytest.raises(CheckpointError, match="unexpected key 'extra.weight'"):
+        import_reference_state_dict({**sd, 'extra.weight': torch.zeros(1)}, list('abcd'))
+    with pytest.raises(CheckpointError, match='missing'):
+        import_reference_state_dict({'fc3.weight': torch.zeros(4, 2)}, list('abcd'))

@@ -1,0 +1,256 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Grad-CAM on PointNet: exactness, batching, masking and the sibling methods."""
+
+import numpy as np
+from pointcam_ros.gradcam import (
+    GradCAM, make_explainer, make_method, METHODS, normalize_cam, OcclusionSaliency)
+from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+import pytest
+import torch
+
+
+def _randomized(config: PointNetConfig, seed: int = 0, dtype=torch.float32):
+    """Build a model with random weights *and* BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = PointNetClassifier(config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(0, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.normal_(1.0, 0.3)
+            module.bias.data.normal_(0.1, 0.3)
+    for tnet in (model.input_tnet, model.feature_tnet):
+        if tnet is not None:
+            tnet.out.weight.data.normal_(0, 0.02)
+    return model.to(dtype).eval()
+
+
+SMALL = PointNetConfig(num_classes=5, mlp1=(16,), mlp2=(32, 64), head=(32, 16),
+                       tnet_conv=(16, 32, 64), tnet_fc=(32, 16), feature_transform=True)
+
+
+@pytest.fixture(scope='module')
+def model():
+    return _randomized(SMALL)
+
+
+def test_hand_computed_cam_on_a_tiny_model():
+    config = PointNetConfig(num_classes=2, mlp1=(3,), mlp2=(2,), head=(2,), dropout=0.0,
+                            input_transform=False)
+    model = PointNetClassifier(config).eval()
+    with torch.no_grad():
+        model.mlp1[0].conv.weight.copy_(torch.eye(3)[:, :, None])
+        model.mlp2[0].conv.weight.copy_(torch.tensor([[1., 0, 0], [0, 1, 1]])[:, :, None])
+        model.head[0].linear.weight.copy_(torch.eye(2))
+        model.classifier.weight.copy_(torch.tensor([[2., -1], [-1, 1]]))
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.Linear)):
+                module.bias.zero_()
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.eps = 0.0  # exact identity: (x - 0) / sqrt(1 + 0) * 1 + 0
+    # Points (1,0,0), (0,2,0), (0,0,3): A_0 = [1, 0, 0], A_1 = [0, 2, 3], g = (1, 3),
+    # logits = (2*1 - 3, -1 + 3) = (-1, 2), so class 1 is predicted.
+    points = torch.tensor([[[1., 0, 0], [0, 2, 0], [0, 0, 3]]]).transpose(1, 2)
+    result = GradCAM(model)(points)
+    torch.testing.assert_close(result.logits, torch.tensor([[-1., 2.]]))
+    assert result.target.tolist() == [1]
+    # alpha = W_c[1] / N = (-1/3, 1/3); CAM = ReLU(-A_0/3 + A_1/3) = [0, 2/3, 1].
+    torch.testing.assert_close(result.weights, torch.tensor([[-1 / 3, 1 / 3]]))
+    torch.testing.assert_close(result.cam, torch.tensor([[0., 2 / 3, 1.]]))
+    torch.testing.assert_close(result.saliency, torch.tensor([[0., 2 / 3, 1.]]))
+    # Class 0: alpha = (2/3, -1/3); CAM = ReLU([2/3, -2/3, -1]) = [2/3, 0, 0].
+    other = GradCAM(model)(points, target=0)
+    torch.testing.assert_close(other.cam, torch.tensor([[2 / 3, 0., 0.]]))
+    torch.testing.assert_close(other.saliency, torch.tensor([[1., 0., 0.]]))
+
+
+def test_matches_captum_layer_gradcam(model):
+    captum = pytest.importorskip('captum.attr')
+    points = torch.randn(6, 3, 200, generator=torch.Generator().manual_seed(1))
+    ours = GradCAM(model)(points)
+    for target in (ours.target, torch.tensor([0, 1, 2, 3, 4, 0])):
+        ours = GradCAM(model)(points, target=target)
+        theirs = captum.LayerGradCam(model, model.cam_layer).attribute(
+            points, target=target, relu_attributions=True).squeeze(1).detach()
+        scale = theirs.abs().max()
+        assert scale > 0
+        torch.testing.assert_close(ours.cam / scale, theirs / scale, atol=1e-5, rtol=1e-4)
+
+
+def test_matches_full_autograd_with_hooks_in_float64():
+    """Reference: textbook Grad-CAM with a forward hook and autograd over all of A."""
+    model = _randomized(SMALL, seed=3, dtype=torch.float64)
+    points = torch.randn(4, 3, 97, dtype=torch.float64)
+    captured = []
+    handle = model.cam_layer.register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        logits = model(points)
+    finally:
+        handle.remove()
+    activations = captured[0]
+    target = logits.argmax(dim=1)
+    (grads,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), activations)
+    alpha = grads.mean(dim=2)
+    expected = torch.relu(torch.einsum('bc,bcn->bn', alpha, activations)).detach()
+    result = GradCAM(model)(points)
+    torch.testing.assert_close(result.weights, alpha, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(result.cam, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_alpha_matches_finite_differences():
+    """alpha_k = (1/N) d y_c / d(shift of channel k at every point), by central differences."""
+    model = _randomized(SMALL, seed=5, dtype=torch.float64)
+    points = torch.randn(2, 3, 64, dtype=torch.float64)
+    result = GradCAM(model)(points)
+    with torch.no_grad():
+        activations, _ = model.local_features(points)
+        eps = 1e-6
+        channels = activations.shape[1]
+        for b in range(2):
+            c = int(result.target[b])
+            fd = torch.empty(channels, dtype=torch.float64)
+            for k in range(channels):
+                shifted = activations[b:b + 1].clone()
+                shifted[0, k] += eps
+                up = model.classify(shifted.max(dim=2).values)[0, c]
+                shifted[0, k] -= 2 * eps
+                down = model.classify(shifted.max(dim=2).values)[0, c]
+                fd[k] = (up - down) / (2 * eps) / points.shape[2]
+            torch.testing.assert_close(result.weights[b], fd, rtol=1e-5, atol=1e-9)
+
+
+def test_batched_equals_one_object_at_a_time(model):
+    points = torch.randn(7, 3, 150, generator=torch.Generator().manual_seed(2))
+    batched = GradCAM(model)(points)
+    for b in range(7):
+        single = GradCAM(model)(points[b:b + 1])
+        torch.testing.assert_close(batched.cam[b:b + 1], single.cam, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(batched.logits[b:b + 1], single.logits, rtol=1e-5, atol=1e-6)
+
+
+def test_result_of_one_object_does_not_depend_on_the_others(model):
+    points = torch.randn(4, 3, 120, generator=torch.Generator().manual_seed(3))
+    first = GradCAM(model)(points)
+    changed = points.clone()
+    changed[1:] = torch.randn(3, 3, 120) * 5
+    second = GradCAM(model)(changed)
+    torch.testing.assert_close(first.cam[0], second.cam[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(first.logits[0], second.logits[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', sorted(METHODS) + ['occlusion'])
+def test_saliency_permutes_with_the_points(model, name):
+    points = torch.randn(3, 3, 90, generator=torch.Generator().manual_seed(4))
+    perm = torch.randperm(90, generator=torch.Generator().manual_seed(5))
+    explainer = make_explainer(name, model)
+    if name == 'occlusion':
+        # Region seeds start at the first point: start both runs from the same one.
+        perm = torch.cat([torch.tensor([0]), perm[perm != 0]])
+    base = explainer(points)
+    permuted = explainer(points[:, :, perm])
+    torch.testing.assert_close(permuted.saliency, base.saliency[:, perm], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(permuted.logits, base.logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', sorted(METHODS) + ['occlusion'])
+def test_padding_changes_nothing(model, name):
+    real = torch.randn(1, 3, 60, generator=torch.Generator().manual_seed(6))
+    padded = torch.cat([real, torch.full((1, 3, 40), 1e3)], dim=2)  # absurd padding values
+    mask = torch.zeros(1, 100, dtype=torch.bool)
+    mask[0, :60] = True
+    explainer = make_explainer(name, model)
+    alone = explainer(real)
+    with_pad = explainer(padded, mask)
+    torch.testing.assert_close(with_pad.logits, alone.logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(with_pad.saliency[:, :60], alone.saliency, rtol=1e-4, atol=1e-6)
+    assert (with_pad.saliency[:, 60:] == 0).all() and (with_pad.cam[:, 60:] == 0).all()
+
+
+def test_mixed_point_counts_in_one_batch(model):
+    gen = torch.Generator().manual_seed(7)
+    objects = [torch.randn(1, 3, n, generator=gen) for n in (30, 100, 64)]
+    width = 100
+    points = torch.zeros(3, 3, width)
+    mask = torch.zeros(3, width, dtype=torch.bool)
+    for b, obj in enumerate(objects):
+        points[b, :, :obj.shape[2]] = obj[0]
+        mask[b, :obj.shape[2]] = True
+    batched = GradCAM(model)(points, mask)
+    for b, obj in enumerate(objects):
+        single = GradCAM(model)(obj)
+        torch.testing.assert_close(batched.cam[b, :obj.shape[2]], single.cam[0],
+                                   rtol=1e-5, atol=1e-7)
+
+
+def test_no_hooks_left_no_grads_touched_and_eval_required(model):
+    points = torch.randn(2, 3, 50)
+    GradCAM(model)(points)
+    for module in model.modules():
+        assert not module._forward_hooks and not module._backward_hooks
+        assert not module._forward_pre_hooks
+    assert all(p.grad is None for p in model.parameters())
+    model.train()
+    try:
+        with pytest.raises(RuntimeError, match='eval'):
+            GradCAM(model)(points)
+    finally:
+        model.eval()
+
+
+def test_targets_by_index_name_and_per_object(model):
+    names = ['car', 'truck', 'pedestrian', 'cyclist', 'pole']
+    method = make_method('gradcam', model, names)
+    points = torch.randn(3, 3, 40)
+    assert method(points, target='pedestrian').target.tolist() == [2, 2, 2]
+    assert method(points, target=['car', 4, 'pole']).target.tolist() == [0, 4, 4]
+    assert method(points, target=torch.tensor(1)).target.tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="unknown target class 'bus'"):
+        method(points, target='bus')
+    with pytest.raises(ValueError, match='target classes must be in'):
+        method(points, target=9)
+    with pytest.raises(ValueError, match='2 targets for 3 objects'):
+        method(points, target=[0, 1])
+
+
+def test_normalisation_rule():
+    cam = torch.tensor([[0., 1., 4.], [0., 0., 0.]])
+    torch.testing.assert_close(normalize_cam(cam), torch.tensor([[0., .25, 1.], [0., 0., 0.]]))
+
+
+def test_siblings_differ_from_gradcam_but_share_logits(model):
+    points = torch.randn(4, 3, 80, generator=torch.Generator().manual_seed(8))
+    results = {name: make_explainer(name, model)(points) for name in [*METHODS, 'occlusion']}
+    for name, result in results.items():
+        assert result.saliency.shape == (4, 80)
+        assert float(result.saliency.min()) >= 0 and float(result.saliency.max()) <= 1
+        torch.testing.assert_close(result.logits, results['gradcam'].logits)
+        if name != 'gradcam':
+            assert not torch.allclose(result.saliency, results['gradcam'].saliency)
+
+
+def test_occlusion_regions_cover_each_object():
+    xyz = torch.randn(2, 50, 3)
+    mask = torch.ones(2, 50, dtype=torch.bool)
+    ids = OcclusionSaliency.region_ids(xyz, mask, 8)
+    assert ids.shape == (2, 50)
+    assert all(len(np.unique(row)) == 8 for row in ids.numpy())
+
+
+def test_input_validation(model):
+    with pytest.raises(ValueError, match=r'points must be \(B, 3, N\)'):
+        GradCAM(model)(torch.randn(2, 4, 10))
+    with pytest.raises(ValueError, match='at least one real point'):
+        GradCAM(model)(torch.randn(1, 3, 10), torch.zeros(1, 10, dtype=torch.bool))

@@ -1,0 +1,35 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The CUDA path gives the CPU path's results (skipped without a GPU)."""
+
+from pointcam_ros.gradcam import make_explainer, METHODS
+from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+
+
+@pytest.mark.parametrize('name', sorted(METHODS) + ['occlusion'])
+def test_cuda_matches_cpu(name):
+    torch.manual_seed(0)
+    model = PointNetClassifier(PointNetConfig(num_classes=6, feature_transform=True)).eval()
+    points = torch.randn(16, 3, 512)
+    mask = torch.ones(16, 512, dtype=torch.bool)
+    mask[3, 200:] = False
+    cpu = make_explainer(name, model)(points, mask)
+    gpu = make_explainer(name, model.cuda())(points.cuda(), mask.cuda())
+    assert gpu.cam.device.type == 'cuda'
+    torch.testing.assert_close(gpu.logits.cpu(), cpu.logits, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(gpu.saliency.cpu(), cpu.saliency, rtol=1e-3, atol=1e-3)
