@@ -18,7 +18,7 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*')),
     ],
     python_requires='>=3.10',
-    install_requires=['setuptools', 'numpy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
+    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
                       'rosbags', 'pointcloud2'],
     zip_safe=False,
     maintainer='pointcam_ros maintainers',

@@ -1,0 +1,169 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Labelled object samples from simulated scans, and their on-disk format.
+
+File format (``.npz``, numpy only, no pickles)::
+
+    points      (P, 3) float32  all objects' points, sensor frame, concatenated
+    offsets     (M + 1,) int64  object i is points[offsets[i]:offsets[i + 1]]
+    labels      (M,) int64      class index into class_names
+    distance    (M,) float32    range of the object's centroid from the sensor (m)
+    seeds       (M,) int64      scene seed the object came from
+    class_names (K,) str
+
+Splits come from disjoint seed ranges (:data:`SPLIT_SEEDS`), so no scene of
+the test set was seen in training.
+"""
+
+from dataclasses import dataclass
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+from pointcam_ros.config import PipelineConfig
+from pointcam_ros.segmentation import segment_scene
+from pointcam_ros.simulator import CLASS_NAMES, random_scene, scan, SENSORS
+from tqdm import tqdm
+
+#: First scene seed of each split; a split of n scenes uses seeds start..start+n-1.
+SPLIT_SEEDS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
+
+
+@dataclass
+class ObjectDataset:
+    """Object samples in memory; ``points[i]`` is ``(n_i, 3) float32``."""
+
+    points: list[np.ndarray]
+    labels: np.ndarray
+    distance: np.ndarray
+    seeds: np.ndarray
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        """Return the number of objects."""
+        return len(self.points)
+
+
+def extract_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarray,
+                    min_points: int) -> list[tuple[np.ndarray, int]]:
+    """
+    Group valid scan points by ground-truth object id.
+
+    ``xyz`` (M, 3) float32, ``object_id``/``class_id`` (M,) int32 (-1 ground).
+    Returns ``(points (n, 3) float32, class_id)`` for objects with at least
+    ``min_points`` points.
+    """
+    out = []
+    keep = object_id >= 0
+    ids, cls, pts = object_id[keep], class_id[keep], xyz[keep]
+    order = np.argsort(ids, kind='stable')
+    ids, cls, pts = ids[order], cls[order], pts[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    for start, end in zip(starts, ends):
+        if end - start >= min_points:
+            out.append((pts[start:end].copy(), int(cls[start])))
+    return out
+
+
+def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarray,
+                      config: PipelineConfig, min_purity: float = 0.7
+                      ) -> list[tuple[np.ndarray, int]]:
+    """
+    Cut objects out of a scan with the pipeline's own segmentation.
+
+    Each cluster is labelled with the class of the ground-truth object that
+    owns most of its points, if that object owns at least ``min_purity`` of
+    them; other clusters (merged objects, ground debris) are skipped.
+    """
+    segmentation = segment_scene(xyz, config)
+    out = []
+    for cluster in range(segmentation.num_objects):
+        members = np.flatnonzero(segmentation.labels == cluster)
+        owners = object_id[members]
+        values, counts = np.unique(owners, return_counts=True)
+        best = int(np.argmax(counts))
+        if values[best] < 0 or counts[best] < min_purity * len(members):
+            continue
+        label = int(class_id[members[owners == values[best]][0]])
+        out.append((xyz[members].copy(), label))
+    return out
+
+
+def simulate_objects(seed: int, min_points: int,
+                     sensors: Sequence[str] = tuple(SENSORS)) -> list[tuple[np.ndarray, int]]:
+    """
+    Scan scene ``seed`` with a sensor drawn from ``sensors``; return its objects.
+
+    Objects are cut out exactly as the node will see them: by the scene
+    pipeline's segmentation (default :class:`PipelineConfig`, with
+    ``min_cluster_points = min_points``), labelled from the ground truth.
+    """
+    rng = np.random.default_rng(seed)
+    sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
+    scene = random_scene(seed)
+    result = scan(scene, sensor, seed, mount_height=float(rng.uniform(1.6, 2.0)))
+    config = PipelineConfig(min_cluster_points=min_points)
+    return segmented_objects(*result.flat(), config=config)
+
+
+def build_dataset(seeds: Iterable[int], min_points: int = 30,
+                  sensors: Sequence[str] = tuple(SENSORS), progress: bool = True
+                  ) -> ObjectDataset:
+    """Simulate the scenes of ``seeds`` and collect their objects."""
+    seeds = list(seeds)
+    points, labels, distance, origin = [], [], [], []
+    for seed in tqdm(seeds, desc='scenes', unit='scene', disable=not progress):
+        for pts, label in simulate_objects(seed, min_points, sensors):
+            points.append(pts)
+            labels.append(label)
+            distance.append(float(np.linalg.norm(pts.mean(axis=0)[:2])))
+            origin.append(seed)
+    return ObjectDataset(points=points, labels=np.asarray(labels, np.int64),
+                         distance=np.asarray(distance, np.float32),
+                         seeds=np.asarray(origin, np.int64), class_names=list(CLASS_NAMES))
+
+
+def save_dataset(dataset: ObjectDataset, path: os.PathLike) -> None:
+    """Write ``dataset`` to ``path`` (.npz) via a temporary file and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = np.array([len(p) for p in dataset.points], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    points = np.concatenate(dataset.points) if dataset.points else np.zeros((0, 3), np.float32)
+    tmp = path.with_name(f'.{path.name}.tmp.npz')
+    np.savez_compressed(tmp, points=points.astype(np.float32), offsets=offsets,
+                        labels=dataset.labels, distance=dataset.distance, seeds=dataset.seeds,
+                        class_names=np.asarray(dataset.class_names))
+    os.replace(tmp, path)
+
+
+def load_dataset(path: os.PathLike, max_objects: Optional[int] = None) -> ObjectDataset:
+    """Read a dataset written by :func:`save_dataset`; ValueError if it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            points, offsets = data['points'], data['offsets']
+            labels, distance, seeds = data['labels'], data['distance'], data['seeds']
+            class_names = [str(c) for c in data['class_names']]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f'{path} is not a pointcam_ros dataset: {exc}') from exc
+    count = len(labels) if max_objects is None else min(max_objects, len(labels))
+    if len(offsets) != len(labels) + 1 or offsets[-1] != len(points):
+        raise ValueError(f'{path}: offsets do not match points/labels (corrupt file)')
+    return ObjectDataset(points=[points[offsets[i]:offsets[i + 1]] for i in range(count)],
+                         labels=labels[:count], distance=distance[:count],
+                         seeds=seeds[:count], class_names=class_names)

@@ -1,0 +1,159 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Accuracy and saliency faithfulness (``pointcam_eval``).
+
+Point-dropping curves as in Zheng et al. (ICCV 2019): for each object,
+remove the k % most salient points, k % random points, or the k % least
+salient points (k = 5..50), and measure accuracy and the probability of the
+true class. Points are removed through the padding mask, so the network
+truly never sees them. Saliency is computed for the true class.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from pointcam_ros.checkpoint import load_checkpoint, LoadedModel
+from pointcam_ros.dataset import load_dataset, ObjectDataset
+from pointcam_ros.gradcam import make_explainer, METHODS
+from pointcam_ros.train import confusion_matrix, make_batch, metrics
+import torch
+from tqdm import tqdm
+
+DROP_FRACTIONS = tuple(k / 100 for k in range(5, 55, 5))
+ORDERS = ('most_salient', 'random', 'least_salient')
+
+
+def _drop_mask(saliency: torch.Tensor, fraction: float, order: str,
+               generator: torch.Generator) -> torch.Tensor:
+    """``(B, N)`` bool mask keeping all but ``fraction`` of the points, chosen by ``order``."""
+    batch, num = saliency.shape
+    drop = int(round(fraction * num))
+    if order == 'random':
+        score = torch.rand(batch, num, generator=generator).to(saliency.device)
+    elif order == 'most_salient':
+        # Ties (e.g. many zeros) are broken at random, not by position.
+        score = saliency + 1e-6 * torch.rand(batch, num, generator=generator).to(saliency.device)
+    else:
+        score = -saliency + 1e-6 * torch.rand(batch, num, generator=generator).to(
+            saliency.device)
+    dropped = score.topk(drop, dim=1).indices
+    mask = torch.ones(batch, num, dtype=torch.bool, device=saliency.device)
+    mask.scatter_(1, dropped, False)
+    return mask
+
+
+def faithfulness(loaded: LoadedModel, dataset: ObjectDataset, method: str,
+                 batch_size: int = 64, seed: int = 0, progress: bool = True) -> dict:
+    """Point-dropping curves for one explainer; returns accuracy/probability per k."""
+    device = next(loaded.model.parameters()).device
+    explainer = make_explainer(method, loaded.model, loaded.class_names)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    correct = {o: np.zeros(len(DROP_FRACTIONS)) for o in ORDERS}
+    prob = {o: np.zeros(len(DROP_FRACTIONS)) for o in ORDERS}
+    base_correct, base_prob = 0.0, 0.0
+    for start in tqdm(range(0, len(dataset), batch_size), desc=method, unit='batch',
+                      disable=not progress, leave=False):
+        points = make_batch(dataset.points[start:start + batch_size], loaded.num_points,
+                            loaded.normalization, rng).to(device)
+        target = torch.from_numpy(dataset.labels[start:start + batch_size]).to(device)
+        result = explainer(points, target=target)
+        base_correct += float((result.predicted == target).sum())
+        base_prob += float(result.probabilities.gather(1, target[:, None]).sum())
+        with torch.no_grad():
+            for order in ORDERS:
+                for i, fraction in enumerate(DROP_FRACTIONS):
+                    mask = _drop_mask(result.saliency, fraction, order, generator)
+                    probs = torch.softmax(loaded.model(points, mask), dim=1)
+                    correct[order][i] += float((probs.argmax(dim=1) == target).sum())
+                    prob[order][i] += float(probs.gather(1, target[:, None]).sum())
+    total = len(dataset)
+    curves = {}
+    for order in ORDERS:
+        acc = correct[order] / total
+        p = prob[order] / total
+        ks = np.array(DROP_FRACTIONS)
+        curves[order] = {'accuracy': acc.tolist(), 'target_probability': p.tolist(),
+                         'auc_accuracy': float(np.trapezoid(acc, ks) / (ks[-1] - ks[0])),
+                         'auc_probability': float(np.trapezoid(p, ks) / (ks[-1] - ks[0]))}
+    return {'method': method, 'objects': total, 'drop_fractions': list(DROP_FRACTIONS),
+            'accuracy_no_drop': base_correct / total,
+            'target_probability_no_drop': base_prob / total, 'curves': curves}
+
+
+def plot_curves(results: Sequence[dict], path: Path) -> None:
+    """Write a PNG with accuracy vs. fraction dropped, one panel per method."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.6), squeeze=False)
+    for ax, result in zip(axes[0], results):
+        ks = [100 * k for k in result['drop_fractions']]
+        for order, style in zip(ORDERS, ('r-o', 'k--', 'g-s')):
+            ax.plot(ks, result['curves'][order]['accuracy'], style, ms=3,
+                    label=order.replace('_', ' '))
+        ax.set_title(result['method'])
+        ax.set_xlabel('% of points dropped')
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel('accuracy')
+    axes[0][0].legend(loc='lower left', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``pointcam_eval``: accuracy plus point-dropping faithfulness, as JSON and PNG."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument('--data', type=Path, required=True, help='data set (.npz)')
+    parser.add_argument('--model', default='', help='checkpoint (default: shipped model)')
+    parser.add_argument('--methods', nargs='+', default=['gradcam'],
+                        choices=[*sorted(METHODS), 'occlusion'])
+    parser.add_argument('--max-objects', type=int)
+    parser.add_argument('--out', type=Path, default=Path('eval'), help='output folder')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = parser.parse_args(argv)
+    loaded = load_checkpoint(args.model or None, args.device)
+    dataset = load_dataset(args.data, args.max_objects)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from pointcam_ros.train import predict
+    predicted = predict(loaded.model, dataset, loaded.num_points, loaded.normalization,
+                        torch.device(args.device))
+    report = {'model': loaded.path, 'data': str(args.data),
+              'accuracy': metrics(confusion_matrix(dataset.labels, predicted,
+                                                   len(dataset.class_names)),
+                                  dataset.class_names),
+              'faithfulness': [faithfulness(loaded, dataset, m) for m in args.methods]}
+    tmp = args.out / '.eval.json.tmp'
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, args.out / 'eval.json')
+    plot_curves(report['faithfulness'], args.out / 'faithfulness.png')
+    print(f"accuracy {report['accuracy']['accuracy']:.4f} on {len(dataset)} objects")
+    print(f"{'method':<10} {'k':>4} {'top-k drop':>10} {'random':>8} {'least':>8}")
+    for result in report['faithfulness']:
+        i = result['drop_fractions'].index(0.2)
+        c = result['curves']
+        print(f"{result['method']:<10} {'20%':>4} "
+              f"{c['most_salient']['accuracy'][i]:>10.3f} {c['random']['accuracy'][i]:>8.3f} "
+              f"{c['least_salient']['accuracy'][i]:>8.3f}   (no drop "
+              f"{result['accuracy_no_drop']:.3f})")
+    print(f'wrote {args.out}/eval.json and {args.out}/faithfulness.png')
+    return 0

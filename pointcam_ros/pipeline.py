@@ -1,0 +1,228 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The ROS-free core: one LiDAR scan in, explained objects out.
+
+``ScenePipeline(config).process(points)`` segments the scan (``scene`` mode)
+or takes it as one object (``object`` mode), resamples every object to the
+model's N points with a fixed seed, normalises it exactly as in training,
+classifies and explains all objects in one batch, and carries each object's
+saliency to all of its points (every point takes the value of its nearest
+sampled point, so a sampled point keeps its own value). Points outside objects get saliency 0,
+class -1 and object -1.
+
+The node, the bag tool, the data set builder, the tests and notebooks all
+drive this class.
+"""
+
+from dataclasses import dataclass, field
+import time
+from typing import Optional
+
+import numpy as np
+from pointcam_ros.checkpoint import load_checkpoint, LoadedModel
+from pointcam_ros.cloud_io import NO_OBJECT
+from pointcam_ros.config import PipelineConfig
+from pointcam_ros.gradcam import make_explainer
+from pointcam_ros.preprocess import normalize_object, resample_indices
+from pointcam_ros.segmentation import segment_scene
+from scipy.spatial import cKDTree
+import torch
+
+
+class ScanError(ValueError):
+    """A scan the pipeline cannot process (wrong shape, too many points)."""
+
+
+@dataclass
+class DetectedObject:
+    """
+    One classified object of a scan, in the input frame.
+
+    ``center`` (3,) and ``size`` (3,) float64 of an oriented box whose yaw
+    (rad, about z) follows the object's main horizontal axis.
+    """
+
+    object_id: int
+    class_id: int
+    class_name: str
+    confidence: float
+    target_class: str
+    num_points: int
+    center: np.ndarray
+    size: np.ndarray
+    yaw: float
+
+
+@dataclass
+class SceneResult:
+    """
+    Per-point and per-object results for an ``(M, 3)`` input.
+
+    ``saliency`` (M,) float32 in [0, 1]; ``class_id`` and ``object_id`` (M,)
+    int32, -1 outside objects; ``objects`` one entry per object id;
+    ``timings`` milliseconds per stage (segment, sample, model, map_back).
+    """
+
+    saliency: np.ndarray
+    class_id: np.ndarray
+    object_id: np.ndarray
+    objects: list[DetectedObject] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = 'cpu'
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto`` to CUDA when available, else CPU; check an explicit CUDA request."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' requested but CUDA is not available: "
+                         "use 'auto' or 'cpu'")
+    return device
+
+
+def oriented_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Box of ``(n, 3)`` points: center (3,), size (3,) and yaw from the xy principal axis."""
+    xy = points[:, :2].astype(np.float64)
+    mean = xy.mean(axis=0)
+    if len(points) >= 3:
+        cov = np.cov((xy - mean).T)
+        eigval, eigvec = np.linalg.eigh(cov)
+        axis = eigvec[:, int(np.argmax(eigval))]
+        yaw = float(np.arctan2(axis[1], axis[0]))
+    else:
+        yaw = 0.0
+    c, s = np.cos(yaw), np.sin(yaw)
+    local = (xy - mean) @ np.array([[c, -s], [s, c]])
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    mid = (lo + hi) / 2
+    center_xy = mean + np.array([[c, -s], [s, c]]) @ mid
+    z_lo, z_hi = float(points[:, 2].min()), float(points[:, 2].max())
+    return (np.array([center_xy[0], center_xy[1], (z_lo + z_hi) / 2]),
+            np.array([hi[0] - lo[0], hi[1] - lo[1], z_hi - z_lo]), yaw)
+
+
+class ScenePipeline:
+    """Segment, classify and explain LiDAR scans; see the module docstring."""
+
+    def __init__(self, config: PipelineConfig = PipelineConfig(),
+                 loaded: Optional[LoadedModel] = None):
+        self.device = resolve_device(config.device)
+        self.loaded = loaded if loaded is not None else load_checkpoint(
+            config.model_path or None, self.device)
+        self.loaded.model.to(self.device).eval()
+        self.config = config
+        self.explainer = None
+        self.reconfigure(config)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names of the loaded model, indexed by class id."""
+        return self.loaded.class_names
+
+    def reconfigure(self, config: PipelineConfig) -> None:
+        """
+        Apply a new config (method, target, thresholds) from the next scan on.
+
+        Changing ``model_path`` or ``device`` needs a new pipeline; a target
+        class the model does not know raises ValueError.
+        """
+        if config.model_path != self.config.model_path or config.device != self.config.device:
+            raise ValueError('model_path and device cannot change at run time; restart')
+        if config.target_class and config.target_class not in self.class_names:
+            raise ValueError(f"target_class '{config.target_class}' is not a class of the "
+                             f'model: {self.class_names}')
+        self.explainer = make_explainer(config.method, self.loaded.model, self.class_names)
+        self.config = config
+
+    def process(self, points: np.ndarray) -> SceneResult:
+        """
+        Explain one scan: ``points`` (M, 3) float32 (float64 accepted) in the sensor frame.
+
+        Non-finite points are allowed and get saliency 0; an empty scan gives
+        empty results. Raises :class:`ScanError` for a wrong shape or more
+        than ``max_input_points`` points.
+        """
+        config = self.config
+        started = time.perf_counter()
+        points = np.asarray(points)
+        if points.ndim != 2 or points.shape[1] != 3:
+            raise ScanError(f'points must be (M, 3), got {points.shape}')
+        if points.shape[0] > config.max_input_points:
+            raise ScanError(f'scan has {points.shape[0]} points, more than max_input_points '
+                            f'= {config.max_input_points}')
+        num = points.shape[0]
+        saliency = np.zeros(num, np.float32)
+        class_id = np.full(num, NO_OBJECT, np.int32)
+        object_id = np.full(num, NO_OBJECT, np.int32)
+        result = SceneResult(saliency, class_id, object_id, device=str(self.device))
+        finite = np.flatnonzero(np.isfinite(points).all(axis=1))
+        xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
+        if config.mode == 'object':
+            labels = np.zeros(len(xyz), np.int32)
+            count = 1 if len(xyz) else 0
+        else:
+            segmentation = segment_scene(xyz, config)
+            labels, count = segmentation.labels, segmentation.num_objects
+        result.timings['segment'] = 1e3 * (time.perf_counter() - started)
+        if count == 0:
+            result.timings.update(sample=0.0, model=0.0, map_back=0.0)
+            return result
+
+        mark = time.perf_counter()
+        order = np.argsort(labels, kind='stable')
+        sorted_labels = labels[order]
+        bounds = np.searchsorted(sorted_labels, np.arange(count + 1))
+        members = [order[bounds[k]:bounds[k + 1]] for k in range(count)]
+        n = self.loaded.num_points
+        rng = np.random.default_rng(config.seed)
+        batch = np.empty((count, 3, n), np.float32)
+        sampled = []
+        for k, idx in enumerate(members):
+            pick = idx[resample_indices(len(idx), n, rng)]
+            sampled.append(pick)
+            batch[k] = normalize_object(xyz[pick], self.loaded.normalization).T
+        result.timings['sample'] = 1e3 * (time.perf_counter() - mark)
+
+        mark = time.perf_counter()
+        target = config.target_class or None
+        explained = self.explainer(torch.from_numpy(batch).to(self.device), target=target)
+        sal = explained.saliency.cpu().numpy()
+        probs = explained.probabilities.cpu().numpy()
+        predicted = explained.predicted.cpu().numpy()
+        targets = explained.target.cpu().numpy()
+        result.timings['model'] = 1e3 * (time.perf_counter() - mark)
+
+        mark = time.perf_counter()
+        for k, idx in enumerate(members):
+            # A sampled point is its own nearest neighbour (distance 0); duplicates
+            # of a point have identical features, hence identical saliency.
+            _, nearest = cKDTree(xyz[sampled[k]]).query(xyz[idx], k=1)
+            values = sal[k, nearest]
+            rows = finite[idx]
+            saliency[rows] = values
+            class_id[rows] = predicted[k]
+            object_id[rows] = k
+            center, size, yaw = oriented_box(xyz[idx])
+            result.objects.append(DetectedObject(
+                object_id=k, class_id=int(predicted[k]),
+                class_name=self.class_names[int(predicted[k])],
+                confidence=float(probs[k, predicted[k]]),
+                target_class=self.class_names[int(targets[k])], num_points=len(idx),
+                center=center, size=size, yaw=yaw))
+        result.timings['map_back'] = 1e3 * (time.perf_counter() - mark)
+        return result

@@ -1,0 +1,261 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Train the PointNet classifier on simulated objects (``pointcam_train``) and build data sets.
+
+    pointcam_dataset --split train --scenes 1500 --out data/train.npz
+    pointcam_dataset --split val --scenes 200 --out data/val.npz
+    pointcam_train --train data/train.npz --val data/val.npz --out model.pt
+"""
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+from pointcam_ros.checkpoint import NORMALIZATIONS, save_checkpoint
+from pointcam_ros.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
+from pointcam_ros.dataset import SPLIT_SEEDS
+from pointcam_ros.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
+from pointcam_ros.preprocess import normalize_object, resample_indices
+import torch
+from tqdm import tqdm
+
+LOG = logging.getLogger('pointcam_train')
+
+#: Architecture of the shipped model: PointNet with narrower layers (< 5 MB).
+SMALL_ARCH = dict(mlp1=(64,), mlp2=(128, 256), head=(128, 64), tnet_conv=(64, 128, 256),
+                  tnet_fc=(128, 64), dropout=0.3)
+
+
+def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: str,
+               rng: np.random.Generator, augment: bool = False) -> torch.Tensor:
+    """
+    Resample, (augment) and normalise objects into a ``(B, 3, num_points)`` float32 batch.
+
+    Augmentation: random point dropout (up to 20 %), rotation about the up
+    axis, scaling by 0.9-1.1 and Gaussian jitter (sigma 1 cm, clipped at 5 cm).
+    """
+    batch = np.empty((len(objects), 3, num_points), np.float32)
+    for i, points in enumerate(objects):
+        if augment and len(points) > 8:
+            keep = rng.random(len(points)) >= rng.uniform(0, 0.2)
+            points = points[keep] if keep.sum() >= 4 else points
+        chosen = points[resample_indices(len(points), num_points, rng)]
+        obj = normalize_object(chosen, normalization)
+        if augment:
+            angle = rng.uniform(-np.pi, np.pi)
+            c, s = np.cos(angle), np.sin(angle)
+            obj = obj @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
+            obj = obj * rng.uniform(0.9, 1.1)
+            obj = obj + np.clip(rng.normal(0, 0.01, obj.shape), -0.05, 0.05)
+        batch[i] = obj.T
+    return torch.from_numpy(batch)
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(K, K)`` int64 counts, rows = true class, columns = predicted class."""
+    return np.bincount(truth * num_classes + predicted,
+                       minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def metrics(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Overall accuracy, per-class recall (accuracy) and precision from a confusion matrix."""
+    total = confusion.sum()
+    per_class = {}
+    for k, name in enumerate(class_names):
+        support = int(confusion[k].sum())
+        predicted = int(confusion[:, k].sum())
+        per_class[name] = {
+            'support': support,
+            'accuracy': float(confusion[k, k] / support) if support else float('nan'),
+            'precision': float(confusion[k, k] / predicted) if predicted else float('nan')}
+    return {'accuracy': float(np.trace(confusion) / total) if total else float('nan'),
+            'count': int(total), 'per_class': per_class,
+            'confusion': confusion.tolist(), 'class_names': list(class_names)}
+
+
+@torch.no_grad()
+def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
+            normalization: str, device: torch.device, batch_size: int = 128,
+            seed: int = 0) -> np.ndarray:
+    """Predicted class ``(M,)`` int64 of every object (fixed-seed resampling)."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        batch = make_batch(dataset.points[start:start + batch_size], num_points,
+                           normalization, rng).to(device)
+        out.append(model(batch).argmax(dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def evaluate(model, dataset, num_points, normalization, device) -> dict:
+    """Accuracy metrics of ``model`` on ``dataset``."""
+    predicted = predict(model, dataset, num_points, normalization, device)
+    return metrics(confusion_matrix(dataset.labels, predicted, len(dataset.class_names)),
+                   dataset.class_names)
+
+
+def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs: int,
+          num_points: int, normalization: str, batch_size: int, lr: float, seed: int,
+          device: torch.device, resume: Optional[Path] = None, arch: Optional[dict] = None,
+          progress: bool = True) -> dict:
+    """
+    Train, keep the best validation checkpoint at ``out``, return the report dict.
+
+    A training state (model, optimiser, epoch, history) is written next to
+    ``out`` as ``<out>.state.pt`` after every epoch; ``resume`` continues it.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    config = PointNetConfig(num_classes=len(train_set.class_names), **(arch or SMALL_ARCH))
+    model = PointNetClassifier(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    state_path = out.with_name(out.name + '.state.pt')
+    start_epoch, history, best = 0, [], -1.0
+    if resume is not None:
+        state = torch.load(resume, map_location=device, weights_only=True)
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        start_epoch, best = int(state['epoch']), float(state['best'])
+        history = json.loads(state['history'])
+        rng = np.random.default_rng(seed + start_epoch)
+        LOG.info('resumed from %s at epoch %d', resume, start_epoch)
+    # Balance classes: sample each epoch with weights 1 / class frequency.
+    counts = np.bincount(train_set.labels, minlength=len(train_set.class_names))
+    weights = 1.0 / np.maximum(counts[train_set.labels], 1)
+    weights /= weights.sum()
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        started = time.perf_counter()
+        order = rng.choice(len(train_set), size=len(train_set), p=weights)
+        losses = []
+        steps = range(0, len(order) - batch_size + 1, batch_size)
+        for start in tqdm(steps, desc=f'epoch {epoch + 1}/{epochs}', unit='batch',
+                          disable=not progress, leave=False):
+            idx = order[start:start + batch_size]
+            batch = make_batch([train_set.points[i] for i in idx], num_points, normalization,
+                               rng, augment=True).to(device)
+            target = torch.from_numpy(train_set.labels[idx]).to(device)
+            output = model.run(batch)
+            loss = torch.nn.functional.cross_entropy(output.logits, target,
+                                                     label_smoothing=0.05)
+            if output.feature_transform is not None:
+                loss = loss + 1e-3 * orthogonality_loss(output.feature_transform)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scheduler.step()
+        val = evaluate(model, val_set, num_points, normalization, device)
+        entry = {'epoch': epoch + 1, 'loss': float(np.mean(losses)),
+                 'val_accuracy': val['accuracy'], 'seconds': time.perf_counter() - started}
+        history.append(entry)
+        LOG.info('epoch %d: loss %.4f val acc %.4f (%.1f s)', epoch + 1, entry['loss'],
+                 val['accuracy'], entry['seconds'])
+        if val['accuracy'] > best:
+            best = val['accuracy']
+            save_checkpoint(out, model, train_set.class_names, num_points, normalization,
+                            info={'val_accuracy': best, 'epoch': epoch + 1,
+                                  'train_objects': len(train_set), 'seed': seed})
+        torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+                    'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
+                    'history': json.dumps(history)}, state_path)
+    return {'history': history, 'best_val_accuracy': best, 'normalization': normalization,
+            'num_points': num_points, 'architecture': config.to_dict(),
+            'train_objects': len(train_set), 'val_objects': len(val_set)}
+
+
+def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``pointcam_dataset``: simulate scenes of one split and write a .npz data set."""
+    parser = argparse.ArgumentParser(description='Build a labelled object data set from '
+                                     'simulated LiDAR scans.')
+    parser.add_argument('--split', choices=sorted(SPLIT_SEEDS), required=True)
+    parser.add_argument('--scenes', type=int, required=True)
+    parser.add_argument('--min-points', type=int, default=30)
+    parser.add_argument('--out', type=Path, required=True)
+    args = parser.parse_args(argv)
+    start = SPLIT_SEEDS[args.split]
+    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points)
+    save_dataset(dataset, args.out)
+    counts = np.bincount(dataset.labels, minlength=len(dataset.class_names))
+    print(f'{args.out}: {len(dataset)} objects from {args.scenes} scenes; ' + ', '.join(
+        f'{n} {c}' for n, c in zip(dataset.class_names, counts)))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``pointcam_train``: train PointNet and write a checkpoint plus a JSON report."""
+    parser = argparse.ArgumentParser(description='Train the PointNet classifier.')
+    parser.add_argument('--train', type=Path, required=True, help='training set (.npz)')
+    parser.add_argument('--val', type=Path, required=True, help='validation set (.npz)')
+    parser.add_argument('--test', type=Path, help='optional held-out test set (.npz)')
+    parser.add_argument('--out', type=Path, required=True, help='checkpoint to write (.pt)')
+    parser.add_argument('--report', type=Path, help='JSON report (default: <out>.json)')
+    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--num-points', type=int, default=256)
+    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='center_ground')
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
+    parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    if args.out.exists() and not (args.force or args.resume):
+        parser.error(f'{args.out} exists: pass --force to overwrite it or --resume')
+    device = torch.device(args.device)
+    train_set, val_set = load_dataset(args.train), load_dataset(args.val)
+    report = train(train_set, val_set, args.out, epochs=args.epochs,
+                   num_points=args.num_points, normalization=args.normalization,
+                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
+                   resume=args.resume)
+    from pointcam_ros.checkpoint import load_checkpoint
+    best = load_checkpoint(args.out, device)
+    report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
+    if args.test is not None:
+        report['test'] = evaluate(best.model, load_dataset(args.test), best.num_points,
+                                  best.normalization, device)
+    report_path = args.report or args.out.with_suffix('.json')
+    tmp = report_path.with_name('.' + report_path.name + '.tmp')
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, report_path)
+    print(format_report(report))
+    return 0
+
+
+def format_report(report: dict) -> str:
+    """Human-readable accuracy summary with confusion matrices."""
+    lines = []
+    for split in ('val', 'test'):
+        if split not in report:
+            continue
+        result = report[split]
+        lines.append(f"{split}: accuracy {result['accuracy']:.4f} on {result['count']} objects")
+        names = result['class_names']
+        lines.append('  true \\ predicted ' + ' '.join(f'{n[:6]:>6}' for n in names) +
+                     '   acc')
+        for name, row in zip(names, result['confusion']):
+            acc = result['per_class'][name]['accuracy']
+            lines.append(f'  {name:>16} ' + ' '.join(f'{v:>6}' for v in row) + f'  {acc:.3f}')
+    return '\n'.join(lines)
