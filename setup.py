@@ -27,6 +27,11 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'pointcam_node = pointcam_ros.node:main',
+            'pointcam_sim = pointcam_ros.sim_node:main',
+            'pointcam_train = pointcam_ros.train:main',
+            'pointcam_dataset = pointcam_ros.train:dataset_main',
+            'pointcam_eval = pointcam_ros.evaluate:main',
         ],
     },
 )

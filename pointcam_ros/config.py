@@ -45,8 +45,9 @@ class PipelineConfig:
     min_z: float = -4.0  # m, sensor frame; region of interest in height
     max_z: float = 4.0
     ground_threshold: float = 0.15  # m above the fitted ground plane still counted as ground
-    cluster_tolerance: float = 0.5  # m; voxel size of the connected-components clustering
-    min_cluster_points: int = 30  # smaller clusters are not classified
+    cluster_tolerance: float = 0.5  # m; horizontal voxel size of the clustering
+    cluster_z_tolerance: float = 1.0  # m; vertical voxel size (rings are far apart)
+    min_cluster_points: int = 15  # smaller clusters are not classified
     max_cluster_points: int = 30000  # larger clusters (buildings) are not classified
     min_object_size: float = 0.2  # m, longest extent along x, y or z
     max_object_size: float = 15.0  # m
@@ -67,12 +68,13 @@ class PipelineConfig:
                              f'{self.max_range}')
         if not self.min_z < self.max_z:
             raise ValueError(f'need min_z < max_z, got {self.min_z}, {self.max_z}')
-        for name in ('ground_threshold', 'cluster_tolerance', 'min_object_size'):
+        for name in ('ground_threshold', 'cluster_tolerance', 'cluster_z_tolerance',
+                     'min_object_size'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
-        if not 0.05 <= self.cluster_tolerance <= 5.0:
-            raise ValueError(f'cluster_tolerance must be in [0.05, 5] m, got '
-                             f'{self.cluster_tolerance}')
+        for name in ('cluster_tolerance', 'cluster_z_tolerance'):
+            if not 0.05 <= getattr(self, name) <= 5.0:
+                raise ValueError(f'{name} must be in [0.05, 5] m, got {getattr(self, name)}')
         if not 1 <= self.min_cluster_points <= self.max_cluster_points:
             raise ValueError('need 1 <= min_cluster_points <= max_cluster_points, got '
                              f'{self.min_cluster_points}, {self.max_cluster_points}')

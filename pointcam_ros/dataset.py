@@ -58,28 +58,6 @@ class ObjectDataset:
         return len(self.points)
 
 
-def extract_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarray,
-                    min_points: int) -> list[tuple[np.ndarray, int]]:
-    """
-    Group valid scan points by ground-truth object id.
-
-    ``xyz`` (M, 3) float32, ``object_id``/``class_id`` (M,) int32 (-1 ground).
-    Returns ``(points (n, 3) float32, class_id)`` for objects with at least
-    ``min_points`` points.
-    """
-    out = []
-    keep = object_id >= 0
-    ids, cls, pts = object_id[keep], class_id[keep], xyz[keep]
-    order = np.argsort(ids, kind='stable')
-    ids, cls, pts = ids[order], cls[order], pts[order]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
-    for start, end in zip(starts, ends):
-        if end - start >= min_points:
-            out.append((pts[start:end].copy(), int(cls[start])))
-    return out
-
-
 def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarray,
                       config: PipelineConfig, min_purity: float = 0.7
                       ) -> list[tuple[np.ndarray, int]]:
@@ -121,7 +99,7 @@ def simulate_objects(seed: int, min_points: int,
     return segmented_objects(*result.flat(), config=config)
 
 
-def build_dataset(seeds: Iterable[int], min_points: int = 30,
+def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_cluster_points,
                   sensors: Sequence[str] = tuple(SENSORS), progress: bool = True
                   ) -> ObjectDataset:
     """Simulate the scenes of ``seeds`` and collect their objects."""

@@ -12,13 +12,15 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""rclpy message adapters: :class:`PackedCloud` to ``sensor_msgs/PointCloud2``."""
+"""rclpy message adapters: packed clouds and marker descriptions to ROS messages."""
 
 import array
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from pointcam_ros.cloud_io import PackedCloud
+from pointcam_ros.markers import MarkerSpec
 from sensor_msgs.msg import PointCloud2, PointField
+from visualization_msgs.msg import Marker, MarkerArray
 
 
 def to_ros_cloud(cloud: PackedCloud, header: Optional[Any]) -> PointCloud2:
@@ -43,3 +45,24 @@ def to_ros_cloud(cloud: PackedCloud, header: Optional[Any]) -> PointCloud2:
     msg.data = data
     msg.is_dense = bool(cloud.is_dense)
     return msg
+
+
+def to_ros_markers(specs: Sequence[MarkerSpec], header: Any) -> MarkerArray:
+    """Build a ``visualization_msgs/MarkerArray`` from marker descriptions."""
+    out = MarkerArray()
+    for spec in specs:
+        marker = Marker()
+        marker.header = header
+        marker.ns = spec.ns
+        marker.id = spec.marker_id
+        marker.type = spec.marker_type
+        marker.action = spec.action
+        (marker.pose.position.x, marker.pose.position.y,
+         marker.pose.position.z) = spec.position
+        (marker.pose.orientation.x, marker.pose.orientation.y, marker.pose.orientation.z,
+         marker.pose.orientation.w) = spec.orientation
+        marker.scale.x, marker.scale.y, marker.scale.z = spec.scale
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = spec.color
+        marker.text = spec.text
+        out.markers.append(marker)
+    return out

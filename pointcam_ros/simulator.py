@@ -54,7 +54,7 @@ class SensorPreset:
 
     @property
     def beams(self) -> int:
-        """Number of lasers (rows of the organized cloud)."""
+        """Return the number of lasers (rows of the organized cloud)."""
         return len(self.vertical_deg)
 
 
@@ -83,6 +83,17 @@ class SceneObject:
     mesh: o3d.geometry.TriangleMesh
     center: np.ndarray  # (3,) float64, world frame, base at ground height
     yaw: float
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the mesh's oriented box: center (3,), size (3,), world frame, yaw ``yaw``."""
+        vertices = np.asarray(self.mesh.vertices)
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        local = (vertices[:, :2] - self.center[:2]) @ np.array([[c, -s], [s, c]])
+        lo = np.r_[local.min(axis=0), vertices[:, 2].min()]
+        hi = np.r_[local.max(axis=0), vertices[:, 2].max()]
+        mid = (lo + hi) / 2
+        center = np.r_[self.center[:2] + np.array([[c, -s], [s, c]]) @ mid[:2], mid[2]]
+        return center, hi - lo
 
 
 @dataclass
@@ -113,7 +124,7 @@ class Scan:
     sensor: SensorPreset
 
     def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Valid points ``(M, 3)`` float32, their object ids and class ids ``(M,)``."""
+        """Return valid points ``(M, 3)`` float32, their object ids and class ids ``(M,)``."""
         xyz = self.xyz.reshape(-1, 3)
         valid = np.isfinite(xyz).all(axis=1)
         return (xyz[valid], self.object_id.reshape(-1)[valid],

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from pointcam_ros.checkpoint import NORMALIZATIONS, save_checkpoint
+from pointcam_ros.config import PipelineConfig
 from pointcam_ros.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
 from pointcam_ros.dataset import SPLIT_SEEDS
 from pointcam_ros.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
@@ -40,8 +41,8 @@ from tqdm import tqdm
 LOG = logging.getLogger('pointcam_train')
 
 #: Architecture of the shipped model: PointNet with narrower layers (< 5 MB).
-SMALL_ARCH = dict(mlp1=(64,), mlp2=(128, 256), head=(128, 64), tnet_conv=(64, 128, 256),
-                  tnet_fc=(128, 64), dropout=0.3)
+DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
+                'tnet_conv': (64, 128, 256), 'tnet_fc': (128, 64), 'dropout': 0.3}
 
 
 def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: str,
@@ -125,7 +126,7 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = PointNetConfig(num_classes=len(train_set.class_names), **(arch or SMALL_ARCH))
+    config = PointNetConfig(num_classes=len(train_set.class_names), **(arch or DEFAULT_ARCH))
     model = PointNetClassifier(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -191,7 +192,8 @@ def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                                      'simulated LiDAR scans.')
     parser.add_argument('--split', choices=sorted(SPLIT_SEEDS), required=True)
     parser.add_argument('--scenes', type=int, required=True)
-    parser.add_argument('--min-points', type=int, default=30)
+    parser.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,
+                        help='smallest object kept (default: the pipeline default)')
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
     start = SPLIT_SEEDS[args.split]
@@ -213,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--report', type=Path, help='JSON report (default: <out>.json)')
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--num-points', type=int, default=256)
-    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='center_ground')
+    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='center')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)

@@ -1,0 +1,81 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Label markers for RViz, described without ROS so rclpy and rosbags can both build them.
+
+Per scan: one ``DELETEALL`` (clears the previous scan's markers), then per
+object a translucent ``CUBE`` (namespace ``boxes``) and a
+``TEXT_VIEW_FACING`` "pedestrian 0.93" above it (namespace ``labels``),
+coloured per class.
+"""
+
+import math
+from typing import NamedTuple, Sequence
+
+from pointcam_ros.pipeline import DetectedObject
+
+DELETEALL, ADD = 3, 0
+CUBE, TEXT_VIEW_FACING = 1, 9
+
+#: RGB per class name; unknown names get grey.
+CLASS_COLORS = {
+    'car': (0.20, 0.55, 1.00), 'truck': (0.10, 0.20, 0.85), 'pedestrian': (1.00, 0.25, 0.20),
+    'cyclist': (1.00, 0.60, 0.10), 'pole': (0.85, 0.85, 0.20), 'tree': (0.20, 0.80, 0.30),
+    'background': (0.55, 0.55, 0.55),
+}
+
+
+class MarkerSpec(NamedTuple):
+    """The fields of a ``visualization_msgs/Marker`` that pointcam sets."""
+
+    ns: str
+    marker_id: int
+    marker_type: int
+    action: int
+    position: tuple[float, float, float]
+    orientation: tuple[float, float, float, float]  # x, y, z, w
+    scale: tuple[float, float, float]
+    color: tuple[float, float, float, float]  # r, g, b, a
+    text: str
+
+
+def yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
+    """Quaternion (x, y, z, w) of a rotation by ``yaw`` rad about z."""
+    return (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
+
+
+def label_text(obj: DetectedObject) -> str:
+    """'pedestrian 0.93', plus the explained class when it is not the predicted one."""
+    text = f'{obj.class_name} {obj.confidence:.2f}'
+    if obj.target_class != obj.class_name:
+        text += f' (why {obj.target_class}?)'
+    return text
+
+
+def object_markers(objects: Sequence[DetectedObject]) -> list[MarkerSpec]:
+    """DELETEALL followed by a box and a text per object."""
+    specs = [MarkerSpec('', 0, CUBE, DELETEALL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0),
+                        (1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 0.0), '')]
+    for obj in objects:
+        rgb = CLASS_COLORS.get(obj.class_name, (0.6, 0.6, 0.6))
+        center = tuple(float(v) for v in obj.center)
+        size = tuple(max(float(v), 0.05) for v in obj.size)
+        specs.append(MarkerSpec('boxes', obj.object_id, CUBE, ADD, center,
+                                yaw_quaternion(obj.yaw), size, (*rgb, 0.35), ''))
+        top = (center[0], center[1], center[2] + size[2] / 2 + 0.5)
+        specs.append(MarkerSpec('labels', obj.object_id, TEXT_VIEW_FACING, ADD, top,
+                                (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.6), (*rgb, 1.0),
+                                label_text(obj)))
+    return specs

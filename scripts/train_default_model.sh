@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Rebuild the model shipped in pointcam_ros/models/ from scratch, on CPU or CUDA:
+# simulate train/val/test scenes (disjoint seeds), train, evaluate, install.
+#   scripts/train_default_model.sh [extra pointcam_train args, e.g. --epochs 30]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+BIN=.venv/bin
+WORK=${POINTCAM_WORK:-out/default_model}
+mkdir -p "$WORK"
+[[ -f $WORK/train.npz ]] || $BIN/pointcam_dataset --split train --scenes 1500 --out "$WORK/train.npz"
+[[ -f $WORK/val.npz ]] || $BIN/pointcam_dataset --split val --scenes 200 --out "$WORK/val.npz"
+[[ -f $WORK/test.npz ]] || $BIN/pointcam_dataset --split test --scenes 300 --out "$WORK/test.npz"
+$BIN/pointcam_train --train "$WORK/train.npz" --val "$WORK/val.npz" --test "$WORK/test.npz" \
+    --out "$WORK/model.pt" --epochs 30 --normalization center --seed 0 --force "$@"
+install -m 644 "$WORK/model.pt" pointcam_ros/models/default_pointnet.pt
+install -m 644 "$WORK/model.json" pointcam_ros/models/default_pointnet.json
+echo "installed pointcam_ros/models/default_pointnet.pt ($(du -h pointcam_ros/models/default_pointnet.pt | cut -f1))"
