@@ -98,6 +98,7 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model is not a secret
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

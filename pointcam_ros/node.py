@@ -273,7 +273,7 @@ class PointcamNode(Node):
         for topic, (received, processed, dropped, rejected, errors, skipped, reason,
                     rate_in, rate_out, latencies) in snapshot.items():
             status = DiagnosticStatus()
-            status.name = f'pointcam: {topic}'
+            status.name = f'{self.get_fully_qualified_name()}: {topic}'
             status.hardware_id = str(self.pipeline.device)
             p50, p99 = (np.percentile(latencies, [50, 99]) if latencies else (0.0, 0.0))
             if errors:
