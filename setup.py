@@ -32,6 +32,7 @@ setup(
             'pointcam_train = pointcam_ros.train:main',
             'pointcam_dataset = pointcam_ros.train:dataset_main',
             'pointcam_eval = pointcam_ros.evaluate:main',
+            'pointcam_demo = pointcam_ros.demo:main',
         ],
     },
 )

@@ -12,7 +12,7 @@ mkdir -p "$WORK"
 [[ -f $WORK/val.npz ]] || $BIN/pointcam_dataset --split val --scenes 200 --out "$WORK/val.npz"
 [[ -f $WORK/test.npz ]] || $BIN/pointcam_dataset --split test --scenes 300 --out "$WORK/test.npz"
 $BIN/pointcam_train --train "$WORK/train.npz" --val "$WORK/val.npz" --test "$WORK/test.npz" \
-    --out "$WORK/model.pt" --epochs 30 --normalization center --seed 0 --force "$@"
+    --out "$WORK/model.pt" --epochs 18 --normalization center --seed 0 --force "$@"
 install -m 644 "$WORK/model.pt" pointcam_ros/models/default_pointnet.pt
 install -m 644 "$WORK/model.json" pointcam_ros/models/default_pointnet.json
 echo "installed pointcam_ros/models/default_pointnet.pt ($(du -h pointcam_ros/models/default_pointnet.pt | cut -f1))"

@@ -1,0 +1,139 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+rosbag2 output with ``rosbags`` (no ROS install needed), written safely.
+
+:class:`SafeBagWriter` writes an MCAP bag into a hidden temporary folder next
+to the destination and renames it into place only when closed without an
+error, so an interrupted run never leaves a half-written bag under the final
+name; an existing destination is refused unless ``overwrite`` is set, and
+even then it is replaced only after the new bag is complete.
+"""
+
+import os
+from pathlib import Path
+import shutil
+import tempfile
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from pointcam_ros.cloud_io import PackedCloud
+from pointcam_ros.markers import MarkerSpec
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+from rosbags.typesys.store import Typestore
+
+POINTCLOUD2 = 'sensor_msgs/msg/PointCloud2'
+MARKER_ARRAY = 'visualization_msgs/msg/MarkerArray'
+
+
+def typestore() -> Typestore:
+    """
+    Message definitions written into bags: ROS 2 Kilted, as the rclpy wheels here.
+
+    The CDR layout of PointCloud2 and MarkerArray is the same on Humble,
+    Jazzy and Kilted.
+    """
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+class BagExistsError(FileExistsError):
+    """The output bag exists and overwriting was not requested."""
+
+
+class SafeBagWriter:
+    """Context manager writing a rosbag2 MCAP bag atomically (see module docstring)."""
+
+    def __init__(self, path: os.PathLike, overwrite: bool = False,
+                 store: Optional[Typestore] = None):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise BagExistsError(f'{self.path} exists: choose another output or pass '
+                                 '--overwrite to replace it')
+        self.store = store or typestore()
+        self._tmp_root = Path(tempfile.mkdtemp(prefix=f'.{self.path.name}.partial-',
+                                               dir=self.path.parent))
+        self._writer = Writer(self._tmp_root / self.path.name, version=9,
+                              storage_plugin=StoragePlugin.MCAP)
+        self._connections: dict[str, Any] = {}
+
+    def __enter__(self) -> 'SafeBagWriter':
+        """Open the temporary bag."""
+        self._writer.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Publish the bag under its final name, or delete it if an error occurred."""
+        try:
+            self._writer.close()
+            if exc_type is None:
+                self._commit()
+        finally:
+            shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+    def _commit(self) -> None:
+        built = self._tmp_root / self.path.name
+        if self.path.exists():
+            old = self._tmp_root / 'replaced'
+            os.replace(self.path, old)
+        os.replace(built, self.path)
+
+    def write_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
+        """Write CDR bytes (e.g. from ``rclpy.serialization.serialize_message``)."""
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=self.store)
+        self._writer.write(self._connections[topic], int(stamp_ns), data)
+
+    def write(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
+        """Serialise a rosbags message object and write it."""
+        self.write_raw(topic, msgtype, stamp_ns, self.store.serialize_cdr(msg, msgtype))
+
+
+def rosbags_cloud(store: Typestore, cloud: PackedCloud, header: Any) -> Any:
+    """A rosbags ``sensor_msgs/msg/PointCloud2`` from a packed cloud and a header."""
+    types = store.types
+    field_cls = types['sensor_msgs/msg/PointField']
+    return types[POINTCLOUD2](
+        header=header, height=cloud.height, width=cloud.width,
+        fields=[field_cls(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                for f in cloud.fields],
+        is_bigendian=bool(cloud.is_bigendian), point_step=cloud.point_step,
+        row_step=cloud.row_step, data=np.frombuffer(cloud.data, np.uint8),
+        is_dense=bool(cloud.is_dense))
+
+
+def rosbags_markers(store: Typestore, specs: Sequence[MarkerSpec], header: Any) -> Any:
+    """A rosbags ``visualization_msgs/msg/MarkerArray`` from marker descriptions."""
+    t = store.types
+    duration = t['builtin_interfaces/msg/Duration'](sec=0, nanosec=0)
+    markers = []
+    for spec in specs:
+        markers.append(t['visualization_msgs/msg/Marker'](
+            header=header, ns=spec.ns, id=spec.marker_id, type=spec.marker_type,
+            action=spec.action,
+            pose=t['geometry_msgs/msg/Pose'](
+                position=t['geometry_msgs/msg/Point'](*spec.position),
+                orientation=t['geometry_msgs/msg/Quaternion'](*spec.orientation)),
+            scale=t['geometry_msgs/msg/Vector3'](*spec.scale),
+            color=t['std_msgs/msg/ColorRGBA'](*spec.color),
+            lifetime=duration, frame_locked=False, points=[], colors=[],
+            texture_resource='', texture=t['sensor_msgs/msg/CompressedImage'](
+                header=header, format='', data=np.zeros(0, np.uint8)),
+            uv_coordinates=[], text=spec.text, mesh_resource='',
+            mesh_file=t['visualization_msgs/msg/MeshFile'](filename='',
+                                                           data=np.zeros(0, np.uint8)),
+            mesh_use_embedded_materials=False))
+    return t[MARKER_ARRAY](markers=markers)
