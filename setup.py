@@ -33,6 +33,7 @@ setup(
             'pointcam_dataset = pointcam_ros.train:dataset_main',
             'pointcam_eval = pointcam_ros.evaluate:main',
             'pointcam_demo = pointcam_ros.demo:main',
+            'pointcam_bag = pointcam_ros.bag_tool:main',
         ],
     },
 )

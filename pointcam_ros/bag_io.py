@@ -103,7 +103,7 @@ class SafeBagWriter:
 
 
 def rosbags_cloud(store: Typestore, cloud: PackedCloud, header: Any) -> Any:
-    """A rosbags ``sensor_msgs/msg/PointCloud2`` from a packed cloud and a header."""
+    """Build a rosbags ``sensor_msgs/msg/PointCloud2`` from a packed cloud and a header."""
     types = store.types
     field_cls = types['sensor_msgs/msg/PointField']
     return types[POINTCLOUD2](
@@ -116,7 +116,7 @@ def rosbags_cloud(store: Typestore, cloud: PackedCloud, header: Any) -> Any:
 
 
 def rosbags_markers(store: Typestore, specs: Sequence[MarkerSpec], header: Any) -> Any:
-    """A rosbags ``visualization_msgs/msg/MarkerArray`` from marker descriptions."""
+    """Build a rosbags ``visualization_msgs/msg/MarkerArray`` from marker descriptions."""
     t = store.types
     duration = t['builtin_interfaces/msg/Duration'](sec=0, nanosec=0)
     markers = []

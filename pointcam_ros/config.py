@@ -128,3 +128,14 @@ class PipelineConfig:
         """Write as a ROS 2 parameter file (``/**: ros__parameters:``)."""
         Path(path).write_text(yaml.safe_dump({'/**': {'ros__parameters': self.to_dict()}},
                                              sort_keys=False))
+
+
+def output_prefix(topic: str, several: bool) -> str:
+    """
+    Output namespace (relative) for an input topic, shared by the node and the bag tool.
+
+    One input: ``pointcam``; several: ``pointcam/<topic with / as _>``.
+    """
+    if not several:
+        return 'pointcam'
+    return 'pointcam/' + topic.strip('/').replace('/', '_').replace('~', '')

@@ -41,7 +41,7 @@ from typing import Any, Optional, Sequence
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from pointcam_ros.cloud_io import CloudFormatError, read_cloud, saliency_cloud
-from pointcam_ros.config import PipelineConfig
+from pointcam_ros.config import output_prefix, PipelineConfig
 from pointcam_ros.markers import object_markers
 from pointcam_ros.pipeline import ScanError, ScenePipeline
 from pointcam_ros.ros_main import spin_node
@@ -99,13 +99,6 @@ class TopicStats:
     input_times: deque = field(default_factory=lambda: deque(maxlen=200))
     output_times: deque = field(default_factory=lambda: deque(maxlen=200))
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
-
-
-def output_prefix(topic: str, several: bool) -> str:
-    """Relative output namespace for an input topic (see the module docstring)."""
-    if not several:
-        return 'pointcam'
-    return 'pointcam/' + topic.strip('/').replace('/', '_').replace('~', '')
 
 
 def _rate(times: deque, now: float, window: float = 5.0) -> float:

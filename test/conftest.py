@@ -34,6 +34,22 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope='session')
+def tiny_model(tmp_path_factory) -> str:
+    """Untrained small checkpoint (7 simulator classes): enough for all but accuracy."""
+    import torch
+    from pointcam_ros.checkpoint import save_checkpoint
+    from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+    from pointcam_ros.simulator import CLASS_NAMES
+    torch.manual_seed(0)
+    model = PointNetClassifier(PointNetConfig(
+        num_classes=len(CLASS_NAMES), mlp1=(16,), mlp2=(32, 64), head=(32, 16),
+        tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
+    path = tmp_path_factory.mktemp('model') / 'tiny.pt'
+    save_checkpoint(path, model, CLASS_NAMES, 64, 'center')
+    return str(path)
+
+
+@pytest.fixture(scope='session')
 def colcon_install(tmp_path_factory) -> Path:
     """Run a real `colcon build` of a copy of this repo; return the install space."""
     workspace = tmp_path_factory.mktemp('ws')

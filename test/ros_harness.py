@@ -121,7 +121,8 @@ def start_process(executable: str, *ros_args: str, install: Optional[Path] = Non
 
 def stop_process(process: subprocess.Popen, timeout: float = 15.0,
                  terminate: bool = True) -> tuple[int, str]:
-    """SIGTERM (unless ``terminate`` is False), wait, return (exit code, output).
+    """
+    SIGTERM (unless ``terminate`` is False), wait, return (exit code, output).
 
     Kills the process if it has not ended after ``timeout`` seconds.
     """

@@ -15,28 +15,14 @@
 """The ROS-free scene pipeline on simulated scans."""
 
 import numpy as np
-from pointcam_ros.checkpoint import save_checkpoint
 from pointcam_ros.config import PipelineConfig
 from pointcam_ros.gradcam import GradCAM
 from pointcam_ros.pipeline import oriented_box, ScanError, ScenePipeline
-from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.preprocess import normalize_object
 from pointcam_ros.segmentation import segment_scene
 from pointcam_ros.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 import pytest
 import torch
-
-
-@pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    """Untrained small checkpoint: enough for everything but accuracy."""
-    torch.manual_seed(0)
-    model = PointNetClassifier(PointNetConfig(
-        num_classes=len(CLASS_NAMES), mlp1=(16,), mlp2=(32, 64), head=(32, 16),
-        tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
-    path = tmp_path_factory.mktemp('model') / 'tiny.pt'
-    save_checkpoint(path, model, CLASS_NAMES, 64, 'center')
-    return str(path)
 
 
 @pytest.fixture(scope='module')

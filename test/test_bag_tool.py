@@ -1,0 +1,201 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""pointcam_bag on real rosbag2 files (MCAP and SQLite3) written by the tests."""
+
+import hashlib
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+from pointcam_ros.bag_io import rosbags_cloud, typestore
+from pointcam_ros.bag_tool import BagError, explain_bag
+from pointcam_ros.cloud_io import pack_cloud, read_cloud
+from pointcam_ros.config import PipelineConfig
+from pointcam_ros.pipeline import ScenePipeline
+from pointcam_ros.sensor_layouts import LIVOX_CUSTOM
+from pointcam_ros.sim_node import scan_to_cloud
+from pointcam_ros.simulator import random_scene, scan, SENSORS
+import pytest
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+STORE = typestore()
+
+
+def _header(sec, frame='lidar'):
+    t = STORE.types
+    return t['std_msgs/msg/Header'](stamp=t['builtin_interfaces/msg/Time'](sec=sec, nanosec=7),
+                                    frame_id=frame)
+
+
+def _clouds(count, sensor='vlp16'):
+    scene = random_scene(2_000_300)
+    return [scan_to_cloud(scan(scene, SENSORS[sensor], i)) for i in range(count)]
+
+
+def write_bag(path, storage, topics):
+    """topics: {name: [(t_ns, PackedCloud or None)]}; None entries make an empty topic."""
+    with Writer(path, version=9, storage_plugin=storage) as writer:
+        for topic, items in topics.items():
+            conn = writer.add_connection(topic, 'sensor_msgs/msg/PointCloud2', typestore=STORE)
+            for t_ns, cloud in items:
+                msg = rosbags_cloud(STORE, cloud, _header(t_ns // 10**9))
+                writer.write(conn, t_ns, STORE.serialize_cdr(msg, 'sensor_msgs/msg/PointCloud2'))
+    return path
+
+
+@pytest.fixture(scope='module')
+def pipeline(tiny_model):
+    return ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
+
+
+def _read(path):
+    out = {}
+    with AnyReader([path], default_typestore=STORE) as reader:
+        for conn, t_ns, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t_ns, conn.msgtype, raw))
+    return out
+
+
+def _digest(path):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(path).rglob('*')) if p.is_file()}
+
+
+@pytest.mark.parametrize('storage', [StoragePlugin.MCAP, StoragePlugin.SQLITE3],
+                         ids=['mcap', 'sqlite3'])
+def test_bag_in_bag_out(tmp_path, pipeline, storage):
+    clouds = _clouds(3)
+    stamps = [1_700_000_000_000_000_000 + i * 100_000_000 for i in range(3)]
+    source = write_bag(tmp_path / 'drive', storage,
+                       {'/velodyne_points': list(zip(stamps, clouds))})
+    before = _digest(source)
+    summary = explain_bag([source], tmp_path / 'out', pipeline, copy_inputs=True,
+                          progress=False)
+    assert summary.scans == 3 and summary.rejected == 0
+    assert _digest(source) == before  # input untouched
+    topics = _read(tmp_path / 'out')
+    assert set(topics) == {'/velodyne_points', '/pointcam/saliency', '/pointcam/labels'}
+    assert [t for t, _, _ in topics['/pointcam/saliency']] == stamps  # original timestamps
+    assert (tmp_path / 'out' / 'metadata.yaml').exists()
+    assert list((tmp_path / 'out').glob('*.mcap'))
+    # rclpy can deserialise what we wrote (so `ros2 bag play` can publish it).
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import PointCloud2
+    from visualization_msgs.msg import MarkerArray
+    for (t_ns, _, raw), cloud in zip(topics['/pointcam/saliency'], clouds):
+        msg = deserialize_message(bytes(raw), PointCloud2)
+        assert msg.header.stamp.sec == t_ns // 10**9 and msg.header.stamp.nanosec == 7
+        valid = np.isfinite(read_cloud(cloud).xyz).all(axis=1).sum()
+        out = read_cloud(msg, ['intensity', 'object_id'])
+        assert out.xyz.shape[0] == valid
+        assert 0 <= out.extras['intensity'].min() and out.extras['intensity'].max() <= 1
+    labels = deserialize_message(bytes(topics['/pointcam/labels'][0][2]), MarkerArray)
+    assert labels.markers[0].action == 3
+    assert all(m.header.stamp.nanosec == 7 for m in labels.markers)
+
+
+def test_several_topics_layouts_and_an_empty_topic(tmp_path, pipeline):
+    velodyne = _clouds(2)
+    livox_xyz = read_cloud(velodyne[0]).xyz
+    livox = pack_cloud({'x': livox_xyz[:, 0], 'y': livox_xyz[:, 1], 'z': livox_xyz[:, 2]},
+                       LIVOX_CUSTOM.fields, LIVOX_CUSTOM.point_step)
+    source = write_bag(tmp_path / 'multi', StoragePlugin.MCAP, {
+        '/front/points': [(10**9, velodyne[0]), (2 * 10**9, velodyne[1])],
+        '/livox/lidar': [(15 * 10**8, livox)],
+        '/rear/points': []})
+    with pytest.raises(ValueError, match='several PointCloud2 topics'):
+        explain_bag([source], tmp_path / 'x', pipeline, progress=False)
+    assert not (tmp_path / 'x').exists()
+    with pytest.raises(ValueError, match='not PointCloud2 topics'):
+        explain_bag([source], tmp_path / 'x', pipeline, topics=['/nope'], progress=False)
+    summary = explain_bag([source], tmp_path / 'out', pipeline,
+                          topics=['/front/points', '/livox/lidar', '/rear/points'],
+                          progress=False)
+    assert summary.scans == 3
+    topics = _read(tmp_path / 'out')
+    assert len(topics['/pointcam/front_points/saliency']) == 2
+    assert len(topics['/pointcam/livox_lidar/saliency']) == 1
+    assert '/pointcam/rear_points/saliency' not in topics
+
+
+def test_refuses_to_overwrite_and_replaces_only_when_told(tmp_path, pipeline):
+    source = write_bag(tmp_path / 'in', StoragePlugin.MCAP, {'/points': [(10**9,
+                                                                          _clouds(1)[0])]})
+    existing = tmp_path / 'mine'
+    existing.mkdir()
+    (existing / 'precious.txt').write_text('user data')
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        explain_bag([source], existing, pipeline, progress=False)
+    assert (existing / 'precious.txt').read_text() == 'user data'
+    with pytest.raises(ValueError, match='is an input bag'):
+        explain_bag([source], source, pipeline, overwrite=True, progress=False)
+    explain_bag([source], existing, pipeline, overwrite=True, progress=False)
+    assert not (existing / 'precious.txt').exists() and (existing / 'metadata.yaml').exists()
+    assert not list(tmp_path.glob('.*partial*'))  # no temporary folders left
+
+
+def test_corrupt_and_truncated_bags_give_clear_errors(tmp_path, pipeline):
+    clouds = _clouds(4)
+    source = write_bag(tmp_path / 'good', StoragePlugin.MCAP,
+                       {'/points': [(i * 10**9, c) for i, c in enumerate(clouds, 1)]})
+    mcap = next(source.glob('*.mcap'))
+    data = mcap.read_bytes()
+    cut = tmp_path / 'bag_a'
+    cut.mkdir()
+    (cut / 'metadata.yaml').write_text((source / 'metadata.yaml').read_text())
+    (cut / mcap.name).write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(BagError, match='bag_a: cannot open, the bag is truncated or corrupt'):
+        explain_bag([cut], tmp_path / 'out1', pipeline, progress=False)
+    assert not (tmp_path / 'out1').exists()
+    garbage = tmp_path / 'bag_b'
+    garbage.mkdir()
+    (garbage / 'metadata.yaml').write_text('rosbag2_bagfile_information: [not: valid')
+    with pytest.raises(BagError, match='bag_b: cannot open'):
+        explain_bag([garbage], tmp_path / 'out2', pipeline, progress=False)
+    assert not (tmp_path / 'out2').exists()
+
+
+def test_corrupt_message_midway_names_what_was_processed(tmp_path, pipeline):
+    import sqlite3
+    clouds = _clouds(3)
+    source = write_bag(tmp_path / 'bag_c', StoragePlugin.SQLITE3,
+                       {'/points': [(i * 10**9, c) for i, c in enumerate(clouds, 1)]})
+    database = next(source.glob('*.db3'))
+    with sqlite3.connect(database) as db:
+        db.execute('UPDATE messages SET data = ? WHERE timestamp = ?',
+                   (b'\x00\x01garbage', 3 * 10**9))
+    with pytest.raises(BagError, match=r'bag_c is truncated or corrupt .*2 scans were '
+                                       r'processed, up to 2000000000 ns'):
+        explain_bag([source], tmp_path / 'out', pipeline, progress=False)
+    assert not (tmp_path / 'out').exists()
+    assert not list(tmp_path.glob('.*partial*'))
+
+
+def test_command_line(tmp_path, tiny_model):
+    source = write_bag(tmp_path / 'in', StoragePlugin.SQLITE3,
+                       {'/points': [(10**9, _clouds(1)[0])]})
+    params = tmp_path / 'params.yaml'
+    PipelineConfig(model_path=tiny_model, device='cpu').to_yaml(params)
+    exe = str(Path(sys.executable).parent / 'pointcam_bag')
+    result = subprocess.run([exe, str(source), '-o', str(tmp_path / 'out'), '--params',
+                             str(params), '--quiet'], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert '1 scans (0 rejected)' in result.stdout and 'device cpu' in result.stdout
+    again = subprocess.run([exe, str(source), '-o', str(tmp_path / 'out'), '--params',
+                            str(params)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and 'exists' in again.stderr
