@@ -42,7 +42,10 @@ def _load_backend() -> tuple[ModuleType, str]:
 
 
 pc2, BACKEND_NAME = _load_backend()
-dtype_from_fields = pc2.dtype_from_fields
 read_points = pc2.read_points
+if hasattr(pc2, 'dtype_from_fields'):
+    dtype_from_fields = pc2.dtype_from_fields
+else:  # pragma: no cover - sensor_msgs_py releases older than Humble's
+    from pointcloud2 import dtype_from_fields
 
 __all__ = ['BACKEND_NAME', 'dtype_from_fields', 'read_points']

@@ -148,8 +148,10 @@ def test_backends_agree_with_our_reader():
                         'intensity': rng.random(300).astype(np.float32)},
                        OUSTER_ORIGINAL.fields, 48, height=3)
     ours = read_cloud(cloud, ['intensity'])
+    from pointcam_ros.ros_msgs import to_ros_cloud
+    msg = to_ros_cloud(cloud, None)  # sensor_msgs_py insists on a real message
     for reader in {_pc2_backend.read_points, pointcloud2.read_points}:
-        theirs = reader(cloud, field_names=['x', 'y', 'z', 'intensity'], skip_nans=True)
+        theirs = reader(msg, field_names=['x', 'y', 'z', 'intensity'], skip_nans=True)
         np.testing.assert_array_equal(
             np.stack([theirs['x'], theirs['y'], theirs['z']], axis=1), ours.xyz)
         np.testing.assert_array_equal(theirs['intensity'], ours.extras['intensity'])
@@ -308,3 +310,13 @@ def test_saliency_fields_are_the_documented_ones():
     assert [(f.name, f.offset, f.datatype) for f in SALIENCY_FIELDS] == [
         ('x', 0, FLOAT32), ('y', 4, FLOAT32), ('z', 8, FLOAT32), ('intensity', 12, FLOAT32),
         ('label', 16, INT32), ('object_id', 20, INT32)]
+
+
+def test_sensor_msgs_py_and_pointcloud2_build_identical_dtypes():
+    """On ROS machines: the two backends agree on every driver layout (skipped here)."""
+    point_cloud2 = pytest.importorskip('sensor_msgs_py.point_cloud2')
+    import pointcloud2
+    from pointcam_ros.sensor_layouts import LAYOUTS
+    for layout in LAYOUTS.values():
+        assert pointcloud2.dtype_from_fields(layout.fields, layout.point_step) == \
+            point_cloud2.dtype_from_fields(layout.fields, point_step=layout.point_step)

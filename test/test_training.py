@@ -1,0 +1,160 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Data sets, training, evaluation and rendering, on small real data."""
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+from pointcam_ros.checkpoint import load_checkpoint
+from pointcam_ros.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
+from pointcam_ros.evaluate import _drop_mask, faithfulness
+from pointcam_ros.render import render_objects, render_scan
+from pointcam_ros.train import confusion_matrix, make_batch, metrics, train
+import pytest
+import torch
+
+TINY_ARCH = {'mlp1': (16,), 'mlp2': (32, 64), 'head': (32, 16), 'tnet_conv': (16, 32, 64),
+             'tnet_fc': (32, 16), 'dropout': 0.1}
+
+
+@pytest.fixture(scope='module')
+def small_sets(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('data')
+    train_set = build_dataset(range(SPLIT_SEEDS['train'], SPLIT_SEEDS['train'] + 12),
+                              progress=False)
+    val_set = build_dataset(range(SPLIT_SEEDS['val'], SPLIT_SEEDS['val'] + 4), progress=False)
+    save_dataset(train_set, folder / 'train.npz')
+    save_dataset(val_set, folder / 'val.npz')
+    return folder, train_set, val_set
+
+
+def test_dataset_round_trip_and_splits(small_sets):
+    folder, train_set, val_set = small_sets
+    loaded = load_dataset(folder / 'train.npz')
+    assert len(loaded) == len(train_set) > 50
+    for a, b in zip(loaded.points, train_set.points):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.labels, train_set.labels)
+    assert loaded.class_names == train_set.class_names
+    assert set(train_set.seeds).isdisjoint(set(val_set.seeds))
+    assert all(len(p) >= 15 for p in loaded.points)
+    (folder / 'bad.npz').write_bytes(b'not a dataset')
+    with pytest.raises(ValueError, match='not a pointcam_ros dataset'):
+        load_dataset(folder / 'bad.npz')
+
+
+def test_batches_are_normalised_and_augmented():
+    rng = np.random.default_rng(0)
+    obj = rng.normal(size=(40, 3)).astype(np.float32) + [10, 5, -1]
+    plain = make_batch([obj], 64, 'center', rng)
+    assert plain.shape == (1, 3, 64)
+    assert torch.allclose(plain[0].mean(dim=1), torch.zeros(3), atol=0.3)
+    aug = make_batch([obj] * 2, 64, 'center', np.random.default_rng(1), augment=True)
+    assert not torch.allclose(aug[0], aug[1])
+
+
+def test_metrics_from_a_confusion_matrix():
+    confusion = confusion_matrix(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), 2)
+    assert confusion.tolist() == [[1, 1], [1, 2]]
+    result = metrics(confusion, ['a', 'b'])
+    assert result['accuracy'] == pytest.approx(0.6)
+    assert result['per_class']['b']['accuracy'] == pytest.approx(2 / 3)
+    assert result['per_class']['a']['precision'] == pytest.approx(0.5)
+
+
+def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):
+    _, train_set, val_set = small_sets
+    out = tmp_path / 'model.pt'
+    common = {'num_points': 64, 'normalization': 'center', 'batch_size': 16, 'lr': 2e-3,
+              'seed': 0, 'device': torch.device('cpu'), 'arch': TINY_ARCH, 'progress': False}
+    first = train(train_set, val_set, out, epochs=2, **common)
+    assert [h['epoch'] for h in first['history']] == [1, 2]
+    loaded = load_checkpoint(out)
+    assert loaded.num_points == 64 and loaded.normalization == 'center'
+    assert loaded.class_names == train_set.class_names
+    assert loaded.info['val_accuracy'] == pytest.approx(first['best_val_accuracy'])
+    # Resume from the state after epoch 2 and run to epoch 3.
+    resumed = train(train_set, val_set, out, epochs=3, resume=Path(f'{out}.state.pt'),
+                    **common)
+    assert [h['epoch'] for h in resumed['history']] == [1, 2, 3]
+    assert resumed['history'][:2] == first['history']
+
+
+def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
+    folder, _, _ = small_sets
+    out = tmp_path / 'model.pt'
+    out.write_bytes(b'precious')
+    exe = str(Path(sys.executable).parent / 'pointcam_train')
+    result = subprocess.run([exe, '--train', str(folder / 'train.npz'), '--val',
+                             str(folder / 'val.npz'), '--out', str(out), '--epochs', '1'],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and '--force' in result.stderr
+    assert out.read_bytes() == b'precious'
+
+
+def test_drop_masks_remove_the_right_points():
+    saliency = torch.tensor([[0.9, 0.1, 0.5, 0.0, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6]])
+    gen = torch.Generator().manual_seed(0)
+    top = _drop_mask(saliency, 0.2, 'most_salient', gen)
+    assert top[0].tolist() == [False, True, True, True, True, True, True, False, True, True]
+    low = _drop_mask(saliency, 0.2, 'least_salient', gen)
+    assert not low[0, 3] and not low[0, 1] and low.sum() == 8
+    assert _drop_mask(saliency, 0.5, 'random', gen).sum() == 5
+
+
+def test_faithfulness_report_structure(small_sets, tmp_path):
+    _, train_set, val_set = small_sets
+    out = tmp_path / 'model.pt'
+    train(train_set, val_set, out, epochs=1, num_points=64, normalization='center',
+          batch_size=16, lr=2e-3, seed=0, device=torch.device('cpu'), arch=TINY_ARCH,
+          progress=False)
+    result = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False)
+    assert result['objects'] == len(val_set)
+    for order in ('most_salient', 'random', 'least_salient'):
+        curve = result['curves'][order]
+        assert len(curve['accuracy']) == 10
+        assert all(0 <= a <= 1 for a in curve['accuracy'])
+        assert 0 <= curve['auc_accuracy'] <= 1
+
+
+def test_eval_command_line_writes_json_and_png(small_sets, tmp_path, tiny_model):
+    folder, _, _ = small_sets
+    exe = str(Path(sys.executable).parent / 'pointcam_eval')
+    result = subprocess.run([exe, '--data', str(folder / 'val.npz'), '--model', tiny_model,
+                             '--methods', 'gradcam', 'occlusion', '--max-objects', '40',
+                             '--out', str(tmp_path / 'eval'), '--device', 'cpu'],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / 'eval' / 'eval.json').read_text())
+    assert [r['method'] for r in report['faithfulness']] == ['gradcam', 'occlusion']
+    assert report['accuracy']['count'] == 40
+    png = (tmp_path / 'eval' / 'faithfulness.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
+
+
+def test_renderers_write_pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(-20, 20, (2000, 3)).astype(np.float32)
+    sal = rng.random(2000).astype(np.float32)
+    ids = np.where(rng.random(2000) < 0.3, 1, -1)
+    render_scan(xyz, sal, ids, [(np.array([1.0, 2.0, 0.0]), 'car 0.91')], tmp_path / 'a.png')
+    render_objects([(xyz[:100], sal[:100], 'car 0.91'), (xyz[100:200], sal[100:200], 'x')],
+                   tmp_path / 'b.png')
+    for name in ('a.png', 'b.png'):
+        data = (tmp_path / name).read_bytes()
+        assert data[:4] == b'\x89PNG' and len(data) > 5_000
