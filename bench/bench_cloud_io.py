@@ -22,9 +22,9 @@ repeated runs for pointcam_ros and for pointcloud2.read_points.
 """
 
 import argparse
-import platform
 import time
 
+from machine import describe
 import numpy as np
 from pointcam_ros._pc2_backend import BACKEND_NAME, read_points
 from pointcam_ros.cloud_io import NO_OBJECT, pack_cloud, read_cloud, saliency_cloud
@@ -58,8 +58,7 @@ def main():
     saliency = rng.random(num).astype(np.float32)
     labels = np.full(num, NO_OBJECT, np.int32)
 
-    print(f'machine: {platform.processor() or platform.machine()}, '
-          f'python {platform.python_version()}, numpy {np.__version__}')
+    print(f'machine: {describe()}, numpy {np.__version__}')
     print(f'cloud: {height}x{width} = {height * width} points, point_step '
           f'{cloud.point_step}, {num} valid')
     rows = [

@@ -24,9 +24,9 @@ target logit fills A.grad, alpha = A.grad.mean.
 """
 
 import argparse
-import platform
 import time
 
+from machine import describe
 from pointcam_ros.gradcam import GradCAM
 from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
 import torch
@@ -71,20 +71,6 @@ def _time_ms(func, device, repeats, warmup=2):
     return 1e3 * times[len(times) // 2]
 
 
-def describe(device):
-    """One line naming the machine the figures come from."""
-    if device.type == 'cuda':
-        return f'{torch.cuda.get_device_name(device)}, torch {torch.__version__}'
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as info:
-            cpu = next(line.split(':', 1)[1].strip() for line in info
-                       if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}'
-
-
 def main():
     """Run the sweep and print a table."""
     parser = argparse.ArgumentParser(description='Grad-CAM engine benchmark')
@@ -99,7 +85,7 @@ def main():
     torch.manual_seed(0)
     model = PointNetClassifier(PointNetConfig(num_classes=8)).to(device).eval()
     engine = GradCAM(model)
-    print(f'device: {describe(device)}')
+    print(f'device: {describe(args.device)}')
     check = torch.randn(4, 3, 256, device=device)
     diff = (engine(check).cam - naive_gradcam(model, check)).abs().max().item()
     scale = naive_gradcam(model, check).abs().max().item()

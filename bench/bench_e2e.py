@@ -1,0 +1,154 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+End-to-end latency of pointcam_node over DDS on loopback, at the sensors' real rates.
+
+For each sensor: start pointcam_node as its own process, publish pre-simulated
+scans (driver layout, restamped with the current time) at the sensor's rate
+for --duration seconds, and measure publish -> saliency received. Prints
+p50/p99 latency, scans without an output (dropped), the node's own
+diagnostics, and the node's resident memory after warm-up and at the end.
+A soak test is the same with a long duration:
+
+    .venv/bin/python bench/bench_e2e.py --sensors vlp16 hdl64 os1_128 --duration 60
+    .venv/bin/python bench/bench_e2e.py --sensors vlp16 --duration 600   # soak
+"""
+
+import argparse
+import os
+from pathlib import Path
+import subprocess
+import sys
+import threading
+import time
+
+from machine import describe
+import numpy as np
+from pointcam_ros.ros_msgs import to_ros_cloud
+from pointcam_ros.sim_node import scan_to_cloud
+from pointcam_ros.simulator import random_scene, scan, SENSORS
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import PointCloud2
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux)."""
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
+    """Benchmark one sensor preset against a fresh node process."""
+    sensor = SENSORS[name]
+    messages = [to_ros_cloud(scan_to_cloud(scan(random_scene(7_000 + i), sensor, i)), None)
+                for i in range(variants)]
+    for msg in messages:
+        msg.header.frame_id = 'lidar'
+    exe = str(Path(sys.executable).parent / 'pointcam_node')
+    node_proc = subprocess.Popen([exe, '--ros-args', '-p', f'device:={device}'],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node = Node(f'bench_{name}')
+    reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(PointCloud2, 'points', QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    sent: dict = {}
+    latencies: list = []
+    lock = threading.Lock()
+
+    def on_saliency(msg):
+        now = time.monotonic()
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        with lock:
+            if key in sent:
+                latencies.append(1e3 * (now - sent.pop(key)))
+
+    node.create_subscription(PointCloud2, 'pointcam/saliency', on_saliency, reliable)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        while pub.get_subscription_count() == 0:
+            time.sleep(0.1)
+        warm_until = time.monotonic() + 5.0  # model load, first CUDA/torch calls
+        period = 1.0 / sensor.rate_hz
+        published = 0
+        rss_start = None
+        start = time.monotonic()
+        next_time = start
+        while time.monotonic() - start < duration + 5.0:
+            now = time.monotonic()
+            if now < next_time:
+                time.sleep(next_time - now)
+            next_time += period
+            msg = messages[published % variants]
+            stamp = node.get_clock().now().to_msg()
+            msg.header.stamp = stamp
+            measuring = time.monotonic() >= warm_until
+            if measuring and rss_start is None:
+                rss_start = rss_mib(node_proc.pid)
+                with lock:
+                    latencies.clear()
+                    sent.clear()
+                published = 0
+            with lock:
+                if measuring:
+                    sent[(stamp.sec, stamp.nanosec)] = time.monotonic()
+            pub.publish(msg)
+            published += measuring
+        time.sleep(2.0)
+        rss_end = rss_mib(node_proc.pid)
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=5)
+        node.destroy_node()
+        node_proc.terminate()
+        node_proc.wait(timeout=20)
+    with lock:
+        received = len(latencies)
+        values = list(latencies)
+    p50, p99 = np.percentile(values, [50, 99]) if values else (float('nan'),) * 2
+    points = messages[0].width * messages[0].height
+    print(f'{name}: {points} points/scan at {sensor.rate_hz:.0f} Hz for {duration:.0f} s: '
+          f'published {published}, answered {received}, dropped {published - received}; '
+          f'latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; node RSS {rss_start:.0f} MiB -> '
+          f'{rss_end:.0f} MiB ({100 * (rss_end / rss_start - 1):+.1f} %)', flush=True)
+
+
+def main():
+    """Run the sensors one after another."""
+    parser = argparse.ArgumentParser(description='end-to-end latency over DDS')
+    parser.add_argument('--sensors', nargs='+', default=['vlp16', 'hdl64', 'os1_128'])
+    parser.add_argument('--duration', type=float, default=60.0)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--variants', type=int, default=20, help='distinct scans to cycle')
+    args = parser.parse_args()
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    rclpy.init()
+    try:
+        print(f'device: {describe(args.device)}', flush=True)
+        for name in args.sensors:
+            run_sensor(name, args.duration, args.device, args.variants)
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,84 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Scene pipeline speed per stage on simulated scans of real sensors.
+
+Stages: convert (PointCloud2 bytes in the driver layout -> numpy), segment
+(ROI, ground, clustering), sample (resample + normalise), model (PointNet +
+Grad-CAM, one batch), map_back (saliency to every point, boxes), encode
+(saliency cloud bytes). Median and p90 over --scans scans of different
+scenes, after one warm-up scan.
+
+    .venv/bin/python bench/bench_pipeline.py [--device cuda] [--sensors vlp16 hdl64]
+"""
+
+import argparse
+import time
+
+from machine import describe
+import numpy as np
+from pointcam_ros.cloud_io import read_cloud, saliency_cloud
+from pointcam_ros.config import PipelineConfig
+from pointcam_ros.pipeline import ScenePipeline
+from pointcam_ros.sim_node import scan_to_cloud
+from pointcam_ros.simulator import random_scene, scan, SENSORS
+import torch
+
+STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')
+
+
+def main():
+    """Run the benchmark and print one table per sensor."""
+    parser = argparse.ArgumentParser(description='pipeline stage timings')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--sensors', nargs='+', default=['vlp16', 'hdl64', 'os1_128'])
+    parser.add_argument('--scans', type=int, default=20)
+    parser.add_argument('--method', default='gradcam')
+    args = parser.parse_args()
+    pipeline = ScenePipeline(PipelineConfig(device=args.device, method=args.method))
+    print(f'device: {describe(args.device)}; model {pipeline.loaded.path}')
+    for name in args.sensors:
+        clouds = [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
+                  for i in range(args.scans + 1)]
+        rows = {stage: [] for stage in STAGES}
+        objects = []
+        for i, cloud in enumerate(clouds):
+            if args.device.startswith('cuda'):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            points = read_cloud(cloud)
+            converted = time.perf_counter()
+            result = pipeline.process(points.xyz)
+            processed = time.perf_counter()
+            saliency_cloud(points.xyz, result.saliency, result.class_id, result.object_id)
+            end = time.perf_counter()
+            if i == 0:
+                continue  # warm-up
+            rows['convert'].append(1e3 * (converted - start))
+            for stage in ('segment', 'sample', 'model', 'map_back'):
+                rows[stage].append(result.timings[stage])
+            rows['encode'].append(1e3 * (end - processed))
+            rows['total'].append(1e3 * (end - start))
+            objects.append(len(result.objects))
+        points_per_scan = int(np.mean([c.width * c.height for c in clouds]))
+        print(f'\n{name}: {points_per_scan} points/scan (organized), '
+              f'{np.mean(objects):.1f} objects/scan, {args.scans} scans')
+        print(f"{'stage':<10} {'median ms':>10} {'p90 ms':>8}")
+        for stage in STAGES:
+            values = rows[stage]
+            print(f'{stage:<10} {np.median(values):>10.1f} {np.percentile(values, 90):>8.1f}')
+
+
+if __name__ == '__main__':
+    main()
