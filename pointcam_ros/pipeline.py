@@ -149,6 +149,25 @@ class ScenePipeline:
         self.explainer = make_explainer(config.method, self.loaded.model, self.class_names)
         self.config = config
 
+    @staticmethod
+    def _map_back(points: np.ndarray, local: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """
+        Saliency ``(n,)`` of all ``points`` (n, 3) of an object from its N samples.
+
+        ``local`` (N,) are the sampled positions, ``values`` (N,) their
+        saliency. A sampled point keeps its own value (duplicates of a point
+        have identical features, hence identical saliency); any other point
+        takes the value of its nearest sampled point.
+        """
+        out = np.empty(len(points), np.float32)
+        sampled = np.zeros(len(points), bool)
+        sampled[local] = True
+        out[local] = values
+        if not sampled.all():
+            _, nearest = cKDTree(points[local]).query(points[~sampled], k=1)
+            out[~sampled] = values[nearest]
+        return out
+
     def process(self, points: np.ndarray) -> SceneResult:
         """
         Explain one scan: ``points`` (M, 3) float32 (float64 accepted) in the sensor frame.
@@ -191,11 +210,11 @@ class ScenePipeline:
         n = self.loaded.num_points
         rng = np.random.default_rng(config.seed)
         batch = np.empty((count, 3, n), np.float32)
-        sampled = []
+        sampled = []  # per object: positions (into its members) of its N samples
         for k, idx in enumerate(members):
-            pick = idx[resample_indices(len(idx), n, rng)]
-            sampled.append(pick)
-            batch[k] = normalize_object(xyz[pick], self.loaded.normalization).T
+            local = resample_indices(len(idx), n, rng)
+            sampled.append(local)
+            batch[k] = normalize_object(xyz[idx[local]], self.loaded.normalization).T
         result.timings['sample'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
@@ -209,10 +228,7 @@ class ScenePipeline:
 
         mark = time.perf_counter()
         for k, idx in enumerate(members):
-            # A sampled point is its own nearest neighbour (distance 0); duplicates
-            # of a point have identical features, hence identical saliency.
-            _, nearest = cKDTree(xyz[sampled[k]]).query(xyz[idx], k=1)
-            values = sal[k, nearest]
+            values = self._map_back(xyz[idx], sampled[k], sal[k])
             rows = finite[idx]
             saliency[rows] = values
             class_id[rows] = predicted[k]
