@@ -33,6 +33,24 @@ def pytest_configure(config):
     os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 
 
+def randomized_model(config, seed: int = 0, dtype=None):
+    """Build a PointNet with random weights *and* BatchNorm statistics, in eval mode."""
+    import torch
+    from pointcam_ros.pointnet import PointNetClassifier
+    torch.manual_seed(seed)
+    model = PointNetClassifier(config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(0, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.normal_(1.0, 0.3)
+            module.bias.data.normal_(0.1, 0.3)
+    for tnet in (model.input_tnet, model.feature_tnet):
+        if tnet is not None:
+            tnet.out.weight.data.normal_(0, 0.02)
+    return model.to(dtype or torch.float32).eval()
+
+
 @pytest.fixture(scope='session')
 def tiny_model(tmp_path_factory) -> str:
     """Untrained small checkpoint (7 simulator classes): enough for all but accuracy."""

@@ -17,10 +17,11 @@
 import os
 import pickle
 
+from conftest import randomized_model
 from pointcam_ros.checkpoint import (
     CheckpointError, import_reference_state_dict, load_checkpoint, save_checkpoint)
 from pointcam_ros.gradcam import GradCAM
-from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.pointnet import PointNetConfig
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,18 +31,8 @@ CONFIG = PointNetConfig(num_classes=3, mlp1=(8,), mlp2=(16, 32), head=(16, 8),
 NAMES = ['car', 'pedestrian', 'pole']
 
 
-def _trained_like(config=CONFIG, seed=0):
-    torch.manual_seed(seed)
-    model = PointNetClassifier(config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.normal_(0, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
 def test_round_trip_keeps_weights_and_metadata(tmp_path):
-    model = _trained_like()
+    model = randomized_model(CONFIG)
     path = tmp_path / 'm.pt'
     save_checkpoint(path, model, NAMES, 256, 'center_ground', info={'accuracy': 0.97})
     loaded = load_checkpoint(path)
@@ -60,7 +51,7 @@ def test_missing_file_says_what_to_do(tmp_path):
 
 def test_truncated_file_is_reported_as_corrupt(tmp_path):
     path = tmp_path / 'm.pt'
-    save_checkpoint(path, _trained_like(), NAMES, 128, 'center')
+    save_checkpoint(path, randomized_model(CONFIG), NAMES, 128, 'center')
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
     with pytest.raises(CheckpointError, match='truncated or corrupt'):
@@ -91,7 +82,7 @@ def test_a_file_that_would_run_code_is_refused(tmp_path):
 
 def test_mismatched_weights_and_foreign_files(tmp_path):
     path = tmp_path / 'm.pt'
-    save_checkpoint(path, _trained_like(), NAMES, 128, 'center')
+    save_checkpoint(path, randomized_model(CONFIG), NAMES, 128, 'center')
     payload = torch.load(path, weights_only=True)
     payload['architecture']['mlp2'] = [16, 64]
     torch.save(payload, path)
@@ -101,11 +92,11 @@ def test_mismatched_weights_and_foreign_files(tmp_path):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match='format_version 99'):
         load_checkpoint(path)
-    torch.save(_trained_like().state_dict(), path)
+    torch.save(randomized_model(CONFIG).state_dict(), path)
     with pytest.raises(CheckpointError, match='not a pointcam_ros checkpoint'):
         load_checkpoint(path)
     with pytest.raises(ValueError, match='2 class names'):
-        save_checkpoint(path, _trained_like(), NAMES[:2], 128, 'center')
+        save_checkpoint(path, randomized_model(CONFIG), NAMES[:2], 128, 'center')
 
 
 def test_shipped_default_model_loads():

@@ -14,6 +14,7 @@
 
 """Grad-CAM on PointNet: exactness, batching, masking and the sibling methods."""
 
+from conftest import randomized_model
 import numpy as np
 from pointcam_ros.gradcam import (
     GradCAM, make_explainer, make_method, METHODS, normalize_cam, OcclusionSaliency)
@@ -22,29 +23,13 @@ import pytest
 import torch
 
 
-def _randomized(config: PointNetConfig, seed: int = 0, dtype=torch.float32):
-    """Build a model with random weights *and* BatchNorm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    model = PointNetClassifier(config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.normal_(0, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.normal_(1.0, 0.3)
-            module.bias.data.normal_(0.1, 0.3)
-    for tnet in (model.input_tnet, model.feature_tnet):
-        if tnet is not None:
-            tnet.out.weight.data.normal_(0, 0.02)
-    return model.to(dtype).eval()
-
-
 SMALL = PointNetConfig(num_classes=5, mlp1=(16,), mlp2=(32, 64), head=(32, 16),
                        tnet_conv=(16, 32, 64), tnet_fc=(32, 16), feature_transform=True)
 
 
 @pytest.fixture(scope='module')
 def model():
-    return _randomized(SMALL)
+    return randomized_model(SMALL)
 
 
 def test_hand_computed_cam_on_a_tiny_model():
@@ -92,7 +77,7 @@ def test_matches_captum_layer_gradcam(model):
 
 def test_matches_full_autograd_with_hooks_in_float64():
     """Reference: textbook Grad-CAM with a forward hook and autograd over all of A."""
-    model = _randomized(SMALL, seed=3, dtype=torch.float64)
+    model = randomized_model(SMALL, seed=3, dtype=torch.float64)
     points = torch.randn(4, 3, 97, dtype=torch.float64)
     captured = []
     handle = model.cam_layer.register_forward_hook(lambda m, i, o: captured.append(o))
@@ -112,7 +97,7 @@ def test_matches_full_autograd_with_hooks_in_float64():
 
 def test_alpha_matches_finite_differences():
     """alpha_k = (1/N) d y_c / d(shift of channel k at every point), by central differences."""
-    model = _randomized(SMALL, seed=5, dtype=torch.float64)
+    model = randomized_model(SMALL, seed=5, dtype=torch.float64)
     points = torch.randn(2, 3, 64, dtype=torch.float64)
     result = GradCAM(model)(points)
     with torch.no_grad():
