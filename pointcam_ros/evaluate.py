@@ -59,6 +59,12 @@ def _drop_mask(saliency: torch.Tensor, fraction: float, order: str,
     return mask
 
 
+def normalized_auc(x: np.ndarray, y: np.ndarray) -> float:
+    """Trapezoid area under ``y(x)`` divided by the x range (numpy 1.x and 2.x alike)."""
+    area = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+    return area / float(x[-1] - x[0])
+
+
 def faithfulness(loaded: LoadedModel, dataset: ObjectDataset, method: str,
                  batch_size: int = 64, seed: int = 0, progress: bool = True) -> dict:
     """Point-dropping curves for one explainer; returns accuracy/probability per k."""
@@ -91,8 +97,8 @@ def faithfulness(loaded: LoadedModel, dataset: ObjectDataset, method: str,
         p = prob[order] / total
         ks = np.array(DROP_FRACTIONS)
         curves[order] = {'accuracy': acc.tolist(), 'target_probability': p.tolist(),
-                         'auc_accuracy': float(np.trapezoid(acc, ks) / (ks[-1] - ks[0])),
-                         'auc_probability': float(np.trapezoid(p, ks) / (ks[-1] - ks[0]))}
+                         'auc_accuracy': normalized_auc(ks, acc),
+                         'auc_probability': normalized_auc(ks, p)}
     return {'method': method, 'objects': total, 'drop_fractions': list(DROP_FRACTIONS),
             'accuracy_no_drop': base_correct / total,
             'target_probability_no_drop': base_prob / total, 'curves': curves}
