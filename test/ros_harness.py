@@ -35,13 +35,13 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class Harness:
     """A test node that publishes clouds and records what pointcam publishes."""
 
-    def __init__(self, namespace: str = ''):
+    def __init__(self, namespace: str = '', input_topic: str = 'points'):
         self.node = Node('pointcam_test', namespace=namespace or None)
         self.lock = threading.Lock()
         self.saliency: list[PointCloud2] = []
         self.labels: list[MarkerArray] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.points_pub = self.node.create_publisher(PointCloud2, 'points', RELIABLE)
+        self.points_pub = self.node.create_publisher(PointCloud2, input_topic, RELIABLE)
         self._subs = []
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)

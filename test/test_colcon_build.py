@@ -40,3 +40,14 @@ def test_installed_package_imports_from_install_space(colcon_install):
         'python -c "import pointcam_ros.cloud_io as m; print(m.__file__)"'))
     assert result.returncode == 0, result.stderr
     assert str(colcon_install) in result.stdout
+
+
+@pytest.mark.colcon
+def test_shipped_model_is_installed_and_found(colcon_install):
+    result = run_in_install(colcon_install, (
+        'python -c "from pointcam_ros.checkpoint import load_checkpoint; '
+        'm = load_checkpoint(); print(m.path); print(len(m.class_names))"'))
+    assert result.returncode == 0, result.stderr
+    path, classes = result.stdout.split()
+    assert path.startswith(str(colcon_install)) and path.endswith('default_pointnet.pt')
+    assert int(classes) == 7

@@ -226,6 +226,27 @@ def test_model_is_skipped_without_subscribers(node_process, sim):
     assert code == 0, output
 
 
+def test_several_input_topics_get_their_own_outputs(node_process, sim):
+    ensure_rclpy()
+    multi = start_process('pointcam_node', '-r', '__ns:=/multi', '-p', 'device:=cpu',
+                          '-p', "input_topics:=['lidar/front', 'rear']")
+    front = Harness(namespace='/multi', input_topic='lidar/front')
+    rear = Harness(namespace='/multi', input_topic='rear')
+    try:
+        front.listen_outputs('pointcam/lidar_front')
+        rear.listen_outputs('pointcam/rear')
+        assert front.wait_for_subscriber() and rear.wait_for_subscriber()
+        cloud = scan_to_cloud(sim)
+        _send_until_answered(front, to_ros_cloud(cloud, _header()))
+        _send_until_answered(rear, to_ros_cloud(cloud, _header()))
+        assert front.wait_for(lambda: front.labels) and rear.wait_for(lambda: rear.labels)
+    finally:
+        front.close()
+        rear.close()
+        code, output = stop_process(multi)
+    assert code == 0, output
+
+
 def test_bad_startup_parameter_fails_clearly():
     process = start_process('pointcam_node', '-p', 'method:=lime', '-r', '__ns:=/bad')
     code, output = stop_process(process, timeout=60, terminate=False)
