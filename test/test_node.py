@@ -143,6 +143,7 @@ def test_malformed_messages_do_not_stop_good_ones(harness, sim):
     good = scan_to_cloud(sim)
     truncated = dataclasses.replace(good, data=good.data[:1000])
     no_z = dataclasses.replace(good, fields=[f for f in good.fields if f.name != 'z'])
+
     def rejected():
         diag = harness.last_diagnostics()
         return int(diag['rejected']) if diag else 0
