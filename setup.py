@@ -18,8 +18,11 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*')),
     ],
     python_requires='>=3.10',
+    # Only what rosdep also provides on ROS machines (Humble's console scripts check these).
+    # torch is installed separately (see README); pointcloud2 (the PyPI port of
+    # sensor_msgs_py, needed only without ROS) comes from requirements.txt.
     install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
-                      'rosbags', 'pointcloud2'],
+                      'rosbags'],
     zip_safe=False,
     maintainer='pointcam_ros maintainers',
     maintainer_email='maintainers@pointcam-ros.org',
