@@ -15,8 +15,9 @@
 Grad-CAM speed: batched engine vs the per-object loop with module hooks.
 
 Prints ms per batch for B objects x N points with the default PointNet
-architecture (PointNetConfig defaults: Qi et al.'s widths, input T-Net), in
-eval mode, float32, on CPU or CUDA. The naive baseline is what most
+architecture (PointNetConfig defaults: Qi et al.'s widths, input T-Net) or,
+with --shipped, the narrower architecture of the shipped model, in eval
+mode, float32, on CPU or CUDA. The naive baseline is what most
 tutorials do: for each object, a forward hook captures A, backward() of the
 target logit fills A.grad, alpha = A.grad.mean.
 
@@ -27,6 +28,7 @@ import argparse
 import time
 
 from machine import describe
+from pointcam_ros.checkpoint import load_checkpoint
 from pointcam_ros.gradcam import GradCAM
 from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
 import torch
@@ -78,12 +80,18 @@ def main():
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 8, 32, 64])
     parser.add_argument('--points', type=int, nargs='+', default=[256, 512, 1024])
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--shipped', action='store_true',
+                        help="use the shipped model's (narrower) architecture instead")
     parser.add_argument('--naive-max-batch', type=int, default=64,
                         help='skip the slow naive loop above this batch size')
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = PointNetClassifier(PointNetConfig(num_classes=8)).to(device).eval()
+    if args.shipped:
+        model = load_checkpoint(None, device).model
+    else:
+        model = PointNetClassifier(PointNetConfig(num_classes=8)).to(device).eval()
+    print(f'architecture: {model.config}')
     engine = GradCAM(model)
     print(f'device: {describe(args.device)}')
     check = torch.randn(4, 3, 256, device=device)

@@ -24,8 +24,10 @@ even then it is replaced only after the new bag is complete.
 
 import os
 from pathlib import Path
+import queue
 import shutil
 import tempfile
+import threading
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -54,10 +56,17 @@ class BagExistsError(FileExistsError):
 
 
 class SafeBagWriter:
-    """Context manager writing a rosbag2 MCAP bag atomically (see module docstring)."""
+    """
+    Context manager writing a rosbag2 MCAP bag atomically (see module docstring).
+
+    Serialisation and disk writes run in a background thread (bounded queue),
+    so they overlap with the caller's computation; the first error of that
+    thread is raised by the next ``write`` or on exit, and then no bag is
+    published.
+    """
 
     def __init__(self, path: os.PathLike, overwrite: bool = False,
-                 store: Optional[Typestore] = None):
+                 store: Optional[Typestore] = None, queue_size: int = 16):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise BagExistsError(f'{self.path} exists: choose another output or pass '
@@ -68,16 +77,24 @@ class SafeBagWriter:
         self._writer = Writer(self._tmp_root / self.path.name, version=9,
                               storage_plugin=StoragePlugin.MCAP)
         self._connections: dict[str, Any] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._drain, name='bag_writer', daemon=True)
 
     def __enter__(self) -> 'SafeBagWriter':
-        """Open the temporary bag."""
+        """Open the temporary bag and start the writer thread."""
         self._writer.open()
+        self._thread.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         """Publish the bag under its final name, or delete it if an error occurred."""
         try:
+            self._queue.put(None)
+            self._thread.join()
             self._writer.close()
+            if exc_type is None and self._error is not None:
+                raise self._error
             if exc_type is None:
                 self._commit()
         finally:
@@ -90,16 +107,35 @@ class SafeBagWriter:
             os.replace(self.path, old)
         os.replace(built, self.path)
 
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # keep draining so producers never block forever
+            topic, msgtype, stamp_ns, payload, raw = item
+            try:
+                data = payload if raw else self.store.serialize_cdr(payload, msgtype)
+                if topic not in self._connections:
+                    self._connections[topic] = self._writer.add_connection(
+                        topic, msgtype, typestore=self.store)
+                self._writer.write(self._connections[topic], int(stamp_ns), data)
+            except BaseException as exc:  # noqa: B902 - re-raised in the caller's thread
+                self._error = exc
+
+    def _put(self, item: tuple) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
     def write_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
-        """Write CDR bytes (e.g. from ``rclpy.serialization.serialize_message``)."""
-        if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=self.store)
-        self._writer.write(self._connections[topic], int(stamp_ns), data)
+        """Queue CDR bytes (e.g. from ``rclpy.serialization.serialize_message``)."""
+        self._put((topic, msgtype, stamp_ns, bytes(data), True))
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
-        """Serialise a rosbags message object and write it."""
-        self.write_raw(topic, msgtype, stamp_ns, self.store.serialize_cdr(msg, msgtype))
+        """Queue a rosbags message object; it is serialised in the writer thread."""
+        self._put((topic, msgtype, stamp_ns, msg, False))
 
 
 def rosbags_cloud(store: Typestore, cloud: PackedCloud, header: Any) -> Any:

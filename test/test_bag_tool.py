@@ -199,3 +199,14 @@ def test_command_line(tmp_path, tiny_model):
     again = subprocess.run([exe, str(source), '-o', str(tmp_path / 'out'), '--params',
                             str(params)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 1 and 'exists' in again.stderr
+
+
+def test_writer_thread_errors_surface_and_leave_no_bag(tmp_path):
+    from pointcam_ros.bag_io import POINTCLOUD2, SafeBagWriter
+    with pytest.raises(Exception):  # noqa: B017 - rosbags' serialiser raises its own type
+        with SafeBagWriter(tmp_path / 'out') as writer:
+            writer.write('/x', POINTCLOUD2, 1, object())  # not a PointCloud2
+            for stamp in range(2, 50):  # the error surfaces here or on exit
+                writer.write_raw('/y', POINTCLOUD2, stamp, b'\x00\x01\x00\x00')
+    assert not (tmp_path / 'out').exists()
+    assert not list(tmp_path.glob('.*partial*'))
