@@ -35,6 +35,7 @@ import time
 
 from machine import describe
 import numpy as np
+from pointcam_ros.dds import use_large_data_profile
 from pointcam_ros.ros_msgs import to_ros_cloud
 from pointcam_ros.sim_node import scan_to_cloud
 from pointcam_ros.simulator import random_scene, scan, SENSORS
@@ -62,12 +63,12 @@ def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
     for msg in messages:
         msg.header.frame_id = 'lidar'
     exe = str(Path(sys.executable).parent / 'pointcam_node')
+    log = open(os.environ.get('POINTCAM_BENCH_LOG', os.devnull), 'a')
     node_proc = subprocess.Popen([exe, '--ros-args', '-p', f'device:={device}'],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 stdout=log, stderr=subprocess.STDOUT)
     node = Node(f'bench_{name}')
     reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(PointCloud2, 'points', QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    pub = node.create_publisher(PointCloud2, 'points', reliable)
     sent: dict = {}
     latencies: list = []
     lock = threading.Lock()
@@ -121,6 +122,7 @@ def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
         node.destroy_node()
         node_proc.terminate()
         node_proc.wait(timeout=20)
+        log.close()
     with lock:
         received = len(latencies)
         values = list(latencies)
@@ -141,6 +143,7 @@ def main():
     parser.add_argument('--variants', type=int, default=20, help='distinct scans to cycle')
     args = parser.parse_args()
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    use_large_data_profile(os.environ)  # multi-MB scans; see README
     rclpy.init()
     try:
         print(f'device: {describe(args.device)}', flush=True)

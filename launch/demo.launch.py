@@ -24,16 +24,21 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable)
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from pointcam_ros.dds import large_data_profile, PROFILE_VARIABLES
 
 
 def generate_launch_description():
     """Start pointcam_sim on topic points and include pointcam.launch.py."""
     share = get_package_share_directory('pointcam_ros')
     return LaunchDescription([
+        # Multi-MB scans: large shared-memory segments for the simulator and the node.
+        *[SetEnvironmentVariable(name, str(large_data_profile()))
+          for name in PROFILE_VARIABLES],
         DeclareLaunchArgument('sensor', default_value='vlp16',
                               description='vlp16, hdl32, hdl64, os1_64 or os1_128'),
         DeclareLaunchArgument('device', default_value='auto',

@@ -39,6 +39,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from pointcam_ros.bag_io import MARKER_ARRAY, POINTCLOUD2, SafeBagWriter
 from pointcam_ros.cloud_io import read_cloud
+from pointcam_ros.dds import use_large_data_profile
 from pointcam_ros.render import render_scan
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -185,6 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('ROS_LOCALHOST_ONLY', '1')
+    use_large_data_profile(env)  # scans are 0.6-12 MB; see resources/fastdds_large_data.xml
     os.environ.update(env)
     rclpy.init()
     recording = Recording()

@@ -31,6 +31,10 @@ def pytest_configure(config):
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
+    # As the README recommends for multi-MB scans: without it Fast DDS loses most
+    # best-effort samples larger than its 512 KB shared-memory segments.
+    from pointcam_ros.dds import use_large_data_profile
+    use_large_data_profile(os.environ)
 
 
 def randomized_model(config, seed: int = 0, dtype=None):
