@@ -17,9 +17,11 @@ Accuracy and saliency faithfulness (``pointcam_eval``).
 
 Point-dropping curves as in Zheng et al. (ICCV 2019): for each object,
 remove the k % most salient points, k % random points, or the k % least
-salient points (k = 5..50), and measure accuracy and the probability of the
-true class. Points are removed through the padding mask, so the network
-truly never sees them. Saliency is computed for the true class.
+salient points (k = 5..50, in 5 % steps, the saliency recomputed on the
+remaining points before each step unless ``--one-shot``), and measure
+accuracy and the probability of the true class. Points are removed through
+the padding mask, so the network truly never sees them. Saliency is computed
+for the true class.
 """
 
 import argparse
@@ -43,20 +45,24 @@ ORDERS = ('most_salient', 'random', 'least_salient')
 def _drop_mask(saliency: torch.Tensor, fraction: float, order: str,
                generator: torch.Generator) -> torch.Tensor:
     """``(B, N)`` bool mask keeping all but ``fraction`` of the points, chosen by ``order``."""
-    batch, num = saliency.shape
-    drop = int(round(fraction * num))
+    keep = torch.ones_like(saliency, dtype=torch.bool)
+    return _drop_more(keep, saliency, int(round(fraction * saliency.shape[1])), order,
+                      generator)
+
+
+def _drop_more(keep: torch.Tensor, saliency: torch.Tensor, count: int, order: str,
+               generator: torch.Generator) -> torch.Tensor:
+    """Drop ``count`` more of the kept points (``keep`` (B, N) bool), chosen by ``order``."""
+    noise = torch.rand(saliency.shape, generator=generator).to(saliency.device)
     if order == 'random':
-        score = torch.rand(batch, num, generator=generator).to(saliency.device)
+        score = noise
     elif order == 'most_salient':
-        # Ties (e.g. many zeros) are broken at random, not by position.
-        score = saliency + 1e-6 * torch.rand(batch, num, generator=generator).to(saliency.device)
+        score = saliency + 1e-6 * noise  # ties (e.g. many zeros) broken at random
     else:
-        score = -saliency + 1e-6 * torch.rand(batch, num, generator=generator).to(
-            saliency.device)
-    dropped = score.topk(drop, dim=1).indices
-    mask = torch.ones(batch, num, dtype=torch.bool, device=saliency.device)
-    mask.scatter_(1, dropped, False)
-    return mask
+        score = -saliency + 1e-6 * noise
+    score = score.masked_fill(~keep, float('-inf'))
+    dropped = score.topk(count, dim=1).indices
+    return keep.clone().scatter_(1, dropped, False)
 
 
 def normalized_auc(x: np.ndarray, y: np.ndarray) -> float:
@@ -66,8 +72,15 @@ def normalized_auc(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def faithfulness(loaded: LoadedModel, dataset: ObjectDataset, method: str,
-                 batch_size: int = 64, seed: int = 0, progress: bool = True) -> dict:
-    """Point-dropping curves for one explainer; returns accuracy/probability per k."""
+                 batch_size: int = 64, seed: int = 0, progress: bool = True,
+                 iterative: bool = True) -> dict:
+    """
+    Point-dropping curves for one explainer; returns accuracy/probability per k.
+
+    ``iterative`` (as in Zheng et al.): the saliency is recomputed on the
+    remaining points before each further 5 % are dropped; otherwise all drops
+    follow the saliency of the full object (one shot).
+    """
     device = next(loaded.model.parameters()).device
     explainer = make_explainer(method, loaded.model, loaded.class_names)
     rng = np.random.default_rng(seed)
@@ -83,13 +96,19 @@ def faithfulness(loaded: LoadedModel, dataset: ObjectDataset, method: str,
         result = explainer(points, target=target)
         base_correct += float((result.predicted == target).sum())
         base_prob += float(result.probabilities.gather(1, target[:, None]).sum())
-        with torch.no_grad():
-            for order in ORDERS:
-                for i, fraction in enumerate(DROP_FRACTIONS):
-                    mask = _drop_mask(result.saliency, fraction, order, generator)
-                    probs = torch.softmax(loaded.model(points, mask), dim=1)
-                    correct[order][i] += float((probs.argmax(dim=1) == target).sum())
-                    prob[order][i] += float(probs.gather(1, target[:, None]).sum())
+        num = points.shape[2]
+        for order in ORDERS:
+            keep = torch.ones(points.shape[0], num, dtype=torch.bool, device=device)
+            saliency = result.saliency
+            for i, fraction in enumerate(DROP_FRACTIONS):
+                if iterative and order != 'random' and i > 0:
+                    saliency = explainer(points, keep, target=target).saliency
+                count = int(round(fraction * num)) - int((~keep[0]).sum())
+                keep = _drop_more(keep, saliency, count, order, generator)
+                with torch.no_grad():
+                    probs = torch.softmax(loaded.model(points, keep), dim=1)
+                correct[order][i] += float((probs.argmax(dim=1) == target).sum())
+                prob[order][i] += float(probs.gather(1, target[:, None]).sum())
     total = len(dataset)
     curves = {}
     for order in ORDERS:
@@ -100,6 +119,7 @@ def faithfulness(loaded: LoadedModel, dataset: ObjectDataset, method: str,
                          'auc_accuracy': normalized_auc(ks, acc),
                          'auc_probability': normalized_auc(ks, p)}
     return {'method': method, 'objects': total, 'drop_fractions': list(DROP_FRACTIONS),
+            'iterative': iterative,
             'accuracy_no_drop': base_correct / total,
             'target_probability_no_drop': base_prob / total, 'curves': curves}
 
@@ -134,6 +154,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--methods', nargs='+', default=['gradcam'],
                         choices=[*sorted(METHODS), 'occlusion'])
     parser.add_argument('--max-objects', type=int)
+    parser.add_argument('--one-shot', action='store_true',
+                        help='drop by the full-object saliency only (default: recompute '
+                        'the saliency after every 5 %% step, as Zheng et al.)')
     parser.add_argument('--out', type=Path, default=Path('eval'), help='output folder')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     args = parser.parse_args(argv)
@@ -147,7 +170,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               'accuracy': metrics(confusion_matrix(dataset.labels, predicted,
                                                    len(dataset.class_names)),
                                   dataset.class_names),
-              'faithfulness': [faithfulness(loaded, dataset, m) for m in args.methods]}
+              'faithfulness': [faithfulness(loaded, dataset, m, iterative=not args.one_shot)
+                               for m in args.methods]}
     tmp = args.out / '.eval.json.tmp'
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, args.out / 'eval.json')
