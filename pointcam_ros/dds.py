@@ -17,6 +17,7 @@ import importlib.resources
 from pathlib import Path
 from typing import MutableMapping
 
+#: Humble's Fast DDS 2.6 reads the first, Jazzy/Kilted the second (and warn about the first).
 PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 
 
@@ -30,9 +31,11 @@ def use_large_data_profile(env: MutableMapping[str, str]) -> None:
     """
     Point Fast DDS at the shipped profile in ``env``, unless a profile is already set.
 
+    Sets ``FASTDDS_DEFAULT_PROFILES_FILE`` (the ROS 2 wheels here are Kilted);
+    on Humble export ``FASTRTPS_DEFAULT_PROFILES_FILE`` yourself (README).
+
     Must happen before ``rclpy.init`` in this process, and in the environment
     of every process that exchanges scans (driver/simulator and node).
     """
     if not any(env.get(name) for name in PROFILE_VARIABLES):
-        for name in PROFILE_VARIABLES:
-            env[name] = str(large_data_profile())
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(large_data_profile())
