@@ -42,14 +42,6 @@ DROP_FRACTIONS = tuple(k / 100 for k in range(5, 55, 5))
 ORDERS = ('most_salient', 'random', 'least_salient')
 
 
-def _drop_mask(saliency: torch.Tensor, fraction: float, order: str,
-               generator: torch.Generator) -> torch.Tensor:
-    """``(B, N)`` bool mask keeping all but ``fraction`` of the points, chosen by ``order``."""
-    keep = torch.ones_like(saliency, dtype=torch.bool)
-    return _drop_more(keep, saliency, int(round(fraction * saliency.shape[1])), order,
-                      generator)
-
-
 def _drop_more(keep: torch.Tensor, saliency: torch.Tensor, count: int, order: str,
                generator: torch.Generator) -> torch.Tensor:
     """Drop ``count`` more of the kept points (``keep`` (B, N) bool), chosen by ``order``."""

@@ -22,7 +22,7 @@ import sys
 import numpy as np
 from pointcam_ros.checkpoint import load_checkpoint
 from pointcam_ros.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
-from pointcam_ros.evaluate import _drop_mask, faithfulness
+from pointcam_ros.evaluate import _drop_more, faithfulness
 from pointcam_ros.render import render_objects, render_scan
 from pointcam_ros.train import confusion_matrix, make_batch, metrics, train
 import pytest
@@ -110,11 +110,16 @@ def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
 def test_drop_masks_remove_the_right_points():
     saliency = torch.tensor([[0.9, 0.1, 0.5, 0.0, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6]])
     gen = torch.Generator().manual_seed(0)
-    top = _drop_mask(saliency, 0.2, 'most_salient', gen)
+    everything = torch.ones_like(saliency, dtype=torch.bool)
+    top = _drop_more(everything, saliency, 2, 'most_salient', gen)
     assert top[0].tolist() == [False, True, True, True, True, True, True, False, True, True]
-    low = _drop_mask(saliency, 0.2, 'least_salient', gen)
+    low = _drop_more(everything, saliency, 2, 'least_salient', gen)
     assert not low[0, 3] and not low[0, 1] and low.sum() == 8
-    assert _drop_mask(saliency, 0.5, 'random', gen).sum() == 5
+    assert _drop_more(everything, saliency, 5, 'random', gen).sum() == 5
+    # Iterative dropping only ever removes points that are still kept.
+    again = _drop_more(top, saliency, 2, 'most_salient', gen)
+    assert again.sum() == 6 and not again[0, 0] and not again[0, 7]
+    assert not again[0, 4] and not again[0, 9]  # the next two most salient
 
 
 def test_faithfulness_report_structure(small_sets, tmp_path):
