@@ -64,18 +64,35 @@ def label_text(obj: DetectedObject) -> str:
     return text
 
 
+def delete_all() -> MarkerSpec:
+    """Return the ``DELETEALL`` marker that clears the previous scan's markers."""
+    return MarkerSpec('', 0, CUBE, DELETEALL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0),
+                      (1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 0.0), '')
+
+
+def box_and_label(namespace: str, marker_id: int, class_name: str, center: Sequence[float],
+                  size: Sequence[float], yaw: float, text: str, box_alpha: float = 0.35,
+                  text_height: float = 0.6, text_lift: float = 0.5) -> list[MarkerSpec]:
+    """
+    Describe a translucent box and a text above it.
+
+    Namespaces ``<namespace>boxes`` and ``<namespace>labels``; coloured by
+    ``class_name`` (:data:`CLASS_COLORS`, grey if unknown).
+    """
+    rgb = CLASS_COLORS.get(class_name, (0.6, 0.6, 0.6))
+    center = tuple(float(v) for v in center)
+    size = tuple(max(float(v), 0.05) for v in size)
+    top = (center[0], center[1], center[2] + size[2] / 2 + text_lift)
+    return [MarkerSpec(f'{namespace}boxes', marker_id, CUBE, ADD, center, yaw_quaternion(yaw),
+                       size, (*rgb, box_alpha), ''),
+            MarkerSpec(f'{namespace}labels', marker_id, TEXT_VIEW_FACING, ADD, top,
+                       (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, text_height), (*rgb, 1.0), text)]
+
+
 def object_markers(objects: Sequence[DetectedObject]) -> list[MarkerSpec]:
     """DELETEALL followed by a box and a text per object."""
-    specs = [MarkerSpec('', 0, CUBE, DELETEALL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0),
-                        (1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 0.0), '')]
+    specs = [delete_all()]
     for obj in objects:
-        rgb = CLASS_COLORS.get(obj.class_name, (0.6, 0.6, 0.6))
-        center = tuple(float(v) for v in obj.center)
-        size = tuple(max(float(v), 0.05) for v in obj.size)
-        specs.append(MarkerSpec('boxes', obj.object_id, CUBE, ADD, center,
-                                yaw_quaternion(obj.yaw), size, (*rgb, 0.35), ''))
-        top = (center[0], center[1], center[2] + size[2] / 2 + 0.5)
-        specs.append(MarkerSpec('labels', obj.object_id, TEXT_VIEW_FACING, ADD, top,
-                                (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.6), (*rgb, 1.0),
-                                label_text(obj)))
+        specs += box_and_label('', obj.object_id, obj.class_name, obj.center, obj.size,
+                               obj.yaw, label_text(obj))
     return specs

@@ -27,8 +27,7 @@ from typing import Any, Optional
 
 import numpy as np
 from pointcam_ros.cloud_io import pack_cloud, PackedCloud
-from pointcam_ros.markers import ADD, CLASS_COLORS, CUBE, DELETEALL, MarkerSpec
-from pointcam_ros.markers import TEXT_VIEW_FACING, yaw_quaternion
+from pointcam_ros.markers import box_and_label, delete_all, MarkerSpec
 from pointcam_ros.ros_main import spin_node
 from pointcam_ros.ros_msgs import to_ros_cloud, to_ros_markers
 from pointcam_ros.sensor_layouts import LAYOUTS
@@ -59,20 +58,13 @@ def scan_to_cloud(result: Scan) -> PackedCloud:
 
 def ground_truth_markers(scene: Scene, mount_height: float) -> list[MarkerSpec]:
     """DELETEALL, then a box and 'gt <class>' text per object, in the sensor frame."""
-    specs = [MarkerSpec('', 0, CUBE, DELETEALL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0),
-                        (1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 0.0), '')]
+    specs = [delete_all()]
     for obj in scene.objects:
         center, size = obj.box()
-        center = (float(center[0]), float(center[1]), float(center[2] - mount_height))
+        center[2] -= mount_height
         name = CLASS_NAMES[obj.class_id]
-        rgb = CLASS_COLORS.get(name, (0.6, 0.6, 0.6))
-        specs.append(MarkerSpec('gt_boxes', obj.object_id, CUBE, ADD, center,
-                                yaw_quaternion(obj.yaw), tuple(float(v) for v in size),
-                                (*rgb, 0.15), ''))
-        specs.append(MarkerSpec('gt_labels', obj.object_id, TEXT_VIEW_FACING, ADD,
-                                (center[0], center[1], center[2] + size[2] / 2 + 1.0),
-                                (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.5), (*rgb, 0.8),
-                                f'gt {name}'))
+        specs += box_and_label('gt_', obj.object_id, name, center, size, obj.yaw,
+                               f'gt {name}', box_alpha=0.15, text_height=0.5, text_lift=1.0)
     return specs
 
 
