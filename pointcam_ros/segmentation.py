@@ -81,12 +81,37 @@ def fit_ground(xyz: np.ndarray, threshold: float, seed: int) -> np.ndarray:
     plane, _ = cloud.segment_plane(distance_threshold=threshold, ransac_n=3,
                                    num_iterations=100)
     plane = plane.numpy().astype(np.float64)
+    norm = np.linalg.norm(plane[:3])
+    if norm == 0:
+        return fallback
+    plane = refine_plane(low, plane / norm, threshold)
     if plane[2] < 0:
         plane = -plane
-    norm = np.linalg.norm(plane[:3])
-    if norm == 0 or plane[2] / norm < 0.9:
+    if plane[2] < 0.9:
         return fallback
-    return plane / norm
+    return plane
+
+
+def refine_plane(xyz: np.ndarray, plane: np.ndarray, threshold: float) -> np.ndarray:
+    """
+    Least-squares refit ``(4,)`` of a unit-normal plane to its inliers within ``threshold``.
+
+    open3d's multi-threaded RANSAC can return slightly different planes for
+    the same points and seed (seen: 2 distinct planes in 20 runs), which flips
+    points at the ground threshold; the refit on the inlier set makes the
+    result reproducible (and uses every inlier instead of three points).
+    """
+    inliers = xyz[np.abs(xyz @ plane[:3].astype(np.float32) + np.float32(plane[3]))
+                  <= threshold]
+    inliers = inliers[::max(1, len(inliers) // 10_000)].astype(np.float64)  # fixed stride
+    if len(inliers) < 3:
+        return plane
+    center = inliers.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov((inliers - center).T))
+    normal = vectors[:, 0]  # smallest eigenvalue
+    if normal @ plane[:3] < 0:
+        normal = -normal
+    return np.array([*normal, -normal @ center])
 
 
 def cluster_voxels(xyz: np.ndarray, tolerance: float,
@@ -131,19 +156,17 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     if count == 0:
         return Segmentation(labels, ground, plane, 0)
     sizes = np.bincount(cluster, minlength=count)
-    lo = np.full(count, np.inf, np.float32)
-    hi = np.full(count, -np.inf, np.float32)
     extent = np.zeros(count, np.float32)
-    for axis in (0, 1, 2):
-        np.minimum.at(lo, cluster, xyz[above, axis])
-        np.maximum.at(hi, cluster, xyz[above, axis])
+    for axis in range(3):  # per axis: ufunc.at on 1-D arrays is ~10x faster than on 2-D
+        values = xyz[above, axis]
+        lo = np.full(count, np.inf, np.float32)
+        hi = np.full(count, -np.inf, np.float32)
+        np.minimum.at(lo, cluster, values)
+        np.maximum.at(hi, cluster, values)
         extent = np.maximum(extent, hi - lo)
-        lo.fill(np.inf)
-        hi.fill(-np.inf)
     keep = ((sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
             & (extent >= config.min_object_size) & (extent <= config.max_object_size))
-    first = np.full(count, num, np.int64)
-    np.minimum.at(first, cluster, np.arange(len(above)))
+    _, first = np.unique(cluster, return_index=True)  # every id 0..count-1 occurs
     kept = np.flatnonzero(keep)
     kept = kept[np.argsort(first[kept], kind='stable')]
     remap = np.full(count, -1, np.int32)
