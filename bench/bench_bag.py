@@ -16,7 +16,8 @@ pointcam_bag throughput on simulated HDL-64E scans, and its overhead over the pi
 
 Writes an MCAP bag of --scans HDL-64E scans (Velodyne layout) to a temporary
 folder, runs explain_bag over it and prints scans/s and the share of time
-spent outside ScenePipeline.process (reading, decoding, encoding, writing).
+spent outside ScenePipeline.process_cloud, which does what the node does per scan
+(bag reading, deserialisation, message building, serialisation, writing).
 
     .venv/bin/python bench/bench_bag.py [--device cuda] [--scans 50]
 """
@@ -63,7 +64,7 @@ def main():
     print(f'{args.sensor}: {summary.scans} scans in {summary.total_seconds:.1f} s = '
           f'{summary.scans / summary.total_seconds:.2f} scans/s; pipeline '
           f'{1e3 * summary.pipeline_seconds / summary.scans:.1f} ms/scan; overhead outside '
-          f'the pipeline (read, decode, encode, write) {100 * overhead:.1f} %')
+          f'the pipeline (bag read, deserialise, build, serialise, write) {100 * overhead:.1f} %')
 
 
 if __name__ == '__main__':

@@ -39,7 +39,7 @@ from pointcam_ros.bag_io import (
     BagExistsError, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud, rosbags_markers, SafeBagWriter,
     typestore)
 from pointcam_ros.checkpoint import CheckpointError
-from pointcam_ros.cloud_io import CloudFormatError, read_cloud, saliency_cloud
+from pointcam_ros.cloud_io import CloudFormatError
 from pointcam_ros.config import output_prefix, PipelineConfig
 from pointcam_ros.markers import object_markers
 from pointcam_ros.pipeline import ScanError, ScenePipeline
@@ -137,16 +137,13 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                     writer.write_raw(connection.topic, connection.msgtype, timestamp, rawdata)
                 mark = time.perf_counter()
                 try:
-                    points = read_cloud(msg)
-                    result = pipeline.process(points.xyz)
+                    result, cloud = pipeline.process_cloud(msg)
                 except (CloudFormatError, ScanError) as exc:
                     summary.rejected += 1
                     LOG.warning('skipping scan at %d ns on %s: %s', timestamp, connection.topic,
                                 exc)
                     continue
                 summary.pipeline_seconds += time.perf_counter() - mark
-                cloud = saliency_cloud(points.xyz, result.saliency, result.class_id,
-                                       result.object_id)
                 prefix = prefixes[connection.topic]
                 writer.write(f'{prefix}/saliency', POINTCLOUD2, timestamp,
                              rosbags_cloud(store, cloud, msg.header))

@@ -40,7 +40,7 @@ from typing import Any, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from pointcam_ros.cloud_io import CloudFormatError, read_cloud, saliency_cloud
+from pointcam_ros.cloud_io import CloudFormatError
 from pointcam_ros.config import output_prefix, PipelineConfig
 from pointcam_ros.markers import object_markers
 from pointcam_ros.pipeline import ScanError, ScenePipeline
@@ -224,10 +224,7 @@ class PointcamNode(Node):
                 stats.skipped += 1
             return
         try:
-            points = read_cloud(msg)
-            result = self.pipeline.process(points.xyz)
-            cloud = saliency_cloud(points.xyz, result.saliency, result.class_id,
-                                   result.object_id)
+            result, cloud = self.pipeline.process_cloud(msg)
             saliency_pub.publish(to_ros_cloud(cloud, msg.header))
             labels_pub.publish(to_ros_markers(object_markers(result.objects), msg.header))
         except (CloudFormatError, ScanError) as exc:

@@ -29,11 +29,12 @@ drive this class.
 
 from dataclasses import dataclass, field
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from pointcam_ros.checkpoint import load_checkpoint, LoadedModel
-from pointcam_ros.cloud_io import NO_OBJECT
+from pointcam_ros.cloud_io import (
+    finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
 from pointcam_ros.config import PipelineConfig
 from pointcam_ros.gradcam import make_explainer
 from pointcam_ros.preprocess import normalize_object, resample_indices
@@ -168,6 +169,20 @@ class ScenePipeline:
             out[~sampled] = values[nearest]
         return out
 
+    def process_cloud(self, cloud: Any) -> tuple[SceneResult, PackedCloud]:
+        """
+        Explain a PointCloud2 (rclpy, rosbags or :class:`PackedCloud`) end to end.
+
+        Returns the result for its valid points and the output saliency cloud
+        (one point per valid input point; give it the input's header). Raises
+        :class:`CloudFormatError` for a malformed cloud, :class:`ScanError`
+        for one the pipeline refuses.
+        """
+        points = read_cloud(cloud)
+        result = self.process(points.xyz)
+        return result, saliency_cloud(points.xyz, result.saliency, result.class_id,
+                                      result.object_id)
+
     def process(self, points: np.ndarray) -> SceneResult:
         """
         Explain one scan: ``points`` (M, 3) float32 (float64 accepted) in the sensor frame.
@@ -189,7 +204,7 @@ class ScenePipeline:
         class_id = np.full(num, NO_OBJECT, np.int32)
         object_id = np.full(num, NO_OBJECT, np.int32)
         result = SceneResult(saliency, class_id, object_id, device=str(self.device))
-        finite = np.flatnonzero(np.isfinite(points).all(axis=1))
+        finite = np.flatnonzero(finite_rows(points))
         xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
         if config.mode == 'object':
             labels = np.zeros(len(xyz), np.int32)
