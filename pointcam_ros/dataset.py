@@ -26,6 +26,10 @@ File format (``.npz``, numpy only, no pickles)::
 
 Splits come from disjoint seed ranges (:data:`SPLIT_SEEDS`), so no scene of
 the test set was seen in training.
+
+Reading, writing and training need numpy only: the simulator and the
+segmentation (open3d, scipy) are imported when a data set is built, so a
+GPU training box without open3d can train on files built elsewhere.
 """
 
 from dataclasses import dataclass
@@ -35,8 +39,6 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.config import PipelineConfig
-from pointcam_ros.segmentation import segment_scene
-from pointcam_ros.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 from tqdm import tqdm
 
 #: First scene seed of each split; a split of n scenes uses seeds start..start+n-1.
@@ -68,6 +70,7 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
     owns most of its points, if that object owns at least ``min_purity`` of
     them; other clusters (merged objects, ground debris) are skipped.
     """
+    from pointcam_ros.segmentation import segment_scene
     segmentation = segment_scene(xyz, config)
     out = []
     for cluster in range(segmentation.num_objects):
@@ -82,15 +85,17 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
     return out
 
 
-def simulate_objects(seed: int, min_points: int,
-                     sensors: Sequence[str] = tuple(SENSORS)) -> list[tuple[np.ndarray, int]]:
+def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]] = None
+                     ) -> list[tuple[np.ndarray, int]]:
     """
-    Scan scene ``seed`` with a sensor drawn from ``sensors``; return its objects.
+    Scan scene ``seed`` with a sensor drawn from ``sensors`` (default: all); return its objects.
 
     Objects are cut out exactly as the node will see them: by the scene
     pipeline's segmentation (default :class:`PipelineConfig`, with
     ``min_cluster_points = min_points``), labelled from the ground truth.
     """
+    from pointcam_ros.simulator import random_scene, scan, SENSORS
+    sensors = tuple(SENSORS) if sensors is None else sensors
     rng = np.random.default_rng(seed)
     sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
     scene = random_scene(seed)
@@ -100,9 +105,10 @@ def simulate_objects(seed: int, min_points: int,
 
 
 def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_cluster_points,
-                  sensors: Sequence[str] = tuple(SENSORS), progress: bool = True
+                  sensors: Optional[Sequence[str]] = None, progress: bool = True
                   ) -> ObjectDataset:
-    """Simulate the scenes of ``seeds`` and collect their objects."""
+    """Simulate the scenes of ``seeds`` (sensors drawn from ``sensors``, default all)."""
+    from pointcam_ros.simulator import CLASS_NAMES
     seeds = list(seeds)
     points, labels, distance, origin = [], [], [], []
     for seed in tqdm(seeds, desc='scenes', unit='scene', disable=not progress):

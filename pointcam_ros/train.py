@@ -21,6 +21,7 @@ Train the PointNet classifier on simulated objects (``pointcam_train``) and buil
 """
 
 import argparse
+from dataclasses import asdict, dataclass
 import json
 import logging
 import os
@@ -45,27 +46,58 @@ DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
                 'tnet_conv': (64, 128, 256), 'tnet_fc': (128, 64), 'dropout': 0.3}
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """
+    Training-time augmentation of one object (recorded in the checkpoint).
+
+    Per object: drop a random share of its points drawn from
+    ``[0, point_dropout]``, rotate about the up axis (``rotate``), scale by a
+    factor from ``scale``, add Gaussian jitter of ``jitter`` metres (clipped
+    at 5 jitter sigmas).
+    """
+
+    point_dropout: float = 0.2
+    rotate: bool = True
+    scale: tuple[float, float] = (0.9, 1.1)
+    jitter: float = 0.01
+
+    def __post_init__(self):
+        """Reject values that cannot be meant; raise ValueError naming the bad one."""
+        if not 0.0 <= self.point_dropout < 1.0:
+            raise ValueError(f'point_dropout must be in [0, 1), got {self.point_dropout}')
+        low, high = self.scale
+        if not 0.0 < low <= high:
+            raise ValueError(f'scale must be 0 < low <= high, got {self.scale}')
+        if self.jitter < 0.0:
+            raise ValueError(f'jitter must be >= 0 m, got {self.jitter}')
+
+
 def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: str,
-               rng: np.random.Generator, augment: bool = False) -> torch.Tensor:
+               rng: np.random.Generator, augment: Optional[Augmentation] = None
+               ) -> torch.Tensor:
     """
     Resample, (augment) and normalise objects into a ``(B, 3, num_points)`` float32 batch.
 
-    Augmentation: random point dropout (up to 20 %), rotation about the up
-    axis, scaling by 0.9-1.1 and Gaussian jitter (sigma 1 cm, clipped at 5 cm).
+    ``objects``: ``(n_i, 3)`` float32 each. ``augment``: applied per object
+    (see :class:`Augmentation`), or None for evaluation.
     """
     batch = np.empty((len(objects), 3, num_points), np.float32)
     for i, points in enumerate(objects):
-        if augment and len(points) > 8:
-            keep = rng.random(len(points)) >= rng.uniform(0, 0.2)
+        if augment is not None and augment.point_dropout > 0 and len(points) > 8:
+            keep = rng.random(len(points)) >= rng.uniform(0, augment.point_dropout)
             points = points[keep] if keep.sum() >= 4 else points
         chosen = points[resample_indices(len(points), num_points, rng)]
         obj = normalize_object(chosen, normalization)
-        if augment:
-            angle = rng.uniform(-np.pi, np.pi)
-            c, s = np.cos(angle), np.sin(angle)
-            obj = obj @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
-            obj = obj * rng.uniform(0.9, 1.1)
-            obj = obj + np.clip(rng.normal(0, 0.01, obj.shape), -0.05, 0.05)
+        if augment is not None:
+            if augment.rotate:
+                angle = rng.uniform(-np.pi, np.pi)
+                c, s = np.cos(angle), np.sin(angle)
+                obj = obj @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
+            obj = obj * np.float32(rng.uniform(*augment.scale))
+            if augment.jitter > 0:
+                limit = 5 * augment.jitter
+                obj = obj + np.clip(rng.normal(0, augment.jitter, obj.shape), -limit, limit)
         batch[i] = obj.T
     return torch.from_numpy(batch)
 
@@ -117,7 +149,7 @@ def evaluate(model, dataset, num_points, normalization, device) -> dict:
 def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs: int,
           num_points: int, normalization: str, batch_size: int, lr: float, seed: int,
           device: torch.device, resume: Optional[Path] = None, arch: Optional[dict] = None,
-          progress: bool = True) -> dict:
+          augmentation: Augmentation = Augmentation(), progress: bool = True) -> dict:
     """
     Train, keep the best validation checkpoint at ``out``, return the report dict.
 
@@ -155,7 +187,7 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                           disable=not progress, leave=False):
             idx = order[start:start + batch_size]
             batch = make_batch([train_set.points[i] for i in idx], num_points, normalization,
-                               rng, augment=True).to(device)
+                               rng, augment=augmentation).to(device)
             target = torch.from_numpy(train_set.labels[idx]).to(device)
             output = model.run(batch)
             loss = torch.nn.functional.cross_entropy(output.logits, target,
@@ -177,12 +209,14 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             best = val['accuracy']
             save_checkpoint(out, model, train_set.class_names, num_points, normalization,
                             info={'val_accuracy': best, 'epoch': epoch + 1,
-                                  'train_objects': len(train_set), 'seed': seed})
+                                  'train_objects': len(train_set), 'seed': seed,
+                                  'augmentation': asdict(augmentation)})
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
                     'history': json.dumps(history)}, state_path)
     return {'history': history, 'best_val_accuracy': best, 'normalization': normalization,
             'num_points': num_points, 'architecture': config.to_dict(),
+            'augmentation': asdict(augmentation),
             'train_objects': len(train_set), 'val_objects': len(val_set)}
 
 
@@ -221,17 +255,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
+    defaults = Augmentation()
+    parser.add_argument('--point-dropout', type=float, default=defaults.point_dropout,
+                        help='largest share of the points of an object dropped at random '
+                        '(default: %(default)s)')
+    parser.add_argument('--scale', type=float, nargs=2, default=defaults.scale,
+                        metavar=('LOW', 'HIGH'), help='random scaling range '
+                        '(default: %(default)s)')
+    parser.add_argument('--jitter', type=float, default=defaults.jitter,
+                        help='Gaussian jitter sigma in metres (default: %(default)s)')
+    parser.add_argument('--no-rotate', action='store_true',
+                        help='no random rotation about the up axis')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     if args.out.exists() and not (args.force or args.resume):
         parser.error(f'{args.out} exists: pass --force to overwrite it or --resume')
+    try:
+        augmentation = Augmentation(point_dropout=args.point_dropout,
+                                    rotate=not args.no_rotate, scale=tuple(args.scale),
+                                    jitter=args.jitter)
+    except ValueError as exc:
+        parser.error(str(exc))
     device = torch.device(args.device)
     train_set, val_set = load_dataset(args.train), load_dataset(args.val)
     report = train(train_set, val_set, args.out, epochs=args.epochs,
                    num_points=args.num_points, normalization=args.normalization,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                   resume=args.resume)
+                   resume=args.resume, augmentation=augmentation)
     from pointcam_ros.checkpoint import load_checkpoint
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)

@@ -24,7 +24,7 @@ from pointcam_ros.checkpoint import load_checkpoint
 from pointcam_ros.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
 from pointcam_ros.evaluate import _drop_more, faithfulness
 from pointcam_ros.render import render_objects, render_scan
-from pointcam_ros.train import confusion_matrix, make_batch, metrics, train
+from pointcam_ros.train import Augmentation, confusion_matrix, make_batch, metrics, train
 import pytest
 import torch
 
@@ -64,8 +64,22 @@ def test_batches_are_normalised_and_augmented():
     plain = make_batch([obj], 64, 'center', rng)
     assert plain.shape == (1, 3, 64)
     assert torch.allclose(plain[0].mean(dim=1), torch.zeros(3), atol=0.3)
-    aug = make_batch([obj] * 2, 64, 'center', np.random.default_rng(1), augment=True)
+    aug = make_batch([obj] * 2, 64, 'center', np.random.default_rng(1), augment=Augmentation())
     assert not torch.allclose(aug[0], aug[1])
+
+
+def test_augmentation_options_switch_each_step_off():
+    obj = np.random.default_rng(2).normal(size=(40, 3)).astype(np.float32)
+    plain = make_batch([obj], 64, 'center', np.random.default_rng(3))
+    off = Augmentation(point_dropout=0.0, rotate=False, scale=(1.0, 1.0), jitter=0.0)
+    assert torch.equal(make_batch([obj], 64, 'center', np.random.default_rng(3), off), plain)
+    scaled = make_batch([obj], 64, 'center', np.random.default_rng(3),
+                        Augmentation(point_dropout=0.0, rotate=False, scale=(2.0, 2.0),
+                                     jitter=0.0))
+    assert torch.allclose(scaled, 2 * plain)
+    for bad in ({'point_dropout': 1.0}, {'scale': (1.2, 1.1)}, {'jitter': -0.01}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Augmentation(**bad)
 
 
 def test_metrics_from_a_confusion_matrix():
@@ -88,6 +102,7 @@ def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):
     assert loaded.num_points == 64 and loaded.normalization == 'center'
     assert loaded.class_names == train_set.class_names
     assert loaded.info['val_accuracy'] == pytest.approx(first['best_val_accuracy'])
+    assert loaded.info['augmentation']['point_dropout'] == Augmentation().point_dropout
     # Resume from the state after epoch 2 and run to epoch 3.
     resumed = train(train_set, val_set, out, epochs=3, resume=Path(f'{out}.state.pt'),
                     **common)
@@ -105,6 +120,12 @@ def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and '--force' in result.stderr
     assert out.read_bytes() == b'precious'
+    result = subprocess.run([exe, '--train', str(folder / 'train.npz'), '--val',
+                             str(folder / 'val.npz'), '--out', str(tmp_path / 'new.pt'),
+                             '--point-dropout', '1.5'],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and 'point_dropout must be in [0, 1)' in result.stderr
+    assert not (tmp_path / 'new.pt').exists()
 
 
 def test_drop_masks_remove_the_right_points():
