@@ -28,7 +28,7 @@ from typing import Any, Mapping, Union
 import yaml
 
 MODES = ('scene', 'object')
-EXPLAINERS = ('gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'occlusion')
+EXPLAINERS = ('gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'occlusion', 'pointshift')
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class PipelineConfig:
     mode: str = 'scene'  # 'scene': segment a scan; 'object': the cloud is one object
     model_path: str = ''  # checkpoint (.pt); '' = the model shipped with the package
     device: str = 'auto'  # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'
-    method: str = 'gradcam'  # gradcam, gradcam++, xgradcam, hirescam, occlusion
+    method: str = 'gradcam'  # any of EXPLAINERS
     target_class: str = ''  # class to explain; '' = each object's predicted class
     min_range: float = 1.0  # m; closer points (the robot itself) are ignored
     max_range: float = 60.0  # m; farther points are ignored

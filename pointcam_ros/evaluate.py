@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 from pointcam_ros.checkpoint import load_checkpoint, LoadedModel
 from pointcam_ros.dataset import load_dataset, ObjectDataset
-from pointcam_ros.gradcam import make_explainer, METHODS
+from pointcam_ros.gradcam import EXPLAINERS, make_explainer
 from pointcam_ros.train import confusion_matrix, make_batch, metrics
 import torch
 from tqdm import tqdm
@@ -144,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--data', type=Path, required=True, help='data set (.npz)')
     parser.add_argument('--model', default='', help='checkpoint (default: shipped model)')
     parser.add_argument('--methods', nargs='+', default=['gradcam'],
-                        choices=[*sorted(METHODS), 'occlusion'])
+                        choices=EXPLAINERS)
     parser.add_argument('--max-objects', type=int)
     parser.add_argument('--one-shot', action='store_true',
                         help='drop by the full-object saliency only (default: recompute '

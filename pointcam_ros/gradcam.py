@@ -277,7 +277,7 @@ class OcclusionSaliency:
         """Assign ``(B, N)`` region ids in ``[0, groups)`` by farthest-point seeds."""
         batch, num, _ = xyz.shape
         groups = min(groups, num)
-        far = torch.full((batch, num), float('inf'), device=xyz.device)
+        far = torch.full((batch, num), float('inf'), device=xyz.device, dtype=xyz.dtype)
         far = far.masked_fill(~mask, -1.0)
         seeds = torch.empty((batch, groups, 3), device=xyz.device, dtype=xyz.dtype)
         current = mask.float().argmax(dim=1)
@@ -305,7 +305,7 @@ class OcclusionSaliency:
             base = probs.gather(1, target_idx[:, None])[:, 0]
             regions = self.region_ids(points[:, :3].transpose(1, 2), mask, self.groups)
             groups = int(regions.max()) + 1
-            drops = torch.zeros((batch, groups), device=points.device)
+            drops = torch.zeros((batch, groups), device=points.device, dtype=probs.dtype)
             pairs = [(b, g) for b in range(batch) for g in range(groups)]
             for start in range(0, len(pairs), self.chunk):
                 part = torch.tensor(pairs[start:start + self.chunk], device=points.device)
@@ -320,9 +320,70 @@ class OcclusionSaliency:
                          probabilities=probs, target=target_idx, predicted=predicted)
 
 
+class PointShiftSaliency:
+    """
+    Point-shift saliency of Zheng et al. (ICCV 2019), the point-dropping test's reference.
+
+    Shifting point i towards the object's centre c (median of its real
+    points, in the model's input frame) by dr changes the loss L of the
+    target class by about ``dL/dr_i * (-dr)``, with
+    ``dL/dr_i = (x_i - c) . grad_x_i L / r_i``; the score is
+    ``s_i = -r_i ** (1 + alpha) * dL/dr_i`` (``alpha = 1`` as in the paper):
+    points whose move to the centre would raise the loss most are the most
+    salient. Needs the gradient with respect to the input points (one
+    backward through the whole network, T-Nets included), not a CAM layer.
+    ``cam`` is ``ReLU(s)``; same call signature and result as :class:`CamMethod`.
+    """
+
+    name = 'pointshift'
+
+    def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
+                 alpha: float = 1.0):
+        self.model = model
+        self.class_names = list(class_names) if class_names is not None else None
+        self.alpha = alpha
+
+    def __call__(self, points: Tensor, mask: Optional[Tensor] = None,
+                 target: Target = None) -> CamResult:
+        """Explain ``points`` (B, C_in, N); see :meth:`CamMethod.__call__`."""
+        model = self.model
+        if model.training:
+            raise RuntimeError('saliency needs the model in eval() mode: call model.eval()')
+        model.check_input(points, mask)
+        if mask is None:
+            mask = torch.ones(points.shape[0], points.shape[2], dtype=torch.bool,
+                              device=points.device)
+        with torch.enable_grad():
+            inputs = points.detach().requires_grad_(True)
+            logits = model(inputs, mask)
+            predicted = logits.argmax(dim=1)
+            target_idx = resolve_target(target, predicted, self.class_names)
+            loss = torch.nn.functional.cross_entropy(logits, target_idx, reduction='sum')
+            (grad,) = torch.autograd.grad(loss, inputs)
+        with torch.no_grad():
+            xyz = points[:, :3]
+            center = xyz.masked_fill(~mask[:, None, :], float('nan')).nanmedian(dim=2).values
+            offset = xyz - center[:, :, None]
+            radius = offset.norm(dim=1)
+            score = -radius.pow(self.alpha) * (offset * grad[:, :3]).sum(dim=1)
+            cam = torch.relu(score).masked_fill(~mask, 0.0)
+            logits = logits.detach()
+        return CamResult(cam=cam, saliency=normalize_cam(cam, mask), logits=logits,
+                         probabilities=torch.softmax(logits, dim=1), target=target_idx,
+                         predicted=predicted)
+
+
+#: Every explainer name :func:`make_explainer` accepts.
+EXPLAINERS = (*METHODS, OcclusionSaliency.name, PointShiftSaliency.name)
+
+
 def make_explainer(name: str, model: PointNetClassifier,
                    class_names: Optional[Sequence[str]] = None):
-    """Create any explainer by name: a CAM method or ``occlusion``."""
+    """Create any explainer of :data:`EXPLAINERS` by name; ValueError for other names."""
+    if name not in EXPLAINERS:
+        raise ValueError(f"unknown explainer '{name}'; choose one of {list(EXPLAINERS)}")
     if name == OcclusionSaliency.name:
         return OcclusionSaliency(model, class_names)
+    if name == PointShiftSaliency.name:
+        return PointShiftSaliency(model, class_names)
     return make_method(name, model, class_names)

@@ -57,7 +57,7 @@ DESCRIPTIONS = {
     'mode': "'scene': segment scans into objects; 'object': each cloud is one object",
     'model_path': "checkpoint file (.pt); '' = the model shipped with the package",
     'device': "'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'",
-    'method': 'gradcam, gradcam++, xgradcam, hirescam or occlusion',
+    'method': 'gradcam, gradcam++, xgradcam, hirescam, occlusion or pointshift',
     'target_class': "class to explain for every object; '' = the predicted class",
     'min_range': 'ignore points closer than this (m)',
     'max_range': 'ignore points farther than this (m)',

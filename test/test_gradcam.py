@@ -16,8 +16,10 @@
 
 from conftest import randomized_model
 import numpy as np
+from pointcam_ros import config
 from pointcam_ros.gradcam import (
-    GradCAM, make_explainer, make_method, METHODS, normalize_cam, OcclusionSaliency)
+    EXPLAINERS, GradCAM, make_explainer, make_method, normalize_cam, OcclusionSaliency,
+    PointShiftSaliency)
 from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
 import pytest
 import torch
@@ -136,7 +138,7 @@ def test_result_of_one_object_does_not_depend_on_the_others(model):
     torch.testing.assert_close(first.logits[0], second.logits[0], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('name', sorted(METHODS) + ['occlusion'])
+@pytest.mark.parametrize('name', EXPLAINERS)
 def test_saliency_permutes_with_the_points(model, name):
     points = torch.randn(3, 3, 90, generator=torch.Generator().manual_seed(4))
     perm = torch.randperm(90, generator=torch.Generator().manual_seed(5))
@@ -150,7 +152,7 @@ def test_saliency_permutes_with_the_points(model, name):
     torch.testing.assert_close(permuted.logits, base.logits, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', sorted(METHODS) + ['occlusion'])
+@pytest.mark.parametrize('name', EXPLAINERS)
 def test_padding_changes_nothing(model, name):
     real = torch.randn(1, 3, 60, generator=torch.Generator().manual_seed(6))
     padded = torch.cat([real, torch.full((1, 3, 40), 1e3)], dim=2)  # absurd padding values
@@ -217,13 +219,59 @@ def test_normalisation_rule():
 
 def test_siblings_differ_from_gradcam_but_share_logits(model):
     points = torch.randn(4, 3, 80, generator=torch.Generator().manual_seed(8))
-    results = {name: make_explainer(name, model)(points) for name in [*METHODS, 'occlusion']}
+    results = {name: make_explainer(name, model)(points) for name in EXPLAINERS}
     for name, result in results.items():
         assert result.saliency.shape == (4, 80)
         assert float(result.saliency.min()) >= 0 and float(result.saliency.max()) <= 1
         torch.testing.assert_close(result.logits, results['gradcam'].logits)
         if name != 'gradcam':
             assert not torch.allclose(result.saliency, results['gradcam'].saliency)
+
+
+def test_point_shift_score_is_the_loss_change_of_a_shift_to_the_centre():
+    model = randomized_model(SMALL, dtype=torch.float64)
+    points = torch.randn(2, 3, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 30:] = False
+    explainer = PointShiftSaliency(model)
+    target = torch.tensor([1, 3])
+    result = explainer(points, mask, target=target)
+
+    @torch.no_grad()
+    def loss(pts):
+        return torch.nn.functional.cross_entropy(model(pts, mask), target, reduction='sum')
+
+    # s_i = -r_i^2 dL/dr_i: moving point i a step h towards the centre changes L by
+    # about h * s_i / r_i^2 (the centre is the median of the real points).
+    step, positive = 1e-6, 0
+    for b, i in [(0, 0), (0, 17), (0, 33), (1, 5), (1, 12), (1, 29)]:
+        real = points[b, :, :40 if b == 0 else 30]
+        center = real.median(dim=1).values
+        offset = points[b, :, i] - center
+        moved = points.clone()
+        moved[b, :, i] -= step * offset / offset.norm()
+        expected = (loss(moved) - loss(points)) / step * offset.norm() ** 2
+        score = float(result.cam[b, i])
+        assert score == pytest.approx(max(float(expected), 0.0), rel=1e-4, abs=1e-8)
+        positive += score > 0
+    assert positive >= 2  # the check is not all zeros
+    assert result.cam[1, 30:].abs().sum() == 0
+
+
+@pytest.mark.parametrize('name', EXPLAINERS)
+def test_every_explainer_runs_in_float64(name):
+    model = randomized_model(SMALL, dtype=torch.float64)
+    points = torch.randn(3, 3, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    result = make_explainer(name, model)(points)
+    assert result.cam.dtype == result.saliency.dtype == torch.float64
+    single = make_explainer(name, randomized_model(SMALL))(points.float())
+    assert torch.equal(result.predicted, single.predicted)
+
+
+def test_explainer_names_agree_with_the_config():
+    assert set(config.EXPLAINERS) == set(EXPLAINERS)
+    with pytest.raises(ValueError, match="unknown explainer 'lime'"):
+        make_explainer('lime', randomized_model(SMALL))
 
 
 def test_occlusion_regions_cover_each_object():

@@ -16,7 +16,7 @@
 
 import numpy as np
 from pointcam_ros.config import PipelineConfig
-from pointcam_ros.gradcam import GradCAM
+from pointcam_ros.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.pipeline import oriented_box, ScanError, ScenePipeline
 from pointcam_ros.preprocess import normalize_object
 from pointcam_ros.segmentation import segment_scene
@@ -142,6 +142,19 @@ def test_reconfigure_changes_target_and_method(tiny_model, sim_scan):
         pipeline.reconfigure(config.replace(target_class='bus'))
     with pytest.raises(ValueError, match='cannot change at run time'):
         pipeline.reconfigure(config.replace(device='auto'))
+
+
+def test_every_explainer_runs_in_the_pipeline(tiny_model, sim_scan):
+    _, result = sim_scan
+    points = result.xyz.reshape(-1, 3)
+    config = PipelineConfig(model_path=tiny_model, device='cpu')
+    pipeline = ScenePipeline(config)
+    for method in EXPLAINERS:
+        pipeline.reconfigure(config.replace(method=method))
+        out = pipeline.process(points)
+        assert out.objects, method
+        assert 0.0 <= float(out.saliency.min()) and float(out.saliency.max()) <= 1.0
+        assert float(out.saliency.max()) > 0.0, f'{method} gave no saliency at all'
 
 
 @pytest.mark.parametrize('changes, message', [
