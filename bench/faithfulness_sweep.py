@@ -88,7 +88,7 @@ def unpack(path: Path) -> ObjectDataset:
 
 
 def _head(data: ObjectDataset, count: int) -> ObjectDataset:
-    """The first ``count`` objects of ``data``."""
+    """Return the first ``count`` objects of ``data``."""
     return ObjectDataset(points=data.points[:count], labels=data.labels[:count],
                          distance=data.distance[:count], seeds=data.seeds[:count],
                          class_names=data.class_names)
@@ -162,7 +162,8 @@ def main() -> None:
         for result in pool.imap_unordered(run_variant, jobs):
             log.write(json.dumps(result) + '\n')
             log.flush()
-            g, x = result['faithfulness_at_20']['gradcam'], result['faithfulness_at_20']['xgradcam']
+            at20 = result['faithfulness_at_20']
+            g, x = at20['gradcam'], at20['xgradcam']
             print(f"{result['variant']:<18} {result['best_val_accuracy']:>6.3f} "
                   f"{result['test_accuracy']:>6.3f} {result['worst_class']:>6.3f}  "
                   f"{g['no_drop']:.3f}->{g['most_salient']:.3f}/{g['random']:.3f}/"
