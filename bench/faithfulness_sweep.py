@@ -56,6 +56,9 @@ VARIANTS = {
     'points_1024': {'num_points': 1024},
     'points_128': {'num_points': 128},
     'unit_sphere': {'normalization': 'unit_sphere'},
+    'no_input_tnet': {'arch': {**DEFAULT_ARCH, 'input_transform': False}},
+    'feature_tnet': {'arch': {**DEFAULT_ARCH, 'feature_transform': True}},
+    'narrow_256': {'arch': {**DEFAULT_ARCH, 'mlp2': (128, 256)}},
 }
 SPLITS = ('train', 'val', 'test')
 

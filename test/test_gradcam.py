@@ -47,7 +47,9 @@ def test_hand_computed_cam_on_a_tiny_model():
             if isinstance(module, (torch.nn.Conv1d, torch.nn.Linear)):
                 module.bias.zero_()
             if isinstance(module, torch.nn.BatchNorm1d):
-                module.eps = 0.0  # exact identity: (x - 0) / sqrt(1 + 0) * 1 + 0
+                # Identity: (x - 0) / sqrt(var + eps) with var + eps = 1 (eps = 0 is
+                # refused by torch 2.11's batch_norm even in eval mode).
+                module.running_var.fill_(1.0 - module.eps)
     # Points (1,0,0), (0,2,0), (0,0,3): A_0 = [1, 0, 0], A_1 = [0, 2, 3], g = (1, 3),
     # logits = (2*1 - 3, -1 + 3) = (-1, 2), so class 1 is predicted.
     points = torch.tensor([[[1., 0, 0], [0, 2, 0], [0, 0, 3]]]).transpose(1, 2)

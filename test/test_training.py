@@ -156,6 +156,18 @@ def test_faithfulness_report_structure(small_sets, tmp_path):
         assert len(curve['accuracy']) == 10
         assert all(0 <= a <= 1 for a in curve['accuracy'])
         assert 0 <= curve['auc_accuracy'] <= 1
+    # Steps of 5 % of 64 points: the first step (k = 5 %) still follows the full-object
+    # saliency, as one shot does; the random baseline never depends on the method or step.
+    coarse = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False, step=0.05)
+    one_shot = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False,
+                            iterative=False)
+    for order in ('most_salient', 'least_salient'):
+        assert (coarse['curves'][order]['target_probability'][0]
+                == one_shot['curves'][order]['target_probability'][0])
+    assert coarse['curves']['random'] == one_shot['curves']['random'] == result['curves']['random']
+    assert result['step'] == 0.005 and one_shot['step'] is None
+    with pytest.raises(ValueError, match='step must be in'):
+        faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False, step=0.0)
 
 
 def test_eval_command_line_writes_json_and_png(small_sets, tmp_path, tiny_model):
