@@ -22,8 +22,9 @@ true class at each k. As in the paper, points go a few at a time and the
 saliency is recomputed on the remaining points before each step (Zheng et
 al. drop 5 of 1,024 points per step, 0.5 %; ``--step``), unless
 ``--one-shot``. The step matters for gradient saliency, which is only
-valid near the current points (the README has figures for both). Points are removed through the padding mask, so the network truly
-never sees them. Saliency is computed for the true class.
+valid near the current points (the README has figures for both). Points
+are removed through the padding mask, so the network truly never sees
+them. Saliency is computed for the true class.
 """
 
 import argparse
