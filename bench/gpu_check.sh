@@ -10,10 +10,11 @@ OUTDIR=${1:-out/gpu_check}
 mkdir -p "$OUTDIR"
 export PYTHONPATH=$PWD:$PWD/bench${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
+SWEEP_DATA=${SWEEP_DATA:-.gpu_data}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-if [[ -f ${SWEEP_DATA:-.gpu_data}/train.npz ]]; then  # longest part first, in the background
-    $PY bench/faithfulness_sweep.py run "${SWEEP_DATA:-.gpu_data}" --device cuda --jobs 8 \
+if [[ -f $SWEEP_DATA/train.npz ]]; then  # longest part first, in the background
+    $PY bench/faithfulness_sweep.py run "$SWEEP_DATA" --device cuda --jobs 8 \
         --threads 1 --out /tmp/pointcam_sweep > "$OUTDIR/sweep.txt" 2>&1 &
     SWEEP=$!
 fi
