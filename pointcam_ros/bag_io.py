@@ -18,17 +18,25 @@ rosbag2 output with ``rosbags`` (no ROS install needed), written safely.
 :class:`SafeBagWriter` writes an MCAP bag into a hidden temporary folder next
 to the destination and renames it into place only when closed without an
 error, so an interrupted run never leaves a half-written bag under the final
-name; an existing destination is refused unless ``overwrite`` is set, and
-even then it is replaced only after the new bag is complete.
+name. Every bag it writes carries :data:`OUTPUT_MARKER` in its metadata
+(``custom_data``), and every temporary folder a :data:`PARTIAL_MARKER` file
+with the writing process's id: an existing destination is replaced only
+with ``overwrite`` *and* only when it is such a bag holding nothing else
+(:func:`check_output`), and temporary folders left by a killed run are
+recognised and removed by the next run (:func:`remove_stale_partials`).
+Nothing else is ever deleted.
 """
 
+import json
 import os
 from pathlib import Path
 import queue
 import shutil
 import tempfile
 import threading
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
+
+import yaml
 
 import numpy as np
 from pointcam_ros.cloud_io import PackedCloud
@@ -51,8 +59,104 @@ def typestore() -> Typestore:
     return get_typestore(Stores.ROS2_KILTED)
 
 
+OUTPUT_MARKER = 'pointcam_ros.output'
+"""``custom_data`` key in the metadata of every bag :class:`SafeBagWriter` writes."""
+PARTIAL_MARKER = 'pointcam_ros.partial.json'
+"""File in each temporary folder of :class:`SafeBagWriter`: ``{"pid": ..., "host": ...}``."""
+
+
 class BagExistsError(FileExistsError):
-    """The output bag exists and overwriting was not requested."""
+    """The output bag exists and overwriting was not requested (or is not allowed)."""
+
+
+def is_pointcam_output(path: Path) -> bool:
+    """
+    True if ``path`` is a bag folder written by :class:`SafeBagWriter` and holds nothing else.
+
+    That is: its ``metadata.yaml`` carries :data:`OUTPUT_MARKER`, and every
+    file in the folder is ``metadata.yaml`` or one of the bag's own files.
+    """
+    metadata = path / 'metadata.yaml'
+    if not path.is_dir() or not metadata.is_file():
+        return False
+    try:
+        info = yaml.safe_load(metadata.read_text())['rosbag2_bagfile_information']
+        if OUTPUT_MARKER not in (info.get('custom_data') or {}):
+            return False
+        own = {'metadata.yaml', *info.get('relative_file_paths', [])}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return False
+    return all(p.is_file() and p.relative_to(path).as_posix() in own
+               for p in path.rglob('*') if not p.is_dir())
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def check_output(output: Path, inputs: Iterable[Path], overwrite: bool) -> None:
+    """
+    Refuse an output that could destroy anything this tool did not write.
+
+    Raises ValueError when ``output`` is an input, contains one or lies
+    inside one, or when its parent folder does not exist; :class:`BagExistsError`
+    when it exists and either ``overwrite`` is False or it is not a previous
+    pointcam output holding only its own files (:func:`is_pointcam_output`).
+    """
+    target = Path(output).resolve()
+    for path in inputs:
+        source = Path(path).resolve()
+        if target == source:
+            raise ValueError(f'output {output} is the input bag {path}: choose another name')
+        if _is_within(source, target):
+            raise ValueError(f'output {output} contains the input bag {path}: choose a '
+                             'folder outside it')
+        if _is_within(target, source):
+            raise ValueError(f'output {output} is inside the input bag {path}: choose a '
+                             'folder outside it')
+    if not target.parent.is_dir():
+        raise ValueError(f'the folder {target.parent} of output {output} does not exist: '
+                         'create it first')
+    if not os.path.lexists(target):
+        return
+    if not overwrite:
+        raise BagExistsError(f'{output} exists: choose another output or pass --overwrite '
+                             'to replace a previous pointcam_bag output')
+    if not is_pointcam_output(target):
+        raise BagExistsError(f'{output} exists and is not a pointcam_bag output bag (or holds '
+                             'other files too): refusing to replace it, even with '
+                             '--overwrite; choose another output')
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(output: Path) -> list[Path]:
+    """
+    Delete temporary folders of ``output`` left by killed runs on this host; return them.
+
+    Only folders named ``.<name>.partial-*`` next to ``output`` that hold a
+    :data:`PARTIAL_MARKER` naming a process of this host that no longer runs.
+    """
+    output = Path(output)
+    removed = []
+    for folder in output.parent.glob(f'.{output.name}.partial-*'):
+        try:
+            owner = json.loads((folder / PARTIAL_MARKER).read_text())
+            stale = owner['host'] == os.uname().nodename and not _pid_alive(int(owner['pid']))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or not readable: leave it alone
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 class SafeBagWriter:
@@ -66,16 +170,21 @@ class SafeBagWriter:
     """
 
     def __init__(self, path: os.PathLike, overwrite: bool = False,
-                 store: Optional[Typestore] = None, queue_size: int = 16):
+                 store: Optional[Typestore] = None, queue_size: int = 16,
+                 inputs: Sequence[os.PathLike] = ()):
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise BagExistsError(f'{self.path} exists: choose another output or pass '
-                                 '--overwrite to replace it')
+        self._inputs = [Path(p) for p in inputs]
+        self._overwrite = overwrite
+        check_output(self.path, self._inputs, overwrite)
+        remove_stale_partials(self.path)
         self.store = store or typestore()
         self._tmp_root = Path(tempfile.mkdtemp(prefix=f'.{self.path.name}.partial-',
                                                dir=self.path.parent))
+        (self._tmp_root / PARTIAL_MARKER).write_text(
+            json.dumps({'pid': os.getpid(), 'host': os.uname().nodename}))
         self._writer = Writer(self._tmp_root / self.path.name, version=9,
                               storage_plugin=StoragePlugin.MCAP)
+        self._writer.set_custom_data(OUTPUT_MARKER, 'pointcam_bag')
         self._connections: dict[str, Any] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: Optional[BaseException] = None
@@ -102,7 +211,8 @@ class SafeBagWriter:
 
     def _commit(self) -> None:
         built = self._tmp_root / self.path.name
-        if self.path.exists():
+        check_output(self.path, self._inputs, self._overwrite)  # again: it may have changed
+        if os.path.lexists(self.path):
             old = self._tmp_root / 'replaced'
             os.replace(self.path, old)
         os.replace(built, self.path)

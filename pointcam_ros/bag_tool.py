@@ -32,12 +32,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
+import signal
 import time
 from typing import Optional, Sequence
 
 from pointcam_ros.bag_io import (
-    BagExistsError, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud, rosbags_markers, SafeBagWriter,
-    typestore)
+    BagExistsError, check_output, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud, rosbags_markers,
+    SafeBagWriter, typestore)
 from pointcam_ros.checkpoint import CheckpointError
 from pointcam_ros.cloud_io import CloudFormatError
 from pointcam_ros.config import output_prefix, PipelineConfig
@@ -51,6 +52,14 @@ LOG = logging.getLogger('pointcam_bag')
 
 class BagError(RuntimeError):
     """An input bag that cannot be read to the end; says which bag and how far it got."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so the partial output is removed."""
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signal.Signals(signum).name)
 
 
 @dataclass
@@ -97,13 +106,13 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
     Run ``pipeline`` over the PointCloud2 scans of ``inputs``; write ``output`` (MCAP).
 
     Raises :class:`BagError` when an input cannot be read (nothing is written),
-    ``BagExistsError`` when ``output`` exists and ``overwrite`` is False, and
-    ValueError for a bad topic choice or an output that is one of the inputs.
+    ``BagExistsError`` when ``output`` exists and is not to be replaced (see
+    :func:`~pointcam_ros.bag_io.check_output`), and ValueError for a bad topic
+    choice or an output that is, contains or lies inside an input. A message
+    that cannot be deserialised is counted as rejected and skipped.
     """
     output = Path(output)
-    for path in inputs:
-        if Path(path).resolve() == output.resolve():
-            raise ValueError(f'output {output} is an input bag: choose another name')
+    check_output(output, inputs, overwrite)
     summary = BagSummary(device=str(pipeline.device))
     started = time.perf_counter()
     store = typestore()
@@ -119,13 +128,12 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
         prefixes = {t: '/' + output_prefix(t, len(chosen) > 1) for t in chosen}
         connections = [c for c in reader.connections if c.topic in chosen]
         total = sum(c.msgcount for c in connections)
-        with SafeBagWriter(output, overwrite=overwrite, store=store) as writer:
+        with SafeBagWriter(output, overwrite=overwrite, store=store, inputs=inputs) as writer:
             bar = tqdm(total=total, unit='scan', disable=not progress, desc='explaining')
             messages = reader.messages(connections=connections)
             while True:
                 try:
                     connection, timestamp, rawdata = next(messages)
-                    msg = reader.deserialize(rawdata, connection.msgtype)
                 except StopIteration:
                     break
                 except Exception as exc:  # noqa: B902 - rosbags raises many types
@@ -133,6 +141,15 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                         f'{", ".join(map(str, inputs))} is truncated or corrupt ({exc}); '
                         f'{summary.scans} scans were processed, up to {processed_until}; '
                         'no output was written') from exc
+                bar.update(1)
+                try:
+                    msg = reader.deserialize(rawdata, connection.msgtype)
+                except Exception as exc:  # noqa: B902 - rosbags raises many types
+                    summary.rejected += 1
+                    LOG.warning('skipping the message at %d ns on %s: it cannot be '
+                                'deserialised as %s (%s)', timestamp, connection.topic,
+                                connection.msgtype, exc)
+                    continue
                 if copy_inputs:
                     writer.write_raw(connection.topic, connection.msgtype, timestamp, rawdata)
                 mark = time.perf_counter()
@@ -152,7 +169,6 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                 summary.scans += 1
                 summary.objects.update(o.class_name for o in result.objects)
                 processed_until = f'{timestamp} ns'
-                bar.update(1)
             bar.close()
     finally:
         reader.close()
@@ -177,10 +193,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--copy-inputs', action='store_true',
                         help='copy the input scans into the output bag too')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace an existing output (only once the new one is complete)')
+                        help='replace an existing output of an earlier pointcam_bag run (only once the '
+                             'new one is complete; nothing else is ever replaced)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupted)
     try:
         config = PipelineConfig.from_yaml(args.params) if args.params else PipelineConfig()
         changes = {k: v for k, v in (('model_path', args.model), ('device', args.device))
@@ -192,6 +211,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (BagError, BagExistsError, CheckpointError, ValueError, OSError) as exc:
         LOG.error('%s', exc)
         return 1
+    except KeyboardInterrupt as exc:
+        LOG.error('interrupted (%s): no output was written', exc or 'SIGINT')
+        return 130
     print(summary.describe())
     print(f'wrote {args.output}')
     return 0

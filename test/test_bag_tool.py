@@ -16,11 +16,14 @@
 
 import hashlib
 from pathlib import Path
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
-from pointcam_ros.bag_io import rosbags_cloud, typestore
+from pointcam_ros.bag_io import (
+    is_pointcam_output, PARTIAL_MARKER, rosbags_cloud, typestore)
 from pointcam_ros.bag_tool import BagError, explain_bag
 from pointcam_ros.cloud_io import pack_cloud, read_cloud
 from pointcam_ros.config import PipelineConfig
@@ -132,20 +135,130 @@ def test_several_topics_layouts_and_an_empty_topic(tmp_path, pipeline):
     assert '/pointcam/rear_points/saliency' not in topics
 
 
-def test_refuses_to_overwrite_and_replaces_only_when_told(tmp_path, pipeline):
-    source = write_bag(tmp_path / 'in', StoragePlugin.MCAP, {'/points': [(10**9,
-                                                                          _clouds(1)[0])]})
+def _tree_digest(folder):
+    """sha256 of every file under ``folder``, keyed by relative path."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def _one_scan_bag(path, storage=StoragePlugin.MCAP):
+    return write_bag(path, storage, {'/points': [(10**9, _clouds(1)[0])]})
+
+
+def test_overwrite_replaces_only_a_previous_pointcam_output(tmp_path, pipeline):
+    source = _one_scan_bag(tmp_path / 'in')
     existing = tmp_path / 'mine'
     existing.mkdir()
     (existing / 'precious.txt').write_text('user data')
+    before = _tree_digest(tmp_path)
     with pytest.raises(FileExistsError, match='--overwrite'):
         explain_bag([source], existing, pipeline, progress=False)
-    assert (existing / 'precious.txt').read_text() == 'user data'
-    with pytest.raises(ValueError, match='is an input bag'):
-        explain_bag([source], source, pipeline, overwrite=True, progress=False)
-    explain_bag([source], existing, pipeline, overwrite=True, progress=False)
-    assert not (existing / 'precious.txt').exists() and (existing / 'metadata.yaml').exists()
+    with pytest.raises(FileExistsError, match='not a pointcam_bag output'):
+        explain_bag([source], existing, pipeline, overwrite=True, progress=False)
+    assert _tree_digest(tmp_path) == before  # nothing touched
+    # A previous output of ours is replaced ...
+    explain_bag([source], tmp_path / 'out', pipeline, progress=False)
+    assert is_pointcam_output(tmp_path / 'out')
+    first = _tree_digest(tmp_path / 'out')
+    explain_bag([source], tmp_path / 'out', pipeline, overwrite=True, progress=False)
+    assert _tree_digest(tmp_path / 'out').keys() == first.keys()
+    # ... but not once a user has put a file of their own into it.
+    (tmp_path / 'out' / 'notes.txt').write_text('mine')
+    before = _tree_digest(tmp_path)
+    with pytest.raises(FileExistsError, match='not a pointcam_bag output'):
+        explain_bag([source], tmp_path / 'out', pipeline, overwrite=True, progress=False)
+    assert _tree_digest(tmp_path) == before
     assert not list(tmp_path.glob('.*partial*'))  # no temporary folders left
+
+
+@pytest.mark.parametrize('where', ['input', 'parent_of_input', 'inside_input', 'mcap_parent'])
+def test_output_that_is_contains_or_is_inside_the_input_is_refused(tmp_path, pipeline, where):
+    # /x/in is the input bag, /x/notes.txt a user's file: the adversary's layout.
+    top = tmp_path / 'x'
+    top.mkdir()
+    source = _one_scan_bag(top / 'in')
+    (top / 'notes.txt').write_text('keep me')
+    mcap = next(source.glob('*.mcap'))
+    inputs, output = {
+        'input': ([source], source),
+        'parent_of_input': ([source], top),
+        'inside_input': ([source], source / 'out'),
+        'mcap_parent': ([mcap], source),
+    }[where]
+    before = _tree_digest(tmp_path)
+    with pytest.raises(ValueError, match='input bag'):
+        explain_bag(inputs, output, pipeline, overwrite=True, progress=False)
+    assert _tree_digest(tmp_path) == before
+    exe = str(Path(sys.executable).parent / 'pointcam_bag')
+    result = subprocess.run([exe, *map(str, inputs), '-o', str(output), '--overwrite',
+                             '--quiet'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and 'input bag' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert _tree_digest(tmp_path) == before
+
+
+def test_missing_output_parent_is_refused(tmp_path, pipeline):
+    source = _one_scan_bag(tmp_path / 'in')
+    with pytest.raises(ValueError, match='does not exist: create it first'):
+        explain_bag([source], tmp_path / 'nope' / 'out', pipeline, progress=False)
+
+
+def _slow_bag(path):
+    clouds = _clouds(2)
+    return write_bag(path, StoragePlugin.MCAP,
+                     {'/points': [(i * 10**8, clouds[i % 2]) for i in range(1, 400)]})
+
+
+def _start_bag_tool(tmp_path, tiny_model, source, output):
+    params = tmp_path / 'params.yaml'
+    PipelineConfig(model_path=tiny_model, device='cpu').to_yaml(params)
+    exe = str(Path(sys.executable).parent / 'pointcam_bag')
+    proc = subprocess.Popen([exe, str(source), '-o', str(output), '--params', str(params),
+                             '--quiet'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f'.{output.name}.partial-*/{output.name}/*.mcap')):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, 'pointcam_bag never started writing'
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside the run: the scans keep it busy for many seconds
+    return proc
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=['SIGINT', 'SIGTERM', 'SIGHUP'])
+def test_interrupted_run_leaves_nothing_behind(tmp_path, tiny_model, signum):
+    source = _slow_bag(tmp_path / 'in')
+    (tmp_path / 'notes.txt').write_text('keep me')
+    before = _tree_digest(tmp_path)
+    proc = _start_bag_tool(tmp_path, tiny_model, source, tmp_path / 'out')
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert 'Traceback' not in err and 'interrupted' in err
+    assert not (tmp_path / 'out').exists()
+    assert not list(tmp_path.glob('.*partial*'))
+    after = _tree_digest(tmp_path)
+    after.pop('params.yaml')
+    assert after == before
+
+
+def test_partial_folder_of_a_killed_run_is_removed_by_the_next(tmp_path, tiny_model,
+                                                               pipeline):
+    source = _slow_bag(tmp_path / 'in')
+    proc = _start_bag_tool(tmp_path, tiny_model, source, tmp_path / 'out')
+    proc.kill()
+    proc.communicate(timeout=60)
+    stale = list(tmp_path.glob('.out.partial-*'))
+    assert len(stale) == 1 and (stale[0] / PARTIAL_MARKER).exists()
+    foreign = tmp_path / '.out.partial-notours'  # no marker: never touched
+    foreign.mkdir()
+    (foreign / 'data').write_text('x')
+    explain_bag([_one_scan_bag(tmp_path / 'small')], tmp_path / 'out', pipeline,
+                progress=False)
+    assert not stale[0].exists()
+    assert (foreign / 'data').read_text() == 'x'
+    assert (tmp_path / 'out' / 'metadata.yaml').exists()
 
 
 def test_corrupt_and_truncated_bags_give_clear_errors(tmp_path, pipeline):
@@ -169,7 +282,7 @@ def test_corrupt_and_truncated_bags_give_clear_errors(tmp_path, pipeline):
     assert not (tmp_path / 'out2').exists()
 
 
-def test_corrupt_message_midway_names_what_was_processed(tmp_path, pipeline):
+def test_undecodable_message_is_rejected_and_later_scans_are_explained(tmp_path, pipeline):
     import sqlite3
     clouds = _clouds(3)
     source = write_bag(tmp_path / 'bag_c', StoragePlugin.SQLITE3,
@@ -177,11 +290,11 @@ def test_corrupt_message_midway_names_what_was_processed(tmp_path, pipeline):
     database = next(source.glob('*.db3'))
     with sqlite3.connect(database) as db:
         db.execute('UPDATE messages SET data = ? WHERE timestamp = ?',
-                   (b'\x00\x01garbage', 3 * 10**9))
-    with pytest.raises(BagError, match=r'bag_c is truncated or corrupt .*2 scans were '
-                                       r'processed, up to 2000000000 ns'):
-        explain_bag([source], tmp_path / 'out', pipeline, progress=False)
-    assert not (tmp_path / 'out').exists()
+                   (b'\x00\x01garbage', 2 * 10**9))
+    summary = explain_bag([source], tmp_path / 'out', pipeline, progress=False)
+    assert summary.scans == 2 and summary.rejected == 1
+    stamps = [t for t, _, _ in _read(tmp_path / 'out')['/pointcam/saliency']]
+    assert stamps == [10**9, 3 * 10**9]
     assert not list(tmp_path.glob('.*partial*'))
 
 
