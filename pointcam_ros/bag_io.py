@@ -36,7 +36,6 @@ import tempfile
 import threading
 from typing import Any, Iterable, Optional, Sequence
 
-import yaml
 
 import numpy as np
 from pointcam_ros.cloud_io import PackedCloud
@@ -44,6 +43,7 @@ from pointcam_ros.markers import MarkerSpec
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.store import Typestore
+import yaml
 
 POINTCLOUD2 = 'sensor_msgs/msg/PointCloud2'
 MARKER_ARRAY = 'visualization_msgs/msg/MarkerArray'
@@ -71,7 +71,7 @@ class BagExistsError(FileExistsError):
 
 def is_pointcam_output(path: Path) -> bool:
     """
-    True if ``path`` is a bag folder written by :class:`SafeBagWriter` and holds nothing else.
+    Tell whether ``path`` is a bag written by :class:`SafeBagWriter` holding nothing else.
 
     That is: its ``metadata.yaml`` carries :data:`OUTPUT_MARKER`, and every
     file in the folder is ``metadata.yaml`` or one of the bag's own files.

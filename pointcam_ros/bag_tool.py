@@ -193,8 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--copy-inputs', action='store_true',
                         help='copy the input scans into the output bag too')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace an existing output of an earlier pointcam_bag run (only once the '
-                             'new one is complete; nothing else is ever replaced)')
+                        help='replace an earlier pointcam_bag output (once the new one is '
+                             'complete; nothing else is ever replaced)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
