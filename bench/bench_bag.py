@@ -27,12 +27,12 @@ from pathlib import Path
 import tempfile
 
 from machine import describe
-from pointcam_ros.bag_io import rosbags_cloud, typestore
-from pointcam_ros.bag_tool import explain_bag
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.pipeline import ScenePipeline
-from pointcam_ros.sim_node import scan_to_cloud
-from pointcam_ros.simulator import random_scene, scan, SENSORS
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.formats.bag_io import rosbags_cloud, typestore
+from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.sim.clouds import scan_to_cloud
+from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+from pointcam_ros.tools.bag_tool import explain_bag
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 

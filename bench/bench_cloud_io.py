@@ -26,9 +26,9 @@ import time
 
 from machine import describe
 import numpy as np
-from pointcam_ros._pc2_backend import BACKEND_NAME, read_points
-from pointcam_ros.cloud_io import NO_OBJECT, pack_cloud, read_cloud, saliency_cloud
-from pointcam_ros.sensor_layouts import OUSTER_ORIGINAL
+from pointcam_ros.formats._pc2_backend import BACKEND_NAME, read_points
+from pointcam_ros.formats.cloud_io import NO_OBJECT, pack_cloud, read_cloud, saliency_cloud
+from pointcam_ros.formats.sensor_layouts import OUSTER_ORIGINAL
 
 
 def _median_ms(func, repeats):

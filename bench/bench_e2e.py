@@ -35,10 +35,10 @@ import time
 
 from machine import describe
 import numpy as np
-from pointcam_ros.dds import use_large_data_profile
-from pointcam_ros.ros_msgs import to_ros_cloud
-from pointcam_ros.sim_node import scan_to_cloud
-from pointcam_ros.simulator import random_scene, scan, SENSORS
+from pointcam_ros.ros.dds import use_large_data_profile
+from pointcam_ros.ros.ros_msgs import to_ros_cloud
+from pointcam_ros.sim.clouds import scan_to_cloud
+from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node

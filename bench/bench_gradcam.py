@@ -28,9 +28,9 @@ import argparse
 import time
 
 from machine import describe
-from pointcam_ros.checkpoint import load_checkpoint
-from pointcam_ros.gradcam import GradCAM
-from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.explain.gradcam import GradCAM
+from pointcam_ros.model.checkpoint import load_checkpoint
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 import torch
 
 

@@ -28,11 +28,11 @@ import time
 
 from machine import describe
 import numpy as np
-from pointcam_ros.cloud_io import read_cloud, saliency_cloud
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.pipeline import ScenePipeline
-from pointcam_ros.sim_node import scan_to_cloud
-from pointcam_ros.simulator import random_scene, scan, SENSORS
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.formats.cloud_io import read_cloud, saliency_cloud
+from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.sim.clouds import scan_to_cloud
+from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import torch
 
 STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')

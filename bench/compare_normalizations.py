@@ -15,7 +15,7 @@
 Choose the input normalisation by measurement: train briefly with each, compare.
 
 Trains the same small PointNet for --epochs on the first --objects objects of
-a training set with every normalisation in pointcam_ros.checkpoint.NORMALIZATIONS
+a training set with every normalisation in pointcam_ros.model.checkpoint.NORMALIZATIONS
 and prints the validation accuracy after each epoch.
 
     .venv/bin/python bench/compare_normalizations.py --train train.npz --val val.npz
@@ -25,9 +25,9 @@ import argparse
 from pathlib import Path
 import tempfile
 
-from pointcam_ros.checkpoint import NORMALIZATIONS
-from pointcam_ros.dataset import load_dataset, ObjectDataset
-from pointcam_ros.train import train
+from pointcam_ros.learn.dataset import load_dataset, ObjectDataset
+from pointcam_ros.learn.train import train
+from pointcam_ros.model.checkpoint import NORMALIZATIONS
 import torch
 
 SMALL = {'mlp1': (64,), 'mlp2': (128, 256), 'head': (128, 64), 'tnet_conv': (64, 128, 256),

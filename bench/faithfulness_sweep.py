@@ -17,7 +17,7 @@ Train model variants; print test accuracy and Grad-CAM faithfulness of each.
 
 Which training choices give a PointNet whose Grad-CAM passes the
 point-dropping bar (top-20 % drop costs >= 40 accuracy points) while keeping
-its accuracy? Every variant trains with ``pointcam_ros.train.train`` in its
+its accuracy? Every variant trains with ``pointcam_ros.learn.train.train`` in its
 own process (several share one GPU) and is scored like ``pointcam_eval``.
 
     # pack the data sets small enough to carry to a GPU machine
@@ -37,10 +37,12 @@ from pathlib import Path
 import time
 
 import numpy as np
-from pointcam_ros.checkpoint import load_checkpoint
-from pointcam_ros.dataset import load_dataset, ObjectDataset
-from pointcam_ros.evaluate import faithfulness
-from pointcam_ros.train import Augmentation, DEFAULT_ARCH, evaluate, train
+from pointcam_ros.learn.batching import Augmentation
+from pointcam_ros.learn.dataset import load_dataset, ObjectDataset
+from pointcam_ros.learn.evaluate import faithfulness
+from pointcam_ros.learn.metrics import evaluate
+from pointcam_ros.learn.train import DEFAULT_ARCH, train
+from pointcam_ros.model.checkpoint import load_checkpoint
 import torch
 
 #: name -> overrides of the shipped model's recipe.

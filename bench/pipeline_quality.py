@@ -24,9 +24,9 @@ IoU >= 0.7, and the end-to-end class accuracy on those matched objects.
 import argparse
 
 import numpy as np
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.pipeline import ScenePipeline
-from pointcam_ros.simulator import CLASS_NAMES, random_scene, scan, SENSORS
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 
 
 def main():

@@ -29,7 +29,7 @@ from launch.actions import (
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from pointcam_ros.dds import large_data_profile, PROFILE_VARIABLES
+from pointcam_ros.ros.dds import large_data_profile, PROFILE_VARIABLES
 
 
 def generate_launch_description():

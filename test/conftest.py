@@ -33,14 +33,14 @@ def pytest_configure(config):
     os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
     # As the README recommends for multi-MB scans: without it Fast DDS loses most
     # best-effort samples larger than its 512 KB shared-memory segments.
-    from pointcam_ros.dds import use_large_data_profile
+    from pointcam_ros.ros.dds import use_large_data_profile
     use_large_data_profile(os.environ)
 
 
 def randomized_model(config, seed: int = 0, dtype=None):
     """Build a PointNet with random weights *and* BatchNorm statistics, in eval mode."""
     import torch
-    from pointcam_ros.pointnet import PointNetClassifier
+    from pointcam_ros.model.pointnet import PointNetClassifier
     torch.manual_seed(seed)
     model = PointNetClassifier(config)
     for module in model.modules():
@@ -59,9 +59,9 @@ def randomized_model(config, seed: int = 0, dtype=None):
 def tiny_model(tmp_path_factory) -> str:
     """Untrained small checkpoint (7 simulator classes): enough for all but accuracy."""
     import torch
-    from pointcam_ros.checkpoint import save_checkpoint
-    from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
-    from pointcam_ros.simulator import CLASS_NAMES
+    from pointcam_ros.model.checkpoint import save_checkpoint
+    from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
+    from pointcam_ros.sim.simulator import CLASS_NAMES
     torch.manual_seed(0)
     model = PointNetClassifier(PointNetConfig(
         num_classes=len(CLASS_NAMES), mlp1=(16,), mlp2=(32, 64), head=(32, 16),

@@ -22,15 +22,15 @@ import sys
 import time
 
 import numpy as np
-from pointcam_ros.bag_io import (
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.formats.bag_io import (
     is_pointcam_output, PARTIAL_MARKER, rosbags_cloud, typestore)
-from pointcam_ros.bag_tool import BagError, explain_bag
-from pointcam_ros.cloud_io import pack_cloud, read_cloud
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.pipeline import ScenePipeline
-from pointcam_ros.sensor_layouts import LIVOX_CUSTOM
-from pointcam_ros.sim_node import scan_to_cloud
-from pointcam_ros.simulator import random_scene, scan, SENSORS
+from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
+from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM
+from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.sim.clouds import scan_to_cloud
+from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+from pointcam_ros.tools.bag_tool import BagError, explain_bag
 import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -315,7 +315,7 @@ def test_command_line(tmp_path, tiny_model):
 
 
 def test_writer_thread_errors_surface_and_leave_no_bag(tmp_path):
-    from pointcam_ros.bag_io import POINTCLOUD2, SafeBagWriter
+    from pointcam_ros.formats.bag_io import POINTCLOUD2, SafeBagWriter
     with pytest.raises(Exception):  # noqa: B017 - rosbags' serialiser raises its own type
         with SafeBagWriter(tmp_path / 'out') as writer:
             writer.write('/x', POINTCLOUD2, 1, object())  # not a PointCloud2

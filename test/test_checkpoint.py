@@ -18,10 +18,10 @@ import os
 import pickle
 
 from conftest import randomized_model
-from pointcam_ros.checkpoint import (
+from pointcam_ros.explain.gradcam import GradCAM
+from pointcam_ros.model.checkpoint import (
     CheckpointError, import_reference_state_dict, load_checkpoint, save_checkpoint)
-from pointcam_ros.gradcam import GradCAM
-from pointcam_ros.pointnet import PointNetConfig
+from pointcam_ros.model.pointnet import PointNetConfig
 import pytest
 import torch
 import torch.nn.functional as F

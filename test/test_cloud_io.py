@@ -19,11 +19,11 @@ import struct
 
 from hypothesis import given, HealthCheck, settings, strategies as st
 import numpy as np
-from pointcam_ros import _pc2_backend
-from pointcam_ros.cloud_io import (
+from pointcam_ros.formats import _pc2_backend
+from pointcam_ros.formats.cloud_io import (
     CloudFormatError, DATATYPE_TO_NUMPY, FieldSpec, FLOAT32, FLOAT64, INT32, NO_OBJECT,
     pack_cloud, read_cloud, saliency_cloud, SALIENCY_FIELDS, UINT16)
-from pointcam_ros.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL, VELODYNE_XYZIRT
+from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL, VELODYNE_XYZIRT
 import pytest
 
 
@@ -106,7 +106,7 @@ def test_all_nan_cloud_gives_no_points_but_keeps_count():
 
 def test_reads_a_real_rclpy_message():
     from sensor_msgs.msg import PointCloud2, PointField
-    from pointcam_ros.ros_msgs import to_ros_cloud
+    from pointcam_ros.ros.ros_msgs import to_ros_cloud
     xyz, _ = _scan(64, nan_every=4)
     packed = pack_cloud({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]},
                         VELODYNE_XYZIRT.fields, 22, height=4)
@@ -148,7 +148,7 @@ def test_backends_agree_with_our_reader():
                         'intensity': rng.random(300).astype(np.float32)},
                        OUSTER_ORIGINAL.fields, 48, height=3)
     ours = read_cloud(cloud, ['intensity'])
-    from pointcam_ros.ros_msgs import to_ros_cloud
+    from pointcam_ros.ros.ros_msgs import to_ros_cloud
     msg = to_ros_cloud(cloud, None)  # sensor_msgs_py insists on a real message
     for reader in {_pc2_backend.read_points, pointcloud2.read_points}:
         theirs = reader(msg, field_names=['x', 'y', 'z', 'intensity'], skip_nans=True)
@@ -316,7 +316,7 @@ def test_sensor_msgs_py_and_pointcloud2_build_identical_dtypes():
     """On ROS machines: the two backends agree on every driver layout (skipped here)."""
     point_cloud2 = pytest.importorskip('sensor_msgs_py.point_cloud2')
     import pointcloud2
-    from pointcam_ros.sensor_layouts import LAYOUTS
+    from pointcam_ros.formats.sensor_layouts import LAYOUTS
     for layout in LAYOUTS.values():
         assert pointcloud2.dtype_from_fields(layout.fields, layout.point_step) == \
             point_cloud2.dtype_from_fields(layout.fields, point_step=layout.point_step)

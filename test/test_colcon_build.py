@@ -37,7 +37,7 @@ def test_ament_index_finds_share_files(colcon_install):
 @pytest.mark.colcon
 def test_installed_package_imports_from_install_space(colcon_install):
     result = run_in_install(colcon_install, (
-        'python -c "import pointcam_ros.cloud_io as m; print(m.__file__)"'))
+        'python -c "import pointcam_ros.formats.cloud_io as m; print(m.__file__)"'))
     assert result.returncode == 0, result.stderr
     assert str(colcon_install) in result.stdout
 
@@ -45,7 +45,7 @@ def test_installed_package_imports_from_install_space(colcon_install):
 @pytest.mark.colcon
 def test_shipped_model_is_installed_and_found(colcon_install):
     result = run_in_install(colcon_install, (
-        'python -c "from pointcam_ros.checkpoint import load_checkpoint; '
+        'python -c "from pointcam_ros.model.checkpoint import load_checkpoint; '
         'm = load_checkpoint(); print(m.path); print(len(m.class_names))"'))
     assert result.returncode == 0, result.stderr
     path, classes = result.stdout.split()

@@ -21,10 +21,10 @@ smaller sample.
 """
 
 import numpy as np
-from pointcam_ros.checkpoint import load_checkpoint
-from pointcam_ros.dataset import build_dataset
-from pointcam_ros.evaluate import faithfulness
-from pointcam_ros.train import confusion_matrix, metrics, predict
+from pointcam_ros.learn.dataset import build_dataset
+from pointcam_ros.learn.evaluate import faithfulness
+from pointcam_ros.learn.metrics import confusion_matrix, metrics, predict
+from pointcam_ros.model.checkpoint import load_checkpoint
 import pytest
 import torch
 
@@ -65,7 +65,7 @@ def test_shipped_model_saliency_is_faithful(fresh):
     loaded, data = fresh
     rng = np.random.default_rng(0)
     subset = rng.choice(len(data), size=300, replace=False)
-    from pointcam_ros.dataset import ObjectDataset
+    from pointcam_ros.learn.dataset import ObjectDataset
     sample = ObjectDataset([data.points[i] for i in subset], data.labels[subset],
                            data.distance[subset], data.seeds[subset], data.class_names)
     result = faithfulness(loaded, sample, 'gradcam', progress=False)

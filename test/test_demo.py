@@ -17,7 +17,7 @@ from pathlib import Path
 import subprocess
 import sys
 
-from pointcam_ros.bag_io import typestore
+from pointcam_ros.formats.bag_io import typestore
 import pytest
 from rosbags.highlevel import AnyReader
 

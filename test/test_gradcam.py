@@ -16,11 +16,11 @@
 
 from conftest import randomized_model
 import numpy as np
-from pointcam_ros import config
-from pointcam_ros.gradcam import (
+from pointcam_ros.common import config
+from pointcam_ros.explain.gradcam import (
     EXPLAINERS, GradCAM, make_explainer, make_method, normalize_cam, OcclusionSaliency,
     PointShiftSaliency)
-from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 import pytest
 import torch
 

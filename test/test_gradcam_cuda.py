@@ -14,8 +14,8 @@
 
 """The CUDA path gives the CPU path's results (skipped without a GPU)."""
 
-from pointcam_ros.gradcam import EXPLAINERS, make_explainer
-from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.explain.gradcam import EXPLAINERS, make_explainer
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 import pytest
 import torch
 

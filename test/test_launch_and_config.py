@@ -21,7 +21,7 @@ are checked structurally (their AST) against the node's real parameters.
 import ast
 from pathlib import Path
 
-from pointcam_ros.config import PipelineConfig
+from pointcam_ros.common.config import PipelineConfig
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

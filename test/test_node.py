@@ -19,11 +19,11 @@ import itertools
 import time
 
 import numpy as np
-from pointcam_ros.cloud_io import pack_cloud, read_cloud
-from pointcam_ros.ros_msgs import to_ros_cloud
-from pointcam_ros.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
-from pointcam_ros.sim_node import scan_to_cloud
-from pointcam_ros.simulator import CLASS_NAMES, random_scene, scan, SENSORS
+from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
+from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
+from pointcam_ros.ros.ros_msgs import to_ros_cloud
+from pointcam_ros.sim.clouds import scan_to_cloud
+from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters

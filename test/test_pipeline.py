@@ -15,12 +15,13 @@
 """The ROS-free scene pipeline on simulated scans."""
 
 import numpy as np
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.gradcam import EXPLAINERS, GradCAM
-from pointcam_ros.pipeline import oriented_box, ScanError, ScenePipeline
-from pointcam_ros.preprocess import normalize_object
-from pointcam_ros.segmentation import segment_scene
-from pointcam_ros.simulator import CLASS_NAMES, random_scene, scan, SENSORS
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.common.geometry import oriented_box
+from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
+from pointcam_ros.model.preprocess import normalize_object
+from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
+from pointcam_ros.perception.segmentation import segment_scene
+from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 import pytest
 import torch
 
@@ -90,7 +91,7 @@ def test_saliency_equals_gradcam_of_the_sampled_object(tiny_model):
     out = pipeline.process(points)
     assert (out.object_id == 0).all() and len(out.objects) == 1
     # Rebuild the batch the way the pipeline does and compare per point.
-    from pointcam_ros.preprocess import resample_indices
+    from pointcam_ros.model.preprocess import resample_indices
     pick = resample_indices(40, 64, np.random.default_rng(0))
     batch = torch.from_numpy(normalize_object(points[pick], 'center').T[None].copy())
     expected = GradCAM(pipeline.loaded.model)(batch).saliency[0].numpy()

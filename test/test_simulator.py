@@ -15,9 +15,9 @@
 """The LiDAR simulator: beam geometry, labels, occlusion, sparsity, determinism."""
 
 import numpy as np
-from pointcam_ros.cloud_io import read_cloud
-from pointcam_ros.sim_node import scan_to_cloud
-from pointcam_ros.simulator import (
+from pointcam_ros.formats.cloud_io import read_cloud
+from pointcam_ros.sim.clouds import scan_to_cloud
+from pointcam_ros.sim.simulator import (
     _box, CLASS_NAMES, GROUND_ID, random_scene, scan, Scene, SceneObject, SENSORS)
 import pytest
 

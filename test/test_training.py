@@ -20,11 +20,13 @@ import subprocess
 import sys
 
 import numpy as np
-from pointcam_ros.checkpoint import load_checkpoint
-from pointcam_ros.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
-from pointcam_ros.evaluate import _drop_more, faithfulness
-from pointcam_ros.render import render_objects, render_scan
-from pointcam_ros.train import Augmentation, confusion_matrix, make_batch, metrics, train
+from pointcam_ros.learn.batching import Augmentation, make_batch
+from pointcam_ros.learn.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
+from pointcam_ros.learn.evaluate import _drop_more, faithfulness
+from pointcam_ros.learn.metrics import confusion_matrix, metrics
+from pointcam_ros.learn.train import train
+from pointcam_ros.model.checkpoint import load_checkpoint
+from pointcam_ros.tools.render import render_objects, render_scan
 import pytest
 import torch
 

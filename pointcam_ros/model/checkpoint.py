@@ -31,21 +31,22 @@ by :func:`import_reference_state_dict`.
 
 from dataclasses import dataclass, field
 import importlib.resources
+import math
 import os
 from pathlib import Path
 import pickle
 import re
-import tempfile
 from typing import Any, Mapping, Optional, Sequence, Union
 import zipfile
 
-from pointcam_ros.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.common.atomic import atomic_path
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.model.preprocess import NORMALIZATIONS
 import torch
 
 FORMAT = 'pointcam_ros.checkpoint'
 FORMAT_VERSION = 1
 #: How an object's points are normalised before the model (see normalize.py).
-NORMALIZATIONS = ('unit_sphere', 'center', 'center_ground')
 DEFAULT_MODEL = 'default_pointnet.pt'
 
 PathLike = Union[str, os.PathLike]
@@ -65,6 +66,7 @@ class LoadedModel:
     normalization: str
     path: str
     info: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0  # calibration: probabilities = softmax(logits / temperature)
 
 
 def default_model_path() -> Path:
@@ -74,12 +76,17 @@ def default_model_path() -> Path:
 
 def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequence[str],
                     num_points: int, normalization: str,
-                    info: Optional[Mapping[str, Any]] = None) -> None:
+                    info: Optional[Mapping[str, Any]] = None,
+                    temperature: float = 1.0) -> None:
     """
     Write a checkpoint atomically (temporary file, then rename).
 
-    Raises ValueError if the metadata does not fit the model.
+    ``temperature`` (> 0) calibrates the model's confidences:
+    ``softmax(logits / temperature)`` (1.0 = uncalibrated). Raises
+    ValueError if the metadata does not fit the model.
     """
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f'temperature must be a finite number > 0, got {temperature}')
     if len(class_names) != model.config.num_classes:
         raise ValueError(f'{len(class_names)} class names for a model with '
                          f'{model.config.num_classes} classes')
@@ -90,19 +97,10 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
         'architecture': model.config.to_dict(), 'class_names': list(class_names),
         'num_points': int(num_points), 'normalization': normalization,
         'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        'info': dict(info or {}),
+        'info': dict(info or {}), 'temperature': float(temperature),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model is not a secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> Any:
@@ -148,14 +146,15 @@ def load_checkpoint(path: Optional[PathLike] = None,
         num_points = int(payload['num_points'])
         normalization = str(payload['normalization'])
         state_dict = payload['state_dict']
+        temperature = float(payload.get('temperature', 1.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f'{path} has broken metadata: {exc}') from exc
     if len(class_names) != config.num_classes or normalization not in NORMALIZATIONS \
-            or num_points <= 0:
+            or num_points <= 0 or not (math.isfinite(temperature) and temperature > 0):
         raise CheckpointError(
             f'{path} metadata does not fit: {len(class_names)} class names for '
             f'{config.num_classes} classes, normalization {normalization!r}, '
-            f'num_points {num_points}')
+            f'num_points {num_points}, temperature {temperature}')
     model = PointNetClassifier(config)
     try:
         model.load_state_dict(state_dict, strict=True)
@@ -165,7 +164,7 @@ def load_checkpoint(path: Optional[PathLike] = None,
     model.to(device).eval()
     return LoadedModel(model=model, class_names=class_names, num_points=num_points,
                        normalization=normalization, path=str(path),
-                       info=dict(payload.get('info', {})))
+                       info=dict(payload.get('info', {})), temperature=temperature)
 
 
 # --- state dicts of the reference PyTorch implementations --------------------------------

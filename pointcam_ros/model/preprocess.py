@@ -16,7 +16,9 @@
 
 import numpy as np
 
-from pointcam_ros.checkpoint import NORMALIZATIONS
+
+#: How objects are normalised before the model (recorded in checkpoints).
+NORMALIZATIONS = ('unit_sphere', 'center', 'center_ground')
 
 
 def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:

@@ -25,47 +25,16 @@ and cyclists, plus ``pointcam_sim/ground_truth`` (MarkerArray: one box and
 
 from typing import Any, Optional
 
-import numpy as np
-from pointcam_ros.cloud_io import pack_cloud, PackedCloud
-from pointcam_ros.markers import box_and_label, delete_all, MarkerSpec
-from pointcam_ros.ros_main import spin_node
-from pointcam_ros.ros_msgs import to_ros_cloud, to_ros_markers
-from pointcam_ros.sensor_layouts import LAYOUTS
-from pointcam_ros.simulator import (
-    CLASS_NAMES, move_objects, random_scene, Scan, scan, Scene, SENSORS)
+from pointcam_ros.ros.ros_main import spin_node
+from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
+from pointcam_ros.sim.clouds import ground_truth_markers, scan_to_cloud
+from pointcam_ros.sim.simulator import move_objects, random_scene, scan, SENSORS
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
-
-
-def scan_to_cloud(result: Scan) -> PackedCloud:
-    """Pack a simulated scan in its sensor's driver layout (organized, NaN for no return)."""
-    layout = LAYOUTS[result.sensor.layout]
-    xyz = result.xyz.reshape(-1, 3)
-    columns = {'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2],
-               'intensity': result.intensity.reshape(-1), 'ring': result.ring.reshape(-1)}
-    if layout.name == 'velodyne':
-        columns['time'] = result.time.reshape(-1)
-    else:
-        columns['t'] = (result.time.reshape(-1) * 1e9).astype(np.uint32)
-        columns['range'] = (np.nan_to_num(np.linalg.norm(xyz, axis=1)) * 1000).astype(
-            np.uint32)
-    return pack_cloud(columns, layout.fields, layout.point_step, height=result.sensor.beams)
-
-
-def ground_truth_markers(scene: Scene, mount_height: float) -> list[MarkerSpec]:
-    """DELETEALL, then a box and 'gt <class>' text per object, in the sensor frame."""
-    specs = [delete_all()]
-    for obj in scene.objects:
-        center, size = obj.box()
-        center[2] -= mount_height
-        name = CLASS_NAMES[obj.class_id]
-        specs += box_and_label('gt_', obj.object_id, name, center, size, obj.yaw,
-                               f'gt {name}', box_alpha=0.15, text_height=0.5, text_lift=1.0)
-    return specs
 
 
 class SimNode(Node):

@@ -21,21 +21,23 @@ Train the PointNet classifier on simulated objects (``pointcam_train``) and buil
 """
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 import json
 import logging
-import os
 from pathlib import Path
 import time
 from typing import Optional, Sequence
 
 import numpy as np
-from pointcam_ros.checkpoint import NORMALIZATIONS, save_checkpoint
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
-from pointcam_ros.dataset import SPLIT_SEEDS
-from pointcam_ros.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
-from pointcam_ros.preprocess import normalize_object, resample_indices
+from pointcam_ros.common.atomic import write_text_atomic
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.learn.batching import Augmentation, make_batch
+from pointcam_ros.learn.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
+from pointcam_ros.learn.dataset import SPLIT_SEEDS
+from pointcam_ros.learn.metrics import evaluate
+from pointcam_ros.model.checkpoint import NORMALIZATIONS, save_checkpoint
+from pointcam_ros.model.device import DEVICE_HELP, resolve_device
+from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
 import torch
 from tqdm import tqdm
 
@@ -44,106 +46,6 @@ LOG = logging.getLogger('pointcam_train')
 #: Architecture of the shipped model: PointNet with narrower layers (< 5 MB).
 DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
                 'tnet_conv': (64, 128, 256), 'tnet_fc': (128, 64), 'dropout': 0.3}
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """
-    Training-time augmentation of one object (recorded in the checkpoint).
-
-    Per object: drop a random share of its points drawn from
-    ``[0, point_dropout]``, rotate about the up axis (``rotate``), scale by a
-    factor from ``scale``, add Gaussian jitter of ``jitter`` metres (clipped
-    at 5 jitter sigmas).
-    """
-
-    point_dropout: float = 0.2
-    rotate: bool = True
-    scale: tuple[float, float] = (0.9, 1.1)
-    jitter: float = 0.01
-
-    def __post_init__(self):
-        """Reject values that cannot be meant; raise ValueError naming the bad one."""
-        if not 0.0 <= self.point_dropout < 1.0:
-            raise ValueError(f'point_dropout must be in [0, 1), got {self.point_dropout}')
-        low, high = self.scale
-        if not 0.0 < low <= high:
-            raise ValueError(f'scale must be 0 < low <= high, got {self.scale}')
-        if self.jitter < 0.0:
-            raise ValueError(f'jitter must be >= 0 m, got {self.jitter}')
-
-
-def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: str,
-               rng: np.random.Generator, augment: Optional[Augmentation] = None
-               ) -> torch.Tensor:
-    """
-    Resample, (augment) and normalise objects into a ``(B, 3, num_points)`` float32 batch.
-
-    ``objects``: ``(n_i, 3)`` float32 each. ``augment``: applied per object
-    (see :class:`Augmentation`), or None for evaluation.
-    """
-    batch = np.empty((len(objects), 3, num_points), np.float32)
-    for i, points in enumerate(objects):
-        if augment is not None and augment.point_dropout > 0 and len(points) > 8:
-            keep = rng.random(len(points)) >= rng.uniform(0, augment.point_dropout)
-            points = points[keep] if keep.sum() >= 4 else points
-        chosen = points[resample_indices(len(points), num_points, rng)]
-        obj = normalize_object(chosen, normalization)
-        if augment is not None:
-            if augment.rotate:
-                angle = rng.uniform(-np.pi, np.pi)
-                c, s = np.cos(angle), np.sin(angle)
-                obj = obj @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
-            obj = obj * np.float32(rng.uniform(*augment.scale))
-            if augment.jitter > 0:
-                limit = 5 * augment.jitter
-                obj = obj + np.clip(rng.normal(0, augment.jitter, obj.shape), -limit, limit)
-        batch[i] = obj.T
-    return torch.from_numpy(batch)
-
-
-def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """``(K, K)`` int64 counts, rows = true class, columns = predicted class."""
-    return np.bincount(truth * num_classes + predicted,
-                       minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-def metrics(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Overall accuracy, per-class recall (accuracy) and precision from a confusion matrix."""
-    total = confusion.sum()
-    per_class = {}
-    for k, name in enumerate(class_names):
-        support = int(confusion[k].sum())
-        predicted = int(confusion[:, k].sum())
-        per_class[name] = {
-            'support': support,
-            'accuracy': float(confusion[k, k] / support) if support else float('nan'),
-            'precision': float(confusion[k, k] / predicted) if predicted else float('nan')}
-    return {'accuracy': float(np.trace(confusion) / total) if total else float('nan'),
-            'count': int(total), 'per_class': per_class,
-            'confusion': confusion.tolist(), 'class_names': list(class_names)}
-
-
-@torch.no_grad()
-def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
-            normalization: str, device: torch.device, batch_size: int = 128,
-            seed: int = 0) -> np.ndarray:
-    """Predicted class ``(M,)`` int64 of every object (fixed-seed resampling)."""
-    model.eval()
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, len(dataset), batch_size):
-        batch = make_batch(dataset.points[start:start + batch_size], num_points,
-                           normalization, rng).to(device)
-        out.append(model(batch).argmax(dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
-
-
-def evaluate(model, dataset, num_points, normalization, device) -> dict:
-    """Accuracy metrics of ``model`` on ``dataset``."""
-    predicted = predict(model, dataset, num_points, normalization, device)
-    return metrics(confusion_matrix(dataset.labels, predicted, len(dataset.class_names)),
-                   dataset.class_names)
 
 
 def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs: int,
@@ -253,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
     defaults = Augmentation()
     parser.add_argument('--point-dropout', type=float, default=defaults.point_dropout,
@@ -277,22 +179,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     jitter=args.jitter)
     except ValueError as exc:
         parser.error(str(exc))
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     train_set, val_set = load_dataset(args.train), load_dataset(args.val)
     report = train(train_set, val_set, args.out, epochs=args.epochs,
                    num_points=args.num_points, normalization=args.normalization,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
                    resume=args.resume, augmentation=augmentation)
-    from pointcam_ros.checkpoint import load_checkpoint
+    from pointcam_ros.model.checkpoint import load_checkpoint
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
     if args.test is not None:
         report['test'] = evaluate(best.model, load_dataset(args.test), best.num_points,
                                   best.normalization, device)
     report_path = args.report or args.out.with_suffix('.json')
-    tmp = report_path.with_name('.' + report_path.name + '.tmp')
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, report_path)
+    write_text_atomic(report_path, json.dumps(report, indent=2))
     print(format_report(report))
     return 0
 

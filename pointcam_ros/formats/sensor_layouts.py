@@ -23,7 +23,7 @@ layout and by the tests as fixtures.
 
 from typing import NamedTuple
 
-from pointcam_ros.cloud_io import FieldSpec, FLOAT32, FLOAT64, UINT16, UINT32, UINT8
+from pointcam_ros.formats.cloud_io import FieldSpec, FLOAT32, FLOAT64, UINT16, UINT32, UINT8
 
 
 class SensorLayout(NamedTuple):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import open3d as o3d
-from pointcam_ros.config import PipelineConfig
+from pointcam_ros.common.config import PipelineConfig
 from scipy import ndimage
 
 _NEIGHBOURS = np.ones((3, 3, 3), dtype=bool)

@@ -17,7 +17,7 @@ Typed configuration of the scene pipeline; its field names are the node's parame
 
 YAML files use the ROS 2 parameter layout (``/**: ros__parameters: {...}``)
 so the same file configures ``pointcam_node`` (``--params-file``),
-``pointcam_bag`` and :class:`~pointcam_ros.pipeline.ScenePipeline`; a flat
+``pointcam_bag`` and :class:`~pointcam_ros.perception.pipeline.ScenePipeline`; a flat
 mapping is accepted too.
 """
 
@@ -40,6 +40,8 @@ class PipelineConfig:
     device: str = 'auto'  # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'
     method: str = 'gradcam'  # any of EXPLAINERS
     target_class: str = ''  # class to explain; '' = each object's predicted class
+    min_confidence: float = 0.0  # below it an object is shown as "unknown (car 0.41)"
+    cpu_threads: int = 0  # torch threads on the CPU; 0 = torch's default (all cores)
     min_range: float = 1.0  # m; closer points (the robot itself) are ignored
     max_range: float = 60.0  # m; farther points are ignored
     min_z: float = -4.0  # m, sensor frame; region of interest in height
@@ -80,6 +82,10 @@ class PipelineConfig:
                              f'{self.min_cluster_points}, {self.max_cluster_points}')
         if not self.min_object_size < self.max_object_size:
             raise ValueError('need min_object_size < max_object_size')
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f'min_confidence must be in [0, 1], got {self.min_confidence}')
+        if not 0 <= self.cpu_threads <= 256:
+            raise ValueError(f'cpu_threads must be in [0, 256], got {self.cpu_threads}')
         if self.max_input_points < 1:
             raise ValueError('max_input_points must be >= 1')
 

@@ -29,15 +29,17 @@ them. Saliency is computed for the true class.
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from pointcam_ros.checkpoint import load_checkpoint, LoadedModel
-from pointcam_ros.dataset import load_dataset, ObjectDataset
-from pointcam_ros.gradcam import EXPLAINERS, make_explainer
-from pointcam_ros.train import confusion_matrix, make_batch, metrics
+from pointcam_ros.common.atomic import write_text_atomic
+from pointcam_ros.explain.gradcam import EXPLAINERS, make_explainer
+from pointcam_ros.learn.batching import make_batch
+from pointcam_ros.learn.dataset import load_dataset, ObjectDataset
+from pointcam_ros.learn.metrics import confusion_matrix, metrics
+from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
+from pointcam_ros.model.device import DEVICE_HELP, resolve_device
 import torch
 from tqdm import tqdm
 
@@ -166,16 +168,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         'as Zheng et al.: 5 of 1,024 points; at least one point)')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--out', type=Path, default=Path('eval'), help='output folder')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     args = parser.parse_args(argv)
     if not 0 < args.step <= 50:
         parser.error(f'--step must be a percentage in (0, 50], got {args.step}')
     loaded = load_checkpoint(args.model or None, args.device)
     dataset = load_dataset(args.data, args.max_objects)
     args.out.mkdir(parents=True, exist_ok=True)
-    from pointcam_ros.train import predict
+    from pointcam_ros.learn.metrics import predict
     predicted = predict(loaded.model, dataset, loaded.num_points, loaded.normalization,
-                        torch.device(args.device))
+                        resolve_device(args.device))
     report = {'model': loaded.path, 'data': str(args.data),
               'accuracy': metrics(confusion_matrix(dataset.labels, predicted,
                                                    len(dataset.class_names)),
@@ -183,9 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               'faithfulness': [faithfulness(loaded, dataset, m, batch_size=args.batch_size,
                                             iterative=not args.one_shot, step=args.step / 100)
                                for m in args.methods]}
-    tmp = args.out / '.eval.json.tmp'
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, args.out / 'eval.json')
+    write_text_atomic(args.out / 'eval.json', json.dumps(report, indent=2))
     plot_curves(report['faithfulness'], args.out / 'faithfulness.png')
     print(f"accuracy {report['accuracy']['accuracy']:.4f} on {len(dataset)} objects")
     print(f"{'method':<10} {'k':>4} {'top-k drop':>10} {'random':>8} {'least':>8}")

@@ -24,7 +24,7 @@ coloured per class.
 import math
 from typing import NamedTuple, Sequence
 
-from pointcam_ros.pipeline import DetectedObject
+from pointcam_ros.common.results import DetectedObject
 
 DELETEALL, ADD = 3, 0
 CUBE, TEXT_VIEW_FACING = 1, 9
@@ -33,7 +33,7 @@ CUBE, TEXT_VIEW_FACING = 1, 9
 CLASS_COLORS = {
     'car': (0.20, 0.55, 1.00), 'truck': (0.10, 0.20, 0.85), 'pedestrian': (1.00, 0.25, 0.20),
     'cyclist': (1.00, 0.60, 0.10), 'pole': (0.85, 0.85, 0.20), 'tree': (0.20, 0.80, 0.30),
-    'background': (0.55, 0.55, 0.55),
+    'background': (0.55, 0.55, 0.55), 'unknown': (0.6, 0.6, 0.6),
 }
 
 
@@ -57,8 +57,14 @@ def yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
 
 
 def label_text(obj: DetectedObject) -> str:
-    """'pedestrian 0.93', plus the explained class when it is not the predicted one."""
+    """
+    Return 'pedestrian 0.93', plus the explained class when it is not the predicted one.
+
+    An object below ``min_confidence`` reads 'unknown (car 0.41)'.
+    """
     text = f'{obj.class_name} {obj.confidence:.2f}'
+    if obj.unknown:
+        text = f'unknown ({text})'
     if obj.target_class != obj.class_name:
         text += f' (why {obj.target_class}?)'
     return text
@@ -93,6 +99,6 @@ def object_markers(objects: Sequence[DetectedObject]) -> list[MarkerSpec]:
     """DELETEALL followed by a box and a text per object."""
     specs = [delete_all()]
     for obj in objects:
-        specs += box_and_label('', obj.object_id, obj.class_name, obj.center, obj.size,
-                               obj.yaw, label_text(obj))
+        specs += box_and_label('', obj.object_id, 'unknown' if obj.unknown else obj.class_name,
+                               obj.center, obj.size, obj.yaw, label_text(obj))
     return specs

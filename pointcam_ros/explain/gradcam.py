@@ -41,7 +41,7 @@ Padding points (mask False) always get 0.
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-from pointcam_ros.pointnet import masked_max_with_index, PointNetClassifier
+from pointcam_ros.model.pointnet import masked_max_with_index, PointNetClassifier
 import torch
 from torch import Tensor
 

@@ -16,7 +16,7 @@
 import signal
 from typing import Any, Callable, Optional
 
-from pointcam_ros.checkpoint import CheckpointError
+from pointcam_ros.model.checkpoint import CheckpointError
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node

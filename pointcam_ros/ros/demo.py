@@ -37,10 +37,10 @@ from typing import Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from pointcam_ros.bag_io import MARKER_ARRAY, POINTCLOUD2, SafeBagWriter
-from pointcam_ros.cloud_io import read_cloud
-from pointcam_ros.dds import use_large_data_profile
-from pointcam_ros.render import render_scan
+from pointcam_ros.formats.bag_io import MARKER_ARRAY, POINTCLOUD2, SafeBagWriter
+from pointcam_ros.formats.cloud_io import read_cloud
+from pointcam_ros.ros.dds import use_large_data_profile
+from pointcam_ros.tools.render import render_scan
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node

@@ -38,8 +38,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 
 import numpy as np
-from pointcam_ros.cloud_io import PackedCloud
-from pointcam_ros.markers import MarkerSpec
+from pointcam_ros.formats.cloud_io import PackedCloud
+from pointcam_ros.formats.markers import MarkerSpec
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.store import Typestore

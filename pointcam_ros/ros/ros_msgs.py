@@ -17,8 +17,8 @@
 import array
 from typing import Any, Optional, Sequence
 
-from pointcam_ros.cloud_io import PackedCloud
-from pointcam_ros.markers import MarkerSpec
+from pointcam_ros.formats.cloud_io import PackedCloud
+from pointcam_ros.formats.markers import MarkerSpec
 from sensor_msgs.msg import PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
 

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
-from pointcam_ros.config import PipelineConfig
+from pointcam_ros.common.atomic import atomic_path
+from pointcam_ros.common.config import PipelineConfig
 from tqdm import tqdm
 
 #: First scene seed of each split; a split of n scenes uses seeds start..start+n-1.
@@ -70,7 +71,7 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
     owns most of its points, if that object owns at least ``min_purity`` of
     them; other clusters (merged objects, ground debris) are skipped.
     """
-    from pointcam_ros.segmentation import segment_scene
+    from pointcam_ros.perception.segmentation import segment_scene
     segmentation = segment_scene(xyz, config)
     out = []
     for cluster in range(segmentation.num_objects):
@@ -94,7 +95,7 @@ def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]
     pipeline's segmentation (default :class:`PipelineConfig`, with
     ``min_cluster_points = min_points``), labelled from the ground truth.
     """
-    from pointcam_ros.simulator import random_scene, scan, SENSORS
+    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
     sensors = tuple(SENSORS) if sensors is None else sensors
     rng = np.random.default_rng(seed)
     sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
@@ -108,7 +109,7 @@ def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_clu
                   sensors: Optional[Sequence[str]] = None, progress: bool = True
                   ) -> ObjectDataset:
     """Simulate the scenes of ``seeds`` (sensors drawn from ``sensors``, default all)."""
-    from pointcam_ros.simulator import CLASS_NAMES
+    from pointcam_ros.sim.simulator import CLASS_NAMES
     seeds = list(seeds)
     points, labels, distance, origin = [], [], [], []
     for seed in tqdm(seeds, desc='scenes', unit='scene', disable=not progress):
@@ -129,11 +130,10 @@ def save_dataset(dataset: ObjectDataset, path: os.PathLike) -> None:
     sizes = np.array([len(p) for p in dataset.points], np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     points = np.concatenate(dataset.points) if dataset.points else np.zeros((0, 3), np.float32)
-    tmp = path.with_name(f'.{path.name}.tmp.npz')
-    np.savez_compressed(tmp, points=points.astype(np.float32), offsets=offsets,
-                        labels=dataset.labels, distance=dataset.distance, seeds=dataset.seeds,
-                        class_names=np.asarray(dataset.class_names))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix='.npz') as tmp:
+        np.savez_compressed(tmp, points=points.astype(np.float32), offsets=offsets,
+                            labels=dataset.labels, distance=dataset.distance,
+                            seeds=dataset.seeds, class_names=np.asarray(dataset.class_names))
 
 
 def load_dataset(path: os.PathLike, max_objects: Optional[int] = None) -> ObjectDataset:

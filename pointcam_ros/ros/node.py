@@ -40,12 +40,12 @@ from typing import Any, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from pointcam_ros.cloud_io import CloudFormatError
-from pointcam_ros.config import output_prefix, PipelineConfig
-from pointcam_ros.markers import object_markers
-from pointcam_ros.pipeline import ScanError, ScenePipeline
-from pointcam_ros.ros_main import spin_node
-from pointcam_ros.ros_msgs import to_ros_cloud, to_ros_markers
+from pointcam_ros.common.config import output_prefix, PipelineConfig
+from pointcam_ros.formats.cloud_io import CloudFormatError
+from pointcam_ros.formats.markers import object_markers
+from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
+from pointcam_ros.ros.ros_main import spin_node
+from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
 from rclpy.node import Node
@@ -59,6 +59,8 @@ DESCRIPTIONS = {
     'device': "'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'",
     'method': 'gradcam, gradcam++, xgradcam, hirescam, occlusion or pointshift',
     'target_class': "class to explain for every object; '' = the predicted class",
+    'min_confidence': 'objects less confident than this are shown as "unknown (car 0.41)"',
+    'cpu_threads': "torch threads on the CPU; 0 = torch's default (all cores)",
     'min_range': 'ignore points closer than this (m)',
     'max_range': 'ignore points farther than this (m)',
     'min_z': 'lowest point height kept, sensor frame (m)',
@@ -78,10 +80,11 @@ FLOAT_RANGES = {
     'max_z': (-100.0, 100.0), 'ground_threshold': (0.01, 5.0),
     'cluster_tolerance': (0.05, 5.0), 'cluster_z_tolerance': (0.05, 5.0),
     'min_object_size': (0.01, 100.0),
-    'max_object_size': (0.05, 1000.0)}
+    'max_object_size': (0.05, 1000.0), 'min_confidence': (0.0, 1.0)}
 INT_RANGES = {'min_cluster_points': (1, 1_000_000), 'max_cluster_points': (1, 10_000_000),
-              'max_input_points': (1, 100_000_000), 'seed': (0, 2**31 - 1)}
-READ_ONLY = ('model_path', 'device')
+              'max_input_points': (1, 100_000_000), 'seed': (0, 2**31 - 1),
+              'cpu_threads': (0, 256)}
+READ_ONLY = ('model_path', 'device', 'cpu_threads')
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 

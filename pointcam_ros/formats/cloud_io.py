@@ -31,8 +31,9 @@ import sys
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
+from pointcam_ros.common.results import NO_OBJECT, UNKNOWN  # noqa: F401 - re-exported
 
-from pointcam_ros._pc2_backend import dtype_from_fields
+from pointcam_ros.formats._pc2_backend import dtype_from_fields
 
 # sensor_msgs/PointField datatype constants.
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
@@ -50,7 +51,6 @@ DATATYPE_TO_NUMPY: Mapping[int, np.dtype] = {
 NUMPY_TO_DATATYPE: Mapping[np.dtype, int] = {v: k for k, v in DATATYPE_TO_NUMPY.items()}
 
 #: Object id / class id of points that belong to no object.
-NO_OBJECT = -1
 
 
 class CloudFormatError(ValueError):
@@ -287,7 +287,7 @@ def pack_cloud(columns: Mapping[str, np.ndarray], fields: Sequence[FieldSpec],
         ``name -> (height * width,)`` (or ``(height * width, count)``) arrays,
         one per field; a field without a column is filled with ``fill_value``.
     fields, point_step:
-        The layout (e.g. one of :mod:`pointcam_ros.sensor_layouts`).
+        The layout (e.g. one of :mod:`pointcam_ros.formats.sensor_layouts`).
     height:
         Rows of an organized cloud; the points are row-major.
     row_step:
@@ -333,7 +333,7 @@ def pack_cloud(columns: Mapping[str, np.ndarray], fields: Sequence[FieldSpec],
 SALIENCY_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec('x', 0, FLOAT32), FieldSpec('y', 4, FLOAT32), FieldSpec('z', 8, FLOAT32),
     FieldSpec('intensity', 12, FLOAT32),  # Grad-CAM saliency in [0, 1]
-    FieldSpec('label', 16, INT32),  # class id, NO_OBJECT (-1) outside objects
+    FieldSpec('label', 16, INT32),  # class id; NO_OBJECT (-1) outside objects, UNKNOWN (-2)
     FieldSpec('object_id', 20, INT32),  # object id within the scan, NO_OBJECT outside
 )
 SALIENCY_POINT_STEP = 24

@@ -36,14 +36,14 @@ import signal
 import time
 from typing import Optional, Sequence
 
-from pointcam_ros.bag_io import (
+from pointcam_ros.common.config import output_prefix, PipelineConfig
+from pointcam_ros.formats.bag_io import (
     BagExistsError, check_output, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud, rosbags_markers,
     SafeBagWriter, typestore)
-from pointcam_ros.checkpoint import CheckpointError
-from pointcam_ros.cloud_io import CloudFormatError
-from pointcam_ros.config import output_prefix, PipelineConfig
-from pointcam_ros.markers import object_markers
-from pointcam_ros.pipeline import ScanError, ScenePipeline
+from pointcam_ros.formats.cloud_io import CloudFormatError
+from pointcam_ros.formats.markers import object_markers
+from pointcam_ros.model.checkpoint import CheckpointError
+from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from rosbags.highlevel import AnyReader
 from tqdm import tqdm
 
@@ -107,7 +107,7 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
 
     Raises :class:`BagError` when an input cannot be read (nothing is written),
     ``BagExistsError`` when ``output`` exists and is not to be replaced (see
-    :func:`~pointcam_ros.bag_io.check_output`), and ValueError for a bad topic
+    :func:`~pointcam_ros.formats.bag_io.check_output`), and ValueError for a bad topic
     choice or an output that is, contains or lies inside an input. A message
     that cannot be deserialised is counted as rejected and skipped.
     """

@@ -27,18 +27,20 @@ The node, the bag tool, the data set builder, the tests and notebooks all
 drive this class.
 """
 
-from dataclasses import dataclass, field
 import time
 from typing import Any, Optional
 
 import numpy as np
-from pointcam_ros.checkpoint import load_checkpoint, LoadedModel
-from pointcam_ros.cloud_io import (
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.common.geometry import oriented_box
+from pointcam_ros.common.results import DetectedObject, SceneResult, UNKNOWN
+from pointcam_ros.explain.gradcam import make_explainer
+from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
-from pointcam_ros.config import PipelineConfig
-from pointcam_ros.gradcam import make_explainer
-from pointcam_ros.preprocess import normalize_object, resample_indices
-from pointcam_ros.segmentation import segment_scene
+from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
+from pointcam_ros.model.device import resolve_device
+from pointcam_ros.model.preprocess import normalize_object, resample_indices
+from pointcam_ros.perception.segmentation import segment_scene
 from scipy.spatial import cKDTree
 import torch
 
@@ -47,82 +49,14 @@ class ScanError(ValueError):
     """A scan the pipeline cannot process (wrong shape, too many points)."""
 
 
-@dataclass
-class DetectedObject:
-    """
-    One classified object of a scan, in the input frame.
-
-    ``center`` (3,) and ``size`` (3,) float64 of an oriented box whose yaw
-    (rad, about z) follows the object's main horizontal axis.
-    """
-
-    object_id: int
-    class_id: int
-    class_name: str
-    confidence: float
-    target_class: str
-    num_points: int
-    center: np.ndarray
-    size: np.ndarray
-    yaw: float
-
-
-@dataclass
-class SceneResult:
-    """
-    Per-point and per-object results for an ``(M, 3)`` input.
-
-    ``saliency`` (M,) float32 in [0, 1]; ``class_id`` and ``object_id`` (M,)
-    int32, -1 outside objects; ``objects`` one entry per object id;
-    ``timings`` milliseconds per stage (segment, sample, model, map_back).
-    """
-
-    saliency: np.ndarray
-    class_id: np.ndarray
-    object_id: np.ndarray
-    objects: list[DetectedObject] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    device: str = 'cpu'
-
-
-def resolve_device(name: str) -> torch.device:
-    """Map ``auto`` to CUDA when available, else CPU; check an explicit CUDA request."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' requested but CUDA is not available: "
-                         "use 'auto' or 'cpu'")
-    return device
-
-
-def oriented_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Box of ``(n, 3)`` points: center (3,), size (3,) and yaw from the xy principal axis."""
-    xy = points[:, :2].astype(np.float64)
-    mean = xy.mean(axis=0)
-    if len(points) >= 3:
-        cov = np.cov((xy - mean).T)
-        eigval, eigvec = np.linalg.eigh(cov)
-        axis = eigvec[:, int(np.argmax(eigval))]
-        yaw = float(np.arctan2(axis[1], axis[0]))
-    else:
-        yaw = 0.0
-    c, s = np.cos(yaw), np.sin(yaw)
-    local = (xy - mean) @ np.array([[c, -s], [s, c]])
-    lo, hi = local.min(axis=0), local.max(axis=0)
-    mid = (lo + hi) / 2
-    center_xy = mean + np.array([[c, -s], [s, c]]) @ mid
-    z_lo, z_hi = float(points[:, 2].min()), float(points[:, 2].max())
-    return (np.array([center_xy[0], center_xy[1], (z_lo + z_hi) / 2]),
-            np.array([hi[0] - lo[0], hi[1] - lo[1], z_hi - z_lo]), yaw)
-
-
 class ScenePipeline:
     """Segment, classify and explain LiDAR scans; see the module docstring."""
 
     def __init__(self, config: PipelineConfig = PipelineConfig(),
                  loaded: Optional[LoadedModel] = None):
         self.device = resolve_device(config.device)
+        if config.cpu_threads:
+            torch.set_num_threads(config.cpu_threads)  # process-wide, as torch allows
         self.loaded = loaded if loaded is not None else load_checkpoint(
             config.model_path or None, self.device)
         self.loaded.model.to(self.device).eval()
@@ -236,7 +170,7 @@ class ScenePipeline:
         target = config.target_class or None
         explained = self.explainer(torch.from_numpy(batch).to(self.device), target=target)
         sal = explained.saliency.cpu().numpy()
-        probs = explained.probabilities.cpu().numpy()
+        probs = torch.softmax(explained.logits / self.loaded.temperature, dim=1).cpu().numpy()
         predicted = explained.predicted.cpu().numpy()
         targets = explained.target.cpu().numpy()
         result.timings['model'] = 1e3 * (time.perf_counter() - mark)
@@ -246,14 +180,16 @@ class ScenePipeline:
             values = self._map_back(xyz[idx], sampled[k], sal[k])
             rows = finite[idx]
             saliency[rows] = values
-            class_id[rows] = predicted[k]
+            confidence = float(probs[k, predicted[k]])
+            unknown = confidence < config.min_confidence
+            class_id[rows] = UNKNOWN if unknown else predicted[k]
             object_id[rows] = k
             center, size, yaw = oriented_box(xyz[idx])
             result.objects.append(DetectedObject(
                 object_id=k, class_id=int(predicted[k]),
                 class_name=self.class_names[int(predicted[k])],
-                confidence=float(probs[k, predicted[k]]),
+                confidence=confidence,
                 target_class=self.class_names[int(targets[k])], num_points=len(idx),
-                center=center, size=size, yaw=yaw))
+                center=center, size=size, yaw=yaw, unknown=unknown))
         result.timings['map_back'] = 1e3 * (time.perf_counter() - mark)
         return result

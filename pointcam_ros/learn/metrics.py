@@ -1,0 +1,67 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Classification metrics of a model on a data set."""
+
+from typing import Sequence
+
+import numpy as np
+from pointcam_ros.learn.batching import make_batch
+from pointcam_ros.learn.dataset import ObjectDataset
+from pointcam_ros.model.pointnet import PointNetClassifier
+import torch
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(K, K)`` int64 counts, rows = true class, columns = predicted class."""
+    return np.bincount(truth * num_classes + predicted,
+                       minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def metrics(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Overall accuracy, per-class recall (accuracy) and precision from a confusion matrix."""
+    total = confusion.sum()
+    per_class = {}
+    for k, name in enumerate(class_names):
+        support = int(confusion[k].sum())
+        predicted = int(confusion[:, k].sum())
+        per_class[name] = {
+            'support': support,
+            'accuracy': float(confusion[k, k] / support) if support else float('nan'),
+            'precision': float(confusion[k, k] / predicted) if predicted else float('nan')}
+    return {'accuracy': float(np.trace(confusion) / total) if total else float('nan'),
+            'count': int(total), 'per_class': per_class,
+            'confusion': confusion.tolist(), 'class_names': list(class_names)}
+
+
+@torch.no_grad()
+def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
+            normalization: str, device: torch.device, batch_size: int = 128,
+            seed: int = 0) -> np.ndarray:
+    """Predicted class ``(M,)`` int64 of every object (fixed-seed resampling)."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        batch = make_batch(dataset.points[start:start + batch_size], num_points,
+                           normalization, rng).to(device)
+        out.append(model(batch).argmax(dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def evaluate(model, dataset, num_points, normalization, device) -> dict:
+    """Accuracy metrics of ``model`` on ``dataset``."""
+    predicted = predict(model, dataset, num_points, normalization, device)
+    return metrics(confusion_matrix(dataset.labels, predicted, len(dataset.class_names)),
+                   dataset.class_names)

@@ -1,0 +1,94 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The package layout is a layering: imports run one way, and only ros/ touches ROS."""
+
+import ast
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / 'pointcam_ros'
+#: Rank of each subpackage; a module may import its own package or lower ranks only.
+LAYERS = {'common': 0, 'formats': 1, 'model': 2, 'explain': 3, 'perception': 4, 'sim': 4,
+          'learn': 5, 'tools': 6, 'ros': 7}
+ROS_PACKAGES = {'rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'visualization_msgs',
+                'diagnostic_msgs', 'builtin_interfaces', 'geometry_msgs', 'launch',
+                'launch_ros', 'sensor_msgs_py', 'ament_index_python'}
+#: The PointCloud2 codec prefers ROS's own helper library where it is installed.
+ALLOWED = {('_pc2_backend.py', 'sensor_msgs_py')}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module named by an import statement of ``path`` (any depth)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob('*.py')):
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) > 1:
+            yield parts[0], path
+
+
+def test_every_module_lives_in_a_layer():
+    top = {p.name for p in PACKAGE.glob('*.py')}
+    assert top == {'__init__.py'}, f'modules outside the layers: {top}'
+    assert {layer for layer, _ in _modules()} == set(LAYERS)
+
+
+@pytest.mark.parametrize('layer,path', list(_modules()),
+                         ids=[str(p.relative_to(PACKAGE)) for _, p in _modules()])
+def test_imports_run_downward_and_only_ros_imports_ros(layer, path):
+    for name in _imports(path):
+        parts = name.split('.')
+        if parts[0] == 'pointcam_ros' and len(parts) > 1 and parts[1] in LAYERS:
+            other = parts[1]
+            assert other == layer or LAYERS[other] < LAYERS[layer], \
+                f'{path.name} ({layer}) imports {name} ({other}): imports must run downward'
+        if layer != 'ros' and (path.name, parts[0]) not in ALLOWED:
+            assert parts[0] not in ROS_PACKAGES, f'{path.name} ({layer}) imports {name}'
+
+
+def _import_without(modules: list[str], blocked: list[str]) -> subprocess.CompletedProcess:
+    """Import ``modules`` in a fresh interpreter where ``blocked`` packages cannot load."""
+    code = f"""
+import importlib, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError(f'{{name}} is blocked by the layering test')
+sys.meta_path.insert(0, Block())
+for module in {modules!r}:
+    importlib.import_module(module)
+for name in {blocked!r}:
+    assert name not in sys.modules, name
+"""
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_formats_and_common_need_neither_torch_nor_open3d_nor_ros():
+    modules = [f'pointcam_ros.{layer}.{p.stem}' for layer, p in _modules()
+               if layer in ('common', 'formats') and p.stem != '__init__']
+    result = _import_without(modules, ['torch', 'open3d', 'rclpy', 'scipy'])
+    assert result.returncode == 0, result.stderr
