@@ -109,6 +109,36 @@ def plane_height(xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
     return xyz[:, 0] * p[0] + xyz[:, 1] * p[1] + xyz[:, 2] * p[2] + p[3]
 
 
+def _order_statistic(values: np.ndarray, fraction: float) -> float:
+    """Linear-interpolated ``fraction`` quantile of ``(n,)`` float32 ``values``, in float64."""
+    position = fraction * (len(values) - 1)
+    below = int(np.floor(position))
+    part = np.partition(values, [below, min(below + 1, len(values) - 1)])
+    lo, hi = float(part[below]), float(part[min(below + 1, len(values) - 1)])
+    return lo + (position - below) * (hi - lo)
+
+
+def candidate_planes(low: np.ndarray, triples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    RANSAC candidates through three of the ``(n, 3)`` float32 ``low`` points each.
+
+    Returns unit normals ``(I, 4)`` float64 ``a, b, c, d`` and ``(I,)`` bool
+    (the three points were not collinear). Written as plain element-wise
+    float64 arithmetic so the torch version gives the same bits.
+    """
+    pick = np.minimum((triples * len(low)).astype(np.int64), len(low) - 1)
+    p = low[pick].astype(np.float64)  # (I, 3, 3)
+    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    n = np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
+                  u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
+                  u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=1)
+    norm = np.sqrt(n[:, 0] * n[:, 0] + n[:, 1] * n[:, 1] + n[:, 2] * n[:, 2])
+    valid = norm > 1e-12
+    n = n / np.where(valid, norm, 1.0)[:, None]
+    d = -(n[:, 0] * p[:, 0, 0] + n[:, 1] * p[:, 0, 1] + n[:, 2] * p[:, 0, 2])
+    return np.concatenate([n, d[:, None]], axis=1), valid
+
+
 def fit_ground(xyz: np.ndarray, threshold: float, seed: int,
                draws: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
     """
@@ -125,26 +155,21 @@ def fit_ground(xyz: np.ndarray, threshold: float, seed: int,
     """
     if len(xyz) < 3:
         return np.array([0.0, 0.0, 1.0, -(float(xyz[:, 2].min()) if len(xyz) else 0.0)])
-    low = xyz[xyz[:, 2] <= np.percentile(xyz[:, 2], 60)]
-    fallback = np.array([0.0, 0.0, 1.0, -float(np.percentile(xyz[:, 2], 5))])
+    low = xyz[xyz[:, 2] <= np.float32(_order_statistic(xyz[:, 2], 0.6))]
+    fallback = np.array([0.0, 0.0, 1.0, -_order_statistic(xyz[:, 2], 0.05)])
     if len(low) < 3:
         return fallback
     triples, score = draws if draws is not None else ransac_draws(seed)
-    points = low[np.minimum((triples * len(low)).astype(np.int64), len(low) - 1)]
-    points = points.astype(np.float64)  # (I, 3, 3)
-    normals = np.cross(points[:, 1] - points[:, 0], points[:, 2] - points[:, 0])
-    norms = np.linalg.norm(normals, axis=1)
-    valid = norms > 1e-12
-    normals = normals / np.where(valid, norms, 1.0)[:, None]
-    offsets = -(normals * points[:, 0]).sum(axis=1)
+    planes, valid = candidate_planes(low, triples)
     sample = low[np.minimum((score * len(low)).astype(np.int64), len(low) - 1)]
     sample = sample.astype(np.float64)
-    distance = np.abs(normals @ sample.T + offsets[:, None])  # (I, S)
+    distance = np.abs(planes[:, 0:1] * sample[:, 0] + planes[:, 1:2] * sample[:, 1]
+                      + planes[:, 2:3] * sample[:, 2] + planes[:, 3:4])  # (I, S)
     counts = np.where(valid, (distance <= threshold).sum(axis=1), -1)
     best = int(np.argmax(counts))
     if counts[best] < 3:
         return fallback
-    plane = refine_plane(low, np.r_[normals[best], offsets[best]], threshold)
+    plane = refine_plane(low, planes[best], threshold)
     if plane[2] < 0:
         plane = -plane
     if plane[2] < 0.9:
