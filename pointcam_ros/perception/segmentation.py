@@ -65,6 +65,14 @@ FORWARD_OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 
                             for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)], np.int64)
 #: Largest voxel span per axis that is keyed directly (3 axes x 21 bits fit an int64).
 DIRECT_SPAN = 2 ** 20
+#: m; side of the square cells of the local ground level.
+GROUND_CELL = 2.0
+#: Which low height of a cell is its ground (0 = the lowest point; 0.1 ignores noise below).
+GROUND_QUANTILE = 0.1
+#: Rise per metre of the ground-level envelope between cells (a 10 % grade change).
+GROUND_SLOPE = 0.03
+#: Cells (each way) a cell looks at for lower ground.
+GROUND_REACH = 5
 
 
 @dataclass
@@ -197,34 +205,79 @@ def refine_plane(xyz: np.ndarray, plane: np.ndarray, threshold: float) -> np.nda
     return np.array([*normal, -normal @ center])
 
 
-def voxel_coordinates(xyz: np.ndarray, tolerance: float,
-                      z_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+def grid_coordinates(values: np.ndarray, sizes: np.ndarray,
+                     pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """
-    Integer voxel coordinates ``(M, 3)`` int64 (>= 1) of ``(M, 3)`` float32 points and the span.
+    Integer cell coordinates ``(M, D)`` int64 of ``(M, D)`` float32 points and the span ``(D,)``.
 
-    ``span`` (3,) int64 is one more than the largest coordinate plus one, so
-    a coordinate +-1 stays inside ``[0, span)``. An axis spanning more than
-    ``DIRECT_SPAN`` voxels is compressed: its distinct voxel indices are
-    ranked with gaps of 2 between non-adjacent ones, so adjacency is kept.
+    Cells are ``sizes`` (D,) wide. Coordinates start at ``pad`` and ``span``
+    is the largest coordinate plus ``pad + 1``, so a coordinate moved by up
+    to ``pad`` stays inside ``[0, span)``. An axis spanning more than
+    ``DIRECT_SPAN`` cells is compressed: its distinct cell indices are ranked
+    with gaps capped at ``pad + 1``, so which cells lie within ``pad`` of each
+    other is kept. Raises ValueError if the keys would not fit an int64.
     """
-    size = np.array([tolerance, tolerance, z_tolerance])
-    cells = np.floor(xyz.astype(np.float64) / size)
+    cells = np.floor(values.astype(np.float64) / np.asarray(sizes, np.float64))
     out = np.empty(cells.shape, np.int64)
-    for axis in range(3):
-        values = cells[:, axis]
-        lo, hi = values.min(), values.max()
+    for axis in range(cells.shape[1]):
+        column = cells[:, axis]
+        lo, hi = column.min(), column.max()
         if hi - lo < DIRECT_SPAN:
-            out[:, axis] = (values - lo).astype(np.int64) + 1
+            out[:, axis] = (column - lo).astype(np.int64) + pad
         else:
-            unique, inverse = np.unique(values, return_inverse=True)
-            steps = np.where(np.diff(unique) == 1, 1, 2)
-            ranks = np.concatenate([[1], 1 + np.cumsum(steps)]).astype(np.int64)
+            unique, inverse = np.unique(column, return_inverse=True)
+            steps = np.minimum(np.diff(unique), pad + 1).astype(np.int64)
+            ranks = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64) + pad
             out[:, axis] = ranks[inverse.reshape(-1)]
-    span = out.max(axis=0) + 2
-    if float(span[0]) * float(span[1]) * float(span[2]) >= 2.0 ** 62:
-        raise ValueError('the points span too many voxels to key in int64 '
+    span = out.max(axis=0) + pad + 1
+    if float(np.prod(span.astype(np.float64))) >= 2.0 ** 62:
+        raise ValueError('the points span too many cells to key in int64 '
                          f'({span.tolist()}); reduce max_range or the height band')
     return out, span
+
+
+def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """
+    Local ground level ``(M,)`` float32 of ``(M, 3)`` float32 points, as a height above the plane.
+
+    ``height`` (M,) float32 is each point's height above the fitted plane;
+    real ground is not one plane (a sag or a crest moves it 0.5 m at 35 m).
+    Per ``GROUND_CELL`` square cell the ``GROUND_QUANTILE`` lowest height is
+    taken, then lowered to the lower envelope of the cells within
+    ``GROUND_REACH`` cells rising by ``GROUND_SLOPE`` per metre of distance:
+    a cell covered by an object (no ground seen in it) takes the level of the
+    ground next to it, while ground that really climbs is followed.
+    """
+    if len(xyz) == 0:
+        return np.zeros(0, np.float32)
+    coords, span = grid_coordinates(xyz[:, :2], np.full(2, GROUND_CELL), pad=GROUND_REACH)
+    keys = coords[:, 0] * span[1] + coords[:, 1]
+    cells, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.lexsort((height, inverse))
+    bounds = np.searchsorted(inverse[order], np.arange(len(cells) + 1))
+    rank = (GROUND_QUANTILE * (np.diff(bounds) - 1).astype(np.float64)).astype(np.int64)
+    low = height[order[bounds[:-1] + rank]]
+    level = low.copy()
+    for dx, dy, rise in _ground_offsets():
+        wanted = cells + dx * span[1] + dy
+        pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
+        hit = np.flatnonzero(cells[pos] == wanted)
+        level[hit] = np.minimum(level[hit], low[pos[hit]] + rise)
+    return level[inverse]
+
+
+def _ground_offsets() -> list[tuple[int, int, np.float32]]:
+    """Cell offsets within ``GROUND_REACH`` (not 0, 0) and the float32 rise to each."""
+    reach = range(-GROUND_REACH, GROUND_REACH + 1)
+    return [(dx, dy, np.float32(GROUND_SLOPE * GROUND_CELL * np.hypot(dx, dy)))
+            for dx in reach for dy in reach if (dx, dy) != (0, 0)]
+
+
+def voxel_coordinates(xyz: np.ndarray, tolerance: float,
+                      z_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel coordinates ``(M, 3)`` int64 and span ``(3,)`` (:func:`grid_coordinates`, pad 1)."""
+    return grid_coordinates(xyz, np.array([tolerance, tolerance, z_tolerance]), pad=1)
 
 
 def cluster_voxels(xyz: np.ndarray, tolerance: float,
@@ -307,7 +360,7 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     roi_idx = np.flatnonzero(region_of_interest(xyz, config))
     plane = fit_ground(xyz[roi_idx], config.ground_threshold, config.seed)
     height = plane_height(xyz[roi_idx], plane)
-    low = height <= np.float32(config.ground_threshold)
+    low = height - ground_level(xyz[roi_idx], height) <= np.float32(config.ground_threshold)
     ground = np.zeros(num, bool)
     ground[roi_idx[low]] = True
     above = roi_idx[~low]

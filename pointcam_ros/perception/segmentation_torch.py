@@ -32,7 +32,8 @@ from typing import Optional
 
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
-    DIRECT_SPAN, FORWARD_OFFSETS, ransac_draws)
+    _ground_offsets, DIRECT_SPAN, FORWARD_OFFSETS, GROUND_CELL, GROUND_QUANTILE, GROUND_REACH,
+    ransac_draws)
 import torch
 from torch import Tensor
 
@@ -139,34 +140,66 @@ def fit_ground(xyz: Tensor, threshold: float,
     return plane
 
 
-def voxel_keys(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[Tensor, Tensor]:
+def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, Tensor]:
     """
-    Int64 voxel keys ``(M,)`` of ``(M, 3)`` float32 points and the key strides ``(3,)``.
+    Int64 cell keys ``(M,)`` of ``(M, D)`` float32 points and the key strides ``(D,)``.
 
-    Torch twin of ``segmentation.voxel_coordinates`` (same compression of
-    axes spanning more than ``DIRECT_SPAN`` voxels), flattened to keys.
+    Torch twin of ``segmentation.grid_coordinates`` (same ``pad``, same
+    compression of axes spanning more than ``DIRECT_SPAN`` cells), flattened
+    to keys: a cell moved by ``d`` (each |d_i| <= pad) has key ``key + d @ strides``.
     """
-    size = torch.tensor([tolerance, tolerance, z_tolerance], dtype=torch.float64,
-                        device=xyz.device)
-    cells = torch.floor(xyz.to(torch.float64) / size)
-    out = torch.empty(cells.shape, dtype=torch.int64, device=xyz.device)
-    for axis in range(3):
-        values = cells[:, axis]
-        lo, hi = values.min(), values.max()
+    size = torch.tensor(sizes, dtype=torch.float64, device=values.device)
+    cells = torch.floor(values.to(torch.float64) / size)
+    out = torch.empty(cells.shape, dtype=torch.int64, device=values.device)
+    for axis in range(cells.shape[1]):
+        column = cells[:, axis]
+        lo, hi = column.min(), column.max()
         if float(hi - lo) < DIRECT_SPAN:
-            out[:, axis] = (values - lo).to(torch.int64) + 1
+            out[:, axis] = (column - lo).to(torch.int64) + pad
         else:
-            unique, inverse = torch.unique(values, sorted=True, return_inverse=True)
-            steps = torch.where(torch.diff(unique) == 1, 1, 2).to(torch.int64)
-            ranks = torch.cat([steps.new_ones(1), 1 + torch.cumsum(steps, 0)])
+            unique, inverse = torch.unique(column, sorted=True, return_inverse=True)
+            steps = torch.clamp(torch.diff(unique), max=pad + 1).to(torch.int64)
+            ranks = torch.cat([steps.new_zeros(1), torch.cumsum(steps, 0)]) + pad
             out[:, axis] = ranks[inverse]
-    span = [int(v) + 2 for v in out.max(dim=0).values.tolist()]
-    if float(span[0]) * float(span[1]) * float(span[2]) >= 2.0 ** 62:
-        raise ValueError('the points span too many voxels to key in int64 '
+    span = [int(v) + pad + 1 for v in out.max(dim=0).values.tolist()]
+    total = 1.0
+    for extent in span:
+        total *= float(extent)
+    if total >= 2.0 ** 62:
+        raise ValueError('the points span too many cells to key in int64 '
                          f'({span}); reduce max_range or the height band')
-    strides = torch.tensor([span[1] * span[2], span[2], 1], dtype=torch.int64,
-                           device=xyz.device)
+    strides = [1] * len(span)
+    for axis in range(len(span) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * span[axis + 1]
+    strides = torch.tensor(strides, dtype=torch.int64, device=values.device)
     return (out * strides).sum(dim=1), strides
+
+
+def ground_level(xyz: Tensor, height: Tensor) -> Tensor:
+    """Torch twin of ``segmentation.ground_level``: ``(M,)`` float32 local ground level."""
+    if len(xyz) == 0:
+        return height.new_zeros(0)
+    keys, strides = grid_keys(xyz[:, :2], [GROUND_CELL, GROUND_CELL], GROUND_REACH)
+    cells, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    order = torch.argsort(height, stable=True)
+    order = order[torch.argsort(inverse[order], stable=True)]
+    bounds = torch.searchsorted(inverse[order],
+                                torch.arange(len(cells) + 1, device=xyz.device))
+    rank = (GROUND_QUANTILE * (torch.diff(bounds) - 1).to(torch.float64)).to(torch.int64)
+    low = height[order[bounds[:-1] + rank]]
+    level = low.clone()
+    row = int(strides[0])
+    for dx, dy, rise in _ground_offsets():
+        wanted = cells + dx * row + dy
+        pos = torch.clamp(torch.searchsorted(cells, wanted), max=len(cells) - 1)
+        hit = torch.nonzero(cells[pos] == wanted).reshape(-1)
+        level[hit] = torch.minimum(level[hit], low[pos[hit]] + _f32(float(rise), xyz))
+    return level[inverse]
+
+
+def voxel_keys(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[Tensor, Tensor]:
+    """Voxel keys ``(M,)`` and strides ``(3,)``: :func:`grid_keys` with pad 1."""
+    return grid_keys(xyz, [tolerance, tolerance, z_tolerance], 1)
 
 
 def connected_components(num: int, source: Tensor, target: Tensor) -> Tensor:
@@ -254,7 +287,8 @@ def segment_scene(xyz: Tensor, config: PipelineConfig,
     roi_idx = torch.nonzero(region_of_interest(xyz, config)).reshape(-1)
     roi = xyz[roi_idx]
     plane = fit_ground(roi, config.ground_threshold, draws)
-    above = roi_idx[plane_height(roi, plane) > _f32(config.ground_threshold, xyz)]
+    height = plane_height(roi, plane)
+    above = roi_idx[height - ground_level(roi, height) > _f32(config.ground_threshold, xyz)]
     points = xyz[above]
     cluster, count = cluster_voxels(points, config.cluster_tolerance,
                                     config.cluster_z_tolerance)
