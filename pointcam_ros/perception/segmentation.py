@@ -65,14 +65,21 @@ FORWARD_OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 
                             for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)], np.int64)
 #: Largest voxel span per axis that is keyed directly (3 axes x 21 bits fit an int64).
 DIRECT_SPAN = 2 ** 20
-#: m; side of the square cells of the local ground level.
-GROUND_CELL = 2.0
+#: Azimuth sectors of the local ground level (steps of the diamond angle, ~1.4 deg).
+GROUND_SECTORS = 256
 #: Which low height of a cell is its ground (0 = the lowest point; 0.1 ignores noise below).
 GROUND_QUANTILE = 0.1
-#: Rise per metre of the ground-level envelope between cells (a 10 % grade change).
-GROUND_SLOPE = 0.03
-#: Cells (each way) a cell looks at for lower ground.
-GROUND_REACH = 5
+#: m; rise over the last ground level still taken as ground (noise of the low points)...
+GROUND_STEP = np.float32(0.1)
+#: ...plus this per metre from the last ground (a change of grade; rings are metres apart).
+GROUND_SLOPE = np.float32(0.03)
+#: m; a cell whose points rise more above its low point holds a vertical face, not ground.
+GROUND_FLAT = np.float32(0.3)
+#: m; inner radius of each range bin: 1 m bins to 20 m, then 5 % wider each, to float32's end.
+RANGE_EDGES = np.array([0.0] + list(range(1, 20)) + [
+    20.0 * 1.05 ** k for k in range(int(np.log(1.8e19 / 20.0) / np.log(1.05)) + 1)],
+    np.float32)
+RANGE_EDGES_SQ = RANGE_EDGES * RANGE_EDGES
 
 
 @dataclass
@@ -236,42 +243,67 @@ def grid_coordinates(values: np.ndarray, sizes: np.ndarray,
     return out, span
 
 
+def ring_sector(xyz: np.ndarray) -> np.ndarray:
+    """
+    Azimuth sector ``(M,)`` int64 in ``[0, GROUND_SECTORS)`` of ``(M, 3)`` float32 points.
+
+    Sectors are equal steps of the "diamond angle" (``y / (|x| + |y|)`` per
+    quadrant), monotonic in the azimuth and computed with one IEEE division,
+    so numpy and torch put every point in the same sector.
+    """
+    x, y = xyz[:, 0], xyz[:, 1]
+    total = np.abs(x) + np.abs(y)
+    t = np.divide(y, total, out=np.zeros_like(y), where=total > 0)
+    angle = np.where(x >= 0, np.where(y >= 0, t, np.float32(4) + t), np.float32(2) - t)
+    sector = np.floor(angle * np.float32(GROUND_SECTORS / 4)).astype(np.int64)
+    return np.clip(sector, 0, GROUND_SECTORS - 1)
+
+
 def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     """
     Local ground level ``(M,)`` float32 of ``(M, 3)`` float32 points, as a height above the plane.
 
-    ``height`` (M,) float32 is each point's height above the fitted plane;
-    real ground is not one plane (a sag or a crest moves it 0.5 m at 35 m).
-    Per ``GROUND_CELL`` square cell the ``GROUND_QUANTILE`` lowest height is
-    taken, then lowered to the lower envelope of the cells within
-    ``GROUND_REACH`` cells rising by ``GROUND_SLOPE`` per metre of distance:
-    a cell covered by an object (no ground seen in it) takes the level of the
-    ground next to it, while ground that really climbs is followed.
+    ``height`` (M,) float32 is each point's height above the fitted plane.
+    Real ground is not one plane (a sag or a crest moves it 0.5 m at 35 m),
+    so the level is followed outward along each azimuth sector, as in
+    Himmelsbach et al., "Fast segmentation of 3D point clouds for ground
+    vehicles" (IV 2010): per cell (sector x range bin, ``RANGE_EDGES``) the
+    ``GROUND_QUANTILE`` lowest height is the ground there if the cell is flat
+    (its points rise at most ``GROUND_FLAT`` above it: several rings at one
+    range are a vertical face) and it rises at most
+    ``GROUND_STEP`` + ``GROUND_SLOPE`` per metre above the last ground seen
+    nearer in the sector (the plane at the sensor to begin with); otherwise
+    the cell holds an object (a car's lowest ring, a wall) and keeps that last
+    level. Downward steps are always ground. Work: one sort of the points and
+    one pass over the occupied range bins (at most ``len(RANGE_EDGES)``),
+    ``GROUND_SECTORS`` wide.
     """
     if len(xyz) == 0:
         return np.zeros(0, np.float32)
-    coords, span = grid_coordinates(xyz[:, :2], np.full(2, GROUND_CELL), pad=GROUND_REACH)
-    keys = coords[:, 0] * span[1] + coords[:, 1]
-    cells, inverse = np.unique(keys, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.lexsort((height, inverse))
-    bounds = np.searchsorted(inverse[order], np.arange(len(cells) + 1))
-    rank = (GROUND_QUANTILE * (np.diff(bounds) - 1).astype(np.float64)).astype(np.int64)
-    low = height[order[bounds[:-1] + rank]]
-    level = low.copy()
-    for dx, dy, rise in _ground_offsets():
-        wanted = cells + dx * span[1] + dy
-        pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
-        hit = np.flatnonzero(cells[pos] == wanted)
-        level[hit] = np.minimum(level[hit], low[pos[hit]] + rise)
-    return level[inverse]
-
-
-def _ground_offsets() -> list[tuple[int, int, np.float32]]:
-    """Cell offsets within ``GROUND_REACH`` (not 0, 0) and the float32 rise to each."""
-    reach = range(-GROUND_REACH, GROUND_REACH + 1)
-    return [(dx, dy, np.float32(GROUND_SLOPE * GROUND_CELL * np.hypot(dx, dy)))
-            for dx in reach for dy in reach if (dx, dy) != (0, 0)]
+    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
+    bins = np.searchsorted(RANGE_EDGES_SQ, r2, side='right').astype(np.int64) - 1
+    width = int(bins.max()) + 1
+    cell = ring_sector(xyz) * width + bins
+    order = np.lexsort((height, cell))
+    ordered = cell[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(np.r_[starts, len(ordered)])
+    rank = (GROUND_QUANTILE * (counts - 1).astype(np.float64)).astype(np.int64)
+    low = height[order[starts + rank]]
+    flat = height[order[starts + counts - 1]] - low <= GROUND_FLAT  # not a vertical face
+    table = np.full(GROUND_SECTORS * width, np.inf, np.float32)
+    table[ordered[starts[flat]]] = low[flat]
+    table = table.reshape(GROUND_SECTORS, width)
+    level = np.zeros_like(table)
+    last = np.zeros(GROUND_SECTORS, np.float32)  # level of the last ground cell
+    last_range = np.zeros(GROUND_SECTORS, np.float32)  # and its range
+    for b in np.unique(bins):
+        low = table[:, b]
+        ground = low - last <= GROUND_STEP + GROUND_SLOPE * (RANGE_EDGES[b] - last_range)
+        level[:, b] = np.where(ground, low, last)
+        last = level[:, b]
+        last_range = np.where(ground, RANGE_EDGES[b], last_range)
+    return level.reshape(-1)[cell]
 
 
 def voxel_coordinates(xyz: np.ndarray, tolerance: float,

@@ -32,8 +32,8 @@ from typing import Optional
 
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
-    _ground_offsets, DIRECT_SPAN, FORWARD_OFFSETS, GROUND_CELL, GROUND_QUANTILE, GROUND_REACH,
-    ransac_draws)
+    DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_QUANTILE, GROUND_SECTORS, GROUND_SLOPE,
+    GROUND_STEP, ransac_draws, RANGE_EDGES, RANGE_EDGES_SQ)
 import torch
 from torch import Tensor
 
@@ -175,26 +175,54 @@ def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, Ten
     return (out * strides).sum(dim=1), strides
 
 
+def ring_sector(xyz: Tensor) -> Tensor:
+    """Torch twin of ``segmentation.ring_sector``: ``(M,)`` int64 azimuth sector."""
+    x, y = xyz[:, 0], xyz[:, 1]
+    total = torch.abs(x) + torch.abs(y)
+    t = torch.where(total > 0, y / torch.where(total > 0, total, torch.ones_like(total)),
+                    torch.zeros_like(y))
+    four, two = _f32(4.0, xyz), _f32(2.0, xyz)
+    angle = torch.where(x >= 0, torch.where(y >= 0, t, four + t), two - t)
+    sector = torch.floor(angle * _f32(GROUND_SECTORS / 4, xyz)).to(torch.int64)
+    return torch.clamp(sector, 0, GROUND_SECTORS - 1)
+
+
 def ground_level(xyz: Tensor, height: Tensor) -> Tensor:
     """Torch twin of ``segmentation.ground_level``: ``(M,)`` float32 local ground level."""
     if len(xyz) == 0:
         return height.new_zeros(0)
-    keys, strides = grid_keys(xyz[:, :2], [GROUND_CELL, GROUND_CELL], GROUND_REACH)
-    cells, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    device = xyz.device
+    edges = torch.as_tensor(RANGE_EDGES, device=device)
+    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
+    bins = torch.searchsorted(torch.as_tensor(RANGE_EDGES_SQ, device=device), r2,
+                              right=True) - 1
+    occupied = torch.unique(bins).tolist()
+    width = occupied[-1] + 1
+    cell = ring_sector(xyz) * width + bins
     order = torch.argsort(height, stable=True)
-    order = order[torch.argsort(inverse[order], stable=True)]
-    bounds = torch.searchsorted(inverse[order],
-                                torch.arange(len(cells) + 1, device=xyz.device))
-    rank = (GROUND_QUANTILE * (torch.diff(bounds) - 1).to(torch.float64)).to(torch.int64)
-    low = height[order[bounds[:-1] + rank]]
-    level = low.clone()
-    row = int(strides[0])
-    for dx, dy, rise in _ground_offsets():
-        wanted = cells + dx * row + dy
-        pos = torch.clamp(torch.searchsorted(cells, wanted), max=len(cells) - 1)
-        hit = torch.nonzero(cells[pos] == wanted).reshape(-1)
-        level[hit] = torch.minimum(level[hit], low[pos[hit]] + _f32(float(rise), xyz))
-    return level[inverse]
+    order = order[torch.argsort(cell[order], stable=True)]
+    ordered = cell[order]
+    first = torch.ones(len(ordered), dtype=torch.bool, device=device)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = torch.nonzero(first).reshape(-1)
+    counts = torch.diff(torch.cat([starts, starts.new_full((1,), len(ordered))]))
+    rank = (GROUND_QUANTILE * (counts - 1).to(torch.float64)).to(torch.int64)
+    low = height[order[starts + rank]]
+    flat = height[order[starts + counts - 1]] - low <= _f32(float(GROUND_FLAT), xyz)
+    table = torch.full((GROUND_SECTORS * width,), float('inf'), device=device)
+    table[ordered[starts[flat]]] = low[flat]
+    table = table.reshape(GROUND_SECTORS, width)
+    level = torch.zeros_like(table)
+    last = torch.zeros(GROUND_SECTORS, device=device)
+    last_range = torch.zeros(GROUND_SECTORS, device=device)
+    step, slope = _f32(float(GROUND_STEP), xyz), _f32(float(GROUND_SLOPE), xyz)
+    for b in occupied:
+        low_b = table[:, b]
+        ground = low_b - last <= step + slope * (edges[b] - last_range)
+        level[:, b] = torch.where(ground, low_b, last)
+        last = level[:, b]
+        last_range = torch.where(ground, edges[b], last_range)
+    return level.reshape(-1)[cell]
 
 
 def voxel_keys(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[Tensor, Tensor]:
