@@ -21,8 +21,11 @@ setup(
     # Only what rosdep also provides on ROS machines (Humble's console scripts check these).
     # torch is installed separately (see README); pointcloud2 (the PyPI port of
     # sensor_msgs_py, needed only without ROS) comes from requirements.txt.
-    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
+    # open3d only for the simulator (pointcam_sim, pointcam_demo, pointcam_dataset):
+    # pointcam_node, pointcam_bag and ScenePipeline run without it.
+    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib',
                       'rosbags'],
+    extras_require={'sim': ['open3d']},
     zip_safe=False,
     maintainer='pointcam_ros maintainers',
     maintainer_email='maintainers@pointcam-ros.org',
