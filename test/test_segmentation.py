@@ -37,7 +37,7 @@ def scans() -> dict:
 
 
 def dense_components(xyz: np.ndarray, tolerance: float, z_tolerance: float):
-    """The clustering before issue 11 (a dense grid and ndimage.label), kept as the reference."""
+    """Cluster as before issue 11 (a dense grid and ndimage.label), kept as the reference."""
     cells = np.floor(xyz / np.array([tolerance, tolerance, z_tolerance])).astype(np.int64)
     cells -= cells.min(axis=0)
     grid = np.zeros(tuple(cells.max(axis=0) + 1), dtype=bool)

@@ -22,8 +22,9 @@ classifies and explains all objects in one batch, and carries each object's
 saliency to all of its points (every point takes the value of its nearest
 sampled point, so a sampled point keeps its own value). Points outside objects get saliency 0,
 class -1 and object -1. Shape rules (:mod:`~pointcam_ros.perception.rules`)
-then show clusters that cannot be what the model says as ``background``,
-and record why in ``DetectedObject.rule``.
+then show clusters that cannot be what the model says as unknown (slivers)
+or ``background`` (larger than any road user), and record why in
+``DetectedObject.rule``.
 
 Two backends run the same steps. ``numpy`` (the default on the CPU):
 numpy/scipy segmentation, per-object sampling with ``numpy.random``, a
@@ -54,7 +55,7 @@ from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
 from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, resample_indices
 from pointcam_ros.perception import segmentation_torch
-from pointcam_ros.perception.rules import background_index, shape_rule
+from pointcam_ros.perception.rules import background_index, OVERSIZE, shape_rule, SLIVER
 from pointcam_ros.perception.segmentation import ransac_draws, segment_scene
 from scipy.spatial import cKDTree
 import torch
@@ -309,18 +310,19 @@ class ScenePipeline:
         object_class = np.empty(len(counts), np.int32)
         for k in range(len(counts)):
             center, size, yaw = boxes[k, :3].copy(), boxes[k, 3:6].copy(), float(boxes[k, 6])
-            name = self.class_names[int(predicted[k])]
-            rule = shape_rule(size, name)
             class_id = int(predicted[k])
-            if rule and background >= 0:
-                class_id, name = background, self.class_names[background]
+            kind, reason = shape_rule(size, self.class_names[class_id])
+            if kind == OVERSIZE and background >= 0:
+                class_id = background
             confidence = float(probs[k, class_id])
-            unknown = (confidence < config.min_confidence) if not rule else background < 0
+            unknown = (kind == SLIVER or (kind == OVERSIZE and background < 0)
+                       or (not kind and confidence < config.min_confidence))
             object_class[k] = UNKNOWN if unknown else class_id
             result.objects.append(DetectedObject(
-                object_id=k, class_id=class_id, class_name=name, confidence=confidence,
-                target_class=self.class_names[int(targets[k])], num_points=int(counts[k]),
-                center=center, size=size, yaw=yaw, unknown=unknown, rule=rule))
+                object_id=k, class_id=class_id, class_name=self.class_names[class_id],
+                confidence=confidence, target_class=self.class_names[int(targets[k])],
+                num_points=int(counts[k]), center=center, size=size, yaw=yaw,
+                unknown=unknown, rule=f'{kind}: {reason}' if kind else ''))
         inside = labels >= 0
         rows = finite[inside]
         result.saliency[rows] = saliency[inside]

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Shape rules: clusters that cannot be what the model says are shown as ``background``.
+Shape rules: clusters that cannot be what the model says are not shown as road users.
 
 A classifier answers with one of its classes for any cluster. On real scans
 the clusters that are not objects (a piece of wall seen as one ring, a
@@ -21,12 +21,13 @@ facade, tree crowns merged with the bushes below them) come out as confident
 road users. The rules below veto that, from the cluster's oriented box and
 physical sizes only (no data set was used to set them):
 
-- ``sliver``: less than ``SLIVER_HEIGHT`` tall, whatever the class. Every
+- ``sliver`` (not classified: shown as unknown, with the model's guess):
+  less than ``SLIVER_HEIGHT`` tall, whatever the class. Every
   class of interest stands at least ~1 m tall (a pedestrian >= 1 m, a car
   >= 1.3 m, poles and trees more); a cluster this flat is one or two
   rings of a spinning LiDAR (rings are 0.2 m apart at 35 m on an HDL-64E,
   1.2 m on a VLP-16), a wall top or a kerb, and carries no shape to classify.
-- ``oversize``: a road-user class (``ROAD_USERS``) for a cluster larger
+- ``oversize`` (shown as ``background``): a road-user class (``ROAD_USERS``) for a cluster larger
   than the largest road user: longer than ``ROAD_USER_MAX_LENGTH`` (an
   articulated bus, 18.75 m), wider than ``ROAD_USER_MAX_WIDTH`` (2.6 m for
   trucks and buses, plus 0.9 m for the oriented box of an L-shaped view and
@@ -49,29 +50,35 @@ SLIVER_HEIGHT = 0.3
 ROAD_USER_MAX_LENGTH = 19.0
 ROAD_USER_MAX_WIDTH = 3.5
 ROAD_USER_MAX_HEIGHT = 4.5
-#: The class shown for a cluster a rule rejected.
+#: The class shown for an ``oversize`` cluster.
 BACKGROUND = 'background'
+#: Rule kinds: a sliver is not classified (unknown); an oversize one is background.
+SLIVER, OVERSIZE = 'sliver', 'oversize'
 
 
-def shape_rule(size: np.ndarray, class_name: str) -> str:
+def shape_rule(size: np.ndarray, class_name: str) -> tuple[str, str]:
     """
-    Return why a cluster of box ``size`` (3,) (length/width in any order, height) is not a ``class_name``.
+    Check a cluster's box ``size`` (3,) against the model's ``class_name`` for it.
 
-    Returns '' when no rule fires.
+    ``size``: length and width in either order, then height, in metres.
+
+    Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``
+    (the cluster is not classified: shown as unknown) or ``oversize`` (the
+    cluster is shown as ``background``); reason says which size broke which limit.
     """
     length, width = float(max(size[0], size[1])), float(min(size[0], size[1]))
     height = float(size[2])
     dims = f'{length:.1f} x {width:.1f} x {height:.2f} m'
     if height < SLIVER_HEIGHT:
-        return f'sliver: {dims}, under {SLIVER_HEIGHT} m tall (one or two rings)'
+        return SLIVER, f'{dims}, under {SLIVER_HEIGHT} m tall (one or two rings)'
     if class_name in ROAD_USERS:
         if length > ROAD_USER_MAX_LENGTH:
-            return f'oversize: {dims}, longer than any road user ({ROAD_USER_MAX_LENGTH} m)'
+            return OVERSIZE, f'{dims}, longer than any road user ({ROAD_USER_MAX_LENGTH} m)'
         if width > ROAD_USER_MAX_WIDTH:
-            return f'oversize: {dims}, wider than any road user ({ROAD_USER_MAX_WIDTH} m)'
+            return OVERSIZE, f'{dims}, wider than any road user ({ROAD_USER_MAX_WIDTH} m)'
         if height > ROAD_USER_MAX_HEIGHT:
-            return f'oversize: {dims}, taller than any road user ({ROAD_USER_MAX_HEIGHT} m)'
-    return ''
+            return OVERSIZE, f'{dims}, taller than any road user ({ROAD_USER_MAX_HEIGHT} m)'
+    return '', ''
 
 
 def background_index(class_names: Sequence[str]) -> int:

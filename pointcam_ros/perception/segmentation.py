@@ -351,7 +351,7 @@ def cluster_voxels(xyz: np.ndarray, tolerance: float,
 def keep_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
                   config: PipelineConfig) -> np.ndarray:
     """
-    New ids ``(count,)`` int32 of ``count`` clusters of ``(V,)`` ids ``cluster``: -1 dropped.
+    Renumber ``count`` clusters of ``(V,)`` ids ``cluster``: ``(count,)`` int32, -1 dropped.
 
     A cluster is kept if it has ``min_cluster_points..max_cluster_points``
     points and a longest extent along x, y or z (``xyz`` (V, 3) float32) in

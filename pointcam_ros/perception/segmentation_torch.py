@@ -33,18 +33,18 @@ from typing import Optional
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
     DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_QUANTILE, GROUND_SECTORS, GROUND_SLOPE,
-    GROUND_STEP, ransac_draws, RANGE_EDGES, RANGE_EDGES_SQ)
+    GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws)
 import torch
 from torch import Tensor
 
 
 def _f32(value: float, like: Tensor) -> Tensor:
-    """A float32 scalar tensor on ``like``'s device (compares as numpy's float32 does)."""
+    """Make a float32 scalar tensor on ``like``'s device (compares as numpy's float32 does)."""
     return torch.tensor(value, dtype=torch.float32, device=like.device)
 
 
 def region_of_interest(xyz: Tensor, config: PipelineConfig) -> Tensor:
-    """``(M,)`` bool: points of ``(M, 3)`` float32 ``xyz`` inside the range ring and height band."""
+    """``(M,)`` bool: points of ``(M, 3)`` float32 ``xyz`` in the range ring and height band."""
     r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
     return ((r2 >= _f32(config.min_range ** 2, xyz)) & (r2 <= _f32(config.max_range ** 2, xyz))
             & (xyz[:, 2] >= _f32(config.min_z, xyz)) & (xyz[:, 2] <= _f32(config.max_z, xyz)))
@@ -113,9 +113,9 @@ def fit_ground(xyz: Tensor, threshold: float,
     on ``xyz``'s device; see ``segmentation.fit_ground`` for the method.
     """
     if len(xyz) < 3:
-        low_z = xyz[:, 2].min().to(torch.float64) if len(xyz) else xyz.new_zeros((),
-                                                                                dtype=torch.float64)
-        return _horizontal(-low_z)
+        if len(xyz) == 0:
+            return _horizontal(xyz.new_zeros((), dtype=torch.float64))
+        return _horizontal(-xyz[:, 2].min().to(torch.float64))
     z = xyz[:, 2]
     low = xyz[z <= _order_statistic(z, 0.6).to(torch.float32)]
     fallback = _horizontal(-_order_statistic(z, 0.05))
