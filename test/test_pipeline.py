@@ -26,7 +26,7 @@ from pointcam_ros.model.preprocess import normalize_object
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from pointcam_ros.perception.rules import shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
-from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, Scene, scan, SENSORS
+from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
 import pytest
 import torch
 
@@ -356,3 +356,27 @@ def test_same_scan_same_clusters_and_labels_under_load(default_pipeline, sim_sca
         np.testing.assert_array_equal(out.class_id, reference.class_id)
         assert [o.class_name for o in out.objects] == [o.class_name for o in reference.objects]
         np.testing.assert_allclose(out.saliency, reference.saliency, atol=1e-5)
+
+
+def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
+    """A scan of 1100 pillars: the 1024 largest are classified, by both backends alike."""
+    from pointcam_ros.perception.pipeline import MAX_OBJECTS
+    rng = np.random.default_rng(5)
+    ground = np.c_[rng.uniform(-40, 40, (20_000, 2)), rng.normal(-1.8, 0.02, 20_000)]
+    pillars, sizes = [], []
+    for i in range(1100):
+        size = 15 + (i * 7) % 31
+        x, y = -30 + 2.0 * (i % 30), 3 + 2.0 * (i // 30)
+        pillars.append(np.c_[rng.uniform(x, x + 0.2, size), rng.uniform(y, y + 0.2, size),
+                             rng.uniform(-1.4, -0.4, size)])
+        sizes.append(size)
+    points = np.concatenate([ground] + pillars).astype(np.float32)
+    config = PipelineConfig(model_path=tiny_model, device='cpu', max_range=100.0)
+    out = ScenePipeline(config, backend='numpy').process(points)
+    assert len(out.objects) == MAX_OBJECTS == out.object_id.max() + 1
+    kept = np.array([o.num_points for o in out.objects])
+    dropped = np.sort(sizes)[:1100 - MAX_OBJECTS]
+    assert kept.min() >= dropped.max()
+    assert np.sort(kept).tolist() == np.sort(sizes)[1100 - MAX_OBJECTS:].tolist()
+    twin = ScenePipeline(config, backend='torch').process(points)
+    np.testing.assert_array_equal(twin.object_id, out.object_id)

@@ -65,6 +65,11 @@ from torch import Tensor
 BACKENDS = ('auto', 'numpy', 'torch')
 #: Elements of the (points x samples x 3) block the torch map back handles at once.
 _MAP_BACK_BLOCK = 1 << 21
+#: Most objects classified per scan; beyond it only the largest clusters are (the rest
+#: stay unlabelled), so the model's work per scan is bounded whatever the parameters.
+MAX_OBJECTS = 1024
+#: Objects per forward pass: bounds the model's memory (~MODEL_CHUNK x 512 x N floats).
+MODEL_CHUNK = 256
 
 
 class ScanError(ValueError):
@@ -190,7 +195,7 @@ class ScenePipeline:
             count = 1 if len(xyz) else 0
         else:
             segmentation = segment_scene(xyz, config)
-            labels, count = segmentation.labels, segmentation.num_objects
+            labels, count = _largest_objects(segmentation.labels, segmentation.num_objects)
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
             return None
@@ -210,12 +215,8 @@ class ScenePipeline:
         timings['sample'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
-        explained = self.explainer(torch.from_numpy(batch).to(self.device),
-                                   target=config.target_class or None)
-        sal = explained.saliency.cpu().numpy()
-        probs = torch.softmax(explained.logits / self.loaded.temperature, dim=1).cpu().numpy()
-        predicted = explained.predicted.cpu().numpy()
-        targets = explained.target.cpu().numpy()
+        sal, probs, predicted, targets = (t.cpu().numpy() for t in self._explain(
+            torch.from_numpy(batch).to(self.device), config))
         timings['model'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
@@ -244,6 +245,7 @@ class ScenePipeline:
             count = 1 if len(xyz) else 0
         else:
             labels, _, count = segmentation_torch.segment_scene(points, config, self._draws)
+            labels, count = _largest_objects_torch(labels, count)
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
             return None
@@ -266,8 +268,7 @@ class ScenePipeline:
         timings['sample'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
-        explained = self.explainer(batch.contiguous(), target=config.target_class or None)
-        probs = torch.softmax(explained.logits / self.loaded.temperature, dim=1)
+        cam, probs, predicted, targets = self._explain(batch.contiguous(), config)
         sync()
         timings['model'] = 1e3 * (time.perf_counter() - mark)
 
@@ -279,10 +280,10 @@ class ScenePipeline:
             objects = member_labels[lo:lo + block]
             gap = member_points[lo:lo + block, None, :] - samples[objects]
             nearest = torch.argmin((gap * gap).sum(dim=2), dim=1)
-            saliency[members[lo:lo + block]] = explained.saliency[objects, nearest]
+            saliency[members[lo:lo + block]] = cam[objects, nearest]
         boxes = _oriented_boxes(member_points, member_labels, counts)
         per_object = torch.cat([t.to(torch.float64) for t in (
-            probs, explained.predicted[:, None], explained.target[:, None], counts[:, None],
+            probs, predicted[:, None], targets[:, None], counts[:, None],
             boxes)], dim=1)
         packed = torch.cat([saliency.to(torch.float64), labels.to(torch.float64),
                             per_object.reshape(-1)]).cpu().numpy()  # the one copy back
@@ -293,6 +294,22 @@ class ScenePipeline:
                 per_object[:, :classes], per_object[:, classes].astype(np.int64),
                 per_object[:, classes + 1].astype(np.int64),
                 per_object[:, classes + 2].astype(np.int64), per_object[:, classes + 3:])
+
+    def _explain(self, batch: Tensor, config: PipelineConfig) -> tuple[Tensor, ...]:
+        """
+        Classify and explain ``(K, 3, N)`` objects, ``MODEL_CHUNK`` at a time, on the device.
+
+        Returns saliency (K, N), calibrated probabilities (K, C), predicted
+        and explained classes (K,).
+        """
+        parts = []
+        for lo in range(0, len(batch), MODEL_CHUNK):
+            explained = self.explainer(batch[lo:lo + MODEL_CHUNK],
+                                       target=config.target_class or None)
+            parts.append((explained.saliency,
+                          torch.softmax(explained.logits / self.loaded.temperature, dim=1),
+                          explained.predicted, explained.target))
+        return tuple(torch.cat(column) for column in zip(*parts))
 
     def _fill(self, result: SceneResult, finite: np.ndarray, config: PipelineConfig,
               labels: np.ndarray, saliency: np.ndarray, probs: np.ndarray,
@@ -328,6 +345,28 @@ class ScenePipeline:
         result.saliency[rows] = saliency[inside]
         result.object_id[rows] = labels[inside]
         result.class_id[rows] = object_class[labels[inside]]
+
+
+def _largest_objects(labels: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+    """Keep the ``MAX_OBJECTS`` largest of ``count`` objects of ``(M,)`` labels (order kept)."""
+    if count <= MAX_OBJECTS:
+        return labels, count
+    sizes = np.bincount(labels[labels >= 0], minlength=count)
+    kept = np.sort(np.argsort(-sizes, kind='stable')[:MAX_OBJECTS])
+    remap = np.full(count + 1, -1, np.int32)  # remap[-1] (last) keeps -1
+    remap[kept] = np.arange(MAX_OBJECTS, dtype=np.int32)
+    return remap[labels], MAX_OBJECTS
+
+
+def _largest_objects_torch(labels: Tensor, count: int) -> tuple[Tensor, int]:
+    """Torch twin of :func:`_largest_objects`."""
+    if count <= MAX_OBJECTS:
+        return labels, count
+    sizes = torch.bincount(labels[labels >= 0], minlength=count)
+    kept = torch.sort(torch.argsort(-sizes, stable=True)[:MAX_OBJECTS]).values
+    remap = torch.full((count + 1,), -1, dtype=torch.int64, device=labels.device)
+    remap[kept] = torch.arange(MAX_OBJECTS, device=labels.device)
+    return remap[labels], MAX_OBJECTS
 
 
 def _normalize_batch(samples: Tensor, mode: str) -> Tensor:

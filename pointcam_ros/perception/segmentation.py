@@ -73,6 +73,8 @@ GROUND_QUANTILE = 0.1
 GROUND_STEP = np.float32(0.1)
 #: ...plus this per metre from the last ground (a change of grade; rings are metres apart).
 GROUND_SLOPE = np.float32(0.03)
+#: m; the gap to the last ground counted for GROUND_SLOPE at most (unseen ground is unknown).
+GROUND_GAP = np.float32(5.0)
 #: m; a cell whose points rise more above its low point holds a vertical face, not ground.
 GROUND_FLAT = np.float32(0.3)
 #: m; inner radius of each range bin: 1 m bins to 20 m, then 5 % wider each, to float32's end.
@@ -271,8 +273,8 @@ def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     ``GROUND_QUANTILE`` lowest height is the ground there if the cell is flat
     (its points rise at most ``GROUND_FLAT`` above it: several rings at one
     range are a vertical face) and it rises at most
-    ``GROUND_STEP`` + ``GROUND_SLOPE`` per metre above the last ground seen
-    nearer in the sector (the plane at the sensor to begin with); otherwise
+    ``GROUND_STEP`` + ``GROUND_SLOPE`` per metre (up to ``GROUND_GAP``) above
+    the last ground seen nearer in the sector (the plane at the sensor to begin with); otherwise
     the cell holds an object (a car's lowest ring, a wall) and keeps that last
     level. Downward steps are always ground. Work: one sort of the points and
     one pass over the occupied range bins (at most ``len(RANGE_EDGES)``),
@@ -299,7 +301,8 @@ def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     last_range = np.zeros(GROUND_SECTORS, np.float32)  # and its range
     for b in np.unique(bins):
         low = table[:, b]
-        ground = low - last <= GROUND_STEP + GROUND_SLOPE * (RANGE_EDGES[b] - last_range)
+        gap = np.minimum(RANGE_EDGES[b] - last_range, GROUND_GAP)
+        ground = low - last <= GROUND_STEP + GROUND_SLOPE * gap
         level[:, b] = np.where(ground, low, last)
         last = level[:, b]
         last_range = np.where(ground, RANGE_EDGES[b], last_range)

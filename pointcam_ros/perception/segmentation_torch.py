@@ -32,8 +32,8 @@ from typing import Optional
 
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
-    DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_QUANTILE, GROUND_SECTORS, GROUND_SLOPE,
-    GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws)
+    DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_GAP, GROUND_QUANTILE, GROUND_SECTORS,
+    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws)
 import torch
 from torch import Tensor
 
@@ -218,7 +218,8 @@ def ground_level(xyz: Tensor, height: Tensor) -> Tensor:
     step, slope = _f32(float(GROUND_STEP), xyz), _f32(float(GROUND_SLOPE), xyz)
     for b in occupied:
         low_b = table[:, b]
-        ground = low_b - last <= step + slope * (edges[b] - last_range)
+        gap = torch.clamp(edges[b] - last_range, max=float(GROUND_GAP))
+        ground = low_b - last <= step + slope * gap
         level[:, b] = torch.where(ground, low_b, last)
         last = level[:, b]
         last_range = torch.where(ground, edges[b], last_range)
