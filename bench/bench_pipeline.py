@@ -18,9 +18,13 @@ Stages: convert (PointCloud2 bytes in the driver layout -> numpy), segment
 (ROI, ground, clustering), sample (resample + normalise), model (PointNet +
 Grad-CAM, one batch), map_back (saliency to every point, boxes), encode
 (saliency cloud bytes). Median and p90 over --scans scans of different
-scenes, after one warm-up scan.
+scenes, after one warm-up scan. ``--backend auto`` runs the per-scan path
+with torch on the device when it is CUDA (segmentation included) and with
+numpy/scipy on the CPU; ``--backend torch --device cpu`` times the GPU code
+path on the CPU.
 
-    .venv/bin/python bench/bench_pipeline.py [--device cuda] [--sensors vlp16 hdl64]
+    .venv/bin/python bench/bench_pipeline.py [--device cuda] [--backend auto|numpy|torch]
+        [--sensors vlp16 hdl64] [--scans 20]
 """
 
 import argparse
@@ -30,7 +34,7 @@ from machine import describe
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud, saliency_cloud
-from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.perception.pipeline import BACKENDS, ScenePipeline
 from pointcam_ros.sim.clouds import scan_to_cloud
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import torch
@@ -45,9 +49,12 @@ def main():
     parser.add_argument('--sensors', nargs='+', default=['vlp16', 'hdl64', 'os1_128'])
     parser.add_argument('--scans', type=int, default=20)
     parser.add_argument('--method', default='gradcam')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS)
     args = parser.parse_args()
-    pipeline = ScenePipeline(PipelineConfig(device=args.device, method=args.method))
-    print(f'device: {describe(args.device)}; model {pipeline.loaded.path}')
+    pipeline = ScenePipeline(PipelineConfig(device=args.device, method=args.method),
+                             backend=args.backend)
+    print(f'device: {describe(args.device)}; backend {pipeline.backend}; '
+          f'model {pipeline.loaded.path}')
     for name in args.sensors:
         clouds = [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
                   for i in range(args.scans + 1)]

@@ -37,6 +37,15 @@ an object has fewer than N points), normalisation, model and explanation,
 nearest-sample map back and the oriented boxes. The two backends draw
 different samples, so their saliency differs slightly; clusters do not.
 
+Work per scan is bounded whatever the parameters: segmentation O(M log M)
+time and O(M) memory in the M points (see
+:mod:`~pointcam_ros.perception.segmentation`); at most ``MAX_OBJECTS``
+objects are classified (the largest, if a scan has more clusters), in
+forward passes of at most ``MODEL_CHUNK`` objects, so the model's work is at
+most ``MAX_OBJECTS`` x N points and its memory that of ``MODEL_CHUNK``
+objects; the map back is O(M log N) (numpy, k-d tree) or O(M N) (torch, in
+blocks of ``_MAP_BACK_BLOCK`` elements).
+
 The node, the bag tool, the data set builder, the tests and notebooks all
 drive this class.
 """
