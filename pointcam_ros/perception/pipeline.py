@@ -65,7 +65,7 @@ from pointcam_ros.model.device import resolve_device
 from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, resample_indices
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import background_index, OVERSIZE, shape_rule, SLIVER
-from pointcam_ros.perception.segmentation import ransac_draws, segment_scene
+from pointcam_ros.perception.segmentation import segment_scene
 from scipy.spatial import cKDTree
 import torch
 from torch import Tensor
@@ -109,7 +109,7 @@ class ScenePipeline:
         self.backend = backend
         self.config = config
         self.explainer = None
-        self._draws: tuple[Tensor, Tensor] = ()
+        self._tables: Optional[segmentation_torch.DeviceTables] = None
         self.reconfigure(config)
 
     @property
@@ -131,8 +131,8 @@ class ScenePipeline:
                              f'model: {self.class_names}')
         explainer = make_explainer(config.method, self.loaded.model, self.class_names)
         # The ground fit's random draws depend on the seed only: on the device once.
-        draws = tuple(torch.as_tensor(d, device=self.device) for d in ransac_draws(config.seed))
-        self.explainer, self._draws, self.config = explainer, draws, config
+        tables = segmentation_torch.device_tables(config.seed, self.device)
+        self.explainer, self._tables, self.config = explainer, tables, config
 
     @staticmethod
     def _map_back(points: np.ndarray, local: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -253,7 +253,7 @@ class ScenePipeline:
             labels = torch.zeros(len(xyz), dtype=torch.int64, device=device)
             count = 1 if len(xyz) else 0
         else:
-            labels, _, count = segmentation_torch.segment_scene(points, config, self._draws)
+            labels, _, count = segmentation_torch.segment_scene(points, config, self._tables)
             labels, count = _largest_objects_torch(labels, count)
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:

@@ -26,10 +26,16 @@ scans of several sensors); on CUDA the points stay on the GPU throughout.
 Bound: as the numpy path, O(M) memory; time O(M log M) per propagation
 round, and the rounds needed grow with the logarithm of a component's voxel
 count in practice (pointer jumping), never beyond its voxel count.
+Points and results stay on the device; the only transfers are a few scalars
+that steer the control flow (the object count, the occupied range bins, the
+extent of the voxel keys, one "changed?" flag per propagation round).
+Scalars enter the kernels as Python floats, which torch rounds to float32
+exactly as the numpy path's ``np.float32`` constants.
 """
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
+import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
     DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_GAP, GROUND_QUANTILE, GROUND_SECTORS,
@@ -38,16 +44,27 @@ import torch
 from torch import Tensor
 
 
-def _f32(value: float, like: Tensor) -> Tensor:
-    """Make a float32 scalar tensor on ``like``'s device (compares as numpy's float32 does)."""
-    return torch.tensor(value, dtype=torch.float32, device=like.device)
+class DeviceTables(NamedTuple):
+    """Constants of the segmentation on one device, made once per seed, not per scan."""
+
+    triples: Tensor  # (RANSAC_ITERATIONS, 3) float64, see ransac_draws
+    score: Tensor  # (RANSAC_SCORE_POINTS,) float64
+    edges: Tensor  # RANGE_EDGES, float32
+    edges_sq: Tensor  # RANGE_EDGES_SQ, float32
+
+
+def device_tables(seed: int, device: torch.device) -> DeviceTables:
+    """Copy the RANSAC draws of ``seed`` and the range bins to ``device`` (once)."""
+    triples, score = ransac_draws(seed)
+    return DeviceTables(*(torch.as_tensor(t, device=device)
+                          for t in (triples, score, RANGE_EDGES, RANGE_EDGES_SQ)))
 
 
 def region_of_interest(xyz: Tensor, config: PipelineConfig) -> Tensor:
     """``(M,)`` bool: points of ``(M, 3)`` float32 ``xyz`` in the range ring and height band."""
     r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-    return ((r2 >= _f32(config.min_range ** 2, xyz)) & (r2 <= _f32(config.max_range ** 2, xyz))
-            & (xyz[:, 2] >= _f32(config.min_z, xyz)) & (xyz[:, 2] <= _f32(config.max_z, xyz)))
+    return ((r2 >= config.min_range ** 2) & (r2 <= config.max_range ** 2)
+            & (xyz[:, 2] >= config.min_z) & (xyz[:, 2] <= config.max_z))
 
 
 def plane_height(xyz: Tensor, plane: Tensor) -> Tensor:
@@ -91,7 +108,7 @@ def _horizontal(offset: Tensor) -> Tensor:
 
 def refine_plane(xyz: Tensor, plane: Tensor, threshold: float) -> Tensor:
     """Torch twin of ``segmentation.refine_plane``: least-squares refit on the inliers."""
-    inliers = xyz[torch.abs(plane_height(xyz, plane)) <= _f32(threshold, xyz)]
+    inliers = xyz[torch.abs(plane_height(xyz, plane)) <= threshold]
     inliers = inliers[::max(1, len(inliers) // 10_000)].to(torch.float64)
     if len(inliers) < 3:
         return plane
@@ -140,19 +157,17 @@ def fit_ground(xyz: Tensor, threshold: float,
     return plane
 
 
-def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, Tensor]:
+def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, list[int]]:
     """
-    Int64 cell keys ``(M,)`` of ``(M, D)`` float32 points and the key strides ``(D,)``.
+    Int64 cell keys ``(M,)`` of ``(M, D)`` float32 points and the key strides (D ints).
 
     Torch twin of ``segmentation.grid_coordinates`` (same ``pad``, same
     compression of axes spanning more than ``DIRECT_SPAN`` cells), flattened
-    to keys: a cell moved by ``d`` (each |d_i| <= pad) has key ``key + d @ strides``.
+    to keys: a cell moved by ``d`` (each |d_i| <= pad) has key ``key + d . strides``.
     """
-    size = torch.tensor(sizes, dtype=torch.float64, device=values.device)
-    cells = torch.floor(values.to(torch.float64) / size)
-    out = torch.empty(cells.shape, dtype=torch.int64, device=values.device)
-    for axis in range(cells.shape[1]):
-        column = cells[:, axis]
+    out = torch.empty(values.shape, dtype=torch.int64, device=values.device)
+    for axis in range(values.shape[1]):
+        column = torch.floor(values[:, axis].to(torch.float64) / float(sizes[axis]))
         lo, hi = column.min(), column.max()
         if float(hi - lo) < DIRECT_SPAN:
             out[:, axis] = (column - lo).to(torch.int64) + pad
@@ -171,8 +186,10 @@ def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, Ten
     strides = [1] * len(span)
     for axis in range(len(span) - 2, -1, -1):
         strides[axis] = strides[axis + 1] * span[axis + 1]
-    strides = torch.tensor(strides, dtype=torch.int64, device=values.device)
-    return (out * strides).sum(dim=1), strides
+    keys = out[:, 0] * strides[0]
+    for axis in range(1, len(span)):
+        keys = keys + out[:, axis] * strides[axis]
+    return keys, strides
 
 
 def ring_sector(xyz: Tensor) -> Tensor:
@@ -181,21 +198,22 @@ def ring_sector(xyz: Tensor) -> Tensor:
     total = torch.abs(x) + torch.abs(y)
     t = torch.where(total > 0, y / torch.where(total > 0, total, torch.ones_like(total)),
                     torch.zeros_like(y))
-    four, two = _f32(4.0, xyz), _f32(2.0, xyz)
+    four, two = 4.0, 2.0
     angle = torch.where(x >= 0, torch.where(y >= 0, t, four + t), two - t)
-    sector = torch.floor(angle * _f32(GROUND_SECTORS / 4, xyz)).to(torch.int64)
+    sector = torch.floor(angle * GROUND_SECTORS / 4).to(torch.int64)
     return torch.clamp(sector, 0, GROUND_SECTORS - 1)
 
 
-def ground_level(xyz: Tensor, height: Tensor) -> Tensor:
+def ground_level(xyz: Tensor, height: Tensor,
+                 tables: Optional[DeviceTables] = None) -> Tensor:
     """Torch twin of ``segmentation.ground_level``: ``(M,)`` float32 local ground level."""
     if len(xyz) == 0:
         return height.new_zeros(0)
     device = xyz.device
-    edges = torch.as_tensor(RANGE_EDGES, device=device)
+    tables = tables if tables is not None else device_tables(0, device)
+    edges = tables.edges
     r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-    bins = torch.searchsorted(torch.as_tensor(RANGE_EDGES_SQ, device=device), r2,
-                              right=True) - 1
+    bins = torch.searchsorted(tables.edges_sq, r2, right=True) - 1
     occupied = torch.unique(bins).tolist()
     width = occupied[-1] + 1
     cell = ring_sector(xyz) * width + bins
@@ -208,14 +226,14 @@ def ground_level(xyz: Tensor, height: Tensor) -> Tensor:
     counts = torch.diff(torch.cat([starts, starts.new_full((1,), len(ordered))]))
     rank = (GROUND_QUANTILE * (counts - 1).to(torch.float64)).to(torch.int64)
     low = height[order[starts + rank]]
-    flat = height[order[starts + counts - 1]] - low <= _f32(float(GROUND_FLAT), xyz)
+    flat = height[order[starts + counts - 1]] - low <= float(GROUND_FLAT)
     table = torch.full((GROUND_SECTORS * width,), float('inf'), device=device)
     table[ordered[starts[flat]]] = low[flat]
     table = table.reshape(GROUND_SECTORS, width)
     level = torch.zeros_like(table)
     last = torch.zeros(GROUND_SECTORS, device=device)
     last_range = torch.zeros(GROUND_SECTORS, device=device)
-    step, slope = _f32(float(GROUND_STEP), xyz), _f32(float(GROUND_SLOPE), xyz)
+    step, slope = float(GROUND_STEP), float(GROUND_SLOPE)
     for b in occupied:
         low_b = table[:, b]
         gap = torch.clamp(edges[b] - last_range, max=float(GROUND_GAP))
@@ -264,8 +282,8 @@ def cluster_voxels(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[T
         return torch.zeros(0, dtype=torch.int64, device=xyz.device), 0
     keys, strides = voxel_keys(xyz, tolerance, z_tolerance)
     voxels, inverse = torch.unique(keys, sorted=True, return_inverse=True)
-    offsets = (torch.as_tensor(FORWARD_OFFSETS, device=xyz.device) * strides).sum(dim=1)
-    wanted = voxels[None, :] + offsets[:, None]  # (13, V)
+    offsets = [int(o) for o in FORWARD_OFFSETS @ np.array(strides, np.int64)]
+    wanted = torch.stack([voxels + offset for offset in offsets])  # (13, V)
     pos = torch.clamp(torch.searchsorted(voxels, wanted), max=len(voxels) - 1)
     hit = voxels[pos] == wanted
     source = torch.arange(len(voxels), device=xyz.device).expand_as(pos)[hit]
@@ -287,8 +305,8 @@ def keep_clusters(cluster: Tensor, count: int, xyz: Tensor, config: PipelineConf
             0, cluster, values, reduce='amax')
         extent = torch.maximum(extent, hi - lo)
     keep = ((sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
-            & (extent >= _f32(config.min_object_size, xyz))
-            & (extent <= _f32(config.max_object_size, xyz)))
+            & (extent >= config.min_object_size)
+            & (extent <= config.max_object_size))
     first = torch.full((count,), len(cluster), dtype=torch.int64, device=device).scatter_reduce(
         0, cluster, torch.arange(len(cluster), device=device), reduce='amin')
     # Kept clusters in order of their first point: sort by first, dropped ones last.
@@ -301,23 +319,24 @@ def keep_clusters(cluster: Tensor, count: int, xyz: Tensor, config: PipelineConf
 
 
 def segment_scene(xyz: Tensor, config: PipelineConfig,
-                  draws: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor, int]:
+                  tables: Optional[DeviceTables] = None) -> tuple[Tensor, Tensor, int]:
     """
     Segment ``(M, 3)`` float32 finite points on their device.
 
     Returns ``labels`` (M,) int64 (object ``0..K-1`` or -1), the ground
     ``plane`` (4,) float64 and ``K``; identical to ``segmentation.segment_scene``.
-    ``draws``: :func:`ransac_draws` of ``config.seed`` already on the device.
+    ``tables``: :func:`device_tables` of ``config.seed`` on the device (made
+    here if not given).
     """
     device = xyz.device
-    if draws is None:
-        draws = tuple(torch.as_tensor(d, device=device) for d in ransac_draws(config.seed))
+    if tables is None:
+        tables = device_tables(config.seed, device)
     labels = torch.full((len(xyz),), -1, dtype=torch.int64, device=device)
     roi_idx = torch.nonzero(region_of_interest(xyz, config)).reshape(-1)
     roi = xyz[roi_idx]
-    plane = fit_ground(roi, config.ground_threshold, draws)
+    plane = fit_ground(roi, config.ground_threshold, (tables.triples, tables.score))
     height = plane_height(roi, plane)
-    above = roi_idx[height - ground_level(roi, height) > _f32(config.ground_threshold, xyz)]
+    above = roi_idx[height - ground_level(roi, height, tables) > config.ground_threshold]
     points = xyz[above]
     cluster, count = cluster_voxels(points, config.cluster_tolerance,
                                     config.cluster_z_tolerance)
