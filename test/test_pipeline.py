@@ -380,3 +380,18 @@ def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
     assert np.sort(kept).tolist() == np.sort(sizes)[1100 - MAX_OBJECTS:].tolist()
     twin = ScenePipeline(config, backend='torch').process(points)
     np.testing.assert_array_equal(twin.object_id, out.object_id)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_cuda_runs_the_scan_path_on_the_gpu_with_the_cpu_clusters(tiny_model):
+    """device cuda: the torch backend by default, same clusters as numpy on the CPU."""
+    cuda = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cuda'))
+    cpu = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
+    assert cuda.backend == 'torch' and cpu.backend == 'numpy'
+    for seed, sensor in ((2_000_300, 'hdl64'), (2_000_301, 'os1_128')):
+        points = scan(random_scene(seed), SENSORS[sensor], seed).xyz.reshape(-1, 3)
+        out, expected = cuda.process(points), cpu.process(points)
+        assert out.device.startswith('cuda') and len(out.objects) > 3
+        np.testing.assert_array_equal(out.object_id, expected.object_id)
+        for obj, ref in zip(out.objects, expected.objects):
+            np.testing.assert_allclose(obj.size, ref.size, atol=1e-3)
