@@ -384,7 +384,7 @@ def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_cuda_runs_the_scan_path_on_the_gpu_with_the_cpu_clusters(tiny_model):
-    """device cuda: the torch backend by default, same clusters as numpy on the CPU."""
+    """On CUDA the torch backend is the default and gives the numpy clusters of the CPU."""
     cuda = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cuda'))
     cpu = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
     assert cuda.backend == 'torch' and cpu.backend == 'numpy'
