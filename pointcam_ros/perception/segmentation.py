@@ -39,7 +39,7 @@ Bound, for ``M`` finite input points and any accepted parameters: time
 O(M log M) (a handful of sorts and binary searches over the points, ``13``
 searches over ``V <= M`` occupied voxels) and memory O(M) (a few dozen bytes
 per point; at most ``13 V`` neighbour pairs), plus constants that no
-parameter changes: the RANSAC block (100 x 8192 float64) and the ground
+parameter changes: the RANSAC block (100 x 4096 float64) and the ground
 table (``GROUND_SECTORS`` x at most ``len(RANGE_EDGES)`` = 868 range bins,
 one pass over the occupied bins). Range, height band and voxel sizes only
 change how many points and voxels there are, never an array beyond ``M`` or
@@ -60,7 +60,7 @@ from scipy.sparse.csgraph import connected_components
 #: Candidate planes drawn by the ground RANSAC (fixed: the result is reproducible).
 RANSAC_ITERATIONS = 100
 #: Candidate planes are scored on at most this many of the low points (a seeded subset).
-RANSAC_SCORE_POINTS = 8192
+RANSAC_SCORE_POINTS = 4096
 #: The 13 forward offsets of the 26-neighbourhood (the other 13 are their negatives).
 FORWARD_OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
                             for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)], np.int64)
@@ -246,6 +246,17 @@ def grid_coordinates(values: np.ndarray, sizes: np.ndarray,
     return out, span
 
 
+def sortable_bits(values: np.ndarray) -> np.ndarray:
+    """
+    Map ``(M,)`` float32 to int64 in ``[0, 2**32)`` with the same order (exact, no ties added).
+
+    The IEEE bits of a negative float are flipped so that integer order is
+    float order; numpy and torch compute the same integers.
+    """
+    bits = values.view(np.int32).astype(np.int64)
+    return (bits ^ ((bits >> 31) & 0x7FFFFFFF)) + 2 ** 31
+
+
 def ring_sector(xyz: np.ndarray) -> np.ndarray:
     """
     Azimuth sector ``(M,)`` int64 in ``[0, GROUND_SECTORS)`` of ``(M, 3)`` float32 points.
@@ -287,10 +298,10 @@ def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     bins = np.searchsorted(RANGE_EDGES_SQ, r2, side='right').astype(np.int64) - 1
     width = int(bins.max()) + 1
     cell = ring_sector(xyz) * width + bins
-    order = np.lexsort((height, cell))
+    order = np.argsort(cell * 2 ** 32 + sortable_bits(height))  # by cell, then height
     ordered = cell[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    counts = np.diff(np.r_[starts, len(ordered)])
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    counts = np.diff(np.append(starts, len(ordered)))
     rank = (GROUND_QUANTILE * (counts - 1).astype(np.float64)).astype(np.int64)
     low = height[order[starts + rank]]
     flat = height[order[starts + counts - 1]] - low <= GROUND_FLAT  # not a vertical face
@@ -300,7 +311,7 @@ def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     level = np.zeros_like(table)
     last = np.zeros(GROUND_SECTORS, np.float32)  # level of the last ground cell
     last_range = np.zeros(GROUND_SECTORS, np.float32)  # and its range
-    for b in np.unique(bins):
+    for b in np.flatnonzero(np.bincount(bins)):  # the occupied range bins, in order
         low = table[:, b]
         gap = np.minimum(RANGE_EDGES[b] - last_range, GROUND_GAP)
         ground = low - last <= GROUND_STEP + GROUND_SLOPE * gap
@@ -394,9 +405,10 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     num = len(xyz)
     labels = np.full(num, -1, np.int32)
     roi_idx = np.flatnonzero(region_of_interest(xyz, config))
-    plane = fit_ground(xyz[roi_idx], config.ground_threshold, config.seed)
-    height = plane_height(xyz[roi_idx], plane)
-    low = height - ground_level(xyz[roi_idx], height) <= np.float32(config.ground_threshold)
+    roi = xyz[roi_idx]
+    plane = fit_ground(roi, config.ground_threshold, config.seed)
+    height = plane_height(roi, plane)
+    low = height - ground_level(roi, height) <= np.float32(config.ground_threshold)
     ground = np.zeros(num, bool)
     ground[roi_idx[low]] = True
     above = roi_idx[~low]

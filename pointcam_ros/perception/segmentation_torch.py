@@ -192,6 +192,12 @@ def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, lis
     return keys, strides
 
 
+def sortable_bits(values: Tensor) -> Tensor:
+    """Torch twin of ``segmentation.sortable_bits``: float32 to order-keeping int64."""
+    bits = values.view(torch.int32).to(torch.int64)
+    return (bits ^ ((bits >> 31) & 0x7FFFFFFF)) + 2 ** 31
+
+
 def ring_sector(xyz: Tensor) -> Tensor:
     """Torch twin of ``segmentation.ring_sector``: ``(M,)`` int64 azimuth sector."""
     x, y = xyz[:, 0], xyz[:, 1]
@@ -214,11 +220,10 @@ def ground_level(xyz: Tensor, height: Tensor,
     edges = tables.edges
     r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
     bins = torch.searchsorted(tables.edges_sq, r2, right=True) - 1
-    occupied = torch.unique(bins).tolist()
+    occupied = torch.nonzero(torch.bincount(bins)).reshape(-1).tolist()
     width = occupied[-1] + 1
     cell = ring_sector(xyz) * width + bins
-    order = torch.argsort(height, stable=True)
-    order = order[torch.argsort(cell[order], stable=True)]
+    order = torch.argsort(cell * 2 ** 32 + sortable_bits(height))  # by cell, then height
     ordered = cell[order]
     first = torch.ones(len(ordered), dtype=torch.bool, device=device)
     first[1:] = ordered[1:] != ordered[:-1]
