@@ -295,6 +295,7 @@ def test_a_car_at_35_m_on_hdl64_is_found_also_on_bent_ground(default_pipeline, c
     ((25.0, 2.5, 3.5), 'truck', 'oversize'),
     ((7.0, 5.0, 8.0), 'tree', ''),  # a big tree is a tree
     ((18.0, 2.55, 4.4), 'truck', ''),  # the largest road users pass
+    ((5.2, 3.8, 2.06), 'truck', ''),  # a simulated truck's cluster, seen at 7.8 m
     ((4.5, 1.8, 1.5), 'car', ''),
     ((0.5, 0.4, 1.0), 'pedestrian', ''),
 ])

@@ -22,18 +22,20 @@ road users. The rules below veto that, from the cluster's oriented box and
 physical sizes only (no data set was used to set them):
 
 - ``sliver`` (not classified: shown as unknown, with the model's guess):
-  less than ``SLIVER_HEIGHT`` tall, whatever the class. Every
-  class of interest stands at least ~1 m tall (a pedestrian >= 1 m, a car
-  >= 1.3 m, poles and trees more); a cluster this flat is one or two
-  rings of a spinning LiDAR (rings are 0.2 m apart at 35 m on an HDL-64E,
-  1.2 m on a VLP-16), a wall top or a kerb, and carries no shape to classify.
-- ``oversize`` (shown as ``background``): a road-user class (``ROAD_USERS``) for a cluster larger
-  than the largest road user: longer than ``ROAD_USER_MAX_LENGTH`` (an
-  articulated bus, 18.75 m), wider than ``ROAD_USER_MAX_WIDTH`` (2.6 m for
-  trucks and buses, plus 0.9 m for the oriented box of an L-shaped view and
-  mixed pixels) or taller than ``ROAD_USER_MAX_HEIGHT`` (a double-decker bus
-  is 4.4 m). Merged vegetation (7 x 5 x 4 m) and facades (tall and long) fail
-  it; poles and trees may be tall and wide and are left to the model.
+  less than ``SLIVER_HEIGHT`` tall, whatever the class. Every class of
+  interest stands at least ~1 m tall (a pedestrian >= 1 m, a car >= 1.3 m,
+  poles and trees more); a cluster this flat is one or two rings of a
+  spinning LiDAR (rings are 0.2 m apart at 35 m on an HDL-64E, 1.2 m on a
+  VLP-16), a wall top or a kerb, and carries no shape to classify.
+- ``oversize`` (shown as ``background``): a road-user class
+  (``ROAD_USERS``) for a cluster larger than the largest road user: longer
+  than ``ROAD_USER_MAX_LENGTH`` (an articulated bus, 18.75 m), wider than
+  ``ROAD_USER_MAX_WIDTH`` (2.6 m for trucks and buses, plus 1.4 m for
+  mirrors, mixed pixels and a person or a pole merged at its side: a
+  simulated truck's cluster measured 3.8 m) or taller than
+  ``ROAD_USER_MAX_HEIGHT`` (a double-decker bus is 4.4 m). Merged vegetation
+  (7 x 5 x 4 m) and facades (tall and long) fail it; poles and trees may be
+  tall and wide and are left to the model.
 """
 
 from typing import Sequence
@@ -46,9 +48,10 @@ ROAD_USERS = frozenset({'car', 'van', 'truck', 'bus', 'tram', 'pedestrian', 'per
                         'cyclist', 'bicycle', 'motorcycle', 'motorcyclist'})
 #: m; flatter clusters are slivers (no class of interest is under ~1 m tall).
 SLIVER_HEIGHT = 0.3
-#: m; the largest road user (articulated bus 18.75 m x 2.55 m x 4.4 m double-decker).
+#: m; the largest road user (articulated bus 18.75 m long, 2.55 m wide; double-decker 4.4 m
+#: tall), with the margins explained in the module docstring.
 ROAD_USER_MAX_LENGTH = 19.0
-ROAD_USER_MAX_WIDTH = 3.5
+ROAD_USER_MAX_WIDTH = 4.0
 ROAD_USER_MAX_HEIGHT = 4.5
 #: The class shown for an ``oversize`` cluster.
 BACKGROUND = 'background'
