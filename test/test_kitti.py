@@ -374,6 +374,30 @@ def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
     np.testing.assert_array_equal(merged.labels[1:], kitti.labels)
 
 
+def test_train_on_kitti_then_check_the_installed_model(tmp_path, kitti_root, capsys):
+    """pointcam_dataset --kitti -> train -> model_path in a params file -> real_check."""
+    import torch
+    from pointcam_ros.common.config import PipelineConfig
+    from pointcam_ros.learn.train import train
+    from pointcam_ros.model.checkpoint import load_checkpoint
+    data = tmp_path / 'kitti.npz'
+    assert dataset_main(['--kitti', str(kitti_root), '--out', str(data), '--no-progress']) == 0
+    kitti = load_dataset(data)
+    model = tmp_path / 'model.pt'
+    arch = {'mlp1': (16,), 'mlp2': (32, 64), 'head': (32, 16), 'tnet_conv': (16, 32, 64),
+            'tnet_fc': (32, 16), 'dropout': 0.1}
+    report = train(kitti, kitti, model, epochs=1, num_points=32, normalization='center',
+                   batch_size=4, lr=1e-3, seed=0, device=torch.device('cpu'), arch=arch,
+                   progress=False)
+    assert report['train_objects'] == 7
+    assert load_checkpoint(model).class_names == list(CLASS_NAMES)
+    params = tmp_path / 'pointcam.yaml'
+    PipelineConfig(model_path=str(model), device='cpu').to_yaml(params)
+    capsys.readouterr()
+    assert _real_check().main([str(kitti_root), '--params', str(params)]) == 0
+    assert f'model {model}' in capsys.readouterr().out
+
+
 def test_merge_refuses_other_class_lists():
     a = ObjectDataset([np.zeros((3, 3), np.float32)], np.array([0]), np.array([1.0]),
                       np.array([0]), ['car', 'tree'])
