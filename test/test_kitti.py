@@ -478,3 +478,25 @@ def test_real_check_unknown_is_not_a_false_alarm(tmp_path, kitti_root, tiny_mode
 
 def box_center(thing: Thing) -> np.ndarray:
     return np.array(thing.bottom[:2])
+
+
+def test_sim_as_kitti_labels_come_back_as_the_same_boxes(tmp_path):
+    """bench/sim_as_kitti.py writes labels through a tilted calib; read them back."""
+    spec = importlib.util.spec_from_file_location('sim_as_kitti',
+                                                  ROOT / 'bench' / 'sim_as_kitti.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / 'calib.txt').write_text(module.calib_text())
+    calib = read_calib(tmp_path / 'calib.txt')
+    lines = []
+    boxes = [((12.0, -3.0, -0.9), (4.2, 1.8, 1.6), 0.7),
+             ((25.0, 6.0, -0.2), (9.0, 2.5, 3.2), -2.9)]
+    for center, size, yaw in boxes:
+        lines.append(module.label_line('Car', np.array(center), np.array(size), yaw, calib))
+    assert module.label_line('Car', np.array([-5.0, 0.0, 0.0]), np.ones(3), 0.0, calib) is None
+    labels = read_labels_from(tmp_path, '\n'.join(lines))
+    for label, (center, size, yaw) in zip(labels, boxes):
+        box = box_in_velodyne(label, calib)
+        np.testing.assert_allclose(box.center, center, atol=0.02)  # labels have 2 decimals
+        np.testing.assert_allclose(box.size, size, atol=0.005)
+        assert math.remainder(box.yaw - yaw, 2 * math.pi) == pytest.approx(0, abs=0.01)
