@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.dataset import load_dataset, ObjectDataset, save_dataset
 from pointcam_ros.learn.dataset_cli import merge_datasets
 from pointcam_ros.learn.kitti import (
@@ -360,6 +361,15 @@ def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
     assert dataset_main(['--kitti', str(kitti_root), '--frame-list', str(frames),
                          '--out', str(only), '--no-progress']) == 0
     assert load_dataset(only).seeds.tolist() == [1, 1, 1]
+    # a params file's min_cluster_points is the default --min-points: Person_sitting (36
+    # points) goes
+    params = tmp_path / 'params.yaml'
+    PipelineConfig(min_cluster_points=40).to_yaml(params)
+    assert dataset_main(['--kitti', str(kitti_root), '--frame-list', str(frames), '--params',
+                         str(params), '--out', str(tmp_path / 'p.npz'), '--no-progress']) == 0
+    assert 'with < 40 visible points' in capsys.readouterr().out
+    assert sorted(load_dataset(tmp_path / 'p.npz').labels.tolist()) == [
+        CLASS_NAMES.index('truck'), CLASS_NAMES.index('cyclist')]
 
     sim = ObjectDataset(points=[np.ones((20, 3), np.float32)], labels=np.array([4]),
                         distance=np.array([3.0], np.float32), seeds=np.array([77]),
@@ -377,7 +387,6 @@ def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
 def test_train_on_kitti_then_check_the_installed_model(tmp_path, kitti_root, capsys):
     """pointcam_dataset --kitti -> train -> model_path in a params file -> real_check."""
     import torch
-    from pointcam_ros.common.config import PipelineConfig
     from pointcam_ros.learn.train import train
     from pointcam_ros.model.checkpoint import load_checkpoint
     data = tmp_path / 'kitti.npz'

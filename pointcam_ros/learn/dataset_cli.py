@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     kitti.add_argument('--frame-list', type=Path, metavar='TXT',
                        help='only these frames: one name per line, e.g. KITTI '
                        'ImageSets/train.txt (default: every scan in velodyne/)')
-    kitti.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,
-                       help='smallest labelled object kept, in points the pipeline sees '
-                       '(default: %(default)s, the pipeline default)')
+    kitti.add_argument('--min-points', type=int,
+                       help='smallest labelled object kept, in points the pipeline sees, and '
+                       'smallest cluster (default: min_cluster_points of --params, else '
+                       f'{PipelineConfig.min_cluster_points})')
     kitti.add_argument('--params', type=Path,
                        help='pipeline parameter file (YAML) whose segmentation cuts the '
                        'scans (default: the pipeline defaults)')
@@ -109,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.out.exists() and not args.force:
         parser.error(f'{args.out} exists: pass --force to overwrite it')
-    if args.min_points < 1:
+    if args.min_points is not None and args.min_points < 1:
         parser.error('--min-points must be >= 1')
     try:
         if args.merge:
@@ -120,21 +121,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   ', '.join(f'{p} {len(d)}' for p, d in zip(args.merge, parts)) + ')')
             return 0
         from pointcam_ros.learn.kitti import build_kitti_dataset
-        if args.params is not None:
-            config = PipelineConfig.from_yaml(args.params).replace(
-                min_cluster_points=args.min_points)
-        else:
-            config = PipelineConfig(min_cluster_points=args.min_points)
+        config = PipelineConfig.from_yaml(args.params) if args.params else PipelineConfig()
+        min_points = args.min_points or config.min_cluster_points
+        config = config.replace(min_cluster_points=min_points)
         frames = _read_frame_list(args.frame_list) if args.frame_list else None
         dataset, stats = build_kitti_dataset(
-            args.kitti, args.min_points, config, tuple(args.image_size),
+            args.kitti, min_points, config, tuple(args.image_size),
             background=not args.no_background, frames=frames, progress=not args.no_progress)
     except (OSError, ValueError) as exc:
         print(f'pointcam_dataset: error: {exc}', file=sys.stderr)
         return 1
     save_dataset(dataset, args.out)
     print(_summary(args.out, dataset) + f' from {stats.frames} KITTI frames; not used: '
-          f'{stats.too_few_points} labelled objects with < {args.min_points} visible points, '
+          f'{stats.too_few_points} labelled objects with < {min_points} visible points, '
           f'{stats.skipped_types} of skipped types (Misc, Tram)')
     return 0
 
