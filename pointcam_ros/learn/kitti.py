@@ -61,6 +61,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.dataset import ObjectDataset
+from pointcam_ros.perception.segmentation import region_of_interest, segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES
 from tqdm import tqdm
 
@@ -352,9 +353,9 @@ class FrameAnalysis:
     cluster: np.ndarray
     num_clusters: int
     visible: np.ndarray
-    boxes: list[LabelledBox] = field(default_factory=list)
-    in_view: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    boxes: list[LabelledBox]
+    in_view: np.ndarray
+    unlabelled: np.ndarray
 
     @property
     def background(self) -> np.ndarray:
@@ -389,10 +390,9 @@ def cluster_flags(xyz: np.ndarray, cluster: np.ndarray, count: int, frame: Kitti
                          & (pixels[:, 1] >= top) & (pixels[:, 1] <= bottom))
     members = cluster >= 0
     ids = cluster[members]
-    sizes = np.bincount(ids, minlength=count).astype(np.float64)
-    share_view = np.bincount(ids, weights=view[members], minlength=count) / np.maximum(sizes, 1)
-    share_dc = np.bincount(ids, weights=dontcare[members], minlength=count) / np.maximum(sizes,
-                                                                                         1)
+    sizes = np.maximum(np.bincount(ids, minlength=count), 1).astype(np.float64)
+    share_view = np.bincount(ids, weights=view[members], minlength=count) / sizes
+    share_dc = np.bincount(ids, weights=dontcare[members], minlength=count) / sizes
     touches = np.bincount(ids, weights=near_box[members], minlength=count) > 0
     in_view = share_view >= VIEW_SHARE
     unlabelled = ~touches & (share_dc < VIEW_SHARE)
@@ -402,7 +402,6 @@ def cluster_flags(xyz: np.ndarray, cluster: np.ndarray, count: int, frame: Kitti
 def analyse_frame(frame: KittiFrame, config: PipelineConfig = PipelineConfig(),
                   image_size: Sequence[int] = IMAGE_SIZE) -> FrameAnalysis:
     """Segment ``frame`` with the pipeline's segmentation and place its labels (see class)."""
-    from pointcam_ros.perception.segmentation import region_of_interest, segment_scene
     xyz = frame.points[:, :3]
     xyz = np.ascontiguousarray(xyz[np.isfinite(xyz).all(axis=1)], dtype=np.float32)
     segmentation = segment_scene(xyz, config)
