@@ -196,7 +196,9 @@ _INF_WEIGHTS = 'inf-weights'
     ('temperature', '1.0', 'temperature', 'finite number > 0'),
     ('state_dict', [1, 2], 'state_dict', 'must be a dict of tensors'),
     ('state_dict.classifier.bias', [0.0, 0.0, 0.0], 'state_dict.classifier.bias',
-     'must be a tensor'),
+     'must be a dense tensor, got list'),
+    ('state_dict.classifier.bias', torch.zeros(3).to_sparse(), 'state_dict.classifier.bias',
+     'must be a dense tensor, got torch.sparse_coo'),
     (_NAN_WEIGHTS, None, 'state_dict.mlp2.1.conv.weight', '1 NaN/Inf values'),
     (_INF_WEIGHTS, None, 'state_dict.head.0.bn.running_var', '2 NaN/Inf values'),
 ])

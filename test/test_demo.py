@@ -43,12 +43,13 @@ def test_summary_reports_what_was_received_and_over_how_long():
     rec.latencies_ms = [50.0, 60.0, 70.0]
     text = summary(rec, 12.3, final_diagnostics=True, drain_s=1.6)
     assert 'recorded 12.3 s wall from the first saliency cloud' in text
-    assert 'then 1.6 s for the node to finish' in text
+    assert 'then 1.6 s to stop the simulator and let the node finish' in text
     assert 'scans in (sim -> recorder): 101, stamps spanning 10.1 s' in text
     assert 'saliency clouds out (node -> recorder): 99, received over 10.2 s' in text
-    assert 'node reported (final, after its last scan): received 101, processed 99' in text
+    assert 'node reported (final, after its last scan; counts since it started, start-up ' \
+           'included): received 101, processed 99' in text
     lagging = summary(rec, 12.3, final_diagnostics=False)
-    assert 'node reported (last report, may lag behind the counts above)' in lagging
+    assert 'node reported (last report, may lag behind the counts above;' in lagging
 
 
 def test_snapshot_shows_the_largest_objects_with_their_labels(tmp_path):
@@ -92,3 +93,13 @@ def test_demo_records_a_bag_a_snapshot_and_a_summary(tmp_path):
     assert f"scans in (sim -> recorder): {counts['/points']}," in out
     png = (tmp_path / 'demo_snapshot.png').read_bytes()
     assert png[:4] == b'\x89PNG' and len(png) > 20_000
+
+
+def test_demo_that_cannot_start_says_why_and_exits_1(tmp_path):
+    exe = str(Path(sys.executable).parent / 'pointcam_demo')
+    result = subprocess.run([exe, '--duration', '5', '--out', str(tmp_path), '--device',
+                             'cuda:99'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'no saliency cloud within' in result.stderr
+    assert 'pointcam_node exited with 1' in result.stderr
+    assert 'Traceback' not in result.stderr and 'terminate called' not in result.stderr

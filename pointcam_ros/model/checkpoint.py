@@ -231,9 +231,9 @@ def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         if not isinstance(key, str):
             raise _FieldError('state_dict', f'has a non-str key {key!r:.60}')
-        if not isinstance(value, torch.Tensor):
-            raise _FieldError(f'state_dict.{key}', f'must be a tensor, got '
-                              f'{type(value).__name__}')
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            kind = value.layout if isinstance(value, torch.Tensor) else type(value).__name__
+            raise _FieldError(f'state_dict.{key}', f'must be a dense tensor, got {kind}')
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
             raise _FieldError(f'state_dict.{key}', f'holds {bad} NaN/Inf values: the weights '

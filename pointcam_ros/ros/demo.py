@@ -228,7 +228,8 @@ def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
     Printable summary of a recording.
 
     ``wall_s``: wall time from the first saliency cloud to stopping the
-    simulator; ``drain_s``: the wait after that for the node to finish;
+    simulator; ``drain_s``: the wait after that for the simulator to exit
+    and the node to finish;
     ``final_diagnostics``: whether the node's diagnostics were published
     after it had processed its last scan.
     """
@@ -236,7 +237,7 @@ def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
     scan_span = _span(rec.stamps.get(POINTS)) / 1e9
     out_span = _span(rec.received.get(SALIENCY))
     lines = [f'recorded {wall_s:.1f} s wall from the first saliency cloud (start-up not '
-             f'counted), then {drain_s:.1f} s for the node to finish',
+             f'counted), then {drain_s:.1f} s to stop the simulator and let the node finish',
              f'scans in (sim -> recorder): {rec.counts[POINTS]}, stamps spanning '
              f'{scan_span:.1f} s',
              f'saliency clouds out (node -> recorder): {rec.counts[SALIENCY]}, received over '
@@ -245,7 +246,8 @@ def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
     if diag:
         when = ('final, after its last scan' if final_diagnostics
                 else 'last report, may lag behind the counts above')
-        lines.append(f"node reported ({when}): received {diag.get('received')}, processed "
+        lines.append(f"node reported ({when}; counts since it started, start-up "
+                     f"included): received {diag.get('received')}, processed "
                      f"{diag.get('processed')}, dropped (stale) {diag.get('dropped')}, "
                      f"rejected {diag.get('rejected')}, device {diag.get('device')}, "
                      f"processing p50 {diag.get('latency_p50_ms')} ms / p99 "
@@ -295,6 +297,57 @@ def _drain(recording: Recording, quiet_s: float = 1.5, timeout: float = 15.0) ->
     return _wait(fresh, max(remaining, 3.0))
 
 
+def _run_processes(args: argparse.Namespace, env: dict, recorder: Recorder,
+                   bag_path: Path) -> Optional[tuple[float, float, bool]]:
+    """
+    Start pointcam_node and pointcam_sim, record, stop them; always leaves none running.
+
+    Returns (seconds recorded, seconds draining, final diagnostics seen), or
+    None when no saliency cloud arrived within ``args.startup_timeout``.
+    """
+    processes: list[subprocess.Popen] = []
+    try:
+        node = subprocess.Popen(
+            [_executable('pointcam_node'), '--ros-args', '-p', f'device:={args.device}'],
+            env=env)
+        processes.append(node)
+        sim = subprocess.Popen(
+            [_executable('pointcam_sim'), '--ros-args', '-p', f'sensor:={args.sensor}'],
+            env=env)
+        processes.append(sim)
+        print(f'starting pointcam_sim ({args.sensor}) and pointcam_node; waiting for the '
+              'first saliency cloud ...', flush=True)
+        started = time.monotonic()
+        if not _wait(recorder.recording_on.is_set, args.startup_timeout, processes):
+            died = [f'{name} exited with {p.returncode}' for name, p in
+                    (('pointcam_node', node), ('pointcam_sim', sim)) if p.poll() is not None]
+            print(f'no saliency cloud within {time.monotonic() - started:.0f} s'
+                  f"{': ' + ', '.join(died) if died else ''}; see the log lines above",
+                  file=sys.stderr)
+            return None
+        began = time.monotonic()
+        print(f'first saliency cloud after {began - started:.1f} s; recording '
+              f'{args.duration:.0f} s to {bag_path} ...', flush=True)
+        time.sleep(args.duration)
+        stopped = time.monotonic()
+        sim.terminate()
+        sim.wait(timeout=20)
+        final = _drain(recorder.recording)
+        drain_s = time.monotonic() - stopped
+        node.terminate()
+        node.wait(timeout=20)
+        return stopped - began, drain_s, final
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo; see the module docstring."""
     parser = argparse.ArgumentParser(description='pointcam_ros demo: sim + node, recorded.')
@@ -315,9 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.update(env)
     rclpy.init()
     recording = Recording()
-    processes: list[subprocess.Popen] = []
-    final = False
-    wall_s = drain_s = 0.0
+    outcome: Optional[tuple[float, float, bool]] = None
     try:
         with SafeBagWriter(bag_path) as writer:
             recorder = Recorder(writer, recording)
@@ -325,44 +376,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             executor.add_node(recorder)
             spinner = threading.Thread(target=executor.spin, daemon=True)
             spinner.start()
-            node = subprocess.Popen(
-                [_executable('pointcam_node'), '--ros-args', '-p', f'device:={args.device}'],
-                env=env)
-            sim = subprocess.Popen(
-                [_executable('pointcam_sim'), '--ros-args', '-p', f'sensor:={args.sensor}'],
-                env=env)
-            processes = [node, sim]
-            print(f'starting pointcam_sim ({args.sensor}) and pointcam_node; waiting for the '
-                  'first saliency cloud ...', flush=True)
-            started = time.monotonic()
-            if not _wait(recorder.recording_on.is_set, args.startup_timeout, processes):
-                died = [f'{name} exited with {p.returncode}' for name, p in
-                        (('pointcam_node', node), ('pointcam_sim', sim)) if p.poll() is not None]
-                print(f'no saliency cloud within {time.monotonic() - started:.0f} s'
-                      f"{': ' + ', '.join(died) if died else ''}; see the log lines above",
-                      file=sys.stderr)
-                return 1
-            began = time.monotonic()
-            print(f'first saliency cloud after {began - started:.1f} s; recording '
-                  f'{args.duration:.0f} s to {bag_path} ...', flush=True)
-            time.sleep(args.duration)
-            sim.terminate()
-            sim.wait(timeout=20)
-            stopped = time.monotonic()
-            wall_s = stopped - began
-            final = _drain(recording)
-            drain_s = time.monotonic() - stopped
-            node.terminate()
-            node.wait(timeout=20)
-            executor.shutdown()
-            spinner.join(timeout=5)
-            with recording.lock:
-                recorder.destroy_node()
+            try:
+                outcome = _run_processes(args, env, recorder, bag_path)
+            finally:
+                executor.shutdown()
+                spinner.join(timeout=5)
+                with recording.lock:
+                    recorder.destroy_node()
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
         rclpy.try_shutdown()
+    if outcome is None:
+        return 1
+    wall_s, drain_s, final = outcome
     print(summary(recording, wall_s, final, drain_s))
     if recording.last_saliency is not None:
         msg = recording.last_saliency
