@@ -246,7 +246,7 @@ def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
     if diag:
         when = ('final, after its last scan' if final_diagnostics
                 else 'last report, may lag behind the counts above')
-        lines.append(f"node reported ({when}; counts since it started, start-up "
+        lines.append(f'node reported ({when}; counts since it started, start-up '
                      f"included): received {diag.get('received')}, processed "
                      f"{diag.get('processed')}, dropped (stale) {diag.get('dropped')}, "
                      f"rejected {diag.get('rejected')}, device {diag.get('device')}, "
