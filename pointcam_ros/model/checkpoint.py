@@ -213,15 +213,15 @@ def parameter_count(config: PointNetConfig) -> int:
 def _check_class_names(names: Any, num_classes: int) -> list[str]:
     if not isinstance(names, (list, tuple)):
         raise _FieldError('class_names', f'must be a list of str, got {type(names).__name__}')
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not name.strip():
-            raise _FieldError(f'class_names[{i}]', f'must be a non-empty str, got {name!r:.60}')
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise _FieldError('class_names', f'repeats {duplicates}: class names must be unique')
     if len(names) != num_classes:
         raise _FieldError('class_names', f'has {len(names)} names for a model with '
                           f'{num_classes} classes (architecture.num_classes)')
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise _FieldError(f'class_names[{i}]', f'must be a non-empty str, got {name!r:.60}')
+    duplicates = sorted({n for n in names if names.count(n) > 1})  # at most 1000 names
+    if duplicates:
+        raise _FieldError('class_names', f'repeats {duplicates}: class names must be unique')
     return list(names)
 
 
