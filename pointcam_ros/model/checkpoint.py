@@ -385,6 +385,9 @@ def _read(path: Path) -> Any:
                                   'load it yourself and re-save it with '
                                   'pointcam_ros.model.checkpoint.save_checkpoint') from exc
         raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
+    except PermissionError as exc:
+        raise CheckpointError(f'model file {path} cannot be read (permission denied): '
+                              'check its permissions') from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
