@@ -16,9 +16,10 @@
 ``pointcam_demo``: the simulated LiDAR and pointcam_node as two processes, recorded.
 
 Starts ``pointcam_sim`` and ``pointcam_node``, waits for the first saliency
-cloud (start-up is not counted), then records the input scans, the saliency
-clouds, the label markers, the simulator's ground truth and /diagnostics
-into a rosbag2 MCAP bag for ``--duration`` seconds. It then stops the
+cloud of a scan the recorder received too (start-up is not counted), then
+records the input scans, the saliency clouds, the label markers, the
+simulator's ground truth and /diagnostics into a rosbag2 MCAP bag for
+``--duration`` seconds. It then stops the
 simulator, lets the node finish its last scan and report its final
 diagnostics, writes a PNG snapshot of the last explained scan (top view
 plus close-ups of the largest objects) and prints a summary: what the
@@ -140,7 +141,8 @@ class Recorder(Node):
         super().__init__('pointcam_demo_recorder')
         self.writer = writer
         self.recording = recording
-        self.recording_on = threading.Event()  # set by the first saliency cloud
+        # Set by the first saliency cloud of a scan this recorder received too.
+        self.recording_on = threading.Event()
         # The last scans and ground truths before it, so the scan that first saliency
         # cloud explains (and those queued behind it) are recorded too.
         self._preroll: dict[str, deque] = {POINTS: deque(maxlen=20), TRUTH: deque(maxlen=20)}
@@ -160,8 +162,13 @@ class Recorder(Node):
                 return
             if topic != SALIENCY:
                 return
-            self.recording_on.set()  # the first explained scan starts the recording
             first = _stamp(msg.header)
+            if not any(_stamp(item[2].header) <= first for item in self._preroll[POINTS]):
+                # This recorder does not see the scans yet (its best-effort subscription
+                # can match seconds after the node's): starting now would count saliency
+                # clouds of scans it never received.
+                return
+            self.recording_on.set()  # the first explained scan it also saw starts it
             for queue in self._preroll.values():
                 for item in queue:
                     header = _header(item[2])
