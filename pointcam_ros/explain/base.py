@@ -166,7 +166,7 @@ class Explainer:
 
     @property
     def num_classes(self) -> int:
-        """Number of classes of the model."""
+        """Return the number of classes of the model."""
         return self.model.config.num_classes
 
     def explain(self, points: Tensor, mask: Optional[Tensor], requested: Tensor) -> CamResult:

@@ -64,7 +64,8 @@ class BucketRunner:
                  cuda_graphs: bool = True, warmup: int = 3):
         if isinstance(buckets, str):
             if buckets != 'auto':
-                raise ValueError(f"buckets must be 'auto', None or ascending ints, got {buckets!r}")
+                raise ValueError(f"buckets must be 'auto', None or ascending ints, "
+                                 f'got {buckets!r}')
         elif buckets:
             buckets = tuple(int(b) for b in buckets)
             if any(b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):

@@ -96,7 +96,7 @@ def head_gradient(model: PointNetClassifier, pooled: Tensor, requested: Tensor
 def head_gradient_autograd(model: PointNetClassifier, pooled: Tensor, requested: Tensor
                            ) -> tuple[Tensor, Tensor]:
     """
-    Reference for :func:`head_gradient`: the same outputs by ``torch.autograd.grad``.
+    Compute :func:`head_gradient`'s outputs by ``torch.autograd.grad`` (the reference).
 
     Works for any head (one backward of the summed target logits; the head
     acts on each object independently in ``eval()``); fails inside
