@@ -43,8 +43,8 @@ from torch import nn, Tensor
 #: Object-count buckets captured by default on CUDA.
 DEFAULT_BUCKETS = (1, 8, 32, 64, 128)
 
-#: ``func(points (B, C, N), mask (B, N) bool or None, requested (B,) int64) -> tensors``,
-#: each output with the object axis first.
+#: ``func(points (B, C, N), mask (B, N) bool or None, requested (B,) int64) -> outputs``,
+#: each a tensor with the object axis first, or None.
 BatchFunction = Callable[[Tensor, Optional[Tensor], Tensor], tuple[Tensor, ...]]
 
 
@@ -104,7 +104,7 @@ class BucketRunner:
                 requested[start:stop]))
         if len(parts) == 1:
             return parts[0]
-        return tuple(torch.cat(column) for column in zip(*parts))
+        return tuple(None if column[0] is None else torch.cat(column) for column in zip(*parts))
 
     def _run_bucket(self, bucket: int, points: Tensor, mask: Optional[Tensor],
                     requested: Tensor) -> tuple[Tensor, ...]:
@@ -122,7 +122,7 @@ class BucketRunner:
                     static_mask[:size].copy_(mask)
                     static_mask[size:].fill_(True)
                 graph.replay()
-                return tuple(out[:size].clone() for out in static_out)
+                return tuple(None if out is None else out[:size].clone() for out in static_out)
         padded_points = points.new_zeros((bucket, *points.shape[1:]))
         padded_points[:size] = points
         padded_requested = requested.new_full((bucket,), -1)
@@ -133,7 +133,7 @@ class BucketRunner:
             padded_mask[:size] = mask
         with torch.no_grad():
             outputs = self.func(padded_points, padded_mask, padded_requested)
-        return tuple(out[:size] for out in outputs)
+        return tuple(None if out is None else out[:size] for out in outputs)
 
     def _current_fingerprint(self) -> tuple:
         """Addresses, dtypes and devices of everything the graphs read."""
