@@ -30,6 +30,10 @@ widths, input T-Net) or, with --shipped, the shipped model's narrower one:
 - ratio: Grad-CAM / forward, graph over fwd graph on CUDA, closed over
   forward on the CPU.
 
+It also prints the floating-point operations per object of the forward pass
+and of closed-form Grad-CAM (torch's FlopCounterMode: matrix products and
+convolutions), which do not depend on the machine or its load.
+
     .venv/bin/python bench/bench_gradcam.py [--device cuda] [--batches 1 8 32 64]
 """
 
@@ -42,6 +46,7 @@ from pointcam_ros.explain.gradcam import GradCAM
 from pointcam_ros.model.checkpoint import load_checkpoint
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def naive_gradcam(model, points):
@@ -116,6 +121,15 @@ def main():
     for label, engine in (('closed', closed), ('graph', graphed), ('autograd', autograd)):
         diff = (engine(check).cam - reference).abs().max().item()
         print(f'{label} vs naive loop on 4x256: max |diff| {diff:.2e} (CAM max {scale:.2e})')
+    for num in args.points:  # operation count: independent of the machine's load
+        one = check[:1, :, :1].expand(8, 3, num)
+        flops = []
+        for func in (lambda: model(one), lambda: closed(one)):
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                func()
+            flops.append(counter.get_total_flops() / 8 / 1e9)
+        print(f'FLOPs per object of {num} points: forward {flops[0]:.4f} G, closed-form '
+              f'Grad-CAM {flops[1]:.4f} G (x{flops[1] / flops[0]:.4f})')
     columns = ('forward', 'fwd graph', 'closed', 'graph', 'autograd', 'naive', 'ratio')
     print(f"{'B':>4} {'N':>5} " + ' '.join(f'{c:>9}' for c in columns) + '   (ms per batch)')
     with torch.no_grad():

@@ -25,8 +25,10 @@ change nothing for the real ones.
 
 On CUDA each (bucket, N, dtype, mask or not) shape is captured once into a
 ``torch.cuda.CUDAGraph`` (after a few warm-up runs on a side stream; all
-graphs share one memory pool) and replayed; the outputs are cloned out of
-the graph's static buffers, so a result stays valid after the next call.
+graphs share one memory pool; capture errors are thread-local, so other
+threads may use the GPU meanwhile) and replayed under a lock; the outputs
+are cloned out of the graph's static buffers, so a result stays valid
+after the next call.
 On the CPU the same padding and slicing run and only the capture is
 skipped, which is how CI tests this path. The graphs read the model's
 parameters in place: weights loaded with ``load_state_dict`` are seen, and
@@ -170,6 +172,7 @@ class BucketRunner:
                     self.func(*inputs)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.no_grad(), torch.cuda.graph(graph, pool=self._pool):
+            with torch.no_grad(), torch.cuda.graph(graph, pool=self._pool,
+                                                   capture_error_mode='thread_local'):
                 outputs = self.func(*inputs)
         return graph, inputs, outputs
