@@ -474,6 +474,9 @@ def test_bucket_padding_in_float32_and_bucket_options(model):
     torch.testing.assert_close(got.logits, want.logits, rtol=1e-5, atol=1e-6)
     # 'auto' pads (and captures graphs) only on CUDA: plain eager on the CPU.
     assert GradCAM(model).runner.buckets_for(torch.device('cpu')) == ()
+    assert GradCAM(model).warm_up(32) == 0
+    assert GradCAM(model, buckets=(2, 8)).warm_up(32, masked=True) == 2
+    assert GradCAM(model, gradients='autograd').warm_up(32) == 0
     for bad in ((8, 4), (0, 2), 'large'):
         with pytest.raises(ValueError, match='buckets must be'):
             GradCAM(model, buckets=bad)

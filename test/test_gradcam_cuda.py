@@ -110,6 +110,17 @@ def test_cuda_graph_results_survive_the_next_call_and_follow_new_weights():
     assert all(key[2] == torch.float64 for key in explainer.runner._graphs)
 
 
+def test_cuda_warm_up_captures_every_bucket():
+    model, _, _ = _model_and_batch(torch.float32)
+    explainer = make_explainer('gradcam', model.cuda())
+    assert explainer.warm_up(128) == 5
+    assert sorted(key[0] for key in explainer.runner._graphs) == [1, 8, 32, 64, 128]
+    points, _ = _objects(20, torch.float32, width=128, seed=4)
+    eager = make_explainer('gradcam', model, buckets=None, cuda_graphs=False)(points)
+    torch.testing.assert_close(explainer(points).cam, eager.cam, rtol=1e-4, atol=1e-6)
+    assert len(explainer.runner._graphs) == 5  # no new capture
+
+
 def test_cuda_closed_form_under_inference_mode_matches_autograd():
     model, _, _ = _model_and_batch(torch.float64)
     model.cuda()

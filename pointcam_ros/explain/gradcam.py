@@ -146,6 +146,27 @@ class GradCAM(Explainer):
         return (result.cam, result.saliency, result.logits, result.probabilities,
                 result.target, result.predicted, result.weights)
 
+    def warm_up(self, num_points: int, masked: bool = False) -> int:
+        """
+        Run every bucket once at ``num_points`` points, capturing its CUDA graph now.
+
+        Call it when a node starts, so that no scan pays for a capture. Uses
+        the model's device and dtype; ``masked`` prepares the graphs for
+        calls with a mask. Returns the number of buckets run (0 on the CPU
+        by default, where nothing is padded).
+        """
+        if self.runner is None:
+            return 0
+        param = next(self.model.parameters())
+        buckets = self.runner.buckets_for(param.device)
+        for bucket in buckets:
+            points = torch.zeros((bucket, self.model.config.in_channels, num_points),
+                                 dtype=param.dtype, device=param.device)
+            mask = torch.ones((bucket, num_points), dtype=torch.bool,
+                              device=param.device) if masked else None
+            self(points, mask)
+        return len(buckets)
+
     def explain(self, points: Tensor, mask: Optional[Tensor], requested: Tensor) -> CamResult:
         """Run :meth:`forward` through the bucket runner (closed form) or eagerly."""
         if self.runner is not None:
@@ -160,7 +181,8 @@ class GradCAMPlusPlus(GradCAM):
     name = 'gradcam++'
     needs_point_gradients = True
 
-    def channel_weights(self, activations, pooled_grad, point_grad, counts):
+    def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
+                        point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
         """w_k = sum_p a_kp ReLU(g_kp), a = g^2 / (2 g^2 + sum_p A_kp g^3)."""
         grad2 = point_grad.pow(2)
         grad3 = grad2 * point_grad
@@ -178,7 +200,8 @@ class XGradCAM(GradCAM):
     name = 'xgradcam'
     needs_point_gradients = True
 
-    def channel_weights(self, activations, pooled_grad, point_grad, counts):
+    def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
+                        point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
         """Activation-weighted point gradients, normalised per channel."""
         total = activations.sum(dim=2, keepdim=True)
         total = torch.where(total != 0, total, torch.ones_like(total))
@@ -191,7 +214,8 @@ class HiResCAM(GradCAM):
     name = 'hirescam'
     needs_point_gradients = True
 
-    def channel_weights(self, activations, pooled_grad, point_grad, counts):
+    def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
+                        point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
         """Per-point weights: the point gradient itself, (B, C, N)."""
         return point_grad
 
