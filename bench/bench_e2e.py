@@ -111,6 +111,9 @@ def run_sensor(name: str, duration: float, device: str, variants: int,
     spinner.start()
     try:
         while pub.get_subscription_count() == 0:
+            if node_proc.poll() is not None:
+                raise SystemExit(f'pointcam_node exited with code {node_proc.returncode} '
+                                 'before subscribing; set POINTCAM_BENCH_LOG=FILE for its log')
             time.sleep(0.1)
         warm_until = time.monotonic() + 5.0  # model load, first CUDA/torch calls
         period = 1.0 / rate_hz
