@@ -60,7 +60,7 @@ install_ros() {  # ROS 2 from the carried wheels, unless rclpy imports already
         return 1
     fi
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --prefix "$ROS_PREFIX" "$WHEELS"/*.whl || return 1
+        --root-user-action=ignore --prefix "$ROS_PREFIX" "$WHEELS"/*.whl || return 1
     local site
     site=$(echo "$ROS_PREFIX"/lib/python3*/site-packages)
     echo "export PYTHONPATH=\$PYTHONPATH:$site" > "$ROS_PREFIX/env.sh"
