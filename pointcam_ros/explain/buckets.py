@@ -32,8 +32,9 @@ after the next call.
 On the CPU the same padding and slicing run and only the capture is
 skipped, which is how CI tests this path. The graphs read the model's
 parameters in place: weights loaded with ``load_state_dict`` are seen, and
-when a parameter or buffer moves (``.to()``, ``.half()``) the graphs are
-dropped and captured again.
+when the parameters move (``.to()``, ``.half()``) the graphs are dropped and
+captured again; after replacing a parameter object, call
+:meth:`BucketRunner.reset`.
 """
 
 import threading
@@ -78,6 +79,7 @@ class BucketRunner:
         self.cuda_graphs = cuda_graphs
         self.warmup = warmup
         self._graphs: dict = {}
+        self._tensors: tuple = ()
         self._fingerprint: tuple = ()
         self._pool = None
         self._lock = threading.Lock()
@@ -137,17 +139,23 @@ class BucketRunner:
             outputs = self.func(padded_points, padded_mask, padded_requested)
         return tuple(None if out is None else out[:size] for out in outputs)
 
+    def reset(self) -> None:
+        """Drop every captured graph (e.g. after replacing a parameter object of the model)."""
+        self._graphs.clear()
+        self._tensors = ()
+        self._fingerprint = ()
+
     def _current_fingerprint(self) -> tuple:
-        """Addresses, dtypes and devices of everything the graphs read."""
-        return tuple((t.data_ptr(), t.dtype, t.device) for t in
-                     (*self.module.parameters(), *self.module.buffers()))
+        """Addresses of the parameters and buffers the graphs were captured with (cheap)."""
+        return tuple(t.data_ptr() for t in self._tensors)
 
     def _graph(self, bucket: int, points: Tensor, mask: Optional[Tensor]):
         """Return (graph, static inputs, static outputs) for this shape, capturing it once."""
-        fingerprint = self._current_fingerprint()
-        if fingerprint != self._fingerprint:
+        if not self._tensors or self._current_fingerprint() != self._fingerprint:
+            # First capture, or the model moved (.to(), .half() give parameters new storage).
             self._graphs.clear()
-            self._fingerprint = fingerprint
+            self._tensors = (*self.module.parameters(), *self.module.buffers())
+            self._fingerprint = self._current_fingerprint()
         key = (bucket, tuple(points.shape[1:]), points.dtype, points.device, mask is not None)
         entry = self._graphs.get(key)
         if entry is None:
