@@ -101,7 +101,9 @@ def test_cuda_graph_results_survive_the_next_call_and_follow_new_weights():
     model.load_state_dict(other.state_dict())
     reloaded = explainer(first_points)
     eager = make_explainer('gradcam', model, buckets=None, cuda_graphs=False)(first_points)
-    torch.testing.assert_close(reloaded.logits, eager.logits, rtol=1e-4, atol=1e-4)
+    # float32 convolutions run in TF32 on the GPU, with algorithms that may differ
+    # between the padded and the unpadded batch: compare at TF32's precision.
+    torch.testing.assert_close(reloaded.logits, eager.logits, rtol=2e-3, atol=2e-3)
     assert not torch.allclose(reloaded.logits, first.logits)
     # Moving the parameters (here: to float64) drops the graphs and captures again.
     model.double()
@@ -117,7 +119,9 @@ def test_cuda_warm_up_captures_every_bucket():
     assert sorted(key[0] for key in explainer.runner._graphs) == [1, 8, 32, 64, 128]
     points, _ = _objects(20, torch.float32, width=128, seed=4)
     eager = make_explainer('gradcam', model, buckets=None, cuda_graphs=False)(points)
-    torch.testing.assert_close(explainer(points).cam, eager.cam, rtol=1e-4, atol=1e-6)
+    scale = eager.cam.abs().max()
+    torch.testing.assert_close(explainer(points).cam / scale, eager.cam / scale,
+                               rtol=2e-3, atol=2e-3)
     assert len(explainer.runner._graphs) == 5  # no new capture
 
 
@@ -125,7 +129,10 @@ def test_cuda_closed_form_under_inference_mode_matches_autograd():
     model, _, _ = _model_and_batch(torch.float64)
     model.cuda()
     points, mask = _objects(12, torch.float64, seed=3)
+    explainer = make_explainer('gradcam', model)
     with torch.inference_mode():
-        got = make_explainer('gradcam', model)(points, mask)
+        got = explainer(points, mask)  # captures the graph in inference mode
     want = make_explainer('gradcam', model, gradients='autograd')(points, mask)
     torch.testing.assert_close(got.cam, want.cam, rtol=1e-9, atol=1e-12)
+    again = explainer(points, mask)  # replays it outside inference mode
+    torch.testing.assert_close(again.cam, want.cam, rtol=1e-9, atol=1e-12)

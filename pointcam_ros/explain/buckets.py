@@ -115,7 +115,9 @@ class BucketRunner:
         """Pad one chunk of at most ``bucket`` objects, run it, slice the outputs."""
         size = points.shape[0]
         if points.device.type == 'cuda' and self.cuda_graphs:
-            with self._lock:
+            # Static buffers must be normal tensors even when the caller is in
+            # inference mode, so that later calls outside it can write them.
+            with self._lock, torch.inference_mode(False), torch.no_grad():
                 graph, static_in, static_out = self._graph(bucket, points, mask)
                 static_points, static_mask, static_requested = static_in
                 static_points[:size].copy_(points)
