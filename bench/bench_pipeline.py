@@ -21,9 +21,13 @@ Grad-CAM, one batch), map_back (saliency to every point, boxes), encode
 scenes, after one warm-up scan.
 
     .venv/bin/python bench/bench_pipeline.py [--device cuda] [--sensors vlp16 hdl64]
+
+With ``--scans-file`` (bench/record_scans.py) the scans come from the file,
+cycled to --scans, and open3d is not needed (e.g. on the lent GPU machine).
 """
 
 import argparse
+from pathlib import Path
 import time
 
 from machine import describe
@@ -31,26 +35,45 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud, saliency_cloud
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.sim.clouds import scan_to_cloud
-from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import torch
 
 STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')
+
+
+def scan_clouds(name: str, count: int, recorded) -> list:
+    """Return ``count`` driver-layout clouds of ``name``: simulated, or cycled from recorded."""
+    if recorded is not None:
+        if name not in recorded:
+            raise SystemExit(f'the scans file has no {name} scans, only {sorted(recorded)}')
+        clouds = recorded[name][1]
+        return [clouds[i % len(clouds)] for i in range(count)]
+    from pointcam_ros.sim.clouds import scan_to_cloud  # the simulator needs open3d
+    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+    return [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
+            for i in range(count)]
 
 
 def main():
     """Run the benchmark and print one table per sensor."""
     parser = argparse.ArgumentParser(description='pipeline stage timings')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--sensors', nargs='+', default=['vlp16', 'hdl64', 'os1_128'])
+    parser.add_argument('--sensors', nargs='+', default=None,
+                        help='default: vlp16 hdl64 os1_128, or those in --scans-file')
     parser.add_argument('--scans', type=int, default=20)
     parser.add_argument('--method', default='gradcam')
+    parser.add_argument('--scans-file', type=Path, default=None,
+                        help='recorded scans (bench/record_scans.py), cycled; no open3d needed')
     args = parser.parse_args()
+    recorded = None
+    if args.scans_file is not None:
+        from record_scans import load_scans
+        recorded = load_scans(args.scans_file)
+    if args.sensors is None:
+        args.sensors = list(recorded) if recorded else ['vlp16', 'hdl64', 'os1_128']
     pipeline = ScenePipeline(PipelineConfig(device=args.device, method=args.method))
     print(f'device: {describe(args.device)}; model {pipeline.loaded.path}')
     for name in args.sensors:
-        clouds = [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
-                  for i in range(args.scans + 1)]
+        clouds = scan_clouds(name, args.scans + 1, recorded)
         rows = {stage: [] for stage in STAGES}
         objects = []
         for i, cloud in enumerate(clouds):
