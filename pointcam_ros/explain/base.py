@@ -58,10 +58,6 @@ class CamResult:
     weights: Optional[Tensor] = None
 
 
-#: The one result type of every explainer (``CamResult`` is its historical name).
-Explanation = CamResult
-
-
 def normalize_cam(cam: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """
     Scale each row of a non-negative ``(B, N)`` map to [0, 1] by its maximum.

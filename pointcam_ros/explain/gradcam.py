@@ -50,7 +50,7 @@ Padding points (mask False) always get 0.
 from typing import Optional, Sequence, Union
 
 from pointcam_ros.explain.base import (  # noqa: F401 - re-exported
-    CamResult, Explainer, Explanation, normalize_cam, resolve_target, Target)
+    CamResult, Explainer, normalize_cam, resolve_target, Target)
 from pointcam_ros.explain.buckets import BucketRunner
 from pointcam_ros.explain.head import closed_form_problem, head_gradient, head_gradient_autograd
 from pointcam_ros.explain.perturbation import OcclusionSaliency, PointShiftSaliency
@@ -227,13 +227,6 @@ REGISTRY: dict[str, type[Explainer]] = {cls.name: cls for cls in (
 #: Every explainer name :func:`make_explainer` accepts.
 EXPLAINERS = tuple(REGISTRY)
 
-#: The Grad-CAM family (the CAM methods) by name.
-METHODS: dict[str, type[GradCAM]] = {
-    name: cls for name, cls in REGISTRY.items() if issubclass(cls, GradCAM)}
-
-#: Former name of the CAM family's base class.
-CamMethod = GradCAM
-
 
 def make_explainer(name: str, model: PointNetClassifier,
                    class_names: Optional[Sequence[str]] = None, **options) -> Explainer:
@@ -248,7 +241,3 @@ def make_explainer(name: str, model: PointNetClassifier,
     except KeyError:
         raise ValueError(f"unknown explainer '{name}'; choose one of {list(EXPLAINERS)}") from None
     return cls(model, class_names, **options)
-
-
-#: Former name of :func:`make_explainer`.
-make_method = make_explainer
