@@ -30,6 +30,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 #: Parameters every rclpy node has; not reported as unknown.
 _BUILTIN_PARAMETERS = ('use_sim_time', 'start_type_description_service')
@@ -61,8 +62,10 @@ def declare_from_schema(node: Node, specs: Sequence[Param]) -> dict[str, Any]:
     Start-up values (``-p``, ``--params-file``, launch) are checked with the
     schema first, so a bad one raises :class:`ConfigError` naming it, and
     integers given for float parameters (``max_range:=10``) are converted:
-    the parameters stay statically typed (``ros2 param set`` must then pass
-    a float). Unknown start-up parameters are logged as a warning.
+    the parameters stay statically typed. At run time (``ros2 param set
+    max_range 10``) the same conversion needs Jazzy or newer (a pre-set
+    callback); Humble then wants ``10.0``. Unknown start-up parameters are
+    logged as a warning.
     """
     # rclpy has no public accessor for the start-up values; fall back to rclpy's own
     # checks (still reported as 'cannot start: <name>: ...') where it is missing.
@@ -78,6 +81,11 @@ def declare_from_schema(node: Node, specs: Sequence[Param]) -> dict[str, Any]:
         except Exception as exc:  # noqa: B902 - any rclpy refusal names the parameter
             raise ConfigError(spec.name, str(exc)) from exc
         values[spec.name] = node.get_parameter(spec.name).value
+    floats = {spec.name for spec in specs if spec.kind is float}
+    if hasattr(node, 'add_pre_set_parameters_callback'):  # Jazzy and newer, not Humble
+        node.add_pre_set_parameters_callback(
+            lambda parameters: [_int_to_float(p) if p.name in floats else p
+                                for p in parameters])
     known = {spec.name for spec in specs} | set(_BUILTIN_PARAMETERS)
     unknown = sorted(name for name in overrides
                      if name not in known and not name.startswith('qos_overrides.'))
@@ -85,6 +93,12 @@ def declare_from_schema(node: Node, specs: Sequence[Param]) -> dict[str, Any]:
         node.get_logger().warning(f'ignoring unknown parameters {unknown}; '
                                   f'see {node.get_name()} --help')
     return values
+
+
+def _int_to_float(parameter: Parameter) -> Parameter:
+    if parameter.type_ == Parameter.Type.INTEGER:
+        return Parameter(parameter.name, Parameter.Type.DOUBLE, float(parameter.value))
+    return parameter
 
 
 def wants_help(argv: Sequence[str]) -> bool:
