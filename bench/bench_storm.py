@@ -42,7 +42,6 @@ from typing import Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from pointcam_ros.formats.cloud_io import PackedCloud
 from pointcam_ros.ros.dds import use_large_data_profile
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
 from pointcam_ros.sim.clouds import scan_to_cloud

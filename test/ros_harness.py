@@ -107,7 +107,7 @@ class Harness:
         return None
 
     def diagnostics_count(self) -> int:
-        """Number of DiagnosticArray messages received so far."""
+        """Count the DiagnosticArray messages received so far."""
         with self.lock:
             return len(self.diagnostics)
 

@@ -24,8 +24,8 @@ import threading
 import time
 
 import numpy as np
-from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
 from pointcam_ros.common.config import node_params
+from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
 from pointcam_ros.ros.node import PointcamNode
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
