@@ -154,8 +154,9 @@ class PipelineConfig:
                                'predicted class')
     min_confidence: float = _param(0.0, 'less confident objects are shown as '
                                    '"unknown (car 0.41)"', low=0.0, high=1.0)
-    cpu_threads: int = _param(0, "torch threads on the CPU (process-wide); 0 = torch's "
-                              'default (one per core)', low=0, high=256, read_only=True)
+    cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "
+                              'default, one per core: 10-20x slower on busy cores', low=0,
+                              high=256, read_only=True)
     min_range: float = _param(1.0, 'ignore points closer than this (the robot itself)',
                               unit='m', low=0.0, high=500.0)
     max_range: float = _param(60.0, 'ignore points farther than this', unit='m', low=0.1,
