@@ -32,6 +32,7 @@ mapping is accepted too.
 from dataclasses import asdict, dataclass, field, fields, replace
 import json
 import math
+import numbers
 from pathlib import Path
 import re
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -100,7 +101,7 @@ class Param:
         """
         kind = self.kind
         if kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ConfigError(self.name, f'must be a number, got {value!r}')
             value = float(value)
             if not math.isfinite(value):
@@ -108,8 +109,9 @@ class Param:
         elif kind is int:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ConfigError(self.name, f'must be an integer, got {value!r}')
+            value = int(value)
         elif kind is str:
             if not isinstance(value, str):
                 raise ConfigError(self.name, f'must be a string, got {value!r}')
