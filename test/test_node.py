@@ -385,8 +385,6 @@ def test_diagnostics_follow_the_recent_window(harness, sim):
     assert int(values['window_rejected']) == 0
 
 
-@pytest.mark.xfail(strict=False, reason='needs cloud_io to read width-0 clouds as 0 points '
-                                        '(cloud_io change by another helper)')
 def test_empty_cloud_gets_an_empty_saliency_cloud(harness):
     msg = PointCloud2(header=_header(), height=1, width=0, point_step=12, row_step=0,
                       fields=[PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32,
