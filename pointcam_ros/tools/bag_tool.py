@@ -47,6 +47,7 @@ from pointcam_ros.formats.markers import object_markers
 from pointcam_ros.model.checkpoint import CheckpointError
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from rosbags.highlevel import AnyReader
+import torch
 from tqdm import tqdm
 
 LOG = logging.getLogger('pointcam_bag')
@@ -74,6 +75,7 @@ class BagSummary:
     pipeline_seconds: float = 0.0
     total_seconds: float = 0.0
     device: str = ''
+    cpu_threads: int = 0  # torch threads the run used (torch.get_num_threads())
 
     def describe(self) -> str:
         """Printable summary."""
@@ -82,7 +84,7 @@ class BagSummary:
         rate = self.scans / self.total_seconds if self.total_seconds else 0.0
         return (f'{self.scans} scans ({self.rejected} rejected), objects: {per_class}\n'
                 f'pipeline {mean:.1f} ms/scan, overall {rate:.2f} scans/s, '
-                f'device {self.device}')
+                f'device {self.device}, {self.cpu_threads} torch threads')
 
 
 def is_pointcam_topic(topic: str) -> bool:
@@ -173,7 +175,7 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
     """
     output = Path(output)
     check_output(output, inputs, overwrite)
-    summary = BagSummary(device=str(pipeline.device))
+    summary = BagSummary(device=str(pipeline.device), cpu_threads=torch.get_num_threads())
     started = time.perf_counter()
     store = typestore()
     processed_until = 'the start'
