@@ -64,7 +64,7 @@ def _bag(path, scans, seed=0):
 
 @pytest.fixture(scope='module')
 def drives(tmp_path_factory):
-    """A folder of 4 small VLP-16 bags (and a file that is not a bag)."""
+    """Write a folder of 4 small VLP-16 bags (and a file that is not a bag)."""
     folder = tmp_path_factory.mktemp('drives')
     for k in range(4):
         _bag(folder / f'drive{k}', 4 + k, seed=k)
@@ -74,7 +74,7 @@ def drives(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def serial(drives, config, tmp_path_factory):
-    """Every drive explained one after the other in this process: the reference."""
+    """Explain every drive one after the other in this process: the reference."""
     out = tmp_path_factory.mktemp('serial')
     _explain_serially(sorted(drives.glob('drive*')), out, config)
     return out
@@ -82,7 +82,7 @@ def serial(drives, config, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def ray_session():
-    """One local Ray cluster for the whole module (start-up costs seconds)."""
+    """Start one local Ray cluster for the whole module (start-up costs seconds)."""
     ray = pytest.importorskip('ray')
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
@@ -98,7 +98,7 @@ def backend(request):
 
 
 def _messages(path):
-    """{topic: [(stamp, CDR bytes)]} of a bag."""
+    """Return {topic: [(stamp, CDR bytes)]} of a bag."""
     return {topic: [(t, bytes(raw)) for t, _, raw in items]
             for topic, items in _read(path).items()}
 
@@ -301,3 +301,12 @@ def test_interrupted_run_keeps_finished_bags_and_leaves_no_partial(tmp_path, tin
     assert 'Traceback' not in err and '--resume' in err
     assert sorted(p.name for p in out.iterdir()) == [SUMMARY_NAME]  # no partial, no bag
     assert {r['status'] for r in _summary(out)['bags']} == {'interrupted'}
+
+
+def test_a_worker_that_cannot_load_the_model_stops_the_run(tmp_path, drives, config):
+    bad = config.replace(model_path=str(tmp_path / 'missing.pt'))
+    with pytest.raises(FleetError, match='cannot build the pipeline'):
+        explain_bags([drives / 'drive0', drives / 'drive1'], tmp_path / 'out', bad, QUIET,
+                     LocalBackend(2))
+    assert {r['status'] for r in _summary(tmp_path / 'out')['bags']} == {'not run'}
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [SUMMARY_NAME]

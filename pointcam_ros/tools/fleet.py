@@ -34,7 +34,7 @@ only read, and with ``resume`` bags whose complete output exists are skipped.
 """
 
 from collections import deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 import json
 import logging
 import multiprocessing
@@ -97,7 +97,7 @@ class BagResult:
 
     source: str
     output: str
-    status: str = 'pending'  # done, failed, skipped, interrupted (pending while running)
+    status: str = 'pending'  # done, failed, skipped, interrupted, not run; pending meanwhile
     scans: int = 0
     rejected: int = 0
     seconds: float = 0.0
@@ -115,7 +115,6 @@ class FleetSummary:
     backend: str = 'local'
     workers: int = 1
     seconds: float = 0.0
-    devices: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         """Bags with this status."""
@@ -225,10 +224,12 @@ def plan(inputs: Sequence[Path], out_dir: Path,
             jobs.append(BagJob(index, str(bag), str(output), options.overwrite))
         if existing:
             shown = ', '.join(map(str, existing[:3])) + (' ...' if len(existing) > 3 else '')
-            raise BagExistsError(
-                f'{len(existing)} output(s) exist ({shown}): pass --resume to skip bags whose '
-                'output is complete, --overwrite to replace earlier pointcam outputs, or '
-                'choose another output folder')
+            hint = ('pass --resume to skip bags whose output is complete, --overwrite to '
+                    'replace earlier pointcam outputs, or choose another output folder')
+            if options.resume or options.overwrite:
+                hint = ('they are not complete pointcam_bag outputs, so they are neither '
+                        'skipped nor replaced: move them away or choose another output folder')
+            raise BagExistsError(f'{len(existing)} output(s) exist ({shown}): {hint}')
     except BaseException:
         if created:
             out_dir.rmdir()  # only the empty folder made just now
@@ -615,15 +616,18 @@ def explain_bags(inputs: Sequence[Path], out_dir: Path, config: PipelineConfig,
     with logging_redirect_tqdm():
         display = _Display(len(rows), options.progress)
         display.overall.update(len(rows) - len(jobs))
+        unfinished = 'not run'  # the run stopped on an error before reaching these bags
         try:
             _schedule(backend, jobs, summary, config, options, display, write)
+        except KeyboardInterrupt:
+            unfinished = 'interrupted'
+            raise
         finally:
             display.close()
             for row in rows:
                 if row.status == 'pending':
-                    row.status = 'interrupted'
+                    row.status = unfinished
             write()
-    summary.devices = sorted({r.device for r in rows if r.device})
     return summary
 
 
