@@ -23,12 +23,17 @@ Each run starts its workers and loads the model in each (included in the
 time); one-off costs (the local fork server's imports, starting the Ray
 cluster) are paid by a one-bag warm-up run that is not timed. Prints scans/s
 per configuration, the speed-up of 2 jobs over 1 and Ray's overhead over 2
-local jobs; --repeat N keeps the best of N runs per configuration.
+local jobs; --repeat N keeps the best of N runs per configuration. It also
+prints the workers' CPU time per scan (user + system, from the workers'
+own clocks): on a machine shared with other jobs the wall-clock rates say
+little about scaling, the CPU cost per scan says whether a configuration
+adds work.
 
     .venv/bin/python bench/bench_fleet.py [--bags 8] [--scans 40] [--sensor vlp16]
 """
 
 import argparse
+import os
 from pathlib import Path
 import tempfile
 import time
@@ -64,14 +69,15 @@ def write_bags(folder: Path, bags: int, scans: int, sensor: str) -> list[Path]:
     return paths
 
 
-def timed(bags: list[Path], out: Path, config: PipelineConfig, backend) -> tuple[float, int]:
-    """Explain ``bags`` into ``out``; return (seconds, scans)."""
+def timed(bags: list[Path], out: Path, config: PipelineConfig,
+          backend) -> tuple[float, int, float]:
+    """Explain ``bags`` into ``out``; return (seconds, scans, worker CPU seconds)."""
     started = time.perf_counter()
     summary = explain_bags(bags, out, config, FleetOptions(progress=False), backend)
     seconds = time.perf_counter() - started
     if summary.count('done') != len(bags):
         raise RuntimeError(summary.describe())
-    return seconds, summary.scans
+    return seconds, summary.scans, sum(b.cpu_seconds for b in summary.bags)
 
 
 def main():
@@ -102,11 +108,15 @@ def main():
             best = None
             for _ in range(args.repeat):
                 run += 1
-                seconds, scans = timed(bags, tmp / f'out{run}', config, backend())
-                best = seconds if best is None else min(best, seconds)
-            rates[name] = scans / best
-            print(f'{name:>12}: {scans} scans in {best:.1f} s = {rates[name]:.2f} scans/s',
-                  flush=True)
+                load = os.getloadavg()[0]
+                seconds, scans, cpu = timed(bags, tmp / f'out{run}', config, backend())
+                if best is None or seconds < best[0]:
+                    best = (seconds, cpu, load)
+            seconds, cpu, load = best
+            rates[name] = scans / seconds
+            print(f'{name:>12}: {scans} scans in {seconds:.1f} s = {rates[name]:.2f} scans/s; '
+                  f'worker CPU {1e3 * cpu / scans:.1f} ms/scan; load average before the run '
+                  f'{load:.1f}', flush=True)
         if not args.no_ray:
             ray.shutdown()
     print(f'machine: {describe("cpu")}')

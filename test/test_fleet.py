@@ -310,3 +310,17 @@ def test_a_worker_that_cannot_load_the_model_stops_the_run(tmp_path, drives, con
                      LocalBackend(2))
     assert {r['status'] for r in _summary(tmp_path / 'out')['bags']} == {'not run'}
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [SUMMARY_NAME]
+
+
+def test_ray_gpus_per_task_means_cuda_and_needs_gpus(ray_session, config):
+    gpu = RayBackend(gpus_per_task=0.5)
+    assert gpu.prepare(config.replace(device='auto'), 2).device == 'cuda'
+    with pytest.raises(FleetError, match='drop one'):
+        gpu.prepare(config, 2)  # device cpu
+    if not ray_session.cluster_resources().get('GPU'):
+        with pytest.raises(FleetError, match='fewer than --gpus-per-task'):
+            gpu.workers_for(4)
+    cpu = RayBackend()
+    assert cpu.prepare(config.replace(device='auto', cpu_threads=0), 2).device == 'cpu'
+    assert cpu.prepare(config.replace(cpu_threads=0), 2).cpu_threads == 1
+    assert cpu.workers_for(4) == 2 and cpu.workers_for(1) == 1  # num_cpus=2, 1 CPU per task

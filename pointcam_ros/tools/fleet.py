@@ -100,7 +100,8 @@ class BagResult:
     status: str = 'pending'  # done, failed, skipped, interrupted, not run; pending meanwhile
     scans: int = 0
     rejected: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall clock of the last attempt
+    cpu_seconds: float = 0.0  # CPU time (user + system) of the worker process meanwhile
     error: str = ''
     attempts: int = 0
     worker: str = ''  # host:pid of the process that ran the last attempt
@@ -129,6 +130,7 @@ class FleetSummary:
         """Return the content of ``summary.json``."""
         return {'tool': SUMMARY_TOOL, 'backend': self.backend, 'workers': self.workers,
                 'seconds': round(self.seconds, 3), 'scans': self.scans,
+                'cpu_seconds': round(sum(b.cpu_seconds for b in self.bags), 3),
                 'rejected': sum(b.rejected for b in self.bags),
                 'scans_per_second': round(self.scans / self.seconds, 3) if self.seconds else 0,
                 'bags_done': self.count('done'), 'bags_failed': self.count('failed'),
@@ -254,7 +256,7 @@ def explain_job(pipeline: ScenePipeline, job: BagJob, options: FleetOptions,
     """
     result = BagResult(source=job.source, output=job.output, attempts=job.attempt,
                        worker=worker_id(), device=str(pipeline.device))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     try:
         summary = explain_bag([Path(job.source)], Path(job.output), pipeline, options.topics,
                               options.copy_inputs, job.overwrite, progress=False,
@@ -267,7 +269,13 @@ def explain_job(pipeline: ScenePipeline, job: BagJob, options: FleetOptions,
     else:
         result.status, result.scans, result.rejected = 'done', summary.scans, summary.rejected
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = _cpu_seconds() - cpu
     return result
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def worker_id() -> str:
