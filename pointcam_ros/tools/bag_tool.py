@@ -22,9 +22,18 @@ rosbag2 MCAP bag with the saliency clouds and label markers on the node's
 topic names (``/pointcam/saliency``, ``/pointcam/labels``; with several
 input topics ``/pointcam/<topic>/...``), stamped with the original
 timestamps; ``--copy-inputs`` copies the input topics too. The input is
-only read; the output appears under its name only when complete.
+only read; the output appears under its name only when complete. Input
+topics are the bag's PointCloud2 topics that are not pointcam outputs
+(:func:`is_pointcam_topic`), so a bag recorded next to the node works too.
 
     pointcam_bag drive_bag -o drive_explained [--params config/pointcam.yaml]
+
+Several bags, a folder of bags or ``--each``: OUTPUT is a folder with one
+explained bag per input and ``summary.json``, on ``--jobs N`` local worker
+processes or a Ray cluster (``--ray``); see :mod:`pointcam_ros.tools.fleet`.
+
+    pointcam_bag drives/ -o explained/ --jobs 4 [--resume]
+    pointcam_bag drives/*.bag -o explained/ --ray auto --gpus-per-task 0.5
 """
 
 import argparse

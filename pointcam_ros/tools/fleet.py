@@ -118,12 +118,12 @@ class FleetSummary:
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
-        """Bags with this status."""
+        """Return the number of bags with this status."""
         return sum(b.status == status for b in self.bags)
 
     @property
     def scans(self) -> int:
-        """Scans explained over all bags."""
+        """Return the number of scans explained over all bags."""
         return sum(b.scans for b in self.bags)
 
     def to_dict(self) -> dict:
