@@ -309,7 +309,7 @@ class _Worker:
 # --- local worker processes ------------------------------------------------------------------
 
 
-def _local_worker_main(slot: int, config: PipelineConfig, options: FleetOptions,
+def _local_worker_main(config: PipelineConfig, options: FleetOptions,
                        tasks: Any, events: Any) -> None:
     """Entry point of a local worker process: build the pipeline once, explain each job."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -318,14 +318,14 @@ def _local_worker_main(slot: int, config: PipelineConfig, options: FleetOptions,
         try:
             pipeline = ScenePipeline(config)
         except Exception as exc:  # noqa: B902 - reported to the parent, which stops the run
-            events.put(('fatal', slot, f'a worker cannot build the pipeline: {exc}'))
+            events.put(('fatal', os.getpid(), f'a worker cannot build the pipeline: {exc}'))
             return
         while True:
             job = tasks.get()
             if job is None:
                 return
             report = _throttled(lambda d, t, i=job.index: events.put(('progress', i, d, t)))
-            events.put(('result', slot, explain_job(pipeline, job, options, report)))
+            events.put(('result', os.getpid(), explain_job(pipeline, job, options, report)))
     except KeyboardInterrupt:
         return  # SafeBagWriter has removed the partial output while unwinding
 
@@ -368,22 +368,23 @@ class LocalBackend:
         self._config, self._options = config, options
         self._events = self._context.Queue()
 
-    def start(self, worker: _Worker) -> None:
-        """Start the process of ``worker``."""
-        tasks = self._context.Queue()
-        process = self._context.Process(
-            target=_local_worker_main, name=f'pointcam_bag-{worker.slot}', daemon=True,
-            args=(worker.slot, self._config, self._options, tasks, self._events))
-        process.start()
-        self._tasks[worker.slot] = tasks
-        worker.handle, worker.pid, worker.host = process, process.pid, os.uname().nodename
+    def start(self, workers: list[_Worker]) -> None:
+        """Start a process per worker; each builds its pipeline (a failure is an event)."""
+        for worker in workers:
+            tasks = self._context.Queue()
+            process = self._context.Process(
+                target=_local_worker_main, name=f'pointcam_bag-{worker.slot}', daemon=True,
+                args=(self._config, self._options, tasks, self._events))
+            process.start()
+            self._tasks[worker.slot] = tasks
+            worker.handle, worker.pid, worker.host = process, process.pid, os.uname().nodename
 
     def submit(self, worker: _Worker, job: BagJob) -> None:
         """Send ``job`` to ``worker``."""
         self._tasks[worker.slot].put(job)
 
     def poll(self, workers: list[_Worker], timeout: float) -> list[tuple]:
-        """Events: progress, result, fatal, then ``('died', slot, reason)`` for dead workers."""
+        """Events: progress, result, fatal, then ``('died', pid, reason)`` for dead workers."""
         events = []
         try:
             events.append(self._events.get(timeout=timeout))
@@ -394,14 +395,15 @@ class LocalBackend:
         reported = {e[1] for e in events if e[0] in ('result', 'fatal')}
         for worker in workers:
             code = worker.handle.exitcode
-            if code is not None and worker.slot not in reported:
+            if code is not None and worker.pid not in reported:
                 why = (f'killed by {signal.Signals(-code).name}' if code < 0
                        else f'exited with code {code}')
-                events.append(('died', worker.slot, f'its worker process {why}'))
+                events.append(('died', worker.pid, f'its worker process {why}'))
         return events
 
     def stop(self, workers: list[_Worker], force: bool) -> None:
         """End the workers: politely (no more jobs) or at once (SIGTERM, then SIGKILL)."""
+        workers = [w for w in workers if w.handle is not None]
         for worker in workers:
             if worker.handle.exitcode is None:
                 if force:
@@ -518,13 +520,16 @@ class RayBackend:
         self._progress = Queue(maxsize=10_000)
         self._args = (config, options)
 
-    def start(self, worker: _Worker) -> None:
-        """Create the actor of ``worker``; raise FleetError if it cannot build its pipeline."""
-        worker.handle = self._actor_class.remote(*self._args)
+    def start(self, workers: list[_Worker]) -> None:
+        """Create an actor per worker, all at once; FleetError if one cannot build its pipeline."""
+        for worker in workers:
+            worker.handle = self._actor_class.remote(*self._args)
         try:
-            worker.host, worker.pid = self._ray.get(worker.handle.whoami.remote())
+            places = self._ray.get([w.handle.whoami.remote() for w in workers])
         except self._ray.exceptions.RayError as exc:
             raise FleetError(f'a Ray worker cannot build the pipeline: {exc}') from exc
+        for worker, (host, pid) in zip(workers, places):
+            worker.host, worker.pid = host, pid
 
     def submit(self, worker: _Worker, job: BagJob) -> None:
         """Run ``job`` on ``worker``'s actor."""
@@ -546,15 +551,16 @@ class RayBackend:
             worker = by_ref[ref]
             worker.ref = None
             try:
-                events.append(('result', worker.slot, self._ray.get(ref)))
+                events.append(('result', worker.pid, self._ray.get(ref)))
             except self._ray.exceptions.RayError as exc:  # actor or its process died
-                events.append(('died', worker.slot, f'its Ray worker died ({exc})'))
+                events.append(('died', worker.pid, f'its Ray worker died ({exc})'))
         return events
 
     def stop(self, workers: list[_Worker], force: bool) -> None:
         """Kill the actors; shut down the cluster if this backend started it."""
         for worker in workers:
-            self._ray.kill(worker.handle)
+            if worker.handle is not None:
+                self._ray.kill(worker.handle)
         if self._progress is not None:
             self._progress.shutdown()
         if self._started:
@@ -669,17 +675,17 @@ def _schedule(backend: Any, jobs: list[BagJob], summary: FleetSummary,
     workers = [_Worker(slot) for slot in range(summary.workers)]
     backend.begin(config, options)
     alive: list[_Worker] = []
+    idle_deaths = [summary.workers]  # deaths of workers without a bag still tolerated
     try:
-        for worker in workers:
-            backend.start(worker)
-            alive.append(worker)
+        alive.extend(workers)
+        backend.start(workers)
         while pending or any(w.job for w in alive):
             for worker in alive:
                 if worker.job is None and pending:
                     worker.job = pending.popleft()
                     backend.submit(worker, worker.job)
             for event in backend.poll(alive, timeout=0.2):
-                _handle(event, backend, alive, pending, rows, display, options)
+                _handle(event, backend, alive, pending, rows, display, idle_deaths)
                 if event[0] in ('result', 'died'):
                     write()
         backend.stop(alive, force=False)
@@ -692,7 +698,7 @@ def _schedule(backend: Any, jobs: list[BagJob], summary: FleetSummary,
 
 
 def _handle(event: tuple, backend: Any, alive: list[_Worker], pending: deque,
-            rows: list[BagResult], display: _Display, options: FleetOptions) -> None:
+            rows: list[BagResult], display: _Display, idle_deaths: list[int]) -> None:
     kind = event[0]
     if kind == 'progress':
         _, index, done, total = event
@@ -703,7 +709,9 @@ def _handle(event: tuple, backend: Any, alive: list[_Worker], pending: deque,
         return
     if kind == 'fatal':
         raise FleetError(event[2])
-    worker = next(w for w in alive if w.slot == event[1])
+    worker = next((w for w in alive if w.pid == event[1]), None)
+    if worker is None:
+        return  # from a worker already replaced (its death was seen first)
     job, worker.job = worker.job, None
     if kind == 'result':
         result: BagResult = event[2]
@@ -733,7 +741,12 @@ def _handle(event: tuple, backend: Any, alive: list[_Worker], pending: deque,
             row.error = f'{reason} on each of {ATTEMPTS} attempts; no output was written'
             LOG.warning('%s failed: %s', job.source, row.error)
             display.finished(job.index, row, sum(r.status == 'failed' for r in rows))
+    else:
+        idle_deaths[0] -= 1
+        if idle_deaths[0] < 0:
+            raise FleetError(f'worker processes keep dying before they take a bag ({reason}): '
+                             'check memory and the model on the workers')
     if pending:
         fresh = _Worker(worker.slot)
-        backend.start(fresh)
         alive.append(fresh)
+        backend.start([fresh])
