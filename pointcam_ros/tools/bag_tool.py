@@ -331,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         LOG.error('%s', exc)
         return 1
     except KeyboardInterrupt as exc:
-        LOG.error('interrupted (%s): no output was written', exc or 'SIGINT')
+        LOG.error('interrupted (%s): no output was written', str(exc) or 'SIGINT')
         return 130
     print(summary.describe())
     print(f'wrote {args.output}')
@@ -363,7 +363,7 @@ def _main_several(args: argparse.Namespace, fleet) -> int:
         return 1
     except KeyboardInterrupt as exc:
         LOG.error('interrupted (%s): finished bags are kept, unfinished ones left no output; '
-                  'see %s; rerun with --resume to go on', exc or 'SIGINT',
+                  'see %s; rerun with --resume to go on', str(exc) or 'SIGINT',
                   args.output / fleet.SUMMARY_NAME)
         return 130
     print(summary.describe())
