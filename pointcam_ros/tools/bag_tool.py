@@ -315,6 +315,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ('--jobs', args.jobs is not None), ('--resume', args.resume),
         ('--ray', args.ray is not None), ('--gpus-per-task', bool(args.gpus_per_task)))
         if given]
+    if args.ray is None and (args.gpus_per_task or args.cpus_per_task != 1.0):
+        parser.error('--gpus-per-task and --cpus-per-task are for --ray; local workers use '
+                     '--jobs, --device and --cpu-threads')
     if fleet_only and not several:
         parser.error(f'{", ".join(fleet_only)} explain several bags into a folder: give '
                      'several bags, a folder of bags, or --each')
