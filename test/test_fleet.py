@@ -324,3 +324,21 @@ def test_ray_gpus_per_task_means_cuda_and_needs_gpus(ray_session, config):
     assert cpu.prepare(config.replace(device='auto', cpu_threads=0), 2).device == 'cpu'
     assert cpu.prepare(config.replace(cpu_threads=0), 2).cpu_threads == 1
     assert cpu.workers_for(4) == 2 and cpu.workers_for(1) == 1  # num_cpus=2, 1 CPU per task
+
+
+def test_a_folder_of_bags_lists_its_bags_only(tmp_path, drives, config):
+    from pointcam_ros.formats.bag_io import bags_in, is_bag
+    from pointcam_ros.tools.fleet import find_bags
+    folder = tmp_path / 'mixed'
+    folder.mkdir()
+    _bag(folder / 'b_drive', 1)
+    _bag(folder / '.hidden', 1)
+    (folder / 'a_old.bag').write_bytes(b'#ROSBAG V2.0\n')  # a ROS 1 bag, by its name
+    (folder / 'notes.txt').write_text('x')
+    (folder / 'no_metadata').mkdir()
+    explain_bags([drives / 'drive0'], folder / 'explained_once', config, QUIET)
+    (folder / 'explained_once' / 'drive0').rename(folder / 'c_explained')  # a pointcam output
+    assert [p.name for p in bags_in(folder)] == ['a_old.bag', 'b_drive']
+    assert is_bag(folder / 'c_explained') and bags_in(folder / 'b_drive') == []
+    assert find_bags([folder, drives / 'drive1', tmp_path / 'missing']) == [
+        folder / 'a_old.bag', folder / 'b_drive', drives / 'drive1', tmp_path / 'missing']
