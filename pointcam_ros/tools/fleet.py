@@ -619,14 +619,19 @@ def explain_bags(inputs: Sequence[Path], out_dir: Path, config: PipelineConfig,
     out_dir = Path(out_dir)
     jobs, rows = plan(inputs, out_dir, options)
     started = time.perf_counter()
-    summary = FleetSummary(rows, backend=backend.name)
+    summary = FleetSummary(rows, backend=backend.name, workers=0)
     jobs = _fail_unreadable(jobs, rows)
-    summary.workers = backend.workers_for(len(jobs)) if jobs else 0
     write = _summary_writer(out_dir, summary, started)
-    write()
     if not jobs:
+        write()
         return summary
-    config = backend.prepare(config, summary.workers)
+    try:
+        summary.workers = backend.workers_for(len(jobs))
+        config = backend.prepare(config, summary.workers)
+    except BaseException:
+        backend.stop([], force=True)  # e.g. shut down the Ray cluster it started
+        raise
+    write()
     with logging_redirect_tqdm():
         display = _Display(len(rows), options.progress)
         display.overall.update(len(rows) - len(jobs))
