@@ -23,6 +23,8 @@ setup(
     # sensor_msgs_py, needed only without ROS) comes from requirements.txt.
     install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
                       'rosbags'],
+    # pointcam_bag --ray (explain many bags on a Ray cluster): pip install 'pointcam_ros[fleet]'
+    extras_require={'fleet': ['ray']},
     zip_safe=False,
     maintainer='pointcam_ros maintainers',
     maintainer_email='maintainers@pointcam-ros.org',
