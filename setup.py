@@ -25,7 +25,9 @@ setup(
     # pointcam_node, pointcam_bag and ScenePipeline run without it.
     install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib',
                       'rosbags'],
-    extras_require={'sim': ['open3d']},
+    # pip install 'pointcam_ros[sim]' for the simulator; 'pointcam_ros[fleet]' for
+    # pointcam_bag --ray (explain many bags on a Ray cluster).
+    extras_require={'sim': ['open3d'], 'fleet': ['ray']},
     zip_safe=False,
     maintainer='pointcam_ros maintainers',
     maintainer_email='maintainers@pointcam-ros.org',

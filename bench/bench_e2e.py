@@ -23,6 +23,10 @@ A soak test is the same with a long duration:
 
     .venv/bin/python bench/bench_e2e.py --sensors vlp16 hdl64 os1_128 --duration 60
     .venv/bin/python bench/bench_e2e.py --sensors vlp16 --duration 600   # soak
+
+With ``--scans-file`` (bench/record_scans.py) the scans come from the file
+and open3d is not needed; without an installed ``pointcam_node`` script the
+node runs as ``python -c`` of :func:`pointcam_ros.ros.node.main`.
 """
 
 import argparse
@@ -37,8 +41,6 @@ from machine import describe
 import numpy as np
 from pointcam_ros.ros.dds import use_large_data_profile
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
-from pointcam_ros.sim.clouds import scan_to_cloud
-from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -55,16 +57,38 @@ def rss_mib(pid: int) -> float:
     return float('nan')
 
 
-def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
-    """Benchmark one sensor preset against a fresh node process."""
+def sensor_clouds(name: str, variants: int, recorded) -> tuple[float, list]:
+    """Return the rate (Hz) and ``variants`` clouds of ``name``: simulated, or recorded."""
+    if recorded is not None:
+        if name not in recorded:
+            raise SystemExit(f'the scans file has no {name} scans, only {sorted(recorded)}')
+        return recorded[name][0], recorded[name][1][:variants]
+    from pointcam_ros.sim.clouds import scan_to_cloud  # the simulator needs open3d
+    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
     sensor = SENSORS[name]
-    messages = [to_ros_cloud(scan_to_cloud(scan(random_scene(7_000 + i), sensor, i)), None)
-                for i in range(variants)]
+    return sensor.rate_hz, [scan_to_cloud(scan(random_scene(7_000 + i), sensor, i))
+                            for i in range(variants)]
+
+
+def node_command() -> list[str]:
+    """Start pointcam_node: its console script, or main() of this interpreter's package."""
+    exe = Path(sys.executable).parent / 'pointcam_node'
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, '-c',
+            'import sys; from pointcam_ros.ros.node import main; sys.exit(main())']
+
+
+def run_sensor(name: str, duration: float, device: str, variants: int,
+               recorded=None) -> None:
+    """Benchmark one sensor preset against a fresh node process."""
+    rate_hz, clouds = sensor_clouds(name, variants, recorded)
+    variants = len(clouds)
+    messages = [to_ros_cloud(cloud, None) for cloud in clouds]
     for msg in messages:
         msg.header.frame_id = 'lidar'
-    exe = str(Path(sys.executable).parent / 'pointcam_node')
     log = open(os.environ.get('POINTCAM_BENCH_LOG', os.devnull), 'a')
-    node_proc = subprocess.Popen([exe, '--ros-args', '-p', f'device:={device}'],
+    node_proc = subprocess.Popen([*node_command(), '--ros-args', '-p', f'device:={device}'],
                                  stdout=log, stderr=subprocess.STDOUT)
     node = Node(f'bench_{name}')
     reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -87,9 +111,12 @@ def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
     spinner.start()
     try:
         while pub.get_subscription_count() == 0:
+            if node_proc.poll() is not None:
+                raise SystemExit(f'pointcam_node exited with code {node_proc.returncode} '
+                                 'before subscribing; set POINTCAM_BENCH_LOG=FILE for its log')
             time.sleep(0.1)
         warm_until = time.monotonic() + 5.0  # model load, first CUDA/torch calls
-        period = 1.0 / sensor.rate_hz
+        period = 1.0 / rate_hz
         published = 0
         rss_start = None
         start = time.monotonic()
@@ -128,7 +155,7 @@ def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
         values = list(latencies)
     p50, p99 = np.percentile(values, [50, 99]) if values else (float('nan'),) * 2
     points = messages[0].width * messages[0].height
-    print(f'{name}: {points} points/scan at {sensor.rate_hz:.0f} Hz for {duration:.0f} s: '
+    print(f'{name}: {points} points/scan at {rate_hz:.0f} Hz for {duration:.0f} s: '
           f'published {published}, answered {received}, dropped {published - received}; '
           f'latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; node RSS {rss_start:.0f} MiB -> '
           f'{rss_end:.0f} MiB ({100 * (rss_end / rss_start - 1):+.1f} %)', flush=True)
@@ -137,18 +164,27 @@ def run_sensor(name: str, duration: float, device: str, variants: int) -> None:
 def main():
     """Run the sensors one after another."""
     parser = argparse.ArgumentParser(description='end-to-end latency over DDS')
-    parser.add_argument('--sensors', nargs='+', default=['vlp16', 'hdl64', 'os1_128'])
+    parser.add_argument('--sensors', nargs='+', default=None,
+                        help='default: vlp16 hdl64 os1_128, or those in --scans-file')
     parser.add_argument('--duration', type=float, default=60.0)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--variants', type=int, default=20, help='distinct scans to cycle')
+    parser.add_argument('--scans-file', type=Path, default=None,
+                        help='recorded scans (bench/record_scans.py); no open3d needed')
     args = parser.parse_args()
+    recorded = None
+    if args.scans_file is not None:
+        from record_scans import load_scans
+        recorded = load_scans(args.scans_file)
+    if args.sensors is None:
+        args.sensors = list(recorded) if recorded else ['vlp16', 'hdl64', 'os1_128']
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     use_large_data_profile(os.environ)  # multi-MB scans; see README
     rclpy.init()
     try:
         print(f'device: {describe(args.device)}', flush=True)
         for name in args.sensors:
-            run_sensor(name, args.duration, args.device, args.variants)
+            run_sensor(name, args.duration, args.device, args.variants, recorded)
     finally:
         rclpy.try_shutdown()
 

@@ -24,10 +24,14 @@ numpy/scipy on the CPU; ``--backend torch --device cpu`` times the GPU code
 path on the CPU.
 
     .venv/bin/python bench/bench_pipeline.py [--device cuda] [--backend auto|numpy|torch]
-        [--sensors vlp16 hdl64] [--scans 20]
+        [--sensors vlp16 hdl64] [--scans 20] [--cpu-threads N]
+
+With ``--scans-file`` (bench/record_scans.py) the scans come from the file,
+cycled to --scans, and open3d is not needed (e.g. on the lent GPU machine).
 """
 
 import argparse
+from pathlib import Path
 import time
 
 from machine import describe
@@ -35,29 +39,52 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud, saliency_cloud
 from pointcam_ros.perception.pipeline import BACKENDS, ScenePipeline
-from pointcam_ros.sim.clouds import scan_to_cloud
-from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import torch
 
 STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')
+
+
+def scan_clouds(name: str, count: int, recorded) -> list:
+    """Return ``count`` driver-layout clouds of ``name``: simulated, or cycled from recorded."""
+    if recorded is not None:
+        if name not in recorded:
+            raise SystemExit(f'the scans file has no {name} scans, only {sorted(recorded)}')
+        clouds = recorded[name][1]
+        return [clouds[i % len(clouds)] for i in range(count)]
+    from pointcam_ros.sim.clouds import scan_to_cloud  # the simulator needs open3d
+    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+    return [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
+            for i in range(count)]
 
 
 def main():
     """Run the benchmark and print one table per sensor."""
     parser = argparse.ArgumentParser(description='pipeline stage timings')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--sensors', nargs='+', default=['vlp16', 'hdl64', 'os1_128'])
+    parser.add_argument('--sensors', nargs='+', default=None,
+                        help='default: vlp16 hdl64 os1_128, or those in --scans-file')
     parser.add_argument('--scans', type=int, default=20)
     parser.add_argument('--method', default='gradcam')
+    parser.add_argument('--scans-file', type=Path, default=None,
+                        help='recorded scans (bench/record_scans.py), cycled; no open3d needed')
     parser.add_argument('--backend', default='auto', choices=BACKENDS)
+    parser.add_argument('--cpu-threads', type=int, default=None,
+                        help="torch CPU threads (default: the config's default)")
     args = parser.parse_args()
-    pipeline = ScenePipeline(PipelineConfig(device=args.device, method=args.method),
-                             backend=args.backend)
+    recorded = None
+    if args.scans_file is not None:
+        from record_scans import load_scans
+        recorded = load_scans(args.scans_file)
+    if args.sensors is None:
+        args.sensors = list(recorded) if recorded else ['vlp16', 'hdl64', 'os1_128']
+    config = PipelineConfig(device=args.device, method=args.method)
+    if args.cpu_threads is not None:
+        config = config.replace(cpu_threads=args.cpu_threads)
+    pipeline = ScenePipeline(config, backend=args.backend)
     print(f'device: {describe(args.device)}; backend {pipeline.backend}; '
           f'model {pipeline.loaded.path}')
     for name in args.sensors:
-        clouds = [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
-                  for i in range(args.scans + 1)]
+        clouds = scan_clouds(name, args.scans + 1, recorded)
         rows = {stage: [] for stage in STAGES}
         objects = []
         for i, cloud in enumerate(clouds):

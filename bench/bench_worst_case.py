@@ -20,10 +20,10 @@ case below, each in a fresh subprocess so that its peak resident memory
 (``VmHWM``) is its own: ``rss0`` after loading the model and the scan,
 ``peak`` after one untimed warm-up and the timed scans. Cases: the defaults, the
 issue-11 settings (5 cm voxels with max_range 1000 m) and every range at its
-accepted extreme (``worst``), with Grad-CAM and with occlusion (17 forward
+accepted extreme (``worst``, PipelineConfig's bounds), with Grad-CAM and with occlusion (17 forward
 passes per object, the most expensive method).
 
-    .venv/bin/python bench/bench_worst_case.py [--runs 3] [--device cpu]
+    .venv/bin/python bench/bench_worst_case.py [--runs 3] [--device cpu] [--cpu-threads 1]
 """
 
 import argparse
@@ -38,10 +38,10 @@ from machine import describe
 import numpy as np
 
 #: PipelineConfig changes per case; 'worst' puts every range at its accepted extreme.
-WORST = {'min_range': 0.0, 'max_range': 1e9, 'min_z': -1e9, 'max_z': 1e9,
-         'ground_threshold': 1e-6, 'cluster_tolerance': 0.05, 'cluster_z_tolerance': 0.05,
-         'min_cluster_points': 1, 'max_cluster_points': 2 ** 31 - 1, 'min_object_size': 1e-6,
-         'max_object_size': 1e9}
+WORST = {'min_range': 0.0, 'max_range': 1000.0, 'min_z': -100.0, 'max_z': 100.0,
+         'ground_threshold': 0.01, 'cluster_tolerance': 0.05, 'cluster_z_tolerance': 0.05,
+         'min_cluster_points': 1, 'max_cluster_points': 10_000_000, 'min_object_size': 0.01,
+         'max_object_size': 1000.0}
 CASES = {
     'defaults': {},
     'max_range 1000': {'max_range': 1000.0},
@@ -73,12 +73,12 @@ def _vm_hwm_mib() -> float:
     raise RuntimeError('no VmHWM in /proc/self/status (Linux only)')
 
 
-def child(case: str, scan_path: str, runs: int, device: str) -> dict:
+def child(case: str, scan_path: str, runs: int, device: str, threads: int) -> dict:
     """Run one case in this process and return its figures."""
     from pointcam_ros.common.config import PipelineConfig
     from pointcam_ros.perception.pipeline import ScenePipeline
     import torch
-    config = PipelineConfig(device=device).replace(**CASES[case])
+    config = PipelineConfig(device=device, cpu_threads=threads).replace(**CASES[case])
     pipeline = ScenePipeline(config)
     xyz = np.load(scan_path)
     rss0 = _vm_hwm_mib()
@@ -105,11 +105,13 @@ def main() -> int:
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cases', nargs='+', default=list(CASES), choices=list(CASES))
+    parser.add_argument('--cpu-threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     parser.add_argument('--scan', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.scan, args.runs, args.device)))
+        row = child(args.child, args.scan, args.runs, args.device, args.cpu_threads)
+        print(json.dumps(row))
         return 0
     print(f'device: {describe(args.device)}')
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +122,8 @@ def main() -> int:
         for case in args.cases:
             done = subprocess.run(
                 [sys.executable, __file__, '--child', case, '--scan', str(scan_path),
-                 '--runs', str(args.runs), '--device', args.device],
+                 '--runs', str(args.runs), '--device', args.device,
+                 '--cpu-threads', str(args.cpu_threads)],
                 capture_output=True, text=True)
             if done.returncode != 0:
                 print(f'{case:<38} FAILED: {done.stderr.strip().splitlines()[-1:]}')

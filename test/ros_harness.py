@@ -37,7 +37,7 @@ class Harness:
 
     def __init__(self, namespace: str = '', input_topic: str = 'points'):
         self.node = Node('pointcam_test', namespace=namespace or None)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # wait_for conditions may call last_diagnostics
         self.saliency: list[PointCloud2] = []
         self.labels: list[MarkerArray] = []
         self.diagnostics: list[DiagnosticArray] = []
@@ -93,6 +93,23 @@ class Harness:
                     if status.name == name:
                         return {kv.key: kv.value for kv in status.values}
         return None
+
+    def last_status(self, name: str = '/pointcam: points'
+                    ) -> Optional[tuple[int, str, dict]]:
+        """Level (0 OK, 1 WARN, 2 ERROR), message and key/values of the newest ``name``."""
+        with self.lock:
+            for array in reversed(self.diagnostics):
+                for status in array.status:
+                    if status.name == name:
+                        level = status.level
+                        level = level[0] if isinstance(level, bytes) else int(level)
+                        return level, status.message, {kv.key: kv.value for kv in status.values}
+        return None
+
+    def diagnostics_count(self) -> int:
+        """Count the DiagnosticArray messages received so far."""
+        with self.lock:
+            return len(self.diagnostics)
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""

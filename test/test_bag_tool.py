@@ -323,3 +323,84 @@ def test_writer_thread_errors_surface_and_leave_no_bag(tmp_path):
                 writer.write_raw('/y', POINTCLOUD2, stamp, b'\x00\x01\x00\x00')
     assert not (tmp_path / 'out').exists()
     assert not list(tmp_path.glob('.*partial*'))
+
+
+def test_own_output_topics_are_never_chosen_as_inputs(tmp_path, pipeline):
+    clouds = _clouds(2)
+    # A bag recorded next to the node: the sensor plus the node's outputs.
+    source = write_bag(tmp_path / 'demo', StoragePlugin.MCAP, {
+        '/velodyne_points': [(10**9, clouds[0]), (2 * 10**9, clouds[1])],
+        '/pointcam/saliency': [(10**9, clouds[0])],
+        '/pointcam/front_points/saliency': [(10**9, clouds[0])],
+        '/robot/pointcam/saliency': [(10**9, clouds[0])]})
+    summary = explain_bag([source], tmp_path / 'out', pipeline, progress=False)
+    assert summary.scans == 2
+    assert len(_read(tmp_path / 'out')['/pointcam/saliency']) == 2
+    # An explained bag with its inputs copied explains again, from the sensor topic.
+    explain_bag([source], tmp_path / 'copied', pipeline, copy_inputs=True, progress=False)
+    again = explain_bag([tmp_path / 'copied'], tmp_path / 'again', pipeline, progress=False)
+    assert again.scans == 2
+    # Only outputs: say so; naming them explicitly still works.
+    outputs_only = write_bag(tmp_path / 'outputs_only', StoragePlugin.MCAP,
+                             {'/pointcam/saliency': [(10**9, clouds[0])]})
+    with pytest.raises(ValueError, match='only pointcam output topics'):
+        explain_bag([outputs_only], tmp_path / 'x', pipeline, progress=False)
+    forced = explain_bag([outputs_only], tmp_path / 'forced', pipeline,
+                         topics=['/pointcam/saliency'], progress=False)
+    assert forced.scans == 1
+    # Two sensors: the message names the sensors, not the outputs.
+    two = write_bag(tmp_path / 'two', StoragePlugin.MCAP, {
+        '/a/points': [(10**9, clouds[0])], '/b/points': [(10**9, clouds[0])],
+        '/pointcam/saliency': [(10**9, clouds[0])]})
+    with pytest.raises(ValueError, match=r"several PointCloud2 topics \['/a/points', "
+                                         r"'/b/points'\] \(pointcam outputs"):
+        explain_bag([two], tmp_path / 'y', pipeline, progress=False)
+
+
+@pytest.mark.parametrize('topic,output', [
+    ('/pointcam/saliency', True), ('/pointcam/front_points/labels', True),
+    ('/robot/pointcam/saliency', True), ('pointcam/saliency', True),
+    ('/velodyne_points', False), ('/pointcam', False), ('/lidar/pointcam_points', False)])
+def test_is_pointcam_topic(topic, output):
+    from pointcam_ros.tools.bag_tool import is_pointcam_topic
+    assert is_pointcam_topic(topic) is output
+
+
+def test_missing_input_and_non_bag_inputs_get_their_own_messages(tmp_path, pipeline):
+    source = _one_scan_bag(tmp_path / 'in')
+    (tmp_path / 'notes.txt').write_text('not a bag')
+    (tmp_path / 'empty').mkdir()
+    cases = {
+        tmp_path / 'nope': 'nope does not exist: check the path',
+        tmp_path / 'notes.txt': 'notes.txt is not a rosbag: give a rosbag2 folder',
+        tmp_path / 'empty': 'empty is not a rosbag: a folder needs the metadata.yaml',
+        next(source.glob('*.mcap')): 'is not a rosbag: give the folder that holds it',
+    }
+    before = _tree_digest(tmp_path)
+    for path, message in cases.items():
+        with pytest.raises(BagError, match=message) as info:
+            explain_bag([path], tmp_path / 'out', pipeline, progress=False)
+        assert 'truncated or corrupt' not in str(info.value)
+    assert _tree_digest(tmp_path) == before
+    exe = str(Path(sys.executable).parent / 'pointcam_bag')
+    result = subprocess.run([exe, str(tmp_path / 'nope'), '-o', str(tmp_path / 'out'),
+                             '--quiet'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and 'does not exist: check the path' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_cpu_threads_option_overrides_params(tmp_path, tiny_model):
+    source = _one_scan_bag(tmp_path / 'in')
+    params = tmp_path / 'params.yaml'
+    PipelineConfig(model_path=tiny_model, device='cpu', cpu_threads=2).to_yaml(params)
+    code = ('import sys; from pointcam_ros.tools.bag_tool import main; '
+            'sys.exit(main(sys.argv[1:]))')
+    common = [sys.executable, '-c', code, str(source), '--params', str(params), '--quiet']
+    default = subprocess.run([*common, '-o', str(tmp_path / 'a')], capture_output=True,
+                             text=True, timeout=300)
+    assert default.returncode == 0, default.stderr
+    assert '2 torch threads' in default.stdout
+    one = subprocess.run([*common, '-o', str(tmp_path / 'b'), '--cpu-threads', '1'],
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    assert '1 torch threads' in one.stdout

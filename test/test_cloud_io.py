@@ -16,13 +16,15 @@
 
 import dataclasses
 import struct
+import warnings
 
 from hypothesis import given, HealthCheck, settings, strategies as st
 import numpy as np
 from pointcam_ros.formats import _pc2_backend
 from pointcam_ros.formats.cloud_io import (
     CloudFormatError, DATATYPE_TO_NUMPY, FieldSpec, FLOAT32, FLOAT64, INT32, NO_OBJECT,
-    pack_cloud, read_cloud, saliency_cloud, SALIENCY_FIELDS, UINT16)
+    pack_cloud, PackedCloud, read_cloud, saliency_cloud, SALIENCY_FIELDS, UINT16, UINT8,
+    UNKNOWN)
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL, VELODYNE_XYZIRT
 import pytest
 
@@ -171,8 +173,12 @@ def _good():
     (lambda c: dataclasses.replace(c, point_step=20), 'past point_step'),
     (lambda c: dataclasses.replace(
         c, fields=[c.fields[0]._replace(datatype=9)] + c.fields[1:]), 'unknown datatype 9'),
-    (lambda c: dataclasses.replace(c, width=0, row_step=0), 'no points'),
-    (lambda c: dataclasses.replace(c, height=0), 'no points'),
+    (lambda c: dataclasses.replace(c, width=0, row_step=0), '0 points but 264 data bytes'),
+    (lambda c: dataclasses.replace(c, height=0), '0 points but 264 data bytes'),
+    (lambda c: dataclasses.replace(c, width=-1), 'negative size'),
+    (lambda c: dataclasses.replace(
+        c, fields=c.fields[:1] + [c.fields[1]._replace(offset=2)] + c.fields[2:]),
+     r"fields 'x' \(bytes 0..3\) and 'y' \(bytes 2..5\) overlap"),
     (lambda c: dataclasses.replace(
         c, fields=c.fields[:5] + [c.fields[5]._replace(offset=19)]), 'past point_step'),
     (lambda c: dataclasses.replace(c, row_step=c.row_step - 1), 'row_step'),
@@ -186,6 +192,98 @@ def _good():
 def test_malformed_messages_raise_cloud_format_error(change, message):
     with pytest.raises(CloudFormatError, match=message):
         read_cloud(change(_good()))
+
+
+def test_overlapping_float64_x_and_y_are_refused():
+    xyz, _ = _scan(4)
+    fields = [FieldSpec('x', 0, FLOAT64), FieldSpec('y', 8, FLOAT64), FieldSpec('z', 16, FLOAT64)]
+    good = pack_cloud({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]}, fields, 24)
+    np.testing.assert_array_equal(read_cloud(good).xyz, xyz)
+    bad = dataclasses.replace(good, fields=[fields[0], fields[1]._replace(offset=4), fields[2]])
+    with pytest.raises(CloudFormatError, match=r"fields 'x' \(bytes 0..7\) and 'y' \(bytes "
+                       r'4..11\) overlap'):
+        read_cloud(bad)
+    same = dataclasses.replace(good, fields=[*fields, FieldSpec('intensity', 16, UINT8)])
+    with pytest.raises(CloudFormatError, match="'intensity' .*'z' .*overlap|'z' .*'intensity'"):
+        read_cloud(same)
+
+
+def _empty(height, width):
+    return PackedCloud(height=height, width=width, fields=list(VELODYNE_XYZIRT.fields),
+                       is_bigendian=False, point_step=22, row_step=22 * width, data=b'',
+                       is_dense=True)
+
+
+@pytest.mark.parametrize('height, width', [(1, 0), (0, 0), (0, 1024), (16, 0)])
+def test_an_empty_cloud_reads_as_zero_points(height, width):
+    points = read_cloud(_empty(height, width), ['intensity', 'ring'])
+    assert points.xyz.shape == (0, 3) and points.xyz.dtype == np.float32
+    assert points.index.shape == (0,) and points.index.dtype == np.int64
+    assert points.num_points == 0
+    assert points.extras['ring'].dtype == np.uint16 and points.extras['ring'].shape == (0,)
+    with pytest.raises(CloudFormatError, match="'reflectivity' is not in the cloud"):
+        read_cloud(_empty(height, width), ['reflectivity'])
+
+
+def test_an_empty_rclpy_message_reads_as_zero_points():
+    from pointcam_ros.ros.ros_msgs import to_ros_cloud
+    msg = to_ros_cloud(_empty(1, 0), None)
+    assert msg.width == 0 and len(msg.data) == 0
+    assert read_cloud(msg).xyz.shape == (0, 3)
+
+
+def test_saliency_cloud_of_zero_points_round_trips():
+    points = read_cloud(_empty(1, 0))
+    out = saliency_cloud(points.xyz, np.zeros(0, np.float32), np.zeros(0, np.int32),
+                         np.zeros(0, np.int32))
+    assert out.width == 0 and out.height == 1 and out.data == b'' and out.row_step == 0
+    assert [f.name for f in out.fields] == [f.name for f in SALIENCY_FIELDS]
+    back = read_cloud(out, ['intensity', 'label', 'object_id'])
+    assert back.xyz.shape == (0, 3) and back.extras['label'].dtype == np.int32
+
+
+def test_the_pipeline_answers_an_empty_cloud_with_an_empty_saliency_cloud(tiny_model):
+    from pointcam_ros.common.config import PipelineConfig
+    from pointcam_ros.perception.pipeline import ScenePipeline
+    pipeline = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
+    result, out = pipeline.process_cloud(_empty(1, 0))
+    assert result.objects == [] and result.saliency.shape == (0,)
+    assert out.width == 0 and read_cloud(out).num_points == 0
+
+
+@pytest.mark.parametrize('layout', ['contiguous', 'scattered', 'big-endian'])
+def test_float64_beyond_float32_is_refused_quietly(layout, capfd):
+    xyz = np.array([[1.0, 2.0, 3.0], [np.nan, 0, 0], [4.0, -1e300, 6.0], [np.inf, 1, 1]])
+    if layout == 'scattered':
+        fields = [FieldSpec('z', 0, FLOAT64), FieldSpec('i', 8, FLOAT32),
+                  FieldSpec('y', 12, FLOAT64), FieldSpec('x', 20, FLOAT64)]
+        step = 28
+    else:
+        fields = [FieldSpec('x', 0, FLOAT64), FieldSpec('y', 8, FLOAT64),
+                  FieldSpec('z', 16, FLOAT64)]
+        step = 24
+    cloud = pack_cloud({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]}, fields, step,
+                       is_bigendian=layout == 'big-endian')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # a RuntimeWarning would fail the test
+        with pytest.raises(CloudFormatError, match=r"field 'y' of point 2 is -1e\+300, a "
+                           'finite FLOAT64 outside the float32 range'):
+            read_cloud(cloud)
+        # Only finite values beyond float32 are refused: Inf/NaN points are skipped as usual.
+        xyz[2, 1] = 3e38
+        fine = pack_cloud({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]}, fields, step,
+                          is_bigendian=layout == 'big-endian')
+        points = read_cloud(fine)
+    np.testing.assert_array_equal(points.index, [0, 2])
+    np.testing.assert_array_equal(points.xyz, xyz[[0, 2]].astype(np.float32))
+    captured = capfd.readouterr()
+    assert captured.err == '' and captured.out == ''
+
+
+def test_unknown_label_value_is_the_documented_one():
+    assert UNKNOWN == -2
+    doc = saliency_cloud.__doc__
+    assert 'UNKNOWN' in doc and '-2' in doc and 'NO_OBJECT' in doc and 'min_confidence' in doc
 
 
 def test_unknown_extra_field_is_named():

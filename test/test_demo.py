@@ -17,28 +17,89 @@ from pathlib import Path
 import subprocess
 import sys
 
+import numpy as np
+from pointcam_ros.common.config import output_prefix
 from pointcam_ros.formats.bag_io import typestore
+from pointcam_ros.ros.demo import LABELS, POINTS, Recording, SALIENCY, summary, TOPICS
+from pointcam_ros.tools.render import largest_objects, render_snapshot
 import pytest
 from rosbags.highlevel import AnyReader
 
 pytestmark = pytest.mark.ros
 
 
+def test_demo_topics_are_absolute_and_match_pointcam_bag():
+    assert all(topic.startswith('/') for topic in TOPICS)
+    assert SALIENCY == '/' + output_prefix('points', False) + '/saliency' == '/pointcam/saliency'
+    assert LABELS == '/pointcam/labels' and POINTS == '/points'
+
+
+def test_summary_reports_what_was_received_and_over_how_long():
+    rec = Recording()
+    rec.counts.update({POINTS: 101, SALIENCY: 99, LABELS: 99})
+    rec.stamps[POINTS] = [10_000_000_000, 20_100_000_000]
+    rec.received[SALIENCY] = [100.0, 110.2]
+    rec.diagnostics = {'received': '101', 'processed': '99', 'dropped': '2'}
+    rec.latencies_ms = [50.0, 60.0, 70.0]
+    text = summary(rec, 12.3, final_diagnostics=True, drain_s=1.6)
+    assert 'recorded 12.3 s wall from the first saliency cloud' in text
+    assert 'then 1.6 s to stop the simulator and let the node finish' in text
+    assert 'scans in (sim -> recorder): 101, stamps spanning 10.1 s' in text
+    assert 'saliency clouds out (node -> recorder): 99, received over 10.2 s' in text
+    assert 'node reported (final, after its last scan; counts since it started, start-up ' \
+           'included): received 101, processed 99' in text
+    lagging = summary(rec, 12.3, final_diagnostics=False)
+    assert 'node reported (last report, may lag behind the counts above;' in lagging
+
+
+def test_snapshot_shows_the_largest_objects_with_their_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = {0: 50, 1: 400, 2: 20, 3: 300, 4: 10, 5: 90, 6: 200, 7: 5}
+    xyz, ids, labels = [rng.normal(size=(2000, 3)) * 20], [np.full(2000, -1)], {}
+    for oid, n in sizes.items():
+        center = np.array([3.0 * oid - 10, 5.0, 0.8])
+        xyz.append(center + rng.normal(size=(n, 3)) * [1.5, 0.8, 0.5])
+        ids.append(np.full(n, oid))
+        labels[oid] = (center, 'unknown (car 0.41)' if oid == 3 else f'car 0.9{oid}')
+    xyz = np.concatenate(xyz).astype(np.float32)
+    ids = np.concatenate(ids).astype(np.int32)
+    saliency = rng.random(len(xyz)).astype(np.float32)
+    assert largest_objects(ids, 4) == [1, 3, 6, 5]
+    png = tmp_path / 'snap.png'
+    chosen = render_snapshot(xyz, saliency, ids, labels, png, title='t', closeups=6)
+    assert chosen == [1, 3, 6, 5, 0, 2]
+    data = png.read_bytes()
+    assert data[:4] == b'\x89PNG' and len(data) > 50_000
+
+
 def test_demo_records_a_bag_a_snapshot_and_a_summary(tmp_path):
     exe = str(Path(sys.executable).parent / 'pointcam_demo')
-    result = subprocess.run([exe, '--duration', '12', '--out', str(tmp_path), '--device',
+    result = subprocess.run([exe, '--duration', '8', '--out', str(tmp_path), '--device',
                              'cpu'], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert 'saliency clouds out:' in out and 'end-to-end latency' in out
-    assert 'labels vs simulator ground truth' in out
+    assert 'saliency clouds out (node -> recorder):' in out and 'end-to-end latency' in out
+    assert 'labels vs simulator ground truth' in out and 'node reported (final' in out
     bags = [p for p in tmp_path.iterdir() if p.name.startswith('demo_') and p.is_dir()]
     assert len(bags) == 1 and list(bags[0].glob('*.mcap'))
     counts = {}
     with AnyReader(bags, default_typestore=typestore()) as reader:
         for connection in reader.connections:
             counts[connection.topic] = connection.msgcount
-    assert counts.get('points', 0) > 0 and counts.get('pointcam/saliency', 0) > 0
-    assert counts.get('pointcam/labels', 0) > 0 and counts.get('pointcam_sim/ground_truth', 0)
+    assert counts.get('/points', 0) > 0 and counts.get('/pointcam/saliency', 0) > 0
+    assert counts.get('/pointcam/labels', 0) > 0 and counts.get('/pointcam_sim/ground_truth', 0)
+    # The summary counts exactly what went into the bag.
+    assert f"saliency clouds out (node -> recorder): {counts['/pointcam/saliency']}," in out
+    assert f"scans in (sim -> recorder): {counts['/points']}," in out
     png = (tmp_path / 'demo_snapshot.png').read_bytes()
     assert png[:4] == b'\x89PNG' and len(png) > 20_000
+
+
+def test_demo_that_cannot_start_says_why_and_exits_1(tmp_path):
+    exe = str(Path(sys.executable).parent / 'pointcam_demo')
+    result = subprocess.run([exe, '--duration', '5', '--out', str(tmp_path), '--device',
+                             'cuda:99'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'no saliency cloud within' in result.stderr
+    assert 'pointcam_node exited with 1' in result.stderr
+    assert 'Traceback' not in result.stderr and 'terminate called' not in result.stderr

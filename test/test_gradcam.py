@@ -18,7 +18,7 @@ from conftest import randomized_model
 import numpy as np
 from pointcam_ros.common import config
 from pointcam_ros.explain.gradcam import (
-    EXPLAINERS, GradCAM, make_explainer, make_method, normalize_cam, OcclusionSaliency,
+    EXPLAINERS, GradCAM, make_explainer, normalize_cam, OcclusionSaliency,
     PointShiftSaliency)
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 import pytest
@@ -201,7 +201,7 @@ def test_no_hooks_left_no_grads_touched_and_eval_required(model):
 
 def test_targets_by_index_name_and_per_object(model):
     names = ['car', 'truck', 'pedestrian', 'cyclist', 'pole']
-    method = make_method('gradcam', model, names)
+    method = make_explainer('gradcam', model, names)
     points = torch.randn(3, 3, 40)
     assert method(points, target='pedestrian').target.tolist() == [2, 2, 2]
     assert method(points, target=['car', 4, 'pole']).target.tolist() == [0, 4, 4]
@@ -289,3 +289,214 @@ def test_input_validation(model):
         GradCAM(model)(torch.randn(2, 4, 10))
     with pytest.raises(ValueError, match='at least one real point'):
         GradCAM(model)(torch.randn(1, 3, 10), torch.zeros(1, 10, dtype=torch.bool))
+
+
+# --- Closed-form head gradient (no autograd) against autograd and captum ----------------
+
+CAM_METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'hirescam')
+#: Heads of several depths; last_relu=False gives feature maps with negative values.
+HEADS = {
+    'small': SMALL,
+    'deep_no_last_relu': PointNetConfig(num_classes=4, mlp1=(8,), mlp2=(16, 24), head=(20, 12, 8),
+                                        tnet_conv=(8, 16), tnet_fc=(8,), last_relu=False),
+    'no_hidden_layer': PointNetConfig(num_classes=3, mlp1=(8,), mlp2=(16,), head=(),
+                                      input_transform=False),
+}
+
+
+def _padded_batch(dtype, seed=11, batch=5, width=70):
+    """Objects of 12..70 real points, padding filled with absurd values: points and mask."""
+    gen = torch.Generator().manual_seed(seed)
+    points = torch.randn(batch, 3, width, generator=gen).to(dtype)
+    mask = torch.zeros(batch, width, dtype=torch.bool)
+    for b, count in enumerate(torch.linspace(12, width, batch).long().tolist()):
+        mask[b, :count] = True
+        points[b, :, count:] = 1e3
+    return points, mask
+
+
+@pytest.mark.parametrize('head', HEADS)
+@pytest.mark.parametrize('name', CAM_METHODS)
+def test_closed_form_equals_autograd_in_float64(head, name):
+    model = randomized_model(HEADS[head], seed=21, dtype=torch.float64)
+    points, mask = _padded_batch(torch.float64)
+    some_cam = False
+    for m in (mask, None):
+        target = torch.arange(5) % HEADS[head].num_classes
+        for t in (None, target):
+            closed = make_explainer(name, model, gradients='closed_form')(points, m, target=t)
+            auto = make_explainer(name, model, gradients='autograd')(points, m, target=t)
+            for field in ('logits', 'weights', 'cam', 'saliency', 'probabilities'):
+                torch.testing.assert_close(getattr(closed, field), getattr(auto, field),
+                                           rtol=1e-10, atol=1e-12, msg=field)
+            assert torch.equal(closed.target, auto.target)
+            assert (closed.weights.abs().flatten(1).amax(dim=1) > 0).all()
+            some_cam |= bool((closed.cam > 0).any())
+    assert some_cam
+
+
+def test_closed_form_equals_autograd_in_float32(model):
+    points, mask = _padded_batch(torch.float32, seed=12, batch=9)
+    for name in CAM_METHODS:
+        closed = make_explainer(name, model, gradients='closed_form')(points, mask)
+        auto = make_explainer(name, model, gradients='autograd')(points, mask)
+        torch.testing.assert_close(closed.logits, auto.logits, rtol=1e-6, atol=1e-6)
+        scale = auto.cam.abs().max()
+        torch.testing.assert_close(closed.cam / scale, auto.cam / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_head_gradient_per_object_targets_mixed_with_predicted():
+    from pointcam_ros.explain.head import head_gradient, head_gradient_autograd
+    model = randomized_model(HEADS['deep_no_last_relu'], seed=4, dtype=torch.float64)
+    pooled = torch.randn(6, 24, dtype=torch.float64)
+    requested = torch.tensor([-1, 0, 3, -1, 2, 1])
+    logits, grad = head_gradient(model, pooled, requested)
+    ref_logits, ref_grad = head_gradient_autograd(model, pooled, requested)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-12)
+    # The -1 rows explain the arg-max class: their gradient is that class's.
+    _, predicted_grad = head_gradient(model, pooled, logits.argmax(dim=1))
+    torch.testing.assert_close(grad[[0, 3]], predicted_grad[[0, 3]], rtol=0, atol=0)
+
+
+def _captum_cam(captum, model, points, mask, target):
+    """Captum's LayerGradCam on A with the mask passed to the model; zero at padding."""
+    cam = captum.LayerGradCam(model, model.cam_layer).attribute(
+        points, target=target, additional_forward_args=(mask,),
+        relu_attributions=False).squeeze(1).detach()
+    # Captum averages the gradient over all N points, Grad-CAM over the real N_b ones.
+    counts = mask.sum(dim=1, keepdim=True).to(cam.dtype)
+    return torch.relu(cam * points.shape[2] / counts).masked_fill(~mask, 0.0)
+
+
+@pytest.mark.parametrize('head', HEADS)
+def test_closed_form_matches_captum_with_padding_in_float64(head):
+    captum = pytest.importorskip('captum.attr')
+    model = randomized_model(HEADS[head], seed=8, dtype=torch.float64)
+    points, mask = _padded_batch(torch.float64, seed=13)
+    ours = GradCAM(model, gradients='closed_form')(points, mask)
+    for target in (ours.target, torch.arange(5) % HEADS[head].num_classes):
+        ours = GradCAM(model, gradients='closed_form')(points, mask, target=target)
+        theirs = _captum_cam(captum, model, points, mask, target)
+        assert theirs.abs().max() > 0
+        torch.testing.assert_close(ours.cam, theirs, rtol=1e-5, atol=1e-10)
+
+
+def test_shipped_model_closed_form_matches_autograd_and_captum():
+    captum = pytest.importorskip('captum.attr')
+    from pointcam_ros.model.checkpoint import load_checkpoint
+    from pointcam_ros.model.preprocess import normalize_object
+    loaded = load_checkpoint(None, torch.device('cpu'))
+    model = loaded.model.double().eval()
+    gen = np.random.default_rng(3)
+    width = loaded.num_points
+    points = torch.zeros(4, 3, width, dtype=torch.float64)
+    mask = torch.zeros(4, width, dtype=torch.bool)
+    for b, count in enumerate((width, width // 2, 40, width - 7)):
+        blob = gen.normal(size=(count, 3)) * (1.0 + b, 0.5, 0.8 + 0.3 * b)
+        points[b, :, :count] = torch.from_numpy(
+            normalize_object(blob.astype(np.float32), loaded.normalization).T.astype(np.float64))
+        mask[b, :count] = True
+        points[b, :, count:] = 50.0
+    try:
+        closed = GradCAM(model, gradients='closed_form')(points, mask)
+        auto = GradCAM(model, gradients='autograd')(points, mask)
+        torch.testing.assert_close(closed.weights, auto.weights, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(closed.cam, auto.cam, rtol=1e-10, atol=1e-12)
+        theirs = _captum_cam(captum, model, points, mask, closed.target)
+        torch.testing.assert_close(closed.cam, theirs, rtol=1e-5, atol=1e-10)
+        assert (closed.cam.amax(dim=1) > 0).all()
+    finally:
+        loaded.model.float()
+
+
+def test_closed_form_runs_without_autograd():
+    model = randomized_model(SMALL, seed=2)
+    points, mask = _padded_batch(torch.float32, seed=14)
+    expected = GradCAM(model, gradients='autograd')(points, mask)
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            result = GradCAM(model)(points, mask)
+        assert result.cam.grad_fn is None and not result.cam.requires_grad
+        torch.testing.assert_close(result.cam, expected.cam, rtol=1e-5, atol=1e-6)
+    with torch.inference_mode(), pytest.raises(RuntimeError):
+        GradCAM(model, gradients='autograd')(points, mask)
+
+
+def test_head_without_closed_form_falls_back_to_autograd():
+    model = randomized_model(SMALL, seed=6, dtype=torch.float64)
+    model.head[0].act = torch.nn.LeakyReLU(0.1)
+    with pytest.raises(ValueError, match=r"head\[0\] is not Linear ... ReLU.*'autograd'"):
+        GradCAM(model, gradients='closed_form')
+    with pytest.raises(ValueError, match='gradients must be one of'):
+        GradCAM(model, gradients='numeric')
+    auto = GradCAM(model)
+    assert auto.gradients == 'autograd' and auto.runner is None
+    points = torch.randn(3, 3, 40, dtype=torch.float64)
+    captured = []
+    handle = model.cam_layer.register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        logits = model(points)
+    finally:
+        handle.remove()
+    target = logits.argmax(dim=1)
+    (grads,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), captured[0])
+    torch.testing.assert_close(auto(points).weights, grads.mean(dim=2), rtol=1e-10, atol=1e-14)
+
+
+# --- Batch buckets: the CUDA-graph path's padding, run on the CPU ---------------------------
+
+@pytest.mark.parametrize('name', CAM_METHODS)
+def test_bucket_padding_gives_the_unpadded_results(name):
+    model = randomized_model(SMALL, seed=9, dtype=torch.float64)
+    padded = make_explainer(name, model, buckets=(1, 4, 8))
+    plain = make_explainer(name, model, buckets=None)
+    assert padded.runner.buckets_for(torch.device('cpu')) == (1, 4, 8)
+    for batch in (1, 3, 4, 5, 8, 13, 20):
+        points, mask = _padded_batch(torch.float64, seed=batch, batch=batch, width=48)
+        target = torch.arange(batch) % 5
+        for m, t in ((None, None), (mask, None), (mask, target)):
+            got = padded(points, m, target=t)
+            want = plain(points, m, target=t)
+            assert got.cam.shape == (batch, 48)
+            for field in ('cam', 'saliency', 'logits', 'probabilities', 'weights'):
+                torch.testing.assert_close(getattr(got, field), getattr(want, field),
+                                           rtol=1e-12, atol=1e-14, msg=field)
+            assert torch.equal(got.target, want.target)
+            assert torch.equal(got.predicted, want.predicted)
+
+
+def test_bucket_padding_in_float32_and_bucket_options(model):
+    points, mask = _padded_batch(torch.float32, seed=15, batch=6)
+    got = GradCAM(model, buckets=(2, 8))(points, mask)
+    want = GradCAM(model, buckets=None)(points, mask)
+    torch.testing.assert_close(got.cam, want.cam, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.logits, want.logits, rtol=1e-5, atol=1e-6)
+    # 'auto' pads (and captures graphs) only on CUDA: plain eager on the CPU.
+    assert GradCAM(model).runner.buckets_for(torch.device('cpu')) == ()
+    assert GradCAM(model).warm_up(32) == 0
+    assert GradCAM(model, buckets=(2, 8)).warm_up(32, masked=True) == 2
+    assert GradCAM(model, gradients='autograd').warm_up(32) == 0
+    for bad in ((8, 4), (0, 2), 'large'):
+        with pytest.raises(ValueError, match='buckets must be'):
+            GradCAM(model, buckets=bad)
+
+
+@pytest.mark.parametrize('name', EXPLAINERS)
+def test_every_explainer_needs_eval_mode(model, name):
+    explainer = make_explainer(name, model)
+    model.train()
+    try:
+        with pytest.raises(RuntimeError, match='eval'):
+            explainer(torch.randn(2, 3, 30))
+    finally:
+        model.eval()
+
+
+def test_one_factory_passes_options_and_shares_one_base(model):
+    from pointcam_ros.explain.base import Explainer
+    occlusion = make_explainer('occlusion', model, groups=4)
+    assert occlusion.groups == 4
+    assert all(isinstance(make_explainer(n, model), Explainer) for n in EXPLAINERS)
+    with pytest.raises(TypeError):
+        make_explainer('pointshift', model, buckets=(1,))

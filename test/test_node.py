@@ -16,21 +16,34 @@
 
 import dataclasses
 import itertools
+from pathlib import Path
+import re
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
+from pointcam_ros.common.config import node_params
 from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
+from pointcam_ros.ros.node import PointcamNode
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
+from pointcam_ros.ros.sim_node import SIM_PARAMS
 from pointcam_ros.sim.clouds import scan_to_cloud
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter as RclpyParameter
 from ros_harness import ensure_rclpy, Harness, start_process, stop_process
+from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 pytestmark = pytest.mark.ros
+ROOT = Path(__file__).resolve().parents[1]
+OK, WARN, ERROR = 0, 1, 2
 _STAMPS = itertools.count(1000)
 
 
@@ -51,7 +64,9 @@ def sim():
 @pytest.fixture(scope='module')
 def node_process():
     ensure_rclpy()
-    process = start_process('pointcam_node', '-p', 'device:=cpu')
+    # max_range:=60 is an integer on the command line: accepted for a float parameter.
+    process = start_process('pointcam_node', '-p', 'device:=cpu', '-p', 'max_range:=60',
+                            '-p', 'diagnostics_window:=3.0')
     yield process
     code, output = stop_process(process)
     assert code == 0, f'pointcam_node did not shut down cleanly on SIGTERM:\n{output}'
@@ -82,6 +97,12 @@ def _send_until_answered(h, msg, timeout=40.0):
                 return next(m for m in h.saliency
                             if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
     raise AssertionError(f'no saliency cloud for stamp {stamp}')
+
+
+def _rejected(h):
+    """Cumulative rejected count from the node's newest diagnostics (waits for one)."""
+    assert h.wait_for(lambda: h.last_diagnostics() is not None, timeout=10)
+    return int(h.last_diagnostics()['rejected'])
 
 
 def _labels_for(h, stamp):
@@ -155,31 +176,58 @@ def test_malformed_messages_do_not_stop_good_ones(harness, sim):
         # rejected: resend until the node has rejected it, then send a good one.
         while rejected() == before and time.monotonic() < deadline:
             harness.points_pub.publish(to_ros_cloud(bad, _header()))
-            harness.wait_for(lambda: False, timeout=2.0)
+            time.sleep(2.0)
         assert rejected() > before
         assert reason in harness.last_diagnostics()['last_reject_reason']
         _send_until_answered(harness, to_ros_cloud(good, _header()))
-    harness.wait_for(lambda: False, timeout=1.5)  # next diagnostics period
+    time.sleep(1.5)  # next diagnostics period
     diag = harness.last_diagnostics()
     assert int(diag['processed']) >= 2 and diag['device'] == 'cpu'
 
 
-def _set_parameters(node, **values):
-    client = node.create_client(SetParameters, '/pointcam/set_parameters')
+def _call(node, service_type, name, request):
+    client = node.create_client(service_type, name)
     assert client.wait_for_service(timeout_sec=10)
-    request = SetParameters.Request()
-    for name, value in values.items():
-        if isinstance(value, str):
-            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        else:
-            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-        request.parameters.append(Parameter(name=name, value=pv))
     future = client.call_async(request)
     deadline = time.monotonic() + 10
     while not future.done() and time.monotonic() < deadline:
         time.sleep(0.05)
     node.destroy_client(client)
-    return future.result().results
+    assert future.done(), f'{name} did not answer'
+    return future.result()
+
+
+def _set_parameters(node, **values):
+    request = SetParameters.Request()
+    for name, value in values.items():
+        if isinstance(value, str):
+            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        elif isinstance(value, float):
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        else:
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        request.parameters.append(Parameter(name=name, value=pv))
+    return _call(node, SetParameters, '/pointcam/set_parameters', request).results
+
+
+def _get_parameter(node, name):
+    response = _call(node, GetParameters, '/pointcam/get_parameters',
+                     GetParameters.Request(names=[name]))
+    return response.values[0]
+
+
+def test_integer_given_for_a_float_parameter_is_accepted(harness):
+    value = _get_parameter(harness.node, 'max_range')  # started with max_range:=60
+    assert value.type == ParameterType.PARAMETER_DOUBLE and value.double_value == 60.0
+    assert _set_parameters(harness.node, max_range=70)[0].successful  # at run time too
+    value = _get_parameter(harness.node, 'max_range')
+    assert value.type == ParameterType.PARAMETER_DOUBLE and value.double_value == 70.0
+    assert _set_parameters(harness.node, max_range=60.0)[0].successful
+
+
+def test_empty_parameter_name_is_refused(harness):
+    results = _set_parameters(harness.node, **{'': 'x'})
+    assert not results[0].successful and 'empty parameter name' in results[0].reason
 
 
 def test_parameter_changes_apply_at_the_next_scan(harness, sim):
@@ -192,18 +240,22 @@ def test_parameter_changes_apply_at_the_next_scan(harness, sim):
     rejected = _set_parameters(harness.node, target_class='bus')
     assert not rejected[0].successful and 'bus' in rejected[0].reason
     bad_method = _set_parameters(harness.node, method='lime')
-    assert not bad_method[0].successful and 'method must be one of' in bad_method[0].reason
+    assert not bad_method[0].successful and 'method: must be one of' in bad_method[0].reason
+    # The schema's range (the same for pointcam_bag and the Python API), in the descriptor.
+    low = _set_parameters(harness.node, ground_threshold=0.001)
+    assert not low[0].successful and 'ground_threshold' in low[0].reason
+    assert '0.01' in low[0].reason
     assert _set_parameters(harness.node, target_class='', max_input_points=1000)[0].successful
-    harness.points_pub.publish(to_ros_cloud(scan_to_cloud(sim), _header()))
-    assert harness.wait_for(lambda: True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        diag = harness.last_diagnostics()
-        if diag and 'max_input_points' in diag['last_reject_reason']:
+    before = _rejected(harness)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # best-effort DDS may lose one: resend
+        harness.points_pub.publish(to_ros_cloud(scan_to_cloud(sim), _header()))
+        if harness.wait_for(lambda: _rejected(harness) > before,
+                            timeout=3.0):
             break
-        time.sleep(0.3)
     else:
         raise AssertionError('huge scan was not rejected')
+    assert 'max_input_points' in harness.last_diagnostics()['last_reject_reason']
     assert _set_parameters(harness.node, max_input_points=2_000_000)[0].successful
 
 
@@ -217,10 +269,10 @@ def test_model_is_skipped_without_subscribers(node_process, sim):
         for _ in range(5):
             h.points_pub.publish(to_ros_cloud(scan_to_cloud(sim), _header()))
             time.sleep(0.3)
-        assert h.wait_for(lambda: False, timeout=1.5) is False
-        diag = h.last_diagnostics('/quiet/pointcam: points')
-        assert diag is not None
-        assert int(diag['skipped_no_subscribers']) >= 1 and int(diag['processed']) == 0
+        name = '/quiet/pointcam: points'
+        assert h.wait_for(lambda: (h.last_diagnostics(name) or {}).get(
+            'skipped_no_subscribers', '0') != '0', timeout=10)
+        assert int(h.last_diagnostics(name)['processed']) == 0
     finally:
         h.close()
         code, output = stop_process(quiet)
@@ -248,11 +300,33 @@ def test_several_input_topics_get_their_own_outputs(node_process, sim):
     assert code == 0, output
 
 
-def test_bad_startup_parameter_fails_clearly():
-    process = start_process('pointcam_node', '-p', 'method:=lime', '-r', '__ns:=/bad')
+@pytest.mark.parametrize('override, parameter', [
+    ('min_range:=-3.0', 'min_range'),  # out of range
+    ('device:=banana', 'device'),
+    ('method:=lime', 'method'),
+    ('seed:=abc', 'seed'),  # wrong type
+    ('min_range:=70.0', 'max_range'),  # cross-field rule
+    ('target_class:=bus', 'target_class'),  # not a class of the model
+])
+def test_bad_startup_parameter_fails_in_one_clean_line(override, parameter):
+    process = start_process('pointcam_node', '-p', override, '-r', '__ns:=/bad')
     code, output = stop_process(process, timeout=60, terminate=False)
-    assert code == 1
-    assert 'method must be one of' in output
+    assert code == 1, output
+    assert 'Traceback' not in output
+    lines = [line for line in output.splitlines() if 'cannot start:' in line]
+    assert len(lines) == 1, output
+    assert re.search(f'cannot start: {parameter}: \\S', lines[0]), lines[0]
+
+
+@pytest.mark.parametrize('executable, specs', [('pointcam_node', node_params()),
+                                               ('pointcam_sim', SIM_PARAMS)])
+def test_help_lists_the_parameters_and_starts_nothing(executable, specs):
+    result = subprocess.run([str(Path(sys.executable).parent / executable), '--help'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for spec in specs:
+        assert re.search(rf'^  {re.escape(spec.name)} \(default ', result.stdout, re.M), spec
+    assert '[INFO]' not in result.stdout + result.stderr  # no node was created
 
 
 def test_missing_model_fails_clearly():
@@ -277,3 +351,117 @@ def test_node_from_the_colcon_install_space(colcon_install, node_process, sim):
         h.close()
         code, output = stop_process(process)
     assert code == 0, output
+
+
+def _wait_level(h, level, name='/pointcam: points', timeout=20.0):
+    """Wait until the newest status ``name`` has ``level``; return it (or fail)."""
+    ok = h.wait_for(lambda: (h.last_status(name) or (None,))[0] == level, timeout=timeout)
+    assert ok, f'{name} never reached level {level}: {h.last_status(name)}'
+    return h.last_status(name)
+
+
+def test_diagnostics_follow_the_recent_window(harness, sim):
+    good = scan_to_cloud(sim)
+    bad = dataclasses.replace(good, data=good.data[:1000])
+    _send_until_answered(harness, to_ros_cloud(good, _header()))
+    before = _rejected(harness)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        harness.points_pub.publish(to_ros_cloud(bad, _header()))
+        if harness.wait_for(lambda: _rejected(harness) > before,
+                            timeout=2.0):
+            break
+    _, message, _ = _wait_level(harness, WARN)
+    assert 'rejected in the last 3 s' in message
+    # Good scans flow again: back to OK once the bad one left the 3 s window.
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and harness.last_status()[0] != OK:
+        _send_until_answered(harness, to_ros_cloud(good, _header()))
+        time.sleep(0.3)
+    level, message, values = harness.last_status()
+    assert level == OK, message
+    assert 'scans explained in the last 3 s' in message
+    assert int(values['rejected']) > before  # counters stay cumulative
+    assert int(values['window_rejected']) == 0
+
+
+def test_empty_cloud_gets_an_empty_saliency_cloud(harness):
+    msg = PointCloud2(header=_header(), height=1, width=0, point_step=12, row_step=0,
+                      fields=[PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32,
+                                         count=1) for i, n in enumerate('xyz')])
+    out = _send_until_answered(harness, msg, timeout=15.0)
+    assert out.width * out.height == 0 and len(out.data) == 0
+
+
+def test_worker_survives_failures_and_diagnostics_show_them(sim):
+    """Failures injected into a real in-process node: ERROR, then OK, scans answered."""
+    ensure_rclpy()
+    node = PointcamNode(namespace='/inproc', parameter_overrides=[
+        RclpyParameter('device', value='cpu'), RclpyParameter('diagnostics_window', value=2.0),
+        RclpyParameter('diagnostics_period', value=0.5)])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    h = Harness(namespace='/inproc')
+    name = '/inproc/pointcam: points'
+    cloud = scan_to_cloud(sim)
+    try:
+        h.listen_outputs()
+        h.listen_diagnostics()
+        assert h.wait_for_subscriber()
+        _send_until_answered(h, to_ros_cloud(cloud, _header()))
+        _wait_level(h, OK, name)
+
+        def broken_reconfigure(config):
+            raise RuntimeError('injected reconfigure failure')
+
+        node.pipeline.reconfigure = broken_reconfigure
+        assert node.set_parameters([RclpyParameter('method', value='hirescam')])[0].successful
+        _send_until_answered(h, to_ros_cloud(cloud, _header()))  # still served, old config
+        _, message, values = _wait_level(h, ERROR, name)
+        assert 'parameters not applied' in message and 'injected' in message
+        assert values['method'] == 'gradcam' and int(values['worker_errors']) >= 1
+        del node.pipeline.reconfigure  # the real one again
+        assert node.set_parameters([RclpyParameter('method', value='xgradcam')])[0].successful
+        _send_until_answered(h, to_ros_cloud(cloud, _header()))
+        _, _, values = _wait_level(h, OK, name)
+        assert values['method'] == 'xgradcam'
+
+        def broken_process(msg):
+            raise MemoryError('injected processing failure')
+
+        node.pipeline.process_cloud = broken_process
+        h.points_pub.publish(to_ros_cloud(cloud, _header()))
+        _, message, values = _wait_level(h, ERROR, name)
+        assert 'scans failed' in message and 'injected' in values['last_reject_reason']
+        del node.pipeline.process_cloud
+        assert node._worker.is_alive()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and h.last_status(name)[0] != OK:
+            _send_until_answered(h, to_ros_cloud(cloud, _header()))
+            time.sleep(0.3)
+        assert h.last_status(name)[0] == OK and int(h.last_status(name)[2]['errors']) >= 1
+    finally:
+        h.close()
+        node.stop()
+        executor.shutdown()
+        spinner.join(timeout=5)
+        node.destroy_node()
+
+
+def test_storm_short():
+    """A short hostile storm (bench/bench_storm.py runs the long one)."""
+    ensure_rclpy()
+    sys.path.insert(0, str(ROOT / 'bench'))
+    try:
+        from bench_storm import run_storm
+    finally:
+        sys.path.remove(str(ROOT / 'bench'))
+    out = run_storm(messages=200, rate=100.0, namespace='/storm_short')
+    assert out['alive'] and out['exit_code'] == 0, out['log']
+    assert out['tracebacks_in_log'] == 0
+    assert out['answered_after_storm'] == 5
+    assert out['valid_answered'] >= 1
+    diag = out['diagnostics']
+    assert int(diag['rejected']) >= 20 and int(diag['errors']) == 0, diag

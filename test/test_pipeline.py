@@ -165,11 +165,11 @@ def test_every_explainer_runs_in_the_pipeline(tiny_model, sim_scan):
 
 
 @pytest.mark.parametrize('changes, message', [
-    ({'mode': 'scan'}, 'mode must be one of'),
-    ({'method': 'lime'}, 'method must be one of'),
-    ({'device': 'tpu'}, 'device must be'),
+    ({'mode': 'scan'}, 'mode: must be one of'),
+    ({'method': 'lime'}, 'method: must be one of'),
+    ({'device': 'tpu'}, 'device: must be'),
     ({'min_range': 10.0, 'max_range': 5.0}, 'min_range < max_range'),
-    ({'cluster_tolerance': 0.0}, 'cluster_tolerance must be > 0'),
+    ({'cluster_tolerance': 0.0}, 'cluster_tolerance: must be in'),
     ({'min_cluster_points': 50, 'max_cluster_points': 10}, 'min_cluster_points'),
     ({'min_z': 2.0, 'max_z': 1.0}, 'min_z < max_z'),
 ])
@@ -187,7 +187,7 @@ def test_config_yaml_round_trip_and_the_shipped_file(tmp_path):
     assert PipelineConfig.from_yaml(shipped) == PipelineConfig()
     with pytest.raises(ValueError, match='unknown pipeline parameters'):
         PipelineConfig.from_dict({'max_rnage': 3})
-    with pytest.raises(ValueError, match='min_cluster_points must be int'):
+    with pytest.raises(ValueError, match='min_cluster_points: must be an integer'):
         PipelineConfig.from_dict({'min_cluster_points': 2.5})
 
 

@@ -13,7 +13,15 @@
 # limitations under the License.
 
 """
-Typed configuration of the scene pipeline; its field names are the node's parameters.
+Typed configuration of the scene pipeline: the one schema of the node's parameters.
+
+Every field of :class:`PipelineConfig` carries its description, unit and
+allowed range (:class:`Param`); :data:`NODE_PARAMS` adds the parameters that
+only ``pointcam_node`` has. One validator (``PipelineConfig.__post_init__``)
+serves the node, ``pointcam_bag`` and the Python API; the node builds its
+``ParameterDescriptor``s, ``--help`` text, the README table
+(:func:`markdown_table`) and ``config/pointcam.yaml`` (:func:`params_yaml`)
+from the same specs.
 
 YAML files use the ROS 2 parameter layout (``/**: ros__parameters: {...}``)
 so the same file configures ``pointcam_node`` (``--params-file``),
@@ -21,9 +29,13 @@ so the same file configures ``pointcam_node`` (``--params-file``),
 mapping is accepted too.
 """
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+import json
+import math
+import numbers
 from pathlib import Path
-from typing import Any, Mapping, Union
+import re
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -31,63 +43,169 @@ MODES = ('scene', 'object')
 EXPLAINERS = ('gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'occlusion', 'pointshift')
 
 
+class ConfigError(ValueError):
+    """A parameter value the schema refuses; ``str()`` is ``'<parameter>: <why>'``."""
+
+    def __init__(self, parameter: str, why: str):
+        super().__init__(f'{parameter}: {why}')
+        self.parameter = parameter
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Param:
+    """
+    Specification of one parameter: type (from the default), meaning and allowed values.
+
+    ``low``/``high`` bound numbers (inclusive), ``choices`` lists the allowed
+    strings, ``pattern`` is a regular expression a string must match in full
+    (``allowed`` says it in words). ``read_only`` parameters cannot change
+    while the node runs.
+    """
+
+    name: str
+    default: Any
+    description: str
+    unit: str = ''
+    low: Optional[float] = None
+    high: Optional[float] = None
+    choices: tuple = ()
+    pattern: str = ''
+    allowed: str = ''
+    read_only: bool = False
+
+    @property
+    def kind(self) -> type:
+        """Python type of the value: float, int, str or list (of str)."""
+        return type(self.default)
+
+    def range_text(self) -> str:
+        """Describe the allowed values in words, e.g. ``[0.01, 5] m`` or ``scene, object``."""
+        if self.choices:
+            return ', '.join(self.choices)
+        if self.allowed:
+            return self.allowed
+        if self.low is not None:
+            text = f'[{_number(self.low)}, {_number(self.high)}]'
+            return f'{text} {self.unit}' if self.unit else text
+        if self.kind is list:
+            return 'non-empty list of topic names'
+        return 'any string'
+
+    def check(self, value: Any) -> Any:
+        """
+        Return ``value`` as this parameter's type; raise :class:`ConfigError` if not allowed.
+
+        Integers are accepted for float parameters (``max_range:=10``) and
+        integral floats for integer ones; booleans never count as numbers.
+        """
+        kind = self.kind
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigError(self.name, f'must be a number, got {value!r}')
+            value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(self.name, f'must be a finite number, got {value!r}')
+        elif kind is int:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(self.name, f'must be an integer, got {value!r}')
+            value = int(value)
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ConfigError(self.name, f'must be a string, got {value!r}')
+        elif kind is list:
+            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value \
+                    or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(self.name, f'must be a non-empty list of topic names, '
+                                             f'got {value!r}')
+            value = list(value)
+        if self.low is not None and not self.low <= value <= self.high:
+            raise ConfigError(self.name, f'must be in {self.range_text()}, got {value!r}')
+        if self.choices and value not in self.choices:
+            raise ConfigError(self.name, f'must be one of {", ".join(self.choices)}; '
+                                         f'got {value!r}')
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise ConfigError(self.name, f'must be {self.allowed}, got {value!r}')
+        return value
+
+
+def _number(value: float) -> str:
+    return f'{value:g}' if abs(value) < 1e6 else f'{value:.0f}'
+
+
+def _param(default: Any, description: str, **spec: Any) -> Any:
+    """Dataclass field whose metadata holds its :class:`Param` spec (name filled later)."""
+    return field(default=default, metadata={'param': dict(description=description, **spec)})
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Every knob of :class:`ScenePipeline`, with its default and meaning."""
+    """Every knob of :class:`ScenePipeline`, with its default, meaning and range."""
 
-    mode: str = 'scene'  # 'scene': segment a scan; 'object': the cloud is one object
-    model_path: str = ''  # checkpoint (.pt); '' = the model shipped with the package
-    device: str = 'auto'  # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'
-    method: str = 'gradcam'  # any of EXPLAINERS
-    target_class: str = ''  # class to explain; '' = each object's predicted class
-    min_confidence: float = 0.0  # below it an object is shown as "unknown (car 0.41)"
-    cpu_threads: int = 0  # torch threads on the CPU; 0 = torch's default (all cores)
-    min_range: float = 1.0  # m; closer points (the robot itself) are ignored
-    max_range: float = 60.0  # m; farther points are ignored
-    min_z: float = -4.0  # m, sensor frame; region of interest in height
-    max_z: float = 4.0
-    ground_threshold: float = 0.15  # m above the fitted ground plane still counted as ground
-    cluster_tolerance: float = 0.5  # m; horizontal voxel size of the clustering
-    cluster_z_tolerance: float = 1.0  # m; vertical voxel size (rings are far apart)
-    min_cluster_points: int = 15  # smaller clusters are not classified
-    max_cluster_points: int = 30000  # larger clusters (buildings) are not classified
-    min_object_size: float = 0.2  # m, longest extent along x, y or z
-    max_object_size: float = 15.0  # m
-    max_input_points: int = 2_000_000  # larger scans are rejected as malformed
-    seed: int = 0  # seed of the per-object resampling (results are reproducible)
+    mode: str = _param('scene', "'scene': segment scans into objects; 'object': each cloud is "
+                       'one object', choices=MODES)
+    model_path: str = _param('', "checkpoint file (.pt); '' = the model shipped with the "
+                             'package', read_only=True)
+    device: str = _param('auto', 'where the model runs; auto = CUDA when available',
+                         pattern=r'auto|cpu|cuda(:\d+)?', allowed='auto, cpu, cuda or cuda:N',
+                         read_only=True)
+    method: str = _param('gradcam', 'saliency method', choices=EXPLAINERS)
+    target_class: str = _param('', "class to explain for every object; '' = each object's "
+                               'predicted class')
+    min_confidence: float = _param(0.0, 'less confident objects are shown as '
+                                   '"unknown (car 0.41)"', low=0.0, high=1.0)
+    cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "
+                              'default, one per core: 10-20x slower on busy cores', low=0,
+                              high=256, read_only=True)
+    min_range: float = _param(1.0, 'ignore points closer than this (the robot itself)',
+                              unit='m', low=0.0, high=500.0)
+    max_range: float = _param(60.0, 'ignore points farther than this', unit='m', low=0.1,
+                              high=1000.0)
+    min_z: float = _param(-4.0, 'lowest point height kept, sensor frame', unit='m',
+                          low=-100.0, high=100.0)
+    max_z: float = _param(4.0, 'highest point height kept, sensor frame', unit='m',
+                          low=-100.0, high=100.0)
+    ground_threshold: float = _param(0.15, 'height above the fitted ground plane still '
+                                     'counted as ground', unit='m', low=0.01, high=5.0)
+    cluster_tolerance: float = _param(0.5, 'horizontal voxel size of the clustering',
+                                      unit='m', low=0.05, high=5.0)
+    cluster_z_tolerance: float = _param(1.0, 'vertical voxel size of the clustering (rings '
+                                        'are far apart)', unit='m', low=0.05, high=5.0)
+    min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
+                                     high=1_000_000)
+    max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',
+                                     low=1, high=10_000_000)
+    min_object_size: float = _param(0.2, 'smallest longest-extent (x, y or z) of an object',
+                                    unit='m', low=0.01, high=100.0)
+    max_object_size: float = _param(15.0, 'largest longest-extent of an object', unit='m',
+                                    low=0.05, high=1000.0)
+    max_input_points: int = _param(2_000_000, 'scans with more points are rejected as '
+                                   'malformed', low=1, high=100_000_000)
+    seed: int = _param(0, 'seed of the per-object resampling (results are reproducible)',
+                       low=0, high=2**31 - 1)
 
     def __post_init__(self):
-        """Validate every field; raise ValueError naming the bad one and the allowed values."""
-        if self.mode not in MODES:
-            raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
-        if self.method not in EXPLAINERS:
-            raise ValueError(f'method must be one of {EXPLAINERS}, got {self.method!r}')
-        if not (self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:')):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
-                             f'got {self.device!r}')
-        if not 0 <= self.min_range < self.max_range:
-            raise ValueError(f'need 0 <= min_range < max_range, got {self.min_range}, '
-                             f'{self.max_range}')
-        if not self.min_z < self.max_z:
-            raise ValueError(f'need min_z < max_z, got {self.min_z}, {self.max_z}')
-        for name in ('ground_threshold', 'cluster_tolerance', 'cluster_z_tolerance',
-                     'min_object_size'):
-            if not getattr(self, name) > 0:
-                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
-        for name in ('cluster_tolerance', 'cluster_z_tolerance'):
-            if not 0.05 <= getattr(self, name) <= 5.0:
-                raise ValueError(f'{name} must be in [0.05, 5] m, got {getattr(self, name)}')
-        if not 1 <= self.min_cluster_points <= self.max_cluster_points:
-            raise ValueError('need 1 <= min_cluster_points <= max_cluster_points, got '
-                             f'{self.min_cluster_points}, {self.max_cluster_points}')
-        if not self.min_object_size < self.max_object_size:
-            raise ValueError('need min_object_size < max_object_size')
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f'min_confidence must be in [0, 1], got {self.min_confidence}')
-        if not 0 <= self.cpu_threads <= 256:
-            raise ValueError(f'cpu_threads must be in [0, 256], got {self.cpu_threads}')
-        if self.max_input_points < 1:
-            raise ValueError('max_input_points must be >= 1')
+        """Validate every field, then the rules between fields; raise :class:`ConfigError`."""
+        for spec in self.params():
+            value = spec.check(getattr(self, spec.name))
+            object.__setattr__(self, spec.name, value)  # 10 -> 10.0 for float fields
+        for low, high in (('min_range', 'max_range'), ('min_z', 'max_z'),
+                          ('min_object_size', 'max_object_size')):
+            if not getattr(self, low) < getattr(self, high):
+                raise ConfigError(high, f'need {low} < {high}, got {getattr(self, low)} and '
+                                        f'{getattr(self, high)}')
+        if not self.min_cluster_points <= self.max_cluster_points:
+            raise ConfigError('max_cluster_points', 'need min_cluster_points <= '
+                              f'max_cluster_points, got {self.min_cluster_points} and '
+                              f'{self.max_cluster_points}')
+
+    @classmethod
+    def params(cls) -> tuple[Param, ...]:
+        """Return the :class:`Param` spec of every field, in declaration order."""
+        return tuple(Param(name=f.name, default=f.default, **f.metadata['param'])
+                     for f in fields(cls))
 
     def replace(self, **changes: Any) -> 'PipelineConfig':
         """Return a validated copy with ``changes`` applied."""
@@ -99,24 +217,13 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'PipelineConfig':
-        """Build from a mapping; unknown keys raise ValueError, types are coerced."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        """Build from a mapping; unknown keys and bad values raise :class:`ConfigError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f'unknown pipeline parameters {unknown}; known: {sorted(known)}')
-        coerced = {}
-        for name, value in values.items():
-            kind = type(known[name].default)
-            try:
-                if kind is bool:
-                    coerced[name] = bool(value)
-                elif kind is int and isinstance(value, float) and not value.is_integer():
-                    raise ValueError('not an integer')
-                else:
-                    coerced[name] = kind(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f'{name} must be {kind.__name__}, got {value!r}') from exc
-        return cls(**coerced)
+            raise ConfigError(unknown[0], f'unknown pipeline parameters {unknown}; known: '
+                                          f'{sorted(known)}')
+        return cls(**values)
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path], node_name: str = '/**') -> 'PipelineConfig':
@@ -134,6 +241,68 @@ class PipelineConfig:
         """Write as a ROS 2 parameter file (``/**: ros__parameters:``)."""
         Path(path).write_text(yaml.safe_dump({'/**': {'ros__parameters': self.to_dict()}},
                                              sort_keys=False))
+
+
+#: Parameters of ``pointcam_node`` that are not pipeline settings.
+NODE_PARAMS = (
+    Param('input_topics', ['points'], 'PointCloud2 topics to explain; several get '
+          'pointcam/<topic>/saliency and .../labels', read_only=True),
+    Param('diagnostics_period', 1.0, 'time between /diagnostics messages', unit='s', low=0.1,
+          high=60.0, read_only=True),
+    Param('diagnostics_window', 10.0, 'the /diagnostics level (OK, WARN, ERROR) follows the '
+          'scans of this recent window; counters stay cumulative', unit='s', low=1.0,
+          high=3600.0, read_only=True),
+)
+
+
+def node_params() -> tuple[Param, ...]:
+    """Every parameter of ``pointcam_node``: :data:`NODE_PARAMS`, then the pipeline's."""
+    return NODE_PARAMS + PipelineConfig.params()
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (str, list)):
+        return json.dumps(value)
+    return repr(value)
+
+
+def markdown_table(params: Optional[Sequence[Param]] = None) -> str:
+    """README table of ``params`` (default: the node's): name, default, range, meaning."""
+    rows = ['| parameter | default | allowed | meaning |', '|---|---|---|---|']
+    for spec in params if params is not None else node_params():
+        meaning = spec.description.replace('|', '\\|')
+        if spec.read_only:
+            meaning += ' (read-only)'
+        rows.append(f'| `{spec.name}` | `{_value_text(spec.default)}` | '
+                    f'{spec.range_text().replace("|", "/")} | {meaning} |')
+    return '\n'.join(rows) + '\n'
+
+
+def help_text(params: Sequence[Param]) -> str:
+    """Plain-text parameter list for ``--help``: name, default, allowed values, meaning."""
+    lines = []
+    for spec in params:
+        ro = ', read-only' if spec.read_only else ''
+        lines.append(f'  {spec.name} (default {_value_text(spec.default)}; '
+                     f'{spec.range_text()}{ro})')
+        lines.append(f'      {spec.description}')
+    return '\n'.join(lines) + '\n'
+
+
+def params_yaml() -> str:
+    """Text of ``config/pointcam.yaml``: every node parameter at its default, commented."""
+    lines = [
+        '# pointcam_node parameters (also read by pointcam_bag and PipelineConfig.from_yaml).',
+        '# Generated from pointcam_ros.common.config (params_yaml()); keep them equal.',
+        '#   ros2 run pointcam_ros pointcam_node --ros-args --params-file config/pointcam.yaml',
+        '/**:',
+        '  ros__parameters:',
+    ]
+    for spec in node_params():
+        allowed = spec.range_text()
+        comment = spec.description + ('' if allowed == 'any string' else f'; {allowed}')
+        lines.append(f'    {spec.name}: {_value_text(spec.default)}  # {comment}')
+    return '\n'.join(lines) + '\n'
 
 
 def output_prefix(topic: str, several: bool) -> str:

@@ -12,4 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Saliency methods on PointNet: the Grad-CAM family, occlusion, point-shift."""
+"""
+Saliency methods on PointNet: the Grad-CAM family, occlusion, point-shift.
+
+``base`` (the Explainer base class and the one result type), ``head`` (the
+head's gradient in closed form), ``buckets`` (batch buckets and CUDA
+graphs), ``gradcam`` (the CAM family, the registry ``EXPLAINERS`` and the
+factory ``make_explainer``), ``perturbation`` (occlusion, point-shift).
+"""

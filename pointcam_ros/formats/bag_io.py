@@ -90,6 +90,28 @@ def is_pointcam_output(path: Path) -> bool:
                for p in path.rglob('*') if not p.is_dir())
 
 
+def is_bag(path: Path) -> bool:
+    """Tell whether ``path`` is a rosbag2 folder (with ``metadata.yaml``) or a ROS 1 ``.bag``."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / 'metadata.yaml').is_file()
+    return path.is_file() and path.suffix == '.bag'
+
+
+def bags_in(folder: Path) -> list[Path]:
+    """
+    Bags directly inside ``folder``, sorted by name; [] when it is a bag itself.
+
+    Hidden entries (temporary folders of :class:`SafeBagWriter`) and bags
+    this package wrote (:func:`is_pointcam_output`) are left out.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or is_bag(folder):
+        return []
+    return [p for p in sorted(folder.iterdir())
+            if not p.name.startswith('.') and is_bag(p) and not is_pointcam_output(p)]
+
+
 def _is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
@@ -136,6 +158,28 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def remove_partials_of(output: Path, pid: int, host: str) -> list[Path]:
+    """
+    Delete the temporary folders of ``output`` written by process ``pid`` on ``host``.
+
+    For a scheduler that knows the process died (a killed worker, on any
+    host that shares the output folder); folders of other processes, and
+    folders without a readable :data:`PARTIAL_MARKER`, are left alone.
+    """
+    output = Path(output)
+    removed = []
+    for folder in output.parent.glob(f'.{output.name}.partial-*'):
+        try:
+            owner = json.loads((folder / PARTIAL_MARKER).read_text())
+            ours = owner['host'] == host and int(owner['pid']) == int(pid)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if ours:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def remove_stale_partials(output: Path) -> list[Path]:

@@ -21,9 +21,12 @@ rclpy message, a ``rosbags`` message or :class:`PackedCloud`. Handles what
 real LiDAR drivers publish: padded and unaligned layouts (Velodyne XYZIRT,
 22 bytes), padded rows, organized clouds, big-endian data, float64 xyz and
 NaN/Inf points, which are skipped while the index map back to the original
-row-major point order is kept.
+row-major point order is kept. A cloud with ``width * height == 0`` and
+no data is valid and reads as 0 points.
 
-Every malformed message raises :class:`CloudFormatError`.
+Every malformed message raises :class:`CloudFormatError`: among others
+overlapping fields, fields past ``point_step``, and finite float64
+coordinates beyond the float32 range that pointcam_ros computes in.
 """
 
 from dataclasses import dataclass, field
@@ -50,7 +53,8 @@ DATATYPE_TO_NUMPY: Mapping[int, np.dtype] = {
 }
 NUMPY_TO_DATATYPE: Mapping[np.dtype, int] = {v: k for k, v in DATATYPE_TO_NUMPY.items()}
 
-#: Object id / class id of points that belong to no object.
+#: Largest finite float32; float64 coordinates beyond it are refused, not clipped.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class CloudFormatError(ValueError):
@@ -130,10 +134,11 @@ def validate_layout(cloud: Any) -> list[FieldSpec]:
     Check that a PointCloud2's layout is self-consistent.
 
     Returns the fields as :class:`FieldSpec`. Raises :class:`CloudFormatError`
-    naming the first problem found: zero points, unknown datatype, a field
-    with count 0, a field past ``point_step``, duplicate names, ``row_step``
-    smaller than ``width * point_step``, or data shorter than
-    ``row_step * height``.
+    naming the first problem found: negative sizes, unknown datatype, a field
+    with count 0, a field past ``point_step``, two fields sharing bytes,
+    duplicate names, ``row_step`` smaller than ``width * point_step``, data
+    shorter than ``row_step * height``, or data in a cloud of 0 points. A
+    cloud with ``width * height == 0`` and empty data is valid (0 points).
     """
     try:
         height, width = int(cloud.height), int(cloud.width)
@@ -142,9 +147,8 @@ def validate_layout(cloud: Any) -> list[FieldSpec]:
     except (AttributeError, TypeError, ValueError) as exc:
         raise CloudFormatError(f'not a PointCloud2 message: {exc}') from exc
     specs = _as_specs(cloud)
-    if height <= 0 or width <= 0:
-        raise CloudFormatError(
-            f'cloud has no points: width*height = {width}*{height} = 0')
+    if height < 0 or width < 0 or row_step < 0:
+        raise CloudFormatError(f'negative size in {_describe(cloud)}')
     if point_step <= 0:
         raise CloudFormatError(f'point_step must be positive, got {point_step}')
     seen: set[str] = set()
@@ -163,6 +167,13 @@ def validate_layout(cloud: Any) -> list[FieldSpec]:
         if spec.name in seen:
             raise CloudFormatError(f"field '{spec.name}' appears twice")
         seen.add(spec.name)
+    _check_no_overlap(specs)
+    if height * width == 0:
+        if data_len:
+            raise CloudFormatError(
+                f'cloud has width*height = {width}*{height} = 0 points but {data_len} data '
+                'bytes: width/height and data disagree (an empty cloud has empty data)')
+        return specs
     if row_step < width * point_step:
         raise CloudFormatError(
             f'row_step {row_step} is smaller than width*point_step = {width * point_step}')
@@ -170,6 +181,18 @@ def validate_layout(cloud: Any) -> list[FieldSpec]:
         raise CloudFormatError(
             f'data is {data_len} bytes, shorter than row_step*height = {row_step * height}')
     return specs
+
+
+def _check_no_overlap(specs: Sequence[FieldSpec]) -> None:
+    """Raise :class:`CloudFormatError` if two fields share a byte."""
+    spans = sorted((spec.offset, spec.offset + DATATYPE_TO_NUMPY[spec.datatype].itemsize
+                    * spec.count, spec.name) for spec in specs)
+    for (start_a, end_a, name_a), (start_b, end_b, name_b) in zip(spans, spans[1:]):
+        if start_b < end_a:
+            raise CloudFormatError(
+                f"fields '{name_a}' (bytes {start_a}..{end_a - 1}) and '{name_b}' (bytes "
+                f'{start_b}..{end_b - 1}) overlap: the offsets or datatypes in cloud.fields '
+                'are wrong')
 
 
 def _structured_view(cloud: Any, dtype: np.dtype) -> np.ndarray:
@@ -185,8 +208,35 @@ def _structured_view(cloud: Any, dtype: np.dtype) -> np.ndarray:
     return rows.reshape(-1)  # copies only when rows are padded
 
 
+def _check_float32_range(values: np.ndarray, names: str) -> None:
+    """
+    Raise :class:`CloudFormatError` if a finite float64 exceeds the float32 range.
+
+    ``values`` is ``(N,)`` (one field, ``names`` its name) or ``(N, 3)``
+    (``names`` = ``'xyz'``, one per column).
+    """
+    with np.errstate(invalid='ignore'):
+        too_big = np.abs(values) > FLOAT32_MAX  # NaN compares False; Inf is removed below
+    if not too_big.any():
+        return
+    too_big &= np.isfinite(values)
+    if not too_big.any():
+        return
+    row, column = divmod(int(np.flatnonzero(too_big)[0]), len(names))
+    value = float(values.reshape(len(values), -1)[row, column])
+    raise CloudFormatError(
+        f"field '{names[column]}' of point {row} is {value:g}, a finite FLOAT64 outside the "
+        f'float32 range (|v| <= {FLOAT32_MAX:.4g}) that pointcam_ros computes in: the '
+        'publisher writes garbage or wrong units; fix it, or mark such points NaN')
+
+
 def _xyz_from_view(points: np.ndarray, specs: Mapping[str, FieldSpec]) -> np.ndarray:
-    """Gather x, y, z into a new ``(N, 3) float32`` array."""
+    """
+    Gather x, y, z into a new ``(N, 3) float32`` array.
+
+    Raises :class:`CloudFormatError` for finite FLOAT64 coordinates beyond
+    the float32 range (they would silently become Inf and be dropped).
+    """
     x, y, z = specs['x'], specs['y'], specs['z']
     base = points.dtype.fields['x'][0]
     contiguous = (x.datatype == y.datatype == z.datatype and x.count == y.count == z.count == 1
@@ -196,10 +246,15 @@ def _xyz_from_view(points: np.ndarray, specs: Mapping[str, FieldSpec]) -> np.nda
         # One strided copy of a (3,) sub-array: the fast path for every driver.
         trio = np.dtype({'names': ['xyz'], 'formats': [(base, 3)], 'offsets': [x.offset],
                          'itemsize': points.dtype.itemsize})
-        return np.ndarray(points.shape, dtype=trio, buffer=points,
-                          strides=points.strides)['xyz'].astype(np.float32)
+        view = np.ndarray(points.shape, dtype=trio, buffer=points,
+                          strides=points.strides)['xyz']
+        if x.datatype == FLOAT64:
+            _check_float32_range(view, 'xyz')
+        return view.astype(np.float32)
     xyz = np.empty((points.shape[0], 3), dtype=np.float32)
     for column, name in enumerate('xyz'):
+        if specs[name].datatype == FLOAT64:
+            _check_float32_range(points[name], name)
         xyz[:, column] = points[name]
     return xyz
 
@@ -229,7 +284,14 @@ def read_cloud(cloud: Any, extra_fields: Sequence[str] = ()) -> CloudPoints:
     -------
     CloudPoints
         ``xyz`` ``(M, 3) float32`` of the points with finite x, y, z and their
-        ``index`` ``(M,) int64`` into the original row-major order.
+        ``index`` ``(M,) int64`` into the original row-major order. An empty
+        cloud (``width * height == 0``, no data) gives ``M == 0``.
+
+    Raises
+    ------
+    CloudFormatError
+        For a malformed layout (see :func:`validate_layout`) or finite
+        FLOAT64 coordinates beyond the float32 range.
 
     """
     specs = validate_layout(cloud)
@@ -251,6 +313,12 @@ def read_cloud(cloud: Any, extra_fields: Sequence[str] = ()) -> CloudPoints:
                 f"requested field '{name}' is not in the cloud ({', '.join(by_name)})")
 
     wanted = [by_name[n] for n in ('x', 'y', 'z', *extra_fields)]
+    if int(cloud.height) * int(cloud.width) == 0:
+        return CloudPoints(
+            xyz=np.empty((0, 3), np.float32), index=np.empty(0, np.int64), num_points=0,
+            extras={n: np.empty((0,) if by_name[n].count == 1 else (0, by_name[n].count),
+                                DATATYPE_TO_NUMPY[by_name[n].datatype])
+                    for n in extra_fields})
     dtype = dtype_from_fields(wanted, point_step=int(cloud.point_step))
     points = _structured_view(cloud, dtype)
     num_points = points.shape[0]
@@ -333,7 +401,7 @@ def pack_cloud(columns: Mapping[str, np.ndarray], fields: Sequence[FieldSpec],
 SALIENCY_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec('x', 0, FLOAT32), FieldSpec('y', 4, FLOAT32), FieldSpec('z', 8, FLOAT32),
     FieldSpec('intensity', 12, FLOAT32),  # Grad-CAM saliency in [0, 1]
-    FieldSpec('label', 16, INT32),  # class id; NO_OBJECT (-1) outside objects, UNKNOWN (-2)
+    FieldSpec('label', 16, INT32),  # class id; NO_OBJECT (-1) outside objects; UNKNOWN (-2)
     FieldSpec('object_id', 20, INT32),  # object id within the scan, NO_OBJECT outside
 )
 SALIENCY_POINT_STEP = 24
@@ -350,11 +418,20 @@ def saliency_cloud(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
     Parameters
     ----------
     xyz:
-        ``(M, 3) float32`` points (the ``xyz`` of :func:`read_cloud`).
+        ``(M, 3) float32`` points (the ``xyz`` of :func:`read_cloud`); ``M``
+        may be 0 (then the cloud has width 0 and no data).
     saliency:
         ``(M,) float32`` in ``[0, 1]`` (written to ``intensity``).
-    labels, object_ids:
-        ``(M,) int`` class id and object id, ``NO_OBJECT`` (-1) for none.
+    labels:
+        ``(M,) int`` written to the INT32 field ``label``: the object's class
+        id (an index into the model's class names), ``NO_OBJECT`` (-1) for
+        points outside every object, ``UNKNOWN`` (-2, see
+        :mod:`pointcam_ros.common.results`) for the points of an object whose
+        confidence is below ``min_confidence`` (its saliency is still for its
+        predicted class).
+    object_ids:
+        ``(M,) int`` object id within the scan (INT32 ``object_id``),
+        ``NO_OBJECT`` (-1) outside objects.
 
     Returns an unorganized (``height == 1``) little-endian cloud with
     :data:`SALIENCY_FIELDS`; give it the input's header when publishing.

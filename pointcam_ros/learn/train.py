@@ -25,6 +25,7 @@ from dataclasses import asdict
 import json
 import logging
 from pathlib import Path
+import sys
 import time
 from typing import Optional, Sequence
 
@@ -123,9 +124,14 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
 
 
 def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``pointcam_dataset``: simulate scenes of one split and write a .npz data set."""
+    """``pointcam_dataset``: simulate scenes of one split (or --kitti, --merge) into a .npz."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(arg.split('=')[0] in ('--kitti', '--merge') for arg in argv):
+        from pointcam_ros.learn.dataset_cli import main as real_data_main
+        return real_data_main(argv)
     parser = argparse.ArgumentParser(description='Build a labelled object data set from '
-                                     'simulated LiDAR scans.')
+                                     'simulated LiDAR scans (real scans: --kitti ROOT, see '
+                                     '--kitti ROOT --help; mixing: --merge A B).')
     parser.add_argument('--split', choices=sorted(SPLIT_SEEDS), required=True)
     parser.add_argument('--scenes', type=int, required=True)
     parser.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,

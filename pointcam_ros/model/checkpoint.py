@@ -22,21 +22,27 @@ Format (``format_version`` 1), a dict of plain types and tensors only::
     class_names: [str, ...]             num_points: int
     normalization: one of NORMALIZATIONS
     state_dict: {name: Tensor}          info: {str: number/str/list} (free-form)
+    temperature: float > 0 (optional, default 1.0)
 
 Loading uses ``torch.load(weights_only=True)``, which never runs code from
-the file. State dicts of fxia22/pointnet.pytorch ``PointNetCls`` and
+the file, then checks every field against the bounds below *before* a model
+is built, so a hostile or broken file fails with a :class:`CheckpointError`
+naming the file and the field instead of exhausting memory or producing NaN
+scores. State dicts of fxia22/pointnet.pytorch ``PointNetCls`` and
 yanx27/Pointnet_Pointnet2_pytorch ``pointnet_cls.get_model`` are imported
 by :func:`import_reference_state_dict`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import importlib.resources
 import math
 import os
 from pathlib import Path
 import pickle
+import pickletools
 import re
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
+import warnings
 import zipfile
 
 from pointcam_ros.common.atomic import atomic_path
@@ -46,14 +52,41 @@ import torch
 
 FORMAT = 'pointcam_ros.checkpoint'
 FORMAT_VERSION = 1
-#: How an object's points are normalised before the model (see normalize.py).
+#: File name of the model shipped in ``pointcam_ros/models/``.
 DEFAULT_MODEL = 'default_pointnet.pt'
+
+# Bounds checked before a model is built. They are far above any PointNet in
+# the literature (widths 64..1024, ~3.5M parameters) and keep a hostile file
+# from asking for gigabytes: a (B, 8192, 8192) float32 activation alone is 256 MiB
+# per object.
+#: Largest width of any layer (conv channels, linear features).
+MAX_WIDTH = 8192
+#: Most layers in each of mlp1, mlp2, head, tnet_conv, tnet_fc.
+MAX_LAYERS = 16
+#: Most input channels (x, y, z plus extras such as normals or intensity).
+MAX_IN_CHANNELS = 64
+#: Allowed number of classes.
+CLASS_RANGE = (1, 1000)
+#: Allowed points per object fed to the model (memory grows linearly with it).
+NUM_POINTS_RANGE = (16, 8192)
+#: Most parameters the architecture may have (200 MB of float32 weights).
+MAX_PARAMETERS = 50_000_000
+#: Most values of one per-point feature map per object: num_points x widest conv layer.
+MAX_POINT_FEATURES = 2 ** 24
 
 PathLike = Union[str, os.PathLike]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt or does not fit; the message says what to do."""
+
+
+class _FieldError(ValueError):
+    """One bad field of a checkpoint payload (``name`` is dotted, e.g. ``architecture.head``)."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"field '{name}' {problem}")
+        self.name = name
 
 
 @dataclass
@@ -74,6 +107,186 @@ def default_model_path() -> Path:
     return Path(str(importlib.resources.files('pointcam_ros') / 'models' / DEFAULT_MODEL))
 
 
+# --- validation ---------------------------------------------------------------------------
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, high: int, reason: str) -> int:
+    if not _is_int(value):
+        raise _FieldError(name, f'must be an int, got {type(value).__name__} {value!r:.60}')
+    if not low <= value <= high:
+        raise _FieldError(name, f'is {value}, outside {low}..{high} ({reason})')
+    return value
+
+
+_WIDTH_GROUPS = {  # architecture key -> minimum number of layers
+    'mlp1': 1, 'mlp2': 1, 'head': 0, 'tnet_conv': 1, 'tnet_fc': 0}
+_BOOL_KEYS = ('input_transform', 'feature_transform', 'last_relu')
+
+
+def _check_architecture(arch: Any) -> PointNetConfig:
+    """Check ``architecture`` key by key (type, value, bounds); raise _FieldError."""
+    if not isinstance(arch, dict):
+        raise _FieldError('architecture', f'must be a dict, got {type(arch).__name__}')
+    known = {f.name for f in fields(PointNetConfig)}
+    for key in arch:
+        if key not in known:
+            raise _FieldError(f'architecture.{key}', f'is unknown to this pointcam_ros '
+                              f"(known: {', '.join(sorted(known))}): upgrade pointcam_ros")
+    if 'num_classes' not in arch:
+        raise _FieldError('architecture.num_classes', 'is missing')
+    values: dict[str, Any] = {}
+    values['num_classes'] = _check_int('architecture.num_classes', arch['num_classes'],
+                                       *CLASS_RANGE, 'the class count')
+    if 'in_channels' in arch:
+        values['in_channels'] = _check_int('architecture.in_channels', arch['in_channels'],
+                                           3, MAX_IN_CHANNELS, 'x, y, z plus extra channels')
+    for key, min_layers in _WIDTH_GROUPS.items():
+        if key not in arch:
+            continue
+        name, widths = f'architecture.{key}', arch[key]
+        if not isinstance(widths, (list, tuple)):
+            raise _FieldError(name, f'must be a list of layer widths, got '
+                              f'{type(widths).__name__}')
+        if not min_layers <= len(widths) <= MAX_LAYERS:
+            raise _FieldError(name, f'has {len(widths)} layers, outside {min_layers}..'
+                              f'{MAX_LAYERS} (the layer count per block)')
+        for i, width in enumerate(widths):
+            _check_int(f'{name}[{i}]', width, 1, MAX_WIDTH, 'the width of one layer')
+        values[key] = tuple(widths)
+    if 'dropout' in arch:
+        dropout = arch['dropout']
+        if not _is_number(dropout) or not 0.0 <= dropout < 1.0:
+            raise _FieldError('architecture.dropout',
+                              f'must be a number in [0, 1), got {dropout!r:.60}')
+        values['dropout'] = float(dropout)
+    for key in _BOOL_KEYS:
+        if key in arch:
+            if not isinstance(arch[key], bool):
+                raise _FieldError(f'architecture.{key}',
+                                  f'must be true or false, got {arch[key]!r:.60}')
+            values[key] = arch[key]
+    try:
+        config = PointNetConfig(**values)
+    except ValueError as exc:  # pragma: no cover - every rule is checked above
+        raise _FieldError('architecture', str(exc)) from exc
+    count = parameter_count(config)
+    if count > MAX_PARAMETERS:
+        raise _FieldError('architecture', f'describes a model with {count:,} parameters, more '
+                          f'than the limit of {MAX_PARAMETERS:,} (about '
+                          f'{4 * MAX_PARAMETERS // 2**20} MiB of weights)')
+    return config
+
+
+def parameter_count(config: PointNetConfig) -> int:
+    """
+    Count the parameters of ``PointNetClassifier(config)`` without building it.
+
+    Equals ``sum(p.numel() for p in model.parameters())`` (BatchNorm running
+    statistics are buffers and not counted).
+    """
+    def conv_stack(widths: Sequence[int]) -> int:  # ConvBlock / LinearBlock: W, b, BN
+        return sum(a * b + 3 * b for a, b in zip(widths, widths[1:]))
+
+    def tnet(in_channels: int, k: int) -> int:
+        last = (config.tnet_fc or config.tnet_conv)[-1]
+        return (conv_stack([in_channels, *config.tnet_conv])
+                + conv_stack([config.tnet_conv[-1], *config.tnet_fc]) + last * k * k + k * k)
+
+    c = config
+    total = conv_stack([c.in_channels, *c.mlp1]) + conv_stack([c.mlp1[-1], *c.mlp2])
+    total += conv_stack([c.mlp2[-1], *c.head])
+    total += (c.head or c.mlp2)[-1] * c.num_classes + c.num_classes
+    if c.input_transform:
+        total += tnet(c.in_channels, 3)
+    if c.feature_transform:
+        total += tnet(c.mlp1[-1], c.mlp1[-1])
+    return total
+
+
+def _check_class_names(names: Any, num_classes: int) -> list[str]:
+    if not isinstance(names, (list, tuple)):
+        raise _FieldError('class_names', f'must be a list of str, got {type(names).__name__}')
+    if len(names) != num_classes:
+        raise _FieldError('class_names', f'has {len(names)} names for a model with '
+                          f'{num_classes} classes (architecture.num_classes)')
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise _FieldError(f'class_names[{i}]', f'must be a non-empty str, got {name!r:.60}')
+    duplicates = sorted({n for n in names if names.count(n) > 1})  # at most 1000 names
+    if duplicates:
+        raise _FieldError('class_names', f'repeats {duplicates}: class names must be unique')
+    return list(names)
+
+
+def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
+    if not isinstance(state, dict):
+        raise _FieldError('state_dict', f'must be a dict of tensors, got {type(state).__name__}')
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise _FieldError('state_dict', f'has a non-str key {key!r:.60}')
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            kind = value.layout if isinstance(value, torch.Tensor) else type(value).__name__
+            raise _FieldError(f'state_dict.{key}', f'must be a dense tensor, got {kind}')
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise _FieldError(f'state_dict.{key}', f'holds {bad} NaN/Inf values: the weights '
+                              'are broken (did training diverge?); use an earlier checkpoint')
+    return state
+
+
+def _check_temperature(value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise _FieldError('temperature', f'must be a finite number > 0, got {value!r:.60}')
+    return float(value)
+
+
+class _Checked(NamedTuple):
+    """The fields of a payload that passed :func:`_check_payload`."""
+
+    config: PointNetConfig
+    class_names: list[str]
+    num_points: int
+    normalization: str
+    info: dict[str, Any]
+    temperature: float
+
+
+def _check_payload(payload: dict) -> _Checked:
+    """Check every metadata field and the weights; raise _FieldError for the first bad one."""
+    for key in ('architecture', 'class_names', 'num_points', 'normalization', 'state_dict'):
+        if key not in payload:
+            raise _FieldError(key, 'is missing')
+    config = _check_architecture(payload['architecture'])
+    class_names = _check_class_names(payload['class_names'], config.num_classes)
+    num_points = _check_int('num_points', payload['num_points'], *NUM_POINTS_RANGE,
+                            'points sampled per object; memory grows with it')
+    widest = max(config.mlp1 + config.mlp2 + (config.tnet_conv if config.input_transform
+                                              or config.feature_transform else ()))
+    if num_points * widest > MAX_POINT_FEATURES:
+        raise _FieldError('num_points', f'{num_points} x the widest per-point layer {widest} '
+                          f'= {num_points * widest:,} values per object, more than '
+                          f'{MAX_POINT_FEATURES:,} (64 MiB of float32 per object and layer)')
+    normalization = payload['normalization']
+    if normalization not in NORMALIZATIONS:
+        raise _FieldError('normalization', f'must be one of {NORMALIZATIONS}, got '
+                          f'{normalization!r:.60}')
+    info = payload.get('info', {})
+    if not isinstance(info, dict) or not all(isinstance(k, str) for k in info):
+        raise _FieldError('info', f'must be a dict with str keys, got {info!r:.60}')
+    temperature = _check_temperature(payload.get('temperature', 1.0))
+    _check_state_dict(payload['state_dict'])
+    return _Checked(config, class_names, num_points, normalization, dict(info), temperature)
+
+
+# --- save and load ------------------------------------------------------------------------
+
 def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequence[str],
                     num_points: int, normalization: str,
                     info: Optional[Mapping[str, Any]] = None,
@@ -83,9 +296,11 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
 
     ``temperature`` (> 0) calibrates the model's confidences:
     ``softmax(logits / temperature)`` (1.0 = uncalibrated). Raises
-    ValueError if the metadata does not fit the model.
+    ValueError if the metadata does not fit the model or breaks a bound
+    that :func:`load_checkpoint` enforces (so no unloadable file is written),
+    or if the weights hold NaN/Inf.
     """
-    if not math.isfinite(temperature) or temperature <= 0:
+    if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f'temperature must be a finite number > 0, got {temperature}')
     if len(class_names) != model.config.num_classes:
         raise ValueError(f'{len(class_names)} class names for a model with '
@@ -99,26 +314,83 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
         'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
         'info': dict(info or {}), 'temperature': float(temperature),
     }
+    try:
+        _check_payload(payload)
+    except _FieldError as exc:
+        raise ValueError(f'cannot save {path}: {exc}') from exc
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
+#: Pickle opcodes that import or call something (a plain-data pickle has none).
+_CODE_OPCODES = frozenset({'GLOBAL', 'STACK_GLOBAL', 'INST', 'OBJ', 'REDUCE', 'NEWOBJ',
+                           'NEWOBJ_EX', 'BUILD', 'EXT1', 'EXT2', 'EXT4'})
+
+
+def _pickle_kind(path: Path) -> str:
+    """
+    Classify a file that is not a zip without unpickling it (``pickletools`` only parses).
+
+    Returns ``'code'`` (a complete pickle that imports or calls something),
+    ``'plain'`` (a complete pickle of plain data) or ``'corrupt'``.
+    """
+    has_code = False
+    try:
+        with open(path, 'rb') as stream:
+            for opcode, _, _ in pickletools.genops(stream):
+                has_code = has_code or opcode.name in _CODE_OPCODES
+                if opcode.name == 'STOP':
+                    return 'code' if has_code else 'plain'
+    except Exception:  # noqa: B902 - any parse failure means "not a whole pickle"
+        return 'corrupt'
+    return 'corrupt'
+
+
 def _read(path: Path) -> Any:
-    if not path.is_file():
+    if path.is_dir():
+        raise CheckpointError(f'model file {path} is a directory, not a checkpoint file: set '
+                              'model_path to the .pt file (or leave it empty for the shipped '
+                              'default model)')
+    if not path.exists():
         raise CheckpointError(f'model file {path} does not exist: check model_path, or leave '
                               'it empty to use the shipped default model')
+    if not path.is_file():
+        raise CheckpointError(f'model file {path} is not a regular file: set model_path to a '
+                              '.pt file')
+    if path.stat().st_size == 0:
+        raise CheckpointError(f'model file {path} is empty (0 bytes): the copy or download '
+                              'did not finish; copy it again')
+    corrupt = (f'{path} is not a readable PyTorch file (truncated or corrupt?): copy it again '
+               'or re-save it with pointcam_ros.model.checkpoint.save_checkpoint')
+    code = (f'{path} holds code or objects other than tensors and plain data, so it is not '
+            'loaded (unpickling it could run code): re-save the weights as a state_dict with '
+            'pointcam_ros.model.checkpoint.save_checkpoint')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols on stderr before refusing; the error says it.
+            warnings.filterwarnings('ignore', message='.*pickle protocol', category=UserWarning)
+            return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
-        if 'global' not in str(exc).lower():
-            raise CheckpointError(f'{path} is not a readable PyTorch file (truncated or '
-                                  f'corrupt?): {exc}') from exc
-        raise CheckpointError(
-            f'{path} holds objects other than tensors and plain data, so it is not loaded '
-            f'(it could run code): re-save the state_dict only. Detail: {exc}') from exc
+        detail = str(exc.__context__ or exc).splitlines()[0][:200]
+        if zipfile.is_zipfile(path):
+            if 'global' in str(exc).lower():
+                raise CheckpointError(f'{code}. Detail: {detail}') from exc
+            raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
+        kind = _pickle_kind(path)
+        if kind == 'code':
+            raise CheckpointError(f'{code}. It is a plain pickle, not a torch.save file. '
+                                  f'Detail: {detail}') from exc
+        if kind == 'plain':
+            raise CheckpointError(f'{path} is a plain Python pickle, not a torch.save file: '
+                                  'load it yourself and re-save it with '
+                                  'pointcam_ros.model.checkpoint.save_checkpoint') from exc
+        raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
+    except PermissionError as exc:
+        raise CheckpointError(f'model file {path} cannot be read (permission denied): '
+                              'check its permissions') from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f'{path} is not a readable PyTorch file (truncated or corrupt?): '
-                              f'{exc}') from exc
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
 
 
 def load_checkpoint(path: Optional[PathLike] = None,
@@ -126,45 +398,42 @@ def load_checkpoint(path: Optional[PathLike] = None,
     """
     Load a pointcam_ros checkpoint (default: the shipped model) onto ``device``.
 
-    Raises :class:`CheckpointError` if the file is missing, corrupt, of
-    another format or version, or its weights do not fit its architecture.
+    Raises :class:`CheckpointError`, naming the file and the field, if the
+    file is missing, a directory, empty, corrupt, holds code, is of another
+    format or version, breaks a bound (widths, layers, parameters, classes,
+    ``num_points``), holds NaN/Inf weights, or its weights do not fit its
+    architecture.
     """
     path = default_model_path() if path is None or str(path) == '' else Path(path)
     payload = _read(path)
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise CheckpointError(
-            f'{path} is not a pointcam_ros checkpoint (no format tag). For a state dict from '
-            'fxia22/pointnet.pytorch or yanx27/Pointnet_Pointnet2_pytorch use '
-            'pointcam_import_model (import_reference_state_dict) with your class names.')
-    if payload.get('format_version') != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format_version {payload.get('format_version')}; "
-                              f'this pointcam_ros reads version {FORMAT_VERSION}: upgrade it')
+            f"{path} is not a pointcam_ros checkpoint (field 'format' is not {FORMAT!r}). "
+            'For a state dict of fxia22/pointnet.pytorch or yanx27/Pointnet_Pointnet2_pytorch '
+            'call pointcam_ros.model.checkpoint.import_reference_state_dict(state_dict, '
+            'class_names), then save_checkpoint(path, model, class_names, num_points, '
+            'normalization).')
+    version = payload.get('format_version')
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: field 'format_version' is {version!r:.40}; this "
+                              f'pointcam_ros reads version {FORMAT_VERSION}: upgrade it')
     try:
-        config = PointNetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                   for k, v in payload['architecture'].items()})
-        class_names = [str(c) for c in payload['class_names']]
-        num_points = int(payload['num_points'])
-        normalization = str(payload['normalization'])
-        state_dict = payload['state_dict']
-        temperature = float(payload.get('temperature', 1.0))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f'{path} has broken metadata: {exc}') from exc
-    if len(class_names) != config.num_classes or normalization not in NORMALIZATIONS \
-            or num_points <= 0 or not (math.isfinite(temperature) and temperature > 0):
-        raise CheckpointError(
-            f'{path} metadata does not fit: {len(class_names)} class names for '
-            f'{config.num_classes} classes, normalization {normalization!r}, '
-            f'num_points {num_points}, temperature {temperature}')
-    model = PointNetClassifier(config)
+        checked = _check_payload(payload)
+    except _FieldError as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc
+    model = PointNetClassifier(checked.config)
     try:
-        model.load_state_dict(state_dict, strict=True)
+        model.load_state_dict(payload['state_dict'], strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f'{path}: weights do not match the stored architecture: '
-                              f'{exc}') from exc
+        problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        more = len(problems) - 3
+        shown = '; '.join(problems[:3]) + (f' (and {more} more)' if more > 0 else '')
+        raise CheckpointError(f"{path}: field 'state_dict': weights do not match the stored "
+                              f'architecture: {shown or exc}') from exc
     model.to(device).eval()
-    return LoadedModel(model=model, class_names=class_names, num_points=num_points,
-                       normalization=normalization, path=str(path),
-                       info=dict(payload.get('info', {})), temperature=temperature)
+    return LoadedModel(model=model, class_names=checked.class_names,
+                       num_points=checked.num_points, normalization=checked.normalization,
+                       path=str(path), info=checked.info, temperature=checked.temperature)
 
 
 # --- state dicts of the reference PyTorch implementations --------------------------------

@@ -22,7 +22,7 @@ PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES
 
 
 def large_data_profile() -> Path:
-    """Path of the shipped Fast DDS profile (64 MB shared memory, UDP on loopback)."""
+    """Path of the shipped Fast DDS profile (64 MB shared memory, 4096-fragment port queue)."""
     return Path(str(importlib.resources.files('pointcam_ros') / 'resources'
                     / 'fastdds_large_data.xml'))
 

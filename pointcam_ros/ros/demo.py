@@ -15,16 +15,25 @@
 """
 ``pointcam_demo``: the simulated LiDAR and pointcam_node as two processes, recorded.
 
-Starts ``pointcam_sim`` and ``pointcam_node``, records the input scans, the
-saliency clouds, the label markers, the simulator's ground truth and
-/diagnostics into a rosbag2 MCAP bag for ``--duration`` seconds, then writes
-a PNG snapshot of the last explained scan and prints a summary: scans in and
-out, drops, end-to-end latency (scan stamp to saliency received) p50/p99 and
-per-class accuracy of the labels against the simulator's ground truth.
+Starts ``pointcam_sim`` and ``pointcam_node``, waits for the first saliency
+cloud of a scan the recorder received too (start-up is not counted), then
+records the input scans, the saliency clouds, the label markers, the
+simulator's ground truth and /diagnostics into a rosbag2 MCAP bag for
+``--duration`` seconds. It then stops the
+simulator, lets the node finish its last scan and report its final
+diagnostics, writes a PNG snapshot of the last explained scan (top view
+plus close-ups of the largest objects) and prints a summary: what the
+recorder really received and over how long, what the node reports, drops,
+end-to-end latency (scan stamp to saliency received) p50/p99 and per-class
+accuracy of the labels against the simulator's ground truth.
+
+Bag topics are absolute and the same as ``pointcam_bag`` writes:
+``/points``, ``/pointcam/saliency``, ``/pointcam/labels``,
+``/pointcam_sim/ground_truth``, ``/diagnostics``.
 """
 
 import argparse
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
@@ -33,14 +42,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from pointcam_ros.formats.bag_io import MARKER_ARRAY, POINTCLOUD2, SafeBagWriter
 from pointcam_ros.formats.cloud_io import read_cloud
 from pointcam_ros.ros.dds import use_large_data_profile
-from pointcam_ros.tools.render import render_scan
+from pointcam_ros.tools.render import render_snapshot
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -49,13 +58,19 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-TOPICS = {  # topic -> (type, rosbag2 type name, QoS)
-    'points': (PointCloud2, POINTCLOUD2, qos_profile_sensor_data),
-    'pointcam/saliency': (PointCloud2, POINTCLOUD2, None),
-    'pointcam/labels': (MarkerArray, MARKER_ARRAY, None),
-    'pointcam_sim/ground_truth': (MarkerArray, MARKER_ARRAY, None),
-    '/diagnostics': (DiagnosticArray, 'diagnostic_msgs/msg/DiagnosticArray', None),
+POINTS = '/points'
+SALIENCY = '/pointcam/saliency'
+LABELS = '/pointcam/labels'
+TRUTH = '/pointcam_sim/ground_truth'
+DIAGNOSTICS = '/diagnostics'
+TOPICS = {  # topic (absolute, as in the bag) -> (type, rosbag2 type name, QoS)
+    POINTS: (PointCloud2, POINTCLOUD2, qos_profile_sensor_data),
+    SALIENCY: (PointCloud2, POINTCLOUD2, None),
+    LABELS: (MarkerArray, MARKER_ARRAY, None),
+    TRUTH: (MarkerArray, MARKER_ARRAY, None),
+    DIAGNOSTICS: (DiagnosticArray, 'diagnostic_msgs/msg/DiagnosticArray', None),
 }
+TEXT_VIEW_FACING = 9
 
 
 @dataclass
@@ -64,26 +79,59 @@ class Recording:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     counts: dict = field(default_factory=lambda: defaultdict(int))
+    #: topic -> [first, last] header stamp (ns) of the messages received.
+    stamps: dict = field(default_factory=dict)
+    #: topic -> [first, last] wall time (time.monotonic()) of reception.
+    received: dict = field(default_factory=dict)
     latencies_ms: list = field(default_factory=list)
     truth: dict = field(default_factory=dict)  # stamp -> [(center, class)]
     labels: dict = field(default_factory=dict)  # stamp -> [(center, class)]
+    label_texts: dict = field(default_factory=dict)  # stamp -> {object id: (center, text)}
     last_saliency: Optional[PointCloud2] = None
     diagnostics: dict = field(default_factory=dict)
+    diagnostics_at: float = 0.0  # time.monotonic() when ``diagnostics`` arrived
+
+    def last_received(self, topic: str) -> float:
+        """Wall time (monotonic) of the last message on ``topic``; 0.0 if none."""
+        with self.lock:
+            return self.received.get(topic, (0.0, 0.0))[1]
 
 
 def _stamp(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
+def _header(msg: Any) -> Any:
+    """Return the header of a message, or of a MarkerArray's first marker (None if none)."""
+    if hasattr(msg, 'header'):
+        return msg.header
+    markers = getattr(msg, 'markers', None)
+    return markers[0].header if markers else None
+
+
 def _boxes(msg: MarkerArray) -> list[tuple[np.ndarray, str]]:
     out = []
     for marker in msg.markers:
-        if marker.type == 9 and marker.text:  # TEXT_VIEW_FACING
+        if marker.type == TEXT_VIEW_FACING and marker.text:
             name = marker.text.split()[1] if marker.text.startswith('gt ') else \
                 marker.text.split()[0]
             p = marker.pose.position
             out.append((np.array([p.x, p.y, p.z]), name))
     return out
+
+
+def _label_texts(msg: MarkerArray) -> dict[int, tuple[np.ndarray, str]]:
+    """Object id (marker id) -> (text position (3,), text) of a label MarkerArray."""
+    out = {}
+    for marker in msg.markers:
+        if marker.type == TEXT_VIEW_FACING and marker.text:
+            p = marker.pose.position
+            out[int(marker.id)] = (np.array([p.x, p.y, p.z]), marker.text)
+    return out
+
+
+def _span(pair: Optional[Sequence[float]]) -> float:
+    return 0.0 if pair is None else pair[1] - pair[0]
 
 
 class Recorder(Node):
@@ -93,6 +141,11 @@ class Recorder(Node):
         super().__init__('pointcam_demo_recorder')
         self.writer = writer
         self.recording = recording
+        # Set by the first saliency cloud of a scan this recorder received too.
+        self.recording_on = threading.Event()
+        # The last scans and ground truths before it, so the scan that first saliency
+        # cloud explains (and those queued behind it) are recorded too.
+        self._preroll: dict[str, deque] = {POINTS: deque(maxlen=20), TRUTH: deque(maxlen=20)}
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for topic, (msg_type, bag_type, qos) in TOPICS.items():
             self.create_subscription(
@@ -100,24 +153,54 @@ class Recorder(Node):
                 lambda msg, t=topic, b=bag_type: self.message_callback(t, b, msg),
                 qos or reliable)
 
-    def message_callback(self, topic: str, bag_type: str, msg) -> None:
+    def message_callback(self, topic: str, bag_type: str, msg: Any) -> None:
         """Record one message and the figures the summary needs."""
-        now_ns = time.time_ns()
+        now_ns, now = time.time_ns(), time.monotonic()
+        if not self.recording_on.is_set():
+            if topic in self._preroll:
+                self._preroll[topic].append((topic, bag_type, msg, now_ns, now))
+                return
+            if topic != SALIENCY:
+                return
+            first = _stamp(msg.header)
+            if not any(_stamp(item[2].header) <= first for item in self._preroll[POINTS]):
+                # This recorder does not see the scans yet (its best-effort subscription
+                # can match seconds after the node's): starting now would count saliency
+                # clouds of scans it never received.
+                return
+            self.recording_on.set()  # the first explained scan it also saw starts it
+            for queue in self._preroll.values():
+                for item in queue:
+                    header = _header(item[2])
+                    if header is not None and _stamp(header) >= first:
+                        self._record(*item)
+            self._preroll.clear()
+        self._record(topic, bag_type, msg, now_ns, now)
+
+    def _record(self, topic: str, bag_type: str, msg: Any, now_ns: int, now: float) -> None:
         rec = self.recording
         with rec.lock:
             rec.counts[topic] += 1
-            self.writer.write_raw(topic.lstrip('/'), bag_type, now_ns, serialize_message(msg))
-            if topic == 'pointcam/saliency':
+            self.writer.write_raw(topic, bag_type, now_ns, serialize_message(msg))
+            rec.received.setdefault(topic, [now, now])[1] = now
+            header = _header(msg)
+            if header is not None:
+                stamp = _stamp(header)
+                rec.stamps.setdefault(topic, [stamp, stamp])[1] = stamp
+            if topic == SALIENCY:
                 rec.latencies_ms.append((now_ns - _stamp(msg.header)) / 1e6)
                 rec.last_saliency = msg
-            elif topic == 'pointcam/labels' and msg.markers:
-                rec.labels[_stamp(msg.markers[0].header)] = _boxes(msg)
-            elif topic == 'pointcam_sim/ground_truth' and msg.markers:
+            elif topic == LABELS and msg.markers:
+                stamp = _stamp(msg.markers[0].header)
+                rec.labels[stamp] = _boxes(msg)
+                rec.label_texts[stamp] = _label_texts(msg)
+            elif topic == TRUTH and msg.markers:
                 rec.truth[_stamp(msg.markers[0].header)] = _boxes(msg)
-            elif topic == '/diagnostics':
+            elif topic == DIAGNOSTICS:
                 for status in msg.status:
                     if status.name.endswith('pointcam: points'):
                         rec.diagnostics = {kv.key: kv.value for kv in status.values}
+                        rec.diagnostics_at = now
 
 
 def class_accuracy(recording: Recording, max_distance: float = 1.5) -> dict:
@@ -146,15 +229,32 @@ def _executable(name: str) -> str:
     return found
 
 
-def summary(recording: Recording, duration: float) -> str:
-    """Printable summary of a recording."""
+def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
+            drain_s: float = 0.0) -> str:
+    """
+    Printable summary of a recording.
+
+    ``wall_s``: wall time from the first saliency cloud to stopping the
+    simulator; ``drain_s``: the wait after that for the simulator to exit
+    and the node to finish;
+    ``final_diagnostics``: whether the node's diagnostics were published
+    after it had processed its last scan.
+    """
     rec = recording
-    lines = [f'scans in (sim -> recorder): {rec.counts["points"]} in {duration:.0f} s',
-             f'saliency clouds out: {rec.counts["pointcam/saliency"]}, label arrays: '
-             f'{rec.counts["pointcam/labels"]}']
+    scan_span = _span(rec.stamps.get(POINTS)) / 1e9
+    out_span = _span(rec.received.get(SALIENCY))
+    lines = [f'recorded {wall_s:.1f} s wall from the first saliency cloud (start-up not '
+             f'counted), then {drain_s:.1f} s to stop the simulator and let the node finish',
+             f'scans in (sim -> recorder): {rec.counts[POINTS]}, stamps spanning '
+             f'{scan_span:.1f} s',
+             f'saliency clouds out (node -> recorder): {rec.counts[SALIENCY]}, received over '
+             f'{out_span:.1f} s; label arrays: {rec.counts[LABELS]}']
     diag = rec.diagnostics
     if diag:
-        lines.append(f"node: received {diag.get('received')}, processed "
+        when = ('final, after its last scan' if final_diagnostics
+                else 'last report, may lag behind the counts above')
+        lines.append(f'node reported ({when}; counts since it started, start-up '
+                     f"included): received {diag.get('received')}, processed "
                      f"{diag.get('processed')}, dropped (stale) {diag.get('dropped')}, "
                      f"rejected {diag.get('rejected')}, device {diag.get('device')}, "
                      f"processing p50 {diag.get('latency_p50_ms')} ms / p99 "
@@ -173,13 +273,98 @@ def summary(recording: Recording, duration: float) -> str:
     return '\n'.join(lines)
 
 
+def _wait(condition, timeout: float, processes: Sequence[subprocess.Popen] = ()) -> bool:
+    """Poll ``condition()`` every 50 ms up to ``timeout`` s; False early if a process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if any(p.poll() is not None for p in processes):
+            return False
+        time.sleep(0.05)
+    return condition()
+
+
+def _drain(recording: Recording, quiet_s: float = 1.5, timeout: float = 15.0) -> bool:
+    """
+    After the simulator stopped: wait until the node is idle and reports once more.
+
+    Idle = no saliency cloud for ``quiet_s``; then waits for a /diagnostics
+    message received after that (the node publishes them about once a
+    second). Returns whether such final diagnostics arrived.
+    """
+    deadline = time.monotonic() + timeout
+    _wait(lambda: time.monotonic() - recording.last_received(SALIENCY) >= quiet_s, timeout)
+    idle_since = recording.last_received(SALIENCY)
+    remaining = max(0.0, deadline - time.monotonic())
+
+    def fresh() -> bool:
+        with recording.lock:
+            return recording.diagnostics_at > idle_since + 0.2 and bool(recording.diagnostics)
+    return _wait(fresh, max(remaining, 3.0))
+
+
+def _run_processes(args: argparse.Namespace, env: dict, recorder: Recorder,
+                   bag_path: Path) -> Optional[tuple[float, float, bool]]:
+    """
+    Start pointcam_node and pointcam_sim, record, stop them; always leaves none running.
+
+    Returns (seconds recorded, seconds draining, final diagnostics seen), or
+    None when no saliency cloud arrived within ``args.startup_timeout``.
+    """
+    processes: list[subprocess.Popen] = []
+    try:
+        node = subprocess.Popen(
+            [_executable('pointcam_node'), '--ros-args', '-p', f'device:={args.device}'],
+            env=env)
+        processes.append(node)
+        sim = subprocess.Popen(
+            [_executable('pointcam_sim'), '--ros-args', '-p', f'sensor:={args.sensor}'],
+            env=env)
+        processes.append(sim)
+        print(f'starting pointcam_sim ({args.sensor}) and pointcam_node; waiting for the '
+              'first saliency cloud ...', flush=True)
+        started = time.monotonic()
+        if not _wait(recorder.recording_on.is_set, args.startup_timeout, processes):
+            died = [f'{name} exited with {p.returncode}' for name, p in
+                    (('pointcam_node', node), ('pointcam_sim', sim)) if p.poll() is not None]
+            print(f'no saliency cloud within {time.monotonic() - started:.0f} s'
+                  f"{': ' + ', '.join(died) if died else ''}; see the log lines above",
+                  file=sys.stderr)
+            return None
+        began = time.monotonic()
+        print(f'first saliency cloud after {began - started:.1f} s; recording '
+              f'{args.duration:.0f} s to {bag_path} ...', flush=True)
+        time.sleep(args.duration)
+        stopped = time.monotonic()
+        sim.terminate()
+        sim.wait(timeout=20)
+        final = _drain(recorder.recording)
+        drain_s = time.monotonic() - stopped
+        node.terminate()
+        node.wait(timeout=20)
+        return stopped - began, drain_s, final
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo; see the module docstring."""
     parser = argparse.ArgumentParser(description='pointcam_ros demo: sim + node, recorded.')
-    parser.add_argument('--duration', type=float, default=20.0, help='seconds to record')
+    parser.add_argument('--duration', type=float, default=20.0,
+                        help='seconds to record, counted from the first saliency cloud')
     parser.add_argument('--sensor', default='vlp16', help='simulated sensor preset')
     parser.add_argument('--out', type=Path, default=Path('demo_output'), help='output folder')
     parser.add_argument('--device', default='auto')
+    parser.add_argument('--startup-timeout', type=float, default=120.0,
+                        help='seconds to wait for the first saliency cloud')
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bag_path = args.out / f'demo_{time.strftime("%Y%m%d_%H%M%S")}'
@@ -190,7 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.update(env)
     rclpy.init()
     recording = Recording()
-    processes = []
+    outcome: Optional[tuple[float, float, bool]] = None
     try:
         with SafeBagWriter(bag_path) as writer:
             recorder = Recorder(writer, recording)
@@ -198,37 +383,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             executor.add_node(recorder)
             spinner = threading.Thread(target=executor.spin, daemon=True)
             spinner.start()
-            processes.append(subprocess.Popen(
-                [_executable('pointcam_node'), '--ros-args', '-p', f'device:={args.device}'],
-                env=env))
-            processes.append(subprocess.Popen(
-                [_executable('pointcam_sim'), '--ros-args', '-p', f'sensor:={args.sensor}'],
-                env=env))
-            print(f'recording {args.duration:.0f} s of {args.sensor} scans to {bag_path} ...',
-                  flush=True)
-            time.sleep(args.duration)
-            for process in reversed(processes):
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=20)
-            executor.shutdown()
-            spinner.join(timeout=5)
-            with recording.lock:
-                recorder.destroy_node()
+            try:
+                outcome = _run_processes(args, env, recorder, bag_path)
+            finally:
+                executor.shutdown()
+                spinner.join(timeout=5)
+                with recording.lock:
+                    recorder.destroy_node()
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
         rclpy.try_shutdown()
-    print(summary(recording, args.duration))
+    if outcome is None:
+        return 1
+    wall_s, drain_s, final = outcome
+    print(summary(recording, wall_s, final, drain_s))
     if recording.last_saliency is not None:
         msg = recording.last_saliency
         cloud = read_cloud(msg, ['intensity', 'object_id'])
-        labels = recording.labels.get(_stamp(msg.header), [])
+        texts = recording.label_texts.get(_stamp(msg.header), {})
         png = args.out / 'demo_snapshot.png'
-        render_scan(cloud.xyz, cloud.extras['intensity'], cloud.extras['object_id'],
-                    [(c, n) for c, n in labels], png,
-                    title=f'pointcam_ros demo: {args.sensor}, Grad-CAM saliency')
+        render_snapshot(cloud.xyz, cloud.extras['intensity'], cloud.extras['object_id'],
+                        texts, png, title=f'pointcam_ros demo: {args.sensor}, last explained '
+                        'scan, Grad-CAM saliency (top view)')
         print(f'snapshot: {png}')
     print(f'bag: {bag_path} (ros2 bag play / rosbags)')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

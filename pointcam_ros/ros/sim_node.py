@@ -23,13 +23,14 @@ and cyclists, plus ``pointcam_sim/ground_truth`` (MarkerArray: one box and
 ``scene_period`` seconds.
 """
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
-from pointcam_ros.ros.ros_main import spin_node
+from pointcam_ros.common.config import Param
+from pointcam_ros.ros.ros_main import declare_from_schema, run_main
 from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
 from pointcam_ros.sim.clouds import ground_truth_markers, scan_to_cloud
 from pointcam_ros.sim.simulator import move_objects, random_scene, scan, SENSORS
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
@@ -37,28 +38,30 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 
+SIM_PARAMS = (
+    Param('sensor', 'vlp16', 'sensor preset (beams, field of view, driver layout)',
+          choices=tuple(SENSORS), read_only=True),
+    Param('rate', 0.0, "scans per second; 0 = the sensor's own rate", unit='Hz', low=0.0,
+          high=100.0, read_only=True),
+    Param('seed', 0, 'seed of the first scene', low=0, high=2**31 - 1, read_only=True),
+    Param('frame_id', 'lidar', 'frame_id of the published scans'),
+    Param('mount_height', 1.8, 'sensor height above the ground', unit='m', low=0.1, high=10.0),
+    Param('scene_period', 10.0, 'time before a new scene is generated', unit='s', low=0.1,
+          high=3600.0),
+)
+
+
 class SimNode(Node):
     """Publishes simulated scans at the preset's rate."""
 
     def __init__(self, **kwargs: Any):
         super().__init__('pointcam_sim', **kwargs)
-        self.declare_parameter('sensor', 'vlp16', ParameterDescriptor(
-            description=f'sensor preset: {", ".join(SENSORS)}', read_only=True))
-        self.declare_parameter('rate', 0.0, ParameterDescriptor(
-            description="scans per second; 0 = the sensor's own rate", read_only=True))
-        self.declare_parameter('seed', 0, ParameterDescriptor(description='first scene seed'))
-        self.declare_parameter('frame_id', 'lidar', ParameterDescriptor(
-            description='frame_id of the published scans'))
-        self.declare_parameter('mount_height', 1.8, ParameterDescriptor(
-            description='sensor height above the ground (m)'))
-        self.declare_parameter('scene_period', 10.0, ParameterDescriptor(
-            description='seconds before a new scene is generated'))
-        name = self.get_parameter('sensor').value
-        if name not in SENSORS:
-            raise ValueError(f"unknown sensor '{name}': choose one of {sorted(SENSORS)}")
+        values = declare_from_schema(self, SIM_PARAMS)
+        self.add_on_set_parameters_callback(self.parameters_callback)
+        name = values['sensor']
         self.sensor = SENSORS[name]
-        rate = self.get_parameter('rate').value or self.sensor.rate_hz
-        self.seed = int(self.get_parameter('seed').value)
+        rate = values['rate'] or self.sensor.rate_hz
+        self.seed = values['seed']
         self.scan_count = 0
         self.scene = random_scene(self.seed)
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -67,6 +70,19 @@ class SimNode(Node):
         self.create_timer(1.0 / rate, self.timer_callback)
         self.get_logger().info(f'simulating {name} at {rate:.1f} Hz on '
                                f'{self.points_pub.topic_name}')
+
+    def parameters_callback(self, parameters: Sequence[Any]) -> SetParametersResult:
+        """Check run-time changes with the schema (unknown names are left to rclpy)."""
+        specs = {spec.name: spec for spec in SIM_PARAMS}
+        for parameter in parameters:
+            if not parameter.name:
+                return SetParametersResult(successful=False, reason='empty parameter name')
+            if parameter.name in specs:
+                try:
+                    specs[parameter.name].check(parameter.value)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
 
     def timer_callback(self) -> None:
         """Advance the scene, scan it and publish the cloud and the ground truth."""
@@ -90,4 +106,6 @@ class SimNode(Node):
 
 def main(args: Optional[list[str]] = None) -> int:
     """Entry point of ``ros2 run pointcam_ros pointcam_sim``."""
-    return spin_node(SimNode, 'pointcam_sim', args)
+    return run_main(SimNode, 'pointcam_sim', 'pointcam_sim',
+                    'Publish simulated LiDAR scans (PointCloud2, real driver layouts) and '
+                    'ground-truth markers.', SIM_PARAMS, args)

@@ -1,0 +1,115 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Record simulated scans once, for benchmarks on machines without open3d.
+
+The lent GPU machine has torch, numpy and scipy but no open3d, so it cannot
+run the simulator. This script (run here, where open3d is installed) packs
+simulated scans in their sensor's driver layout, exactly as
+``pointcam_ros.sim.clouds.scan_to_cloud`` does, and stores the PointCloud2
+bodies in one compressed ``.npz``; :func:`load_scans` (numpy and
+pointcam_ros.formats only) gives them back as ``PackedCloud`` objects.
+bench_pipeline.py and bench_e2e.py take the file with ``--scans-file``.
+
+    .venv/bin/python bench/record_scans.py [-o bench/data/scans.npz]
+        [--sensors hdl64 os1_128] [--scans 4 2]
+
+Layout of the file: ``meta`` is a JSON string (format version, and per
+sensor: rate_hz, height, width, point_step, row_step, is_bigendian,
+is_dense, fields, scene seeds); ``<sensor>_<i>`` is scan i's data as uint8.
+Scene seeds are 5000 + i, the seeds bench_pipeline.py uses when it
+simulates. bench/data/ is ignored by git. The default (4 HDL-64E + 2 OS1-128
+scans, about 15 MB) leaves room for the ROS wheels (about 44 MB) within the
+64 MiB that one call to the lent GPU machine may carry.
+"""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from pointcam_ros.common.atomic import atomic_path
+from pointcam_ros.formats.cloud_io import FieldSpec, PackedCloud
+
+FORMAT = 'pointcam-scans-1'
+DEFAULT_PATH = Path(__file__).resolve().parent / 'data' / 'scans.npz'
+
+
+def record(path: Path, sensors: Sequence[str], counts: Sequence[int],
+           first_seed: int = 5_000) -> dict:
+    """Simulate ``counts[k]`` scans of ``sensors[k]`` and write them to ``path``; return meta."""
+    from pointcam_ros.sim.clouds import scan_to_cloud  # needs open3d
+    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+    arrays = {}
+    meta = {'format': FORMAT, 'sensors': {}}
+    for name, count in zip(sensors, counts):
+        sensor = SENSORS[name]
+        seeds = [first_seed + i for i in range(count)]
+        for i, seed in enumerate(seeds):
+            cloud = scan_to_cloud(scan(random_scene(seed), sensor, i))
+            arrays[f'{name}_{i}'] = np.frombuffer(cloud.data, np.uint8)
+        meta['sensors'][name] = {
+            'rate_hz': sensor.rate_hz, 'height': cloud.height, 'width': cloud.width,
+            'point_step': cloud.point_step, 'row_step': cloud.row_step,
+            'is_bigendian': bool(cloud.is_bigendian), 'is_dense': bool(cloud.is_dense),
+            'fields': [list(f) for f in cloud.fields], 'seeds': seeds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as out:
+            np.savez_compressed(out, meta=np.array(json.dumps(meta)), **arrays)
+    return meta
+
+
+def load_scans(path: Path) -> dict[str, tuple[float, list[PackedCloud]]]:
+    """Read a file of :func:`record`: sensor name -> (rate in Hz, its packed clouds)."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data['meta']))
+        if meta.get('format') != FORMAT:
+            raise ValueError(f'{path} is not a {FORMAT} file: record it with '
+                             'bench/record_scans.py')
+        out = {}
+        for name, info in meta['sensors'].items():
+            clouds = [PackedCloud(
+                height=info['height'], width=info['width'],
+                fields=[FieldSpec(*f) for f in info['fields']],
+                is_bigendian=info['is_bigendian'], point_step=info['point_step'],
+                row_step=info['row_step'], data=data[f'{name}_{i}'].tobytes(),
+                is_dense=info['is_dense']) for i in range(len(info['seeds']))]
+            out[name] = (float(info['rate_hz']), clouds)
+    return out
+
+
+def main(argv=None) -> int:
+    """Record the scans and print what was written."""
+    parser = argparse.ArgumentParser(description='record simulated scans to an .npz')
+    parser.add_argument('-o', '--output', type=Path, default=DEFAULT_PATH)
+    parser.add_argument('--sensors', nargs='+', default=['hdl64', 'os1_128'])
+    parser.add_argument('--scans', type=int, nargs='+', default=[4, 2],
+                        help='scans per sensor (one number for all, or one per sensor)')
+    args = parser.parse_args(argv)
+    counts = args.scans * len(args.sensors) if len(args.scans) == 1 else args.scans
+    if len(counts) != len(args.sensors) or min(counts) < 2:
+        parser.error('give one --scans count >= 2, or one per sensor')
+    meta = record(args.output, args.sensors, counts)
+    size = args.output.stat().st_size / 2 ** 20
+    for name, info in meta['sensors'].items():
+        print(f"{name}: {len(info['seeds'])} scans of {info['height']} x {info['width']} "
+              f"points, {info['point_step']} bytes each")
+    print(f'wrote {args.output} ({size:.1f} MiB)')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The one parameter schema: validator, generated YAML, README table, ROS descriptors."""
+
+from pathlib import Path
+import re
+
+from pointcam_ros.common.config import (
+    ConfigError, markdown_table, NODE_PARAMS, node_params, params_yaml, PipelineConfig)
+from pointcam_ros.ros.ros_main import descriptor_for
+from pointcam_ros.tools import bag_tool
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_parameter_is_described_and_bounded():
+    for spec in node_params():
+        assert spec.description, spec.name
+        if spec.kind in (int, float):
+            assert spec.low is not None and spec.low <= spec.default <= spec.high, spec.name
+        spec.check(spec.default)  # defaults pass their own check
+    assert [s.name for s in PipelineConfig.params()] == list(PipelineConfig().to_dict())
+
+
+def test_shipped_yaml_is_the_generated_one():
+    shipped = (ROOT / 'config' / 'pointcam.yaml').read_text()
+    assert shipped == params_yaml(), 'regenerate config/pointcam.yaml from params_yaml()'
+    values = yaml.safe_load(shipped)['/**']['ros__parameters']
+    assert values == {spec.name: spec.default for spec in node_params()}
+    assert PipelineConfig.from_yaml(ROOT / 'config' / 'pointcam.yaml') == PipelineConfig()
+
+
+def test_readme_parameter_table_is_the_generated_one():
+    readme = (ROOT / 'README.md').read_text()
+    match = re.search(r'<!-- params:begin -->\n(.*?)<!-- params:end -->', readme, re.S)
+    if match is None:
+        pytest.skip('README.md has no <!-- params:begin --> ... <!-- params:end --> block yet')
+    assert match.group(1).strip() == markdown_table().strip(), \
+        'paste markdown_table() between the params markers of README.md'
+
+
+def test_markdown_table_has_one_row_per_parameter():
+    rows = markdown_table().strip().splitlines()[2:]
+    assert [row.split('`')[1] for row in rows] == [spec.name for spec in node_params()]
+    assert '| `ground_threshold` | `0.15` | [0.01, 5] m |' in markdown_table()
+
+
+@pytest.mark.parametrize('changes, parameter, text', [
+    ({'ground_threshold': 0.005}, 'ground_threshold', 'must be in [0.01, 5] m'),
+    ({'min_range': -3.0}, 'min_range', 'must be in [0, 500] m'),
+    ({'device': 'banana'}, 'device', 'must be auto, cpu, cuda or cuda:N'),
+    ({'method': 'lime'}, 'method', 'must be one of gradcam'),
+    ({'max_range': 'far'}, 'max_range', 'must be a number'),
+    ({'seed': 1.5}, 'seed', 'must be an integer'),
+    ({'seed': True}, 'seed', 'must be an integer'),
+    ({'min_confidence': float('nan')}, 'min_confidence', 'finite'),
+    ({'min_range': 70.0}, 'max_range', 'need min_range < max_range'),
+    ({'min_cluster_points': 50, 'max_cluster_points': 10}, 'max_cluster_points', 'need'),
+    ({'max_rnage': 3.0}, 'max_rnage', 'unknown pipeline parameters'),
+])
+def test_one_validator_names_the_parameter(changes, parameter, text):
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.from_dict(changes)
+    assert info.value.parameter == parameter and text in info.value.why
+    assert str(info.value).startswith(f'{parameter}: ')
+
+
+def test_integers_are_accepted_for_floats_and_integral_floats_for_ints():
+    config = PipelineConfig(max_range=10, seed=3.0)
+    assert config.max_range == 10.0 and type(config.max_range) is float
+    assert config.seed == 3 and type(config.seed) is int
+    assert config.replace(min_z=-2).min_z == -2.0
+
+
+def test_pointcam_bag_uses_the_same_validator(tmp_path, caplog):
+    params = tmp_path / 'p.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    ground_threshold: 0.005\n')
+    code = bag_tool.main([str(tmp_path / 'missing_bag'), '-o', str(tmp_path / 'out'),
+                          '--params', str(params)])
+    assert code == 1
+    assert 'ground_threshold: must be in [0.01, 5] m, got 0.005' in caplog.text
+    assert not (tmp_path / 'out').exists()
+
+
+def test_node_descriptors_come_from_the_schema():
+    by_name = {spec.name: spec for spec in node_params()}
+    ground = descriptor_for(by_name['ground_threshold'])
+    assert (ground.floating_point_range[0].from_value,
+            ground.floating_point_range[0].to_value) == (0.01, 5.0)
+    assert 'ground plane' in ground.description and not ground.read_only
+    seed = descriptor_for(by_name['seed'])
+    assert seed.integer_range[0].to_value == 2**31 - 1 and not seed.floating_point_range
+    assert descriptor_for(by_name['device']).read_only
+    assert 'gradcam++' in descriptor_for(by_name['method']).additional_constraints
+    assert all(descriptor_for(spec).read_only for spec in NODE_PARAMS)
