@@ -113,7 +113,8 @@ def main() -> int:
         row = child(args.child, args.scan, args.runs, args.device, args.cpu_threads)
         print(json.dumps(row))
         return 0
-    print(f'device: {describe(args.device)}')
+    print(f'device: {describe(args.device)}; each case in a subprocess with '
+          f'{args.cpu_threads} torch thread(s)')
     with tempfile.TemporaryDirectory() as tmp:
         scan_path = Path(tmp) / 'scan.npy'
         print(f'scan: {make_scan(scan_path)} points, HDL-64E beams, objects to 300 m')
