@@ -21,10 +21,13 @@ setup(
     # Only what rosdep also provides on ROS machines (Humble's console scripts check these).
     # torch is installed separately (see README); pointcloud2 (the PyPI port of
     # sensor_msgs_py, needed only without ROS) comes from requirements.txt.
-    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib', 'open3d',
+    # open3d only for the simulator (pointcam_sim, pointcam_demo, pointcam_dataset):
+    # pointcam_node, pointcam_bag and ScenePipeline run without it.
+    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib',
                       'rosbags'],
-    # pointcam_bag --ray (explain many bags on a Ray cluster): pip install 'pointcam_ros[fleet]'
-    extras_require={'fleet': ['ray']},
+    # pip install 'pointcam_ros[sim]' for the simulator; 'pointcam_ros[fleet]' for
+    # pointcam_bag --ray (explain many bags on a Ray cluster).
+    extras_require={'sim': ['open3d'], 'fleet': ['ray']},
     zip_safe=False,
     maintainer='pointcam_ros maintainers',
     maintainer_email='maintainers@pointcam-ros.org',

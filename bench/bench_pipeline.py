@@ -18,9 +18,13 @@ Stages: convert (PointCloud2 bytes in the driver layout -> numpy), segment
 (ROI, ground, clustering), sample (resample + normalise), model (PointNet +
 Grad-CAM, one batch), map_back (saliency to every point, boxes), encode
 (saliency cloud bytes). Median and p90 over --scans scans of different
-scenes, after one warm-up scan.
+scenes, after one warm-up scan. ``--backend auto`` runs the per-scan path
+with torch on the device when it is CUDA (segmentation included) and with
+numpy/scipy on the CPU; ``--backend torch --device cpu`` times the GPU code
+path on the CPU.
 
-    .venv/bin/python bench/bench_pipeline.py [--device cuda] [--sensors vlp16 hdl64]
+    .venv/bin/python bench/bench_pipeline.py [--device cuda] [--backend auto|numpy|torch]
+        [--sensors vlp16 hdl64] [--scans 20] [--cpu-threads N]
 
 With ``--scans-file`` (bench/record_scans.py) the scans come from the file,
 cycled to --scans, and open3d is not needed (e.g. on the lent GPU machine).
@@ -34,7 +38,7 @@ from machine import describe
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud, saliency_cloud
-from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.perception.pipeline import BACKENDS, ScenePipeline
 import torch
 
 STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')
@@ -63,6 +67,9 @@ def main():
     parser.add_argument('--method', default='gradcam')
     parser.add_argument('--scans-file', type=Path, default=None,
                         help='recorded scans (bench/record_scans.py), cycled; no open3d needed')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS)
+    parser.add_argument('--cpu-threads', type=int, default=None,
+                        help="torch CPU threads (default: the config's default)")
     args = parser.parse_args()
     recorded = None
     if args.scans_file is not None:
@@ -70,8 +77,12 @@ def main():
         recorded = load_scans(args.scans_file)
     if args.sensors is None:
         args.sensors = list(recorded) if recorded else ['vlp16', 'hdl64', 'os1_128']
-    pipeline = ScenePipeline(PipelineConfig(device=args.device, method=args.method))
-    print(f'device: {describe(args.device)}; model {pipeline.loaded.path}')
+    config = PipelineConfig(device=args.device, method=args.method)
+    if args.cpu_threads is not None:
+        config = config.replace(cpu_threads=args.cpu_threads)
+    pipeline = ScenePipeline(config, backend=args.backend)
+    print(f'device: {describe(args.device)}; backend {pipeline.backend}; '
+          f'model {pipeline.loaded.path}')
     for name in args.sensors:
         clouds = scan_clouds(name, args.scans + 1, recorded)
         rows = {stage: [] for stage in STAGES}

@@ -16,7 +16,9 @@ Scene pipeline quality against the simulator's ground truth.
 
 For simulated test scenes (unseen seeds, all sensor presets): the share of
 objects within 40 m with >= 30 points that come out as one cluster with point
-IoU >= 0.7, and the end-to-end class accuracy on those matched objects.
+IoU >= 0.7, and the end-to-end class accuracy on those matched objects;
+then how often each shape rule (``DetectedObject.rule``) fired, on matched
+objects by their true class and on all reported objects.
 
     .venv/bin/python bench/pipeline_quality.py --scenes 60
 """
@@ -39,11 +41,19 @@ def main():
     sensors = list(SENSORS)
     eligible = matched = correct = 0
     per_class = {name: [0, 0] for name in CLASS_NAMES}
+    rules_matched = {}  # (rule kind, true class) -> count
+    rules_all = {}  # rule kind -> count over every reported object
+    reported = 0
     for seed in range(args.first_seed, args.first_seed + args.scenes):
         scene = random_scene(seed)
         result = scan(scene, SENSORS[sensors[seed % len(sensors)]], seed)
         xyz, truth_id, _ = result.flat()
         out = pipeline.process(xyz)
+        reported += len(out.objects)
+        for detected in out.objects:
+            if detected.rule:
+                kind = detected.rule.split(':')[0]
+                rules_all[kind] = rules_all.get(kind, 0) + 1
         for obj in scene.objects:
             truth = truth_id == obj.object_id
             if truth.sum() < 30 or np.hypot(*obj.center[:2]) > 40:
@@ -58,6 +68,10 @@ def main():
                 continue
             matched += 1
             good = int(out.class_id[cluster][0]) == obj.class_id
+            rule = out.objects[int(out.object_id[cluster][0])].rule
+            if rule:
+                key = (rule.split(':')[0], CLASS_NAMES[obj.class_id])
+                rules_matched[key] = rules_matched.get(key, 0) + 1
             correct += good
             per_class[CLASS_NAMES[obj.class_id]][0] += good
             per_class[CLASS_NAMES[obj.class_id]][1] += 1
@@ -65,6 +79,8 @@ def main():
           f'>= 30 points; {matched} ({100 * matched / eligible:.1f} %) found as one cluster '
           f'with IoU >= 0.7; class accuracy on those {100 * correct / matched:.1f} %')
     print('  ' + ', '.join(f'{n} {g}/{c}' for n, (g, c) in per_class.items()))
+    print(f'shape rules on all {reported} reported objects: {rules_all or "none"}; on matched '
+          f'objects (rule, true class): {rules_matched or "none"}')
 
 
 if __name__ == '__main__':

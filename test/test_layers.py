@@ -69,8 +69,9 @@ def test_imports_run_downward_and_only_ros_imports_ros(layer, path):
             assert parts[0] not in ROS_PACKAGES, f'{path.name} ({layer}) imports {name}'
 
 
-def _import_without(modules: list[str], blocked: list[str]) -> subprocess.CompletedProcess:
-    """Import ``modules`` in a fresh interpreter where ``blocked`` packages cannot load."""
+def _import_without(modules: list[str], blocked: list[str],
+                    then: str = '') -> subprocess.CompletedProcess:
+    """Import ``modules`` in a fresh interpreter where ``blocked`` cannot load; run ``then``."""
     code = f"""
 import importlib, sys
 class Block:
@@ -80,6 +81,7 @@ class Block:
 sys.meta_path.insert(0, Block())
 for module in {modules!r}:
     importlib.import_module(module)
+{then}
 for name in {blocked!r}:
     assert name not in sys.modules, name
 """
@@ -91,4 +93,29 @@ def test_formats_and_common_need_neither_torch_nor_open3d_nor_ros():
     modules = [f'pointcam_ros.{layer}.{p.stem}' for layer, p in _modules()
                if layer in ('common', 'formats') and p.stem != '__init__']
     result = _import_without(modules, ['torch', 'open3d', 'rclpy', 'scipy'])
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_runtime_imports_and_runs_without_open3d():
+    """Issue 14.1: node, bag tool and pipeline need torch, numpy, scipy, yaml and ROS only."""
+    run = """
+import numpy as np
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.pipeline import ScenePipeline
+rng = np.random.default_rng(0)
+ground = np.c_[rng.uniform(-20, 20, (20000, 2)), rng.normal(-1.8, 0.02, 20000)]
+box = rng.uniform([5, 5, -1.7], [7, 6, -0.3], (800, 3))
+out = ScenePipeline(PipelineConfig(device='cpu')).process(np.r_[ground, box].astype('f4'))
+assert len(out.objects) == 1 and out.objects[0].num_points > 700, out.objects
+"""
+    result = _import_without(['pointcam_ros.perception.pipeline',
+                              'pointcam_ros.perception.segmentation',
+                              'pointcam_ros.tools.bag_tool', 'pointcam_ros.ros.node'],
+                             ['open3d'], then=run)
+    assert result.returncode == 0, result.stderr
+
+
+def test_segmentation_needs_neither_torch_nor_open3d():
+    result = _import_without(['pointcam_ros.perception.segmentation',
+                              'pointcam_ros.perception.rules'], ['torch', 'open3d'])
     assert result.returncode == 0, result.stderr

@@ -21,7 +21,30 @@ model's N points with a fixed seed, normalises it exactly as in training,
 classifies and explains all objects in one batch, and carries each object's
 saliency to all of its points (every point takes the value of its nearest
 sampled point, so a sampled point keeps its own value). Points outside objects get saliency 0,
-class -1 and object -1.
+class -1 and object -1. Shape rules (:mod:`~pointcam_ros.perception.rules`)
+then show clusters that cannot be what the model says as unknown (slivers)
+or ``background`` (larger than any road user), and record why in
+``DetectedObject.rule``.
+
+Two backends run the same steps. ``numpy`` (the default on the CPU):
+numpy/scipy segmentation, per-object sampling with ``numpy.random``, a
+k-d tree for the map back. ``torch`` (the default on CUDA): the whole scan
+path on the device, from one host-to-device copy of the points to one copy
+of the results back: region of interest, ground fit, voxel connected
+components (:mod:`~pointcam_ros.perception.segmentation_torch`, identical
+clusters to numpy), sampling (a seeded random order per object, cycled when
+an object has fewer than N points), normalisation, model and explanation,
+nearest-sample map back and the oriented boxes. The two backends draw
+different samples, so their saliency differs slightly; clusters do not.
+
+Work per scan is bounded whatever the parameters: segmentation O(M log M)
+time and O(M) memory in the M points (see
+:mod:`~pointcam_ros.perception.segmentation`); at most ``MAX_OBJECTS``
+objects are classified (the largest, if a scan has more clusters), in
+forward passes of at most ``MODEL_CHUNK`` objects, so the model's work is at
+most ``MAX_OBJECTS`` x N points and its memory that of ``MODEL_CHUNK``
+objects; the map back is O(M log N) (numpy, k-d tree) or O(M N) (torch, in
+blocks of ``_MAP_BACK_BLOCK`` elements).
 
 The node, the bag tool, the data set builder, the tests and notebooks all
 drive this class.
@@ -39,10 +62,23 @@ from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
 from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
-from pointcam_ros.model.preprocess import normalize_object, resample_indices
+from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, resample_indices
+from pointcam_ros.perception import segmentation_torch
+from pointcam_ros.perception.rules import background_index, OVERSIZE, shape_rule, SLIVER
 from pointcam_ros.perception.segmentation import segment_scene
 from scipy.spatial import cKDTree
 import torch
+from torch import Tensor
+
+#: ``backend`` values of :class:`ScenePipeline`.
+BACKENDS = ('auto', 'numpy', 'torch')
+#: Elements of the (points x samples x 3) block the torch map back handles at once.
+_MAP_BACK_BLOCK = 1 << 21
+#: Most objects classified per scan; beyond it only the largest clusters are (the rest
+#: stay unlabelled), so the model's work per scan is bounded whatever the parameters.
+MAX_OBJECTS = 1024
+#: Objects per forward pass: bounds the model's memory (~MODEL_CHUNK x 512 x N floats).
+MODEL_CHUNK = 256
 
 
 class ScanError(ValueError):
@@ -53,15 +89,27 @@ class ScenePipeline:
     """Segment, classify and explain LiDAR scans; see the module docstring."""
 
     def __init__(self, config: PipelineConfig = PipelineConfig(),
-                 loaded: Optional[LoadedModel] = None):
+                 loaded: Optional[LoadedModel] = None, backend: str = 'auto'):
+        """
+        Load the model onto ``config.device``.
+
+        ``backend``: ``numpy``, ``torch`` or ``auto`` (torch on CUDA, numpy
+        on the CPU); see the module docstring.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
         self.device = resolve_device(config.device)
         if config.cpu_threads:
             torch.set_num_threads(config.cpu_threads)  # process-wide, as torch allows
         self.loaded = loaded if loaded is not None else load_checkpoint(
             config.model_path or None, self.device)
         self.loaded.model.to(self.device).eval()
+        if backend == 'auto':
+            backend = 'torch' if self.device.type == 'cuda' else 'numpy'
+        self.backend = backend
         self.config = config
         self.explainer = None
+        self._tables: Optional[segmentation_torch.DeviceTables] = None
         self.reconfigure(config)
 
     @property
@@ -81,8 +129,10 @@ class ScenePipeline:
         if config.target_class and config.target_class not in self.class_names:
             raise ValueError(f"target_class '{config.target_class}' is not a class of the "
                              f'model: {self.class_names}')
-        self.explainer = make_explainer(config.method, self.loaded.model, self.class_names)
-        self.config = config
+        explainer = make_explainer(config.method, self.loaded.model, self.class_names)
+        # The ground fit's random draws depend on the seed only: on the device once.
+        tables = segmentation_torch.device_tables(config.seed, self.device)
+        self.explainer, self._tables, self.config = explainer, tables, config
 
     @staticmethod
     def _map_back(points: np.ndarray, local: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -134,27 +184,34 @@ class ScenePipeline:
             raise ScanError(f'scan has {points.shape[0]} points, more than max_input_points '
                             f'= {config.max_input_points}')
         num = points.shape[0]
-        saliency = np.zeros(num, np.float32)
-        class_id = np.full(num, NO_OBJECT, np.int32)
-        object_id = np.full(num, NO_OBJECT, np.int32)
-        result = SceneResult(saliency, class_id, object_id, device=str(self.device))
+        result = SceneResult(np.zeros(num, np.float32), np.full(num, NO_OBJECT, np.int32),
+                             np.full(num, NO_OBJECT, np.int32), device=str(self.device))
         finite = np.flatnonzero(finite_rows(points))
         xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
+        run = self._process_torch if self.backend == 'torch' else self._process_numpy
+        objects = run(xyz, config, result.timings, started)
+        if objects is None:
+            result.timings.update(sample=0.0, model=0.0, map_back=0.0)
+            return result
+        self._fill(result, finite, config, *objects)
+        return result
+
+    def _process_numpy(self, xyz: np.ndarray, config: PipelineConfig,
+                       timings: dict[str, float], started: float) -> Optional[tuple]:
+        """Numpy backend of :meth:`process` on ``(M, 3)`` float32 finite points; see ``_fill``."""
         if config.mode == 'object':
             labels = np.zeros(len(xyz), np.int32)
             count = 1 if len(xyz) else 0
         else:
             segmentation = segment_scene(xyz, config)
-            labels, count = segmentation.labels, segmentation.num_objects
-        result.timings['segment'] = 1e3 * (time.perf_counter() - started)
+            labels, count = _largest_objects(segmentation.labels, segmentation.num_objects)
+        timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
-            result.timings.update(sample=0.0, model=0.0, map_back=0.0)
-            return result
+            return None
 
         mark = time.perf_counter()
         order = np.argsort(labels, kind='stable')
-        sorted_labels = labels[order]
-        bounds = np.searchsorted(sorted_labels, np.arange(count + 1))
+        bounds = np.searchsorted(labels[order], np.arange(count + 1))
         members = [order[bounds[k]:bounds[k + 1]] for k in range(count)]
         n = self.loaded.num_points
         rng = np.random.default_rng(config.seed)
@@ -164,32 +221,205 @@ class ScenePipeline:
             local = resample_indices(len(idx), n, rng)
             sampled.append(local)
             batch[k] = normalize_object(xyz[idx[local]], self.loaded.normalization).T
-        result.timings['sample'] = 1e3 * (time.perf_counter() - mark)
+        timings['sample'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
-        target = config.target_class or None
-        explained = self.explainer(torch.from_numpy(batch).to(self.device), target=target)
-        sal = explained.saliency.cpu().numpy()
-        probs = torch.softmax(explained.logits / self.loaded.temperature, dim=1).cpu().numpy()
-        predicted = explained.predicted.cpu().numpy()
-        targets = explained.target.cpu().numpy()
-        result.timings['model'] = 1e3 * (time.perf_counter() - mark)
+        sal, probs, predicted, targets = (t.cpu().numpy() for t in self._explain(
+            torch.from_numpy(batch).to(self.device), config))
+        timings['model'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
+        saliency = np.zeros(len(xyz), np.float32)
+        boxes = np.zeros((count, 7))
         for k, idx in enumerate(members):
-            values = self._map_back(xyz[idx], sampled[k], sal[k])
-            rows = finite[idx]
-            saliency[rows] = values
-            confidence = float(probs[k, predicted[k]])
-            unknown = confidence < config.min_confidence
-            class_id[rows] = UNKNOWN if unknown else predicted[k]
-            object_id[rows] = k
+            saliency[idx] = self._map_back(xyz[idx], sampled[k], sal[k])
             center, size, yaw = oriented_box(xyz[idx])
+            boxes[k] = (*center, *size, yaw)
+        counts = np.diff(bounds)
+        timings['map_back'] = 1e3 * (time.perf_counter() - mark)
+        return labels, saliency, probs, predicted, targets, counts, boxes
+
+    def _process_torch(self, xyz: np.ndarray, config: PipelineConfig,
+                       timings: dict[str, float], started: float) -> Optional[tuple]:
+        """
+        Torch backend of :meth:`process`: everything on ``self.device``; see ``_fill``.
+
+        One copy of the points to the device, one copy of all results back.
+        """
+        device = self.device
+        sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+        points = torch.from_numpy(xyz).to(device)
+        if config.mode == 'object':
+            labels = torch.zeros(len(xyz), dtype=torch.int64, device=device)
+            count = 1 if len(xyz) else 0
+        else:
+            labels, _, count = segmentation_torch.segment_scene(points, config, self._tables)
+            labels, count = _largest_objects_torch(labels, count)
+        timings['segment'] = 1e3 * (time.perf_counter() - started)
+        if count == 0:
+            return None
+
+        mark = time.perf_counter()
+        n = self.loaded.num_points
+        members = torch.nonzero(labels >= 0).reshape(-1)
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        members = members[torch.argsort(torch.rand(len(members), generator=generator,
+                                                   device=device))]
+        members = members[torch.argsort(labels[members], stable=True)]  # by object, random
+        member_labels = labels[members]
+        bounds = torch.searchsorted(member_labels, torch.arange(count + 1, device=device))
+        counts = bounds[1:] - bounds[:-1]
+        slots = torch.arange(n, device=device)
+        pick = members[bounds[:-1, None] + slots[None, :] % counts[:, None]]  # (K, n)
+        samples = points[pick]  # (K, n, 3)
+        batch = _normalize_batch(samples, self.loaded.normalization).transpose(1, 2)
+        sync()
+        timings['sample'] = 1e3 * (time.perf_counter() - mark)
+
+        mark = time.perf_counter()
+        cam, probs, predicted, targets = self._explain(batch.contiguous(), config)
+        sync()
+        timings['model'] = 1e3 * (time.perf_counter() - mark)
+
+        mark = time.perf_counter()
+        saliency = torch.zeros(len(xyz), device=device)
+        member_points = points[members]
+        block = max(1, _MAP_BACK_BLOCK // (3 * n))
+        for lo in range(0, len(members), block):
+            objects = member_labels[lo:lo + block]
+            gap = member_points[lo:lo + block, None, :] - samples[objects]
+            nearest = torch.argmin((gap * gap).sum(dim=2), dim=1)
+            saliency[members[lo:lo + block]] = cam[objects, nearest]
+        boxes = _oriented_boxes(member_points, member_labels, counts)
+        per_object = torch.cat([t.to(torch.float64) for t in (
+            probs, predicted[:, None], targets[:, None], counts[:, None],
+            boxes)], dim=1)
+        packed = torch.cat([saliency.to(torch.float64), labels.to(torch.float64),
+                            per_object.reshape(-1)]).cpu().numpy()  # the one copy back
+        timings['map_back'] = 1e3 * (time.perf_counter() - mark)
+        m, classes = len(xyz), probs.shape[1]
+        per_object = packed[2 * m:].reshape(count, classes + 3 + 7)
+        return (packed[m:2 * m].astype(np.int32), packed[:m].astype(np.float32),
+                per_object[:, :classes], per_object[:, classes].astype(np.int64),
+                per_object[:, classes + 1].astype(np.int64),
+                per_object[:, classes + 2].astype(np.int64), per_object[:, classes + 3:])
+
+    def _explain(self, batch: Tensor, config: PipelineConfig) -> tuple[Tensor, ...]:
+        """
+        Classify and explain ``(K, 3, N)`` objects, ``MODEL_CHUNK`` at a time, on the device.
+
+        Returns saliency (K, N), calibrated probabilities (K, C), predicted
+        and explained classes (K,).
+        """
+        parts = []
+        for lo in range(0, len(batch), MODEL_CHUNK):
+            explained = self.explainer(batch[lo:lo + MODEL_CHUNK],
+                                       target=config.target_class or None)
+            parts.append((explained.saliency,
+                          torch.softmax(explained.logits / self.loaded.temperature, dim=1),
+                          explained.predicted, explained.target))
+        return tuple(torch.cat(column) for column in zip(*parts))
+
+    def _fill(self, result: SceneResult, finite: np.ndarray, config: PipelineConfig,
+              labels: np.ndarray, saliency: np.ndarray, probs: np.ndarray,
+              predicted: np.ndarray, targets: np.ndarray, counts: np.ndarray,
+              boxes: np.ndarray) -> None:
+        """
+        Write a backend's output into ``result`` and apply the shape rules.
+
+        Over the F finite points (rows ``finite`` of the input): ``labels``
+        (F,) int32 object or -1, ``saliency`` (F,) float32. Per object (K):
+        ``probs`` (K, C), ``predicted``, ``targets`` and ``counts`` (K,)
+        int, ``boxes`` (K, 7) center, size, yaw.
+        """
+        background = background_index(self.class_names)
+        object_class = np.empty(len(counts), np.int32)
+        for k in range(len(counts)):
+            center, size, yaw = boxes[k, :3].copy(), boxes[k, 3:6].copy(), float(boxes[k, 6])
+            class_id = int(predicted[k])
+            kind, reason = shape_rule(size, self.class_names[class_id])
+            if kind == OVERSIZE and background >= 0:
+                class_id = background
+            confidence = float(probs[k, class_id])
+            unknown = (kind == SLIVER or (kind == OVERSIZE and background < 0)
+                       or (not kind and confidence < config.min_confidence))
+            object_class[k] = UNKNOWN if unknown else class_id
             result.objects.append(DetectedObject(
-                object_id=k, class_id=int(predicted[k]),
-                class_name=self.class_names[int(predicted[k])],
-                confidence=confidence,
-                target_class=self.class_names[int(targets[k])], num_points=len(idx),
-                center=center, size=size, yaw=yaw, unknown=unknown))
-        result.timings['map_back'] = 1e3 * (time.perf_counter() - mark)
-        return result
+                object_id=k, class_id=class_id, class_name=self.class_names[class_id],
+                confidence=confidence, target_class=self.class_names[int(targets[k])],
+                num_points=int(counts[k]), center=center, size=size, yaw=yaw,
+                unknown=unknown, rule=f'{kind}: {reason}' if kind else ''))
+        inside = labels >= 0
+        rows = finite[inside]
+        result.saliency[rows] = saliency[inside]
+        result.object_id[rows] = labels[inside]
+        result.class_id[rows] = object_class[labels[inside]]
+
+
+def _largest_objects(labels: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+    """Keep the ``MAX_OBJECTS`` largest of ``count`` objects of ``(M,)`` labels (order kept)."""
+    if count <= MAX_OBJECTS:
+        return labels, count
+    sizes = np.bincount(labels[labels >= 0], minlength=count)
+    kept = np.sort(np.argsort(-sizes, kind='stable')[:MAX_OBJECTS])
+    remap = np.full(count + 1, -1, np.int32)  # remap[-1] (last) keeps -1
+    remap[kept] = np.arange(MAX_OBJECTS, dtype=np.int32)
+    return remap[labels], MAX_OBJECTS
+
+
+def _largest_objects_torch(labels: Tensor, count: int) -> tuple[Tensor, int]:
+    """Torch twin of :func:`_largest_objects`."""
+    if count <= MAX_OBJECTS:
+        return labels, count
+    sizes = torch.bincount(labels[labels >= 0], minlength=count)
+    kept = torch.sort(torch.argsort(-sizes, stable=True)[:MAX_OBJECTS]).values
+    remap = torch.full((count + 1,), -1, dtype=torch.int64, device=labels.device)
+    remap[kept] = torch.arange(MAX_OBJECTS, device=labels.device)
+    return remap[labels], MAX_OBJECTS
+
+
+def _normalize_batch(samples: Tensor, mode: str) -> Tensor:
+    """Torch twin of ``normalize_object`` for a batch ``(K, n, 3)`` float32; a new tensor."""
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
+    if mode == 'center_ground':
+        xy = samples[..., :2] - samples[..., :2].mean(dim=1, keepdim=True)
+        z = samples[..., 2:] - samples[..., 2:].amin(dim=1, keepdim=True)
+        return torch.cat([xy, z], dim=2)
+    out = samples - samples.mean(dim=1, keepdim=True)
+    if mode == 'unit_sphere':
+        radius = torch.sqrt((out * out).sum(dim=2).amax(dim=1))[:, None, None]
+        out = torch.where(radius > 0, out / radius.clamp_min(torch.finfo(out.dtype).tiny), out)
+    return out
+
+
+def _oriented_boxes(points: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
+    """
+    Oriented boxes ``(K, 7)`` float64 (center, size, yaw) of ``(P, 3)`` points by object.
+
+    Torch twin of :func:`~pointcam_ros.common.geometry.oriented_box`: yaw of
+    the xy principal axis (0 for objects of fewer than 3 points).
+    """
+    count = len(counts)
+    xyz = points.to(torch.float64)
+    n = counts.to(torch.float64)
+    mean = torch.zeros((count, 2), dtype=torch.float64, device=points.device)
+    mean = mean.index_add(0, labels, xyz[:, :2]) / n[:, None]
+    d = xyz[:, :2] - mean[labels]
+    second = torch.zeros((count, 3), dtype=torch.float64, device=points.device).index_add(
+        0, labels, torch.stack([d[:, 0] * d[:, 0], d[:, 0] * d[:, 1], d[:, 1] * d[:, 1]], 1))
+    yaw = 0.5 * torch.atan2(2 * second[:, 1], second[:, 0] - second[:, 2])
+    yaw = torch.where(counts >= 3, yaw, torch.zeros_like(yaw))
+    c, s = torch.cos(yaw)[labels], torch.sin(yaw)[labels]
+    local = torch.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c,
+                         xyz[:, 2]], dim=1)
+    lo = torch.full((count, 3), float('inf'), dtype=torch.float64, device=points.device)
+    hi = torch.full((count, 3), float('-inf'), dtype=torch.float64, device=points.device)
+    index = labels[:, None].expand(-1, 3)
+    lo = lo.scatter_reduce(0, index, local, reduce='amin')
+    hi = hi.scatter_reduce(0, index, local, reduce='amax')
+    mid = (lo + hi) / 2
+    cy, sy = torch.cos(yaw), torch.sin(yaw)
+    center = torch.stack([mean[:, 0] + cy * mid[:, 0] - sy * mid[:, 1],
+                          mean[:, 1] + sy * mid[:, 0] + cy * mid[:, 1], mid[:, 2]], dim=1)
+    return torch.cat([center, hi - lo, yaw[:, None]], dim=1)

@@ -1,0 +1,148 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Segmentation: occupied-voxel components, the numpy ground fit, numpy == torch."""
+
+import tracemalloc
+
+import numpy as np
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception import segmentation_torch
+from pointcam_ros.perception.segmentation import (
+    cluster_voxels, DIRECT_SPAN, fit_ground, ground_level, plane_height, segment_scene)
+from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+import pytest
+from scipy import ndimage
+import torch
+
+SCANS = [(3_100_000 + i, name) for i, name in
+         enumerate(('hdl64', 'vlp16', 'os1_128', 'hdl32', 'os1_64'))]
+
+
+@pytest.fixture(scope='module')
+def scans() -> dict:
+    return {name: scan(random_scene(seed), SENSORS[name], seed).flat()[0]
+            for seed, name in SCANS}
+
+
+def dense_components(xyz: np.ndarray, tolerance: float, z_tolerance: float):
+    """Cluster as before issue 11 (a dense grid and ndimage.label), kept as the reference."""
+    cells = np.floor(xyz / np.array([tolerance, tolerance, z_tolerance])).astype(np.int64)
+    cells -= cells.min(axis=0)
+    grid = np.zeros(tuple(cells.max(axis=0) + 1), dtype=bool)
+    grid[cells[:, 0], cells[:, 1], cells[:, 2]] = True
+    labelled, count = ndimage.label(grid, structure=np.ones((3, 3, 3), dtype=bool))
+    return labelled[cells[:, 0], cells[:, 1], cells[:, 2]].astype(np.int32) - 1, count
+
+
+@pytest.mark.parametrize('tolerance,z_tolerance,box', [
+    (0.5, 1.0, 60.0), (0.2, 0.3, 30.0), (1.0, 0.5, 60.0), (0.05, 0.05, 8.0)])
+def test_occupied_voxels_give_the_dense_grid_components(scans, tolerance, z_tolerance, box):
+    """Same components, same numbering (raster order of the first voxel) as ndimage.label."""
+    for name, xyz in scans.items():
+        xyz = xyz[(np.abs(xyz[:, :2]) < box).all(axis=1)]
+        labels, count = cluster_voxels(xyz, tolerance, z_tolerance)
+        expected, expected_count = dense_components(xyz, tolerance, z_tolerance)
+        assert count == expected_count > 5, name
+        np.testing.assert_array_equal(labels, expected, err_msg=name)
+
+
+def test_far_objects_and_small_voxels_cost_memory_by_points_not_by_the_box():
+    """Issue 11: objects at 300 m with 5 cm voxels; the dense grid needed 12000^2 x 160 cells."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[300, 0, 0], [-300, 10, 1], [0, 300, -2], [210, -210, 3]])
+    blobs = [c + rng.uniform(-0.5, 0.5, (16_000, 3)) for c in centers]
+    xyz = np.concatenate(blobs).astype(np.float32)  # 64k points, dense enough to connect
+    tracemalloc.start()
+    try:
+        labels, count = cluster_voxels(xyz, 0.05, 0.05)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count < 100 and len(np.unique(labels[:16_000])) <= 3
+    assert len(set(labels[:16_000]) & set(labels[16_000:])) == 0  # far blobs stay apart
+    assert peak < 120 * 2 ** 20, f'peak {peak / 2 ** 20:.0f} MiB for 64k points'
+
+
+@pytest.mark.parametrize('offset', [10.0, 4e6])
+def test_coordinates_beyond_a_direct_key_are_compressed_keeping_adjacency(offset):
+    """An axis spanning more than DIRECT_SPAN voxels is ranked, not wrapped or merged."""
+    x = np.array([0.0, 0.4, 3.0, offset, offset + 0.5, offset + 2.0, offset + 2.4])
+    xyz = np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1).astype(np.float32)
+    assert ((xyz[:, 0].max() - xyz[:, 0].min()) / 0.5 > DIRECT_SPAN) == (offset > 1e6)
+    labels, count = cluster_voxels(xyz, 0.5, 1.0)
+    groups = [[0, 1], [2], [3, 4], [5, 6]]
+    assert count == len(groups)
+    for group in groups:
+        assert len(set(labels[group])) == 1
+    assert len({labels[g[0]] for g in groups}) == len(groups)
+    torch_labels, torch_count = segmentation_torch.cluster_voxels(torch.from_numpy(xyz), 0.5, 1.0)
+    assert torch_count == count
+    np.testing.assert_array_equal(torch_labels.numpy(), labels)
+
+
+def _tilted_ground_with_boxes(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(-30, 30, (20_000, 2))
+    plane = np.array([0.04, -0.02, 1.0, 1.8])
+    plane /= np.linalg.norm(plane[:3])
+    z = -(plane[0] * xy[:, 0] + plane[1] * xy[:, 1] + plane[3]) / plane[2]
+    ground = np.c_[xy, z + rng.normal(0, 0.02, len(z))]
+    boxes = rng.uniform([-20, -20, -1.5], [20, 20, 1.0], (6_000, 3))
+    return np.concatenate([ground, boxes]).astype(np.float32), plane
+
+
+def test_ground_fit_recovers_a_tilted_plane_and_is_reproducible():
+    xyz, truth = _tilted_ground_with_boxes(0)
+    plane = fit_ground(xyz, 0.15, seed=0)
+    assert plane[2] > 0.9 and abs(np.linalg.norm(plane[:3]) - 1) < 1e-9
+    np.testing.assert_allclose(plane, truth, atol=3e-3)
+    np.testing.assert_array_equal(plane, fit_ground(xyz, 0.15, seed=0))
+    np.testing.assert_allclose(fit_ground(xyz, 0.15, seed=7), plane, atol=1e-3)  # refit
+
+
+def test_ground_fit_falls_back_to_a_horizontal_plane_on_a_wall():
+    rng = np.random.default_rng(1)
+    wall = np.c_[np.full(3000, 5.0), rng.uniform(-5, 5, 3000), rng.uniform(-1, 3, 3000)]
+    plane = fit_ground(wall.astype(np.float32) + rng.normal(0, 0.01, (3000, 3)).astype(
+        np.float32), 0.15, seed=0)
+    assert plane[:3].tolist() == [0.0, 0.0, 1.0]
+    assert plane[3] == pytest.approx(-np.percentile(wall[:, 2], 5), abs=0.05)
+
+
+def test_local_ground_follows_a_sag_but_not_a_cars_side():
+    """Ground rising 0.6 m at 35 m stays ground; rings on a vertical face at 35 m do not."""
+    r = np.linspace(2, 40, 400)
+    ground = np.c_[r, np.zeros_like(r), 0.0005 * r ** 2]  # a sag: grade 3.5 % at 35 m
+    side = np.c_[np.full(6, 35.0), np.zeros(6), 0.6125 + np.array([0.3, 0.5, 0.7, 0.9, 1.1,
+                                                                   1.3])]
+    xyz = np.concatenate([ground, side]).astype(np.float32)
+    height = plane_height(xyz, np.array([0.0, 0.0, 1.0, 0.0]))
+    level = ground_level(xyz, height)
+    assert np.abs(height[:400] - level[:400]).max() < 0.15
+    assert (height[400:] - level[400:] > 0.25).all()
+
+
+def test_torch_segmentation_gives_identical_clusters_on_the_cpu(scans):
+    """The GPU code path, run on the CPU: same ground, same clusters, same numbering."""
+    for config in (PipelineConfig(), PipelineConfig(cluster_tolerance=0.2,
+                                                    cluster_z_tolerance=0.3,
+                                                    min_cluster_points=5, max_range=100.0)):
+        for name, xyz in scans.items():
+            expected = segment_scene(xyz, config)
+            labels, plane, count = segmentation_torch.segment_scene(torch.from_numpy(xyz),
+                                                                    config)
+            assert count == expected.num_objects > 3, name
+            np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
+            np.testing.assert_allclose(plane.numpy(), expected.plane, rtol=0, atol=1e-12)
