@@ -22,6 +22,7 @@ import open3d as o3d
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
+from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.preprocess import normalize_object
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from pointcam_ros.perception.rules import shape_rule
@@ -316,6 +317,27 @@ def test_a_one_ring_wall_piece_is_not_shown_as_a_road_user(tiny_model):
     obj = out.objects[0]
     assert obj.num_points == 25 and obj.unknown and obj.rule.startswith('sliver: 4.0 x')
     assert (out.class_id[-25:] == -2).all()
+    [_, _, text] = object_markers(out.objects)  # DELETEALL, box, label
+    assert text.text.endswith(') [sliver]') and text.text.startswith('unknown (')
+    assert text.color[:3] == CLASS_COLORS['unknown']
+
+
+def test_an_oversize_road_user_is_shown_as_background_and_says_what_the_model_said(
+        tiny_model):
+    """A 7 x 5 x 4 m block (merged crowns and bushes): never a car or truck."""
+    rng = np.random.default_rng(5)
+    ground = np.c_[rng.uniform(-40, 40, (30_000, 2)), rng.normal(-1.8, 0.02, 30_000)]
+    crown = rng.uniform((12.0, -2.5, -1.5), (19.0, 2.5, 2.5), (3000, 3))
+    points = np.concatenate([ground, crown]).astype(np.float32)
+    pipeline = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
+    out = pipeline.process(points)
+    assert len(out.objects) == 1
+    obj = out.objects[0]
+    if obj.rule:  # the untrained model may or may not call it a road user
+        assert obj.class_name == 'background' and obj.rule.startswith('oversize: the model said ')
+        assert object_markers(out.objects)[2].text.endswith('[oversize]')
+    else:
+        assert obj.class_name not in ('car', 'truck', 'pedestrian', 'cyclist')
 
 
 def _run(pipeline: ScenePipeline, points: np.ndarray, into: list) -> None:

@@ -60,13 +60,17 @@ def label_text(obj: DetectedObject) -> str:
     """
     Return 'pedestrian 0.93', plus the explained class when it is not the predicted one.
 
-    An object below ``min_confidence`` reads 'unknown (car 0.41)'.
+    An object below ``min_confidence`` reads 'unknown (car 0.41)'; one a shape rule
+    overrode gets the rule's name: 'unknown (car 0.97) [sliver]',
+    'background 0.02 (why truck?) [oversize]' (the saliency explains the model's class).
     """
     text = f'{obj.class_name} {obj.confidence:.2f}'
     if obj.unknown:
         text = f'unknown ({text})'
     if obj.target_class != obj.class_name:
         text += f' (why {obj.target_class}?)'
+    if obj.rule:  # a shape rule overrode the model: name it (the reason is in DetectedObject)
+        text += f" [{obj.rule.split(':', 1)[0]}]"
     return text
 
 

@@ -130,6 +130,8 @@ class ScenePipeline:
             raise ValueError(f"target_class '{config.target_class}' is not a class of the "
                              f'model: {self.class_names}')
         explainer = make_explainer(config.method, self.loaded.model, self.class_names)
+        if self.device.type == 'cuda' and hasattr(explainer, 'warm_up'):
+            explainer.warm_up(self.loaded.num_points)  # capture CUDA graphs now, not per scan
         # The ground fit's random draws depend on the seed only: on the device once.
         tables = segmentation_torch.device_tables(config.seed, self.device)
         self.explainer, self._tables, self.config = explainer, tables, config
@@ -339,6 +341,8 @@ class ScenePipeline:
             class_id = int(predicted[k])
             kind, reason = shape_rule(size, self.class_names[class_id])
             if kind == OVERSIZE and background >= 0:
+                reason = (f'the model said {self.class_names[class_id]} '
+                          f'{float(probs[k, class_id]):.2f}; {reason}')
                 class_id = background
             confidence = float(probs[k, class_id])
             unknown = (kind == SLIVER or (kind == OVERSIZE and background < 0)
