@@ -91,15 +91,17 @@ def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]
     """
     Scan scene ``seed`` with a sensor drawn from ``sensors`` (default: all); return its objects.
 
-    Objects are cut out exactly as the node will see them: by the scene
-    pipeline's segmentation (default :class:`PipelineConfig`, with
-    ``min_cluster_points = min_points``), labelled from the ground truth.
+    The scene's kind (street, campus, open) is drawn from the seed
+    (:func:`~pointcam_ros.sim.scenes.scene_kind_for_seed`). Objects are cut
+    out exactly as the node will see them: by the scene pipeline's
+    segmentation (default :class:`PipelineConfig`, with ``min_cluster_points
+    = min_points``), labelled from the ground truth.
     """
-    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+    from pointcam_ros.sim.simulator import random_scene, scan, scene_kind_for_seed, SENSORS
     sensors = tuple(SENSORS) if sensors is None else sensors
     rng = np.random.default_rng(seed)
     sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
-    scene = random_scene(seed)
+    scene = random_scene(seed, kind=scene_kind_for_seed(seed))
     result = scan(scene, sensor, seed, mount_height=float(rng.uniform(1.6, 2.0)))
     config = PipelineConfig(min_cluster_points=min_points)
     return segmented_objects(*result.flat(), config=config)
