@@ -76,7 +76,7 @@ class SimNode(Node):
             self.seed += 1
             self.scene = random_scene(self.seed)
         else:
-            move_objects(self.scene, 1.0 / self.sensor.rate_hz, self.seed)
+            move_objects(self.scene, 1.0 / self.sensor.rate_hz, self.seed + self.scan_count)
         mount = float(self.get_parameter('mount_height').value)
         result = scan(self.scene, self.sensor, self.seed * 100_003 + self.scan_count,
                       mount_height=mount)
