@@ -63,6 +63,8 @@ class Scene:
     ground: Surface
     objects: list[SceneObject] = field(default_factory=list)
     kind: str = 'open'
+    #: Street scenes: road centre y, road half width, sidewalk width, curb height (m).
+    road: Optional[tuple[float, float, float, float]] = None
 
 
 class _Terrain:
@@ -385,7 +387,8 @@ def random_scene(seed: int, kind: str = 'open', num_objects: Optional[int] = Non
         terrain = _Terrain(rng, 0.01, bands)
     else:
         terrain = _Terrain(rng, 0.02 if kind == 'open' else 0.03)
-    scene = Scene(ground=terrain.mesh(rng, extent + 10), kind=kind)
+    scene = Scene(ground=terrain.mesh(rng, extent + 10), kind=kind,
+                  road=(center, road, walk, curb) if kind == 'street' else None)
     placer = _Placer(scene, terrain, rng, extent)
     if kind == 'street':
         _street(placer, rng, extent, road, center, walk)
