@@ -193,7 +193,7 @@ def test_street_has_curbs_facades_and_rows_of_parked_cars():
     for seed in range(3):
         scene = random_scene(seed, 'street')
         center, half, walk, curb = scene.road
-        assert 0.1 <= curb <= 0.16 and abs(center) < half  # the sensor stands on the road
+        assert 0.08 <= curb <= 0.13 and abs(center) < half  # the sensor stands on the road
         vertices = scene.ground.vertices
         near = np.abs(vertices[:, 0]) < 3
         for side in (-1, 1):

@@ -109,13 +109,13 @@ def truck(rng: np.random.Generator, kind: Optional[str] = None) -> Surface:
         length = rng.uniform(6.0, 8.5) if kind == 'box' else rng.uniform(10.0, 13.0)
         height = rng.uniform(2.8, 3.6) if kind == 'box' else rng.uniform(3.6, 4.0)
         clearance = rng.uniform(0.9, 1.2)
-        cargo_len = length - cab_len - 0.3
+        cargo_len = length - cab_len - 0.15
         cab_h = rng.uniform(2.4, 2.9)
         parts += [box((cargo_len, width, height - clearance),
                       (-length / 2 + cargo_len / 2, 0, clearance + (height - clearance) / 2),
                       float(rng.uniform(0.3, 0.8))),
-                  box((cab_len, width * 0.95, cab_h - 1.6 - 0.5),
-                      (length / 2 - cab_len / 2, 0, 0.5 + (cab_h - 2.1) / 2), paint),
+                  box((cab_len, width * 0.95, cab_h - 1.6),
+                      (length / 2 - cab_len / 2, 0, 0.5 + (cab_h - 1.6) / 2), paint),
                   box((cab_len * 0.5, width * 0.93, 1.0),
                       (length / 2 - cab_len * 0.25, 0, cab_h - 1.1 + 0.5), 0.1, GLASS),
                   box((cab_len * 0.5, width * 0.95, 1.0),

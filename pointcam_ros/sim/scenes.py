@@ -73,8 +73,8 @@ class _Terrain:
     def __init__(self, rng: np.random.Generator, rough: float,
                  raised: tuple[tuple[float, float, float], ...] = ()):
         self.slope = rng.normal(0, 0.02, 2)
-        self.amplitude = rng.uniform(0.0, 0.35)
-        self.wave = 2 * math.pi / rng.uniform(15, 60, 2)
+        self.amplitude = rng.uniform(0.0, 0.06)
+        self.wave = 2 * math.pi / rng.uniform(20, 80, 2)
         self.phase = rng.uniform(0, 2 * math.pi, 2)
         self.raised = raised  # (y_low, y_high, height) bands
         self.rough = rough
@@ -216,7 +216,7 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
                 rng.uniform(-math.pi, math.pi)), footprint=(0.3, 0.3))
         # Parked cars (vans among them) and some trucks along the curb, bumper to bumper.
         x = -extent + rng.uniform(0, 5)
-        lane = curb - side * rng.uniform(1.0, 1.3)
+        lane = curb - side * rng.uniform(1.15, 1.45)
         while x < extent:
             if rng.random() < 0.25:
                 x += rng.uniform(3, 8)
@@ -227,36 +227,36 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
             placer.add(kind, x + half, lane, rng.normal(0, 0.04) + (0 if rng.random() < 0.8
                                                                     else math.pi),
                        surface=surface, margin=0.1)
-            x += 2 * half + rng.uniform(0.5, 2.5)
+            x += 2 * half + rng.uniform(0.8, 3.0)
         # Poles, trees and furniture on the sidewalk.
         spacing = rng.uniform(15, 30)
         for x in np.arange(-extent + rng.uniform(0, spacing), extent, spacing):
-            placer.add('pole', x, curb + side * 0.5, (0.0 if side < 0 else math.pi),
+            placer.add('pole', x, curb + side * 0.7, (0.0 if side < 0 else math.pi),
                        surface=obj.pole(rng, 'lamp'), margin=0.05)
         placer.scatter('pole', int(rng.integers(1, 5)), lambda: (
-            rng.uniform(-extent, extent), curb + side * rng.uniform(0.3, 0.8),
+            rng.uniform(-extent, extent), curb + side * rng.uniform(0.6, 1.0),
             rng.uniform(-math.pi, math.pi)), margin=0.05)
         if rng.random() < 0.6:
             spacing = rng.uniform(6, 12)
             for x in np.arange(-extent + rng.uniform(0, spacing), extent, spacing):
-                placer.add('tree', x, curb + side * rng.uniform(0.8, 1.5), rng.uniform(0, 6),
+                placer.add('tree', x, curb + side * rng.uniform(1.2, 2.0), rng.uniform(0, 6),
                            footprint=(0.3, 0.3))
         placer.scatter('furniture', int(rng.integers(2, 10)), lambda: (
-            rng.uniform(-extent, extent), curb + side * rng.uniform(0.3, walk - 0.3),
+            rng.uniform(-extent, extent), curb + side * rng.uniform(0.8, walk - 0.8),
             rng.uniform(-math.pi, math.pi)), margin=0.1)
         if rng.random() < 0.4:  # a row of bollards
             x0 = rng.uniform(-extent, extent - 10)
             for k in range(int(rng.integers(3, 8))):
-                placer.add('furniture', x0 + 1.5 * k, curb + side * 0.3, 0.0,
+                placer.add('furniture', x0 + 1.5 * k, curb + side * 0.6, 0.0,
                            surface=obj.furniture(rng, 'bollard'), margin=0.05)
         if rng.random() < 0.5:  # bicycles at a rack
             x0 = rng.uniform(-extent, extent - 5)
             for k in range(int(rng.integers(2, 6))):
-                placer.add('bicycle', x0 + 0.75 * k, facade - side * 1.2,
+                placer.add('bicycle', x0 + 0.75 * k, facade - side * 1.5,
                            math.pi / 2 + rng.normal(0, 0.1), margin=0.0)
         # People on the sidewalk: alone, in groups, next to parked cars.
         for _ in range(int(rng.integers(3, 9))):
-            x, y = rng.uniform(-extent, extent), curb + side * rng.uniform(0.6, walk - 0.5)
+            x, y = rng.uniform(-extent, extent), curb + side * rng.uniform(0.9, walk - 0.7)
             if rng.random() < 0.4:
                 _group(placer, x, y, rng.choice([0.0, math.pi]), int(rng.integers(2, 5)),
                        walking=rng.random() < 0.5)
@@ -343,7 +343,7 @@ _OPEN_KINDS = (('car',), ('truck',), ('pedestrian',), ('cyclist',), ('pole',), (
 def _open(placer: _Placer, rng: np.random.Generator, extent: float,
           num_objects: Optional[int], class_weights: Optional[np.ndarray]) -> None:
     """Single objects at random positions and headings."""
-    count = int(rng.integers(12, 30)) if num_objects is None else num_objects
+    count = int(rng.integers(15, 34)) if num_objects is None else num_objects
     weights = np.ones(len(_OPEN_KINDS)) if class_weights is None else np.asarray(
         class_weights, float)
     weights = weights / weights.sum()
@@ -357,7 +357,7 @@ def _open(placer: _Placer, rng: np.random.Generator, extent: float,
         speed = {obj.CAR: 6.0, obj.TRUCK: 5.0, obj.PEDESTRIAN: 1.2, obj.CYCLIST: 4.0}.get(
             class_id, 0.0) * rng.uniform(0.5, 1.2) if moving else 0.0
         placer.add(kind, dist * math.cos(bearing), dist * math.sin(bearing),
-                   rng.uniform(-math.pi, math.pi), speed=speed, margin=0.3)
+                   rng.uniform(-math.pi, math.pi), speed=speed, margin=0.8)
 
 
 def scene_kind_for_seed(seed: int) -> str:
@@ -381,7 +381,7 @@ def random_scene(seed: int, kind: str = 'open', num_objects: Optional[int] = Non
     if kind == 'street':
         road, walk = rng.uniform(3.5, 7.5), rng.uniform(2.0, 5.0)
         center = rng.uniform(-(road - 1.5), road - 1.5)
-        curb = rng.uniform(0.1, 0.16)
+        curb = rng.uniform(0.08, 0.13)
         bands = ((center + road, center + road + walk, curb),
                  (center - road - walk, center - road, curb))
         terrain = _Terrain(rng, 0.01, bands)
