@@ -228,14 +228,15 @@ def test_campus_has_merged_tree_clumps_bushes_and_groups():
 
 
 def test_ground_is_sloped_and_uneven():
-    residuals = []
+    residuals, slopes = [], []
     for seed in range(4):
         vertices = random_scene(seed).ground.vertices
         inside = np.abs(vertices[:, :2]).max(axis=1) < 40
         a = np.c_[vertices[inside, :2], np.ones(inside.sum())]
         coef, *_ = np.linalg.lstsq(a, vertices[inside, 2], rcond=None)
         residuals.append(np.std(vertices[inside, 2] - a @ coef))
-    assert max(residuals) > 0.05 and min(residuals) > 0.015
+        slopes.append(np.hypot(*coef[:2]))
+    assert max(slopes) > 0.01 and min(residuals) > 0.015 and max(residuals) > 0.025
 
 
 def test_people_vary_in_build_pose_and_what_they_carry():

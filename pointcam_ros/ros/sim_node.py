@@ -28,7 +28,7 @@ from typing import Any, Optional
 from pointcam_ros.ros.ros_main import spin_node
 from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
 from pointcam_ros.sim.clouds import ground_truth_markers, scan_to_cloud
-from pointcam_ros.sim.simulator import move_objects, random_scene, scan, SENSORS
+from pointcam_ros.sim.simulator import move_objects, random_scene, scan, SCENE_KINDS, SENSORS
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -47,6 +47,8 @@ class SimNode(Node):
         self.declare_parameter('rate', 0.0, ParameterDescriptor(
             description="scans per second; 0 = the sensor's own rate", read_only=True))
         self.declare_parameter('seed', 0, ParameterDescriptor(description='first scene seed'))
+        self.declare_parameter('scene', 'street', ParameterDescriptor(
+            description=f'scene kind: {", ".join(SCENE_KINDS)}', read_only=True))
         self.declare_parameter('frame_id', 'lidar', ParameterDescriptor(
             description='frame_id of the published scans'))
         self.declare_parameter('mount_height', 1.8, ParameterDescriptor(
@@ -57,10 +59,13 @@ class SimNode(Node):
         if name not in SENSORS:
             raise ValueError(f"unknown sensor '{name}': choose one of {sorted(SENSORS)}")
         self.sensor = SENSORS[name]
+        self.kind = self.get_parameter('scene').value
+        if self.kind not in SCENE_KINDS:
+            raise ValueError(f"unknown scene '{self.kind}': choose one of {SCENE_KINDS}")
         rate = self.get_parameter('rate').value or self.sensor.rate_hz
         self.seed = int(self.get_parameter('seed').value)
         self.scan_count = 0
-        self.scene = random_scene(self.seed)
+        self.scene = random_scene(self.seed, self.kind)
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.points_pub = self.create_publisher(PointCloud2, 'points', qos)
         self.truth_pub = self.create_publisher(MarkerArray, 'pointcam_sim/ground_truth', qos)
@@ -74,7 +79,7 @@ class SimNode(Node):
         scans_per_scene = max(1, int(round(period * self.sensor.rate_hz)))
         if self.scan_count and self.scan_count % scans_per_scene == 0:
             self.seed += 1
-            self.scene = random_scene(self.seed)
+            self.scene = random_scene(self.seed, self.kind)
         else:
             move_objects(self.scene, 1.0 / self.sensor.rate_hz, self.seed + self.scan_count)
         mount = float(self.get_parameter('mount_height').value)
