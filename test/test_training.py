@@ -113,6 +113,15 @@ def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):
                     **common)
     assert [h['epoch'] for h in resumed['history']] == [1, 2, 3]
     assert resumed['history'][:2] == first['history']
+    # Fine-tuning starts from the weights of a checkpoint, not from scratch.
+    tuned = tmp_path / 'tuned.pt'
+    report = train(train_set, val_set, tuned, epochs=1, init=out,
+                   **{**common, 'arch': None, 'lr': 1e-6})
+    assert report['architecture'] == loaded.model.config.to_dict()
+    start, after = load_checkpoint(out).model.state_dict(), load_checkpoint(tuned).model
+    assert load_checkpoint(tuned).info['init'] == 'model.pt'
+    weight = 'classifier.weight'
+    assert torch.allclose(after.state_dict()[weight], start[weight], atol=1e-3)
 
 
 def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):

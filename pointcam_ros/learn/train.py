@@ -57,17 +57,28 @@ DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
 def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs: int,
           num_points: int, normalization: str, batch_size: int, lr: float, seed: int,
           device: torch.device, resume: Optional[Path] = None, arch: Optional[dict] = None,
-          augmentation: Augmentation = Augmentation(), progress: bool = True) -> dict:
+          augmentation: Augmentation = Augmentation(), progress: bool = True,
+          init: Optional[Path] = None) -> dict:
     """
     Train, keep the best validation checkpoint at ``out``, return the report dict.
 
     A training state (model, optimiser, epoch, history) is written next to
     ``out`` as ``<out>.state.pt`` after every epoch; ``resume`` continues it.
+    ``init``: a checkpoint whose weights start the training (fine-tuning);
+    its architecture and class names are used, ``arch`` is ignored.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = PointNetConfig(num_classes=len(train_set.class_names), **(arch or DEFAULT_ARCH))
-    model = PointNetClassifier(config).to(device)
+    if init is not None:
+        start = load_checkpoint(init, device)
+        if start.class_names != list(train_set.class_names):
+            raise ValueError(f'{init} has classes {start.class_names}, the data set '
+                             f'{list(train_set.class_names)}: fine-tune on the same classes')
+        config, model = start.model.config, start.model
+    else:
+        config = PointNetConfig(num_classes=len(train_set.class_names),
+                                **(arch or DEFAULT_ARCH))
+        model = PointNetClassifier(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     state_path = out.with_name(out.name + '.state.pt')
@@ -118,7 +129,8 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             save_checkpoint(out, model, train_set.class_names, num_points, normalization,
                             info={'val_accuracy': best, 'epoch': epoch + 1,
                                   'train_objects': len(train_set), 'seed': seed,
-                                  'augmentation': asdict(augmentation)})
+                                  'augmentation': asdict(augmentation),
+                                  'init': '' if init is None else Path(init).name})
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
                     'history': json.dumps(history)}, state_path)
@@ -187,6 +199,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
+    parser.add_argument('--init', type=Path, help='checkpoint to start from (fine-tune), '
+                        'e.g. the shipped model; its architecture is kept')
     defaults = Augmentation()
     parser.add_argument('--point-dropout', type=float, default=defaults.point_dropout,
                         help='largest share of the points of an object dropped at random '
@@ -214,7 +228,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = train(train_set, val_set, args.out, epochs=args.epochs,
                    num_points=args.num_points, normalization=args.normalization,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                   resume=args.resume, augmentation=augmentation)
+                   resume=args.resume, augmentation=augmentation, init=args.init)
     report['calibration'] = calibrate(args.out, val_set, device)
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
