@@ -163,12 +163,18 @@ class _Placer:
 
     def scatter(self, kind: str, count: int, sample: Callable[[], tuple[float, float, float]],
                 tries: int = 20, surface: Optional[Surface] = None, **kwargs) -> None:
-        """Place ``count`` objects of ``kind`` at poses drawn from ``sample()`` (x, y, yaw)."""
+        """
+        Place ``count`` objects of ``kind`` at poses drawn from ``sample()`` (x, y, yaw).
+
+        Each object is built once and tried at up to ``tries`` poses;
+        ``surface`` (for kinds without a builder, like buildings) needs ``count`` 1.
+        """
+        if surface is not None and count != 1:
+            raise ValueError(f'one given surface cannot be placed {count} times')
         for _ in range(count):
-            if surface is None or count > 1:
-                surface = obj.KINDS[kind][0](self.rng)
+            built = surface if surface is not None else obj.KINDS[kind][0](self.rng)
             for _ in range(tries):
-                if self.add(kind, *sample(), surface=surface, **kwargs):
+                if self.add(kind, *sample(), surface=built, **kwargs):
                     break
 
 
