@@ -172,10 +172,13 @@ def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--scenes', type=int, required=True)
     parser.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,
                         help='smallest object kept (default: the pipeline default)')
+    parser.add_argument('--scene-kinds', nargs='+', metavar='KIND',
+                        help='street, campus and/or open (default: a mix of all three)')
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
     start = SPLIT_SEEDS[args.split]
-    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points)
+    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points,
+                            kinds=args.scene_kinds)
     save_dataset(dataset, args.out)
     counts = np.bincount(dataset.labels, minlength=len(dataset.class_names))
     print(f'{args.out}: {len(dataset)} objects from {args.scenes} scenes; ' + ', '.join(
