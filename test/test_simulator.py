@@ -211,6 +211,24 @@ def test_street_has_curbs_facades_and_rows_of_parked_cars():
         assert all(min(abs(math.sin(o.yaw)), 1) < 0.2 for o in parked)  # along the road
         kinds = {o.kind for o in scene.objects}
         assert {'pole', 'pedestrian', 'cyclist', 'furniture'} <= kinds
+        people = np.array([o.center[:2] for o in scene.objects if o.kind == 'pedestrian'])
+        beside = 0  # people within 1 m of a parked car's side
+        for car in parked:
+            center, size = car.box()
+            c, s = math.cos(car.yaw), math.sin(car.yaw)
+            local = (people - center[:2]) @ np.array([[c, -s], [s, c]])
+            beside += int(((np.abs(local[:, 0]) < size[0] / 2) &
+                           (np.abs(local[:, 1]) < size[1] / 2 + 1.0)).sum())
+        assert beside >= 1
+
+
+def test_facades_have_recesses_and_window_glass():
+    facade = obj.building(np.random.default_rng(4), length=40.0, depth=10.0, height=9.0)
+    walls = facade.vertices[facade.triangles[facade.material == 0]].reshape(-1, 3)
+    fronts = np.unique(np.round(walls[:, 1], 2))
+    assert fronts[0] == 0.0 and (fronts[(fronts > 0.1) & (fronts < 1.0)]).size  # set back
+    windows = facade.material == WINDOW
+    assert 10 <= windows.sum() / 12 and (facade.reflectivity[windows] < 0.2).all()
 
 
 def test_campus_has_merged_tree_clumps_bushes_and_groups():

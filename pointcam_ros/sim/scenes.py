@@ -272,10 +272,15 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
     for car in rng.permutation(len(parked))[:int(rng.integers(1, 4))]:
         o = parked[int(car)]
         _, size = o.box()
-        offset = (size[1] / 2 + rng.uniform(0.35, 0.7)) * rng.choice([-1, 1])
-        placer.add('pedestrian', o.center[0] + rng.uniform(-1, 1) - offset * math.sin(o.yaw),
-                   o.center[1] + offset * math.cos(o.yaw), rng.uniform(-math.pi, math.pi),
-                   surface=obj.person(rng, pose='stand'), margin=0.02)
+        person = obj.person(rng, pose='stand')
+        for _ in range(8):  # at a door, on either side
+            along = rng.uniform(-1, 1)
+            offset = (size[1] / 2 + rng.uniform(0.5, 0.9)) * rng.choice([-1, 1])
+            if placer.add('pedestrian',
+                          o.center[0] + along * math.cos(o.yaw) - offset * math.sin(o.yaw),
+                          o.center[1] + along * math.sin(o.yaw) + offset * math.cos(o.yaw),
+                          rng.uniform(-math.pi, math.pi), surface=person, margin=0.0):
+                break
     # Traffic: cars, trucks, buses, cyclists near the curb, people crossing.
     lanes = np.arange(center - road + 2.8, center + road - 2.5, 3.2)
     for _ in range(int(rng.integers(0, 5))):
