@@ -171,13 +171,15 @@ def test_faithfulness_report_structure(small_sets, tmp_path):
         assert all(0 <= a <= 1 for a in curve['accuracy'])
         assert 0 <= curve['auc_accuracy'] <= 1
     # Steps of 5 % of 64 points: the first step (k = 5 %) still follows the full-object
-    # saliency, as one shot does; the random baseline never depends on the method or step.
+    # saliency, as one shot does (up to ties between equally salient duplicated points, which
+    # the two paths break differently: ~0.4 % of target probability on simulated objects);
+    # the random baseline never depends on the method or step.
     coarse = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False, step=0.05)
     one_shot = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False,
                             iterative=False)
     for order in ('most_salient', 'least_salient'):
         assert (coarse['curves'][order]['target_probability'][0]
-                == one_shot['curves'][order]['target_probability'][0])
+                == pytest.approx(one_shot['curves'][order]['target_probability'][0], abs=0.01))
     assert coarse['curves']['random'] == one_shot['curves']['random'] == result['curves']['random']
     assert result['step'] == 0.005 and one_shot['step'] is None
     with pytest.raises(ValueError, match='step must be in'):
@@ -252,7 +254,8 @@ def test_calibrate_stores_the_temperature_in_the_checkpoint(small_sets, tmp_path
     report = calibrate(out, val_set, torch.device('cpu'))
     loaded = load_checkpoint(out)
     assert loaded.temperature == pytest.approx(report['temperature']) != 1.0
-    assert loaded.info['calibration']['ece_after'] <= loaded.info['calibration']['ece_before']
+    # Temperature scaling minimises the NLL; the ECE of a 1-epoch model on a tiny set may not drop.
     assert report['nll_after'] <= report['nll_before']
+    assert loaded.info['calibration']['nll_after'] == pytest.approx(report['nll_after'])
     assert 0 <= loaded.info['calibration']['min_confidence'] <= 1
     assert 'temperature' in format_report({'calibration': report})
