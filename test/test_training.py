@@ -21,10 +21,13 @@ import sys
 
 import numpy as np
 from pointcam_ros.learn.batching import Augmentation, make_batch
+from pointcam_ros.learn.calibration import (
+    choose_min_confidence, ECE_BINS, expected_calibration_error, fit_temperature, nll,
+    reliability, softmax)
 from pointcam_ros.learn.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
 from pointcam_ros.learn.evaluate import _drop_more, faithfulness
 from pointcam_ros.learn.metrics import confusion_matrix, metrics
-from pointcam_ros.learn.train import train
+from pointcam_ros.learn.train import calibrate, format_report, train
 from pointcam_ros.model.checkpoint import load_checkpoint
 from pointcam_ros.tools.render import render_objects, render_scan
 import pytest
@@ -110,6 +113,15 @@ def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):
                     **common)
     assert [h['epoch'] for h in resumed['history']] == [1, 2, 3]
     assert resumed['history'][:2] == first['history']
+    # Fine-tuning starts from the weights of a checkpoint, not from scratch.
+    tuned = tmp_path / 'tuned.pt'
+    report = train(train_set, val_set, tuned, epochs=1, init=out,
+                   **{**common, 'arch': None, 'lr': 1e-6})
+    assert report['architecture'] == loaded.model.config.to_dict()
+    start, after = load_checkpoint(out).model.state_dict(), load_checkpoint(tuned).model
+    assert load_checkpoint(tuned).info['init'] == 'model.pt'
+    weight = 'classifier.weight'
+    assert torch.allclose(after.state_dict()[weight], start[weight], atol=1e-3)
 
 
 def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
@@ -159,13 +171,15 @@ def test_faithfulness_report_structure(small_sets, tmp_path):
         assert all(0 <= a <= 1 for a in curve['accuracy'])
         assert 0 <= curve['auc_accuracy'] <= 1
     # Steps of 5 % of 64 points: the first step (k = 5 %) still follows the full-object
-    # saliency, as one shot does; the random baseline never depends on the method or step.
+    # saliency, as one shot does (up to ties between equally salient duplicated points, which
+    # the two paths break differently: ~0.4 % of target probability on simulated objects);
+    # the random baseline never depends on the method or step.
     coarse = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False, step=0.05)
     one_shot = faithfulness(load_checkpoint(out), val_set, 'gradcam', progress=False,
                             iterative=False)
     for order in ('most_salient', 'least_salient'):
         assert (coarse['curves'][order]['target_probability'][0]
-                == one_shot['curves'][order]['target_probability'][0])
+                == pytest.approx(one_shot['curves'][order]['target_probability'][0], abs=0.01))
     assert coarse['curves']['random'] == one_shot['curves']['random'] == result['curves']['random']
     assert result['step'] == 0.005 and one_shot['step'] is None
     with pytest.raises(ValueError, match='step must be in'):
@@ -198,3 +212,50 @@ def test_renderers_write_pngs(tmp_path):
     for name in ('a.png', 'b.png'):
         data = (tmp_path / name).read_bytes()
         assert data[:4] == b'\x89PNG' and len(data) > 5_000
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 7))
+    true_t = 2.5  # labels drawn from softmax(logits / 2.5): the raw logits are overconfident
+    probs = softmax(logits, true_t)
+    labels = np.array([rng.choice(7, p=p) for p in probs])
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(true_t, rel=0.08)
+    assert nll(logits, labels, fitted) < nll(logits, labels)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits, fitted), labels)
+    assert before > 0.1 and after < 0.03
+    with pytest.raises(ValueError, match='logits'):
+        fit_temperature(np.zeros((0, 7)), np.zeros(0, int))
+
+
+def test_ece_of_hand_made_bins_and_the_min_confidence_choice():
+    # Two objects at confidence 0.9 (one right), two at 0.6 (both right): ECE = (0.4 + 0.4)/2.
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    labels = np.array([0, 1, 0, 1])
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.4)
+    table = reliability(probs, labels)
+    assert sum(row['count'] for row in table) == 4 and len(table) == ECE_BINS
+    confidence = np.linspace(0.3, 1.0, 100)
+    correct = confidence > 0.5
+    threshold = choose_min_confidence(confidence, correct, keep=0.9)
+    assert (confidence[correct] >= threshold).mean() >= 0.9
+    assert (confidence[correct] >= threshold + 0.02).mean() < 0.9
+
+
+def test_calibrate_stores_the_temperature_in_the_checkpoint(small_sets, tmp_path):
+    _, train_set, val_set = small_sets
+    out = tmp_path / 'model.pt'
+    train(train_set, val_set, out, epochs=1, num_points=64, normalization='center',
+          batch_size=16, lr=2e-3, seed=0, device=torch.device('cpu'), arch=TINY_ARCH,
+          progress=False)
+    assert load_checkpoint(out).temperature == 1.0
+    report = calibrate(out, val_set, torch.device('cpu'))
+    loaded = load_checkpoint(out)
+    assert loaded.temperature == pytest.approx(report['temperature']) != 1.0
+    # Temperature scaling minimises the NLL; the ECE of a 1-epoch model on a tiny set may not drop.
+    assert report['nll_after'] <= report['nll_before']
+    assert loaded.info['calibration']['nll_after'] == pytest.approx(report['nll_after'])
+    assert 0 <= loaded.info['calibration']['min_confidence'] <= 1
+    assert 'temperature' in format_report({'calibration': report})

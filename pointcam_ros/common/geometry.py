@@ -12,27 +12,36 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Box geometry shared by the pipeline and the simulator."""
+"""Box geometry shared by the pipeline and the simulator (the one home of the box math)."""
 
 import numpy as np
 
 
-def oriented_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Box of ``(n, 3)`` points: center (3,), size (3,) and yaw from the xy principal axis."""
+def box_at_yaw(points: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Tightest box of ``(n, 3)`` points whose length axis is at ``yaw`` (rad) about z.
+
+    Returns center (3,) and size (3,) (length, width, height) float64.
+    """
     xy = points[:, :2].astype(np.float64)
     mean = xy.mean(axis=0)
-    if len(points) >= 3:
-        cov = np.cov((xy - mean).T)
-        eigval, eigvec = np.linalg.eigh(cov)
-        axis = eigvec[:, int(np.argmax(eigval))]
-        yaw = float(np.arctan2(axis[1], axis[0]))
-    else:
-        yaw = 0.0
     c, s = np.cos(yaw), np.sin(yaw)
-    local = (xy - mean) @ np.array([[c, -s], [s, c]])
+    rotation = np.array([[c, -s], [s, c]])
+    local = (xy - mean) @ rotation
     lo, hi = local.min(axis=0), local.max(axis=0)
-    mid = (lo + hi) / 2
-    center_xy = mean + np.array([[c, -s], [s, c]]) @ mid
+    center_xy = mean + rotation @ ((lo + hi) / 2)
     z_lo, z_hi = float(points[:, 2].min()), float(points[:, 2].max())
     return (np.array([center_xy[0], center_xy[1], (z_lo + z_hi) / 2]),
-            np.array([hi[0] - lo[0], hi[1] - lo[1], z_hi - z_lo]), yaw)
+            np.array([hi[0] - lo[0], hi[1] - lo[1], z_hi - z_lo]))
+
+
+def oriented_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Box of ``(n, 3)`` points: center (3,), size (3,) and yaw from the xy principal axis."""
+    yaw = 0.0
+    if len(points) >= 3:
+        xy = points[:, :2].astype(np.float64)
+        eigval, eigvec = np.linalg.eigh(np.cov((xy - xy.mean(axis=0)).T))
+        axis = eigvec[:, int(np.argmax(eigval))]
+        yaw = float(np.arctan2(axis[1], axis[0]))
+    center, size = box_at_yaw(points, yaw)
+    return center, size, yaw

@@ -86,34 +86,42 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
     return out
 
 
-def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]] = None
-                     ) -> list[tuple[np.ndarray, int]]:
+def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]] = None,
+                     kinds: Optional[Sequence[str]] = None) -> list[tuple[np.ndarray, int]]:
     """
     Scan scene ``seed`` with a sensor drawn from ``sensors`` (default: all); return its objects.
 
-    Objects are cut out exactly as the node will see them: by the scene
-    pipeline's segmentation (default :class:`PipelineConfig`, with
-    ``min_cluster_points = min_points``), labelled from the ground truth.
+    The scene's kind (street, campus, open) is drawn from the seed
+    (:func:`~pointcam_ros.sim.scenes.scene_kind_for_seed`), or is
+    ``kinds[seed % len(kinds)]`` where ``kinds`` is given. Objects are cut
+    out exactly as the node will see them: by the scene pipeline's
+    segmentation (default :class:`PipelineConfig`, with ``min_cluster_points
+    = min_points``), labelled from the ground truth.
     """
-    from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+    from pointcam_ros.sim.simulator import random_scene, scan, scene_kind_for_seed, SENSORS
     sensors = tuple(SENSORS) if sensors is None else sensors
     rng = np.random.default_rng(seed)
     sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
-    scene = random_scene(seed)
+    kind = scene_kind_for_seed(seed) if not kinds else kinds[seed % len(kinds)]
+    scene = random_scene(seed, kind=kind)
     result = scan(scene, sensor, seed, mount_height=float(rng.uniform(1.6, 2.0)))
     config = PipelineConfig(min_cluster_points=min_points)
     return segmented_objects(*result.flat(), config=config)
 
 
 def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_cluster_points,
-                  sensors: Optional[Sequence[str]] = None, progress: bool = True
-                  ) -> ObjectDataset:
-    """Simulate the scenes of ``seeds`` (sensors drawn from ``sensors``, default all)."""
+                  sensors: Optional[Sequence[str]] = None, progress: bool = True,
+                  kinds: Optional[Sequence[str]] = None) -> ObjectDataset:
+    """
+    Simulate the scenes of ``seeds`` (sensors drawn from ``sensors``, default all).
+
+    ``kinds``: scene kinds to use (default: the street/campus/open mix).
+    """
     from pointcam_ros.sim.simulator import CLASS_NAMES
     seeds = list(seeds)
     points, labels, distance, origin = [], [], [], []
     for seed in tqdm(seeds, desc='scenes', unit='scene', disable=not progress):
-        for pts, label in simulate_objects(seed, min_points, sensors):
+        for pts, label in simulate_objects(seed, min_points, sensors, kinds):
             points.append(pts)
             labels.append(label)
             distance.append(float(np.linalg.norm(pts.mean(axis=0)[:2])))

@@ -18,6 +18,9 @@ Train the PointNet classifier on simulated objects (``pointcam_train``) and buil
     pointcam_dataset --split train --scenes 1500 --out data/train.npz
     pointcam_dataset --split val --scenes 200 --out data/val.npz
     pointcam_train --train data/train.npz --val data/val.npz --out model.pt
+
+After training, the best checkpoint is calibrated: a temperature is fitted on
+the validation set (:mod:`~pointcam_ros.learn.calibration`) and stored in it.
 """
 
 import argparse
@@ -33,10 +36,11 @@ import numpy as np
 from pointcam_ros.common.atomic import write_text_atomic
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.batching import Augmentation, make_batch
+from pointcam_ros.learn.calibration import apply_report, calibration_report, collect_logits
 from pointcam_ros.learn.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
 from pointcam_ros.learn.dataset import SPLIT_SEEDS
 from pointcam_ros.learn.metrics import evaluate
-from pointcam_ros.model.checkpoint import NORMALIZATIONS, save_checkpoint
+from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
 from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
 import torch
@@ -45,6 +49,8 @@ from tqdm import tqdm
 LOG = logging.getLogger('pointcam_train')
 
 #: Architecture of the shipped model: PointNet with narrower layers (< 5 MB).
+#: Share of the correct validation predictions min_confidence is chosen to keep.
+KEEP_CORRECT = 0.98
 DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
                 'tnet_conv': (64, 128, 256), 'tnet_fc': (128, 64), 'dropout': 0.3}
 
@@ -52,17 +58,28 @@ DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
 def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs: int,
           num_points: int, normalization: str, batch_size: int, lr: float, seed: int,
           device: torch.device, resume: Optional[Path] = None, arch: Optional[dict] = None,
-          augmentation: Augmentation = Augmentation(), progress: bool = True) -> dict:
+          augmentation: Augmentation = Augmentation(), progress: bool = True,
+          init: Optional[Path] = None) -> dict:
     """
     Train, keep the best validation checkpoint at ``out``, return the report dict.
 
     A training state (model, optimiser, epoch, history) is written next to
     ``out`` as ``<out>.state.pt`` after every epoch; ``resume`` continues it.
+    ``init``: a checkpoint whose weights start the training (fine-tuning);
+    its architecture and class names are used, ``arch`` is ignored.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = PointNetConfig(num_classes=len(train_set.class_names), **(arch or DEFAULT_ARCH))
-    model = PointNetClassifier(config).to(device)
+    if init is not None:
+        start = load_checkpoint(init, device)
+        if start.class_names != list(train_set.class_names):
+            raise ValueError(f'{init} has classes {start.class_names}, the data set '
+                             f'{list(train_set.class_names)}: fine-tune on the same classes')
+        config, model = start.model.config, start.model
+    else:
+        config = PointNetConfig(num_classes=len(train_set.class_names),
+                                **(arch or DEFAULT_ARCH))
+        model = PointNetClassifier(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     state_path = out.with_name(out.name + '.state.pt')
@@ -113,7 +130,8 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             save_checkpoint(out, model, train_set.class_names, num_points, normalization,
                             info={'val_accuracy': best, 'epoch': epoch + 1,
                                   'train_objects': len(train_set), 'seed': seed,
-                                  'augmentation': asdict(augmentation)})
+                                  'augmentation': asdict(augmentation),
+                                  'init': '' if init is None else Path(init).name})
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
                     'history': json.dumps(history)}, state_path)
@@ -121,6 +139,30 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             'num_points': num_points, 'architecture': config.to_dict(),
             'augmentation': asdict(augmentation),
             'train_objects': len(train_set), 'val_objects': len(val_set)}
+
+
+def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) -> dict:
+    """
+    Fit the temperature of ``checkpoint`` on ``val_set``, store it there, return the figures.
+
+    The checkpoint is rewritten atomically with ``temperature`` set and a
+    summary under ``info['calibration']`` (see
+    :func:`~pointcam_ros.learn.calibration.calibration_report` for the figures).
+    """
+    loaded = load_checkpoint(checkpoint, device)
+    logits = collect_logits(loaded.model, val_set, loaded.num_points, loaded.normalization,
+                            device)
+    report = calibration_report(logits, val_set.labels, keeps=(0.97, KEEP_CORRECT))
+    summary = {key: report[key] for key in ('temperature', 'ece_before', 'ece_after',
+                                            'nll_before', 'nll_after', 'count')}
+    summary['min_confidence'] = report['min_confidence'][f'{KEEP_CORRECT:.2f}'][
+        'min_confidence']
+    save_checkpoint(checkpoint, loaded.model, loaded.class_names, loaded.num_points,
+                    loaded.normalization, info={**loaded.info, 'calibration': summary},
+                    temperature=report['temperature'])
+    LOG.info('calibrated on %d val objects: T %.3f, ECE %.4f -> %.4f', report['count'],
+             report['temperature'], report['ece_before'], report['ece_after'])
+    return report
 
 
 def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -136,10 +178,13 @@ def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--scenes', type=int, required=True)
     parser.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,
                         help='smallest object kept (default: the pipeline default)')
+    parser.add_argument('--scene-kinds', nargs='+', metavar='KIND',
+                        help='street, campus and/or open (default: a mix of all three)')
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
     start = SPLIT_SEEDS[args.split]
-    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points)
+    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points,
+                            kinds=args.scene_kinds)
     save_dataset(dataset, args.out)
     counts = np.bincount(dataset.labels, minlength=len(dataset.class_names))
     print(f'{args.out}: {len(dataset)} objects from {args.scenes} scenes; ' + ', '.join(
@@ -163,6 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
+    parser.add_argument('--init', type=Path, help='checkpoint to start from (fine-tune), '
+                        'e.g. the shipped model; its architecture is kept')
     defaults = Augmentation()
     parser.add_argument('--point-dropout', type=float, default=defaults.point_dropout,
                         help='largest share of the points of an object dropped at random '
@@ -190,13 +237,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = train(train_set, val_set, args.out, epochs=args.epochs,
                    num_points=args.num_points, normalization=args.normalization,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                   resume=args.resume, augmentation=augmentation)
-    from pointcam_ros.model.checkpoint import load_checkpoint
+                   resume=args.resume, augmentation=augmentation, init=args.init)
+    report['calibration'] = calibrate(args.out, val_set, device)
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
     if args.test is not None:
-        report['test'] = evaluate(best.model, load_dataset(args.test), best.num_points,
-                                  best.normalization, device)
+        test_set = load_dataset(args.test)
+        report['test'] = evaluate(best.model, test_set, best.num_points, best.normalization,
+                                  device)
+        logits = collect_logits(best.model, test_set, best.num_points, best.normalization,
+                                device)
+        report['test_calibration'] = apply_report(
+            logits, test_set.labels, best.temperature,
+            report['calibration']['min_confidence'][f'{KEEP_CORRECT:.2f}']['min_confidence'])
     report_path = args.report or args.out.with_suffix('.json')
     write_text_atomic(report_path, json.dumps(report, indent=2))
     print(format_report(report))
@@ -217,4 +270,19 @@ def format_report(report: dict) -> str:
         for name, row in zip(names, result['confusion']):
             acc = result['per_class'][name]['accuracy']
             lines.append(f'  {name:>16} ' + ' '.join(f'{v:>6}' for v in row) + f'  {acc:.3f}')
+    if 'calibration' in report:
+        cal = report['calibration']
+        lines.append(f"calibration (val, {cal['count']} objects): temperature "
+                     f"{cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> "
+                     f"{cal['ece_after']:.4f}, NLL {cal['nll_before']:.4f} -> "
+                     f"{cal['nll_after']:.4f}")
+        for keep, row in cal['min_confidence'].items():
+            lines.append(f"  min_confidence {row['min_confidence']:.2f} keeps {keep} of the "
+                         f"correct, flags {row['wrong_flagged']:.3f} of the wrong")
+    if 'test_calibration' in report:
+        cal = report['test_calibration']
+        lines.append(f"calibration (test, {cal['count']} objects): ECE {cal['ece_before']:.4f}"
+                     f" -> {cal['ece_after']:.4f}; min_confidence keeps "
+                     f"{cal['correct_kept']:.3f} of the correct, flags "
+                     f"{cal['wrong_flagged']:.3f} of the wrong")
     return '\n'.join(lines)

@@ -29,7 +29,7 @@ from pointcam_ros.common.config import Param
 from pointcam_ros.ros.ros_main import declare_from_schema, run_main
 from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
 from pointcam_ros.sim.clouds import ground_truth_markers, scan_to_cloud
-from pointcam_ros.sim.simulator import move_objects, random_scene, scan, SENSORS
+from pointcam_ros.sim.simulator import move_objects, random_scene, scan, SCENE_KINDS, SENSORS
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -44,6 +44,8 @@ SIM_PARAMS = (
     Param('rate', 0.0, "scans per second; 0 = the sensor's own rate", unit='Hz', low=0.0,
           high=100.0, read_only=True),
     Param('seed', 0, 'seed of the first scene', low=0, high=2**31 - 1, read_only=True),
+    Param('scene', 'street', 'scene kind: a street with buildings and parked cars, a campus '
+          'with trees and hedges, or open ground', choices=tuple(SCENE_KINDS), read_only=True),
     Param('frame_id', 'lidar', 'frame_id of the published scans'),
     Param('mount_height', 1.8, 'sensor height above the ground', unit='m', low=0.1, high=10.0),
     Param('scene_period', 10.0, 'time before a new scene is generated', unit='s', low=0.1,
@@ -60,10 +62,11 @@ class SimNode(Node):
         self.add_on_set_parameters_callback(self.parameters_callback)
         name = values['sensor']
         self.sensor = SENSORS[name]
+        self.kind = values['scene']
         rate = values['rate'] or self.sensor.rate_hz
         self.seed = values['seed']
         self.scan_count = 0
-        self.scene = random_scene(self.seed)
+        self.scene = random_scene(self.seed, self.kind)
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.points_pub = self.create_publisher(PointCloud2, 'points', qos)
         self.truth_pub = self.create_publisher(MarkerArray, 'pointcam_sim/ground_truth', qos)
@@ -90,9 +93,9 @@ class SimNode(Node):
         scans_per_scene = max(1, int(round(period * self.sensor.rate_hz)))
         if self.scan_count and self.scan_count % scans_per_scene == 0:
             self.seed += 1
-            self.scene = random_scene(self.seed)
+            self.scene = random_scene(self.seed, self.kind)
         else:
-            move_objects(self.scene, 1.0 / self.sensor.rate_hz, self.seed)
+            move_objects(self.scene, 1.0 / self.sensor.rate_hz, self.seed + self.scan_count)
         mount = float(self.get_parameter('mount_height').value)
         result = scan(self.scene, self.sensor, self.seed * 100_003 + self.scan_count,
                       mount_height=mount)
