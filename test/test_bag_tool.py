@@ -404,3 +404,14 @@ def test_cpu_threads_option_overrides_params(tmp_path, tiny_model):
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr
     assert '1 torch threads' in one.stdout
+
+
+def test_main_restores_the_callers_signal_handlers(tmp_path, tiny_model):
+    """pointcam_bag's main() may run inside another program: its SIGTERM handler is temporary."""
+    from pointcam_ros.tools.bag_tool import main
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    source = _one_scan_bag(tmp_path / 'in')
+    assert main([str(source), '-o', str(tmp_path / 'out'), '--model', tiny_model, '--device',
+                 'cpu', '--quiet']) == 0
+    assert main([str(tmp_path / 'missing'), '-o', str(tmp_path / 'out2'), '--quiet']) == 1
+    assert {s: signal.getsignal(s) for s in before} == before

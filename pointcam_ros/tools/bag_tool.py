@@ -322,10 +322,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f'{", ".join(fleet_only)} explain several bags into a folder: give '
                      'several bags, a folder of bags, or --each')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_interrupted)
-    if several:
-        return _main_several(args, fleet)
+    previous = {signum: signal.signal(signum, _raise_interrupted)
+                for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:  # main() may run inside another program (tests, notebooks): restore its handlers
+        return _main_several(args, fleet) if several else _main_one(args)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main_one(args: argparse.Namespace) -> int:
+    """Explain one bag (or several read as one recording) into ``args.output``."""
     try:
         pipeline = ScenePipeline(_config(args))
         summary = explain_bag(args.inputs, args.output, pipeline, args.topics,
