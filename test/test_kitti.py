@@ -464,7 +464,9 @@ def test_real_check_table_and_json(tmp_path, kitti_root, tiny_model, capsys):
     # frame 0: one in-view unlabelled cluster; frame 1 none
     frame0, frame1 = data['frames']
     assert frame0['unlabelled_in_view'] == 1 and frame1['unlabelled_in_view'] == 0
-    shown = frame0['clusters'][0]['prediction'] in ('car', 'truck', 'pedestrian', 'cyclist')
+    cluster = frame0['clusters'][0]
+    shown = (cluster['prediction'] in ('car', 'truck', 'pedestrian', 'cyclist')
+             and not cluster['unknown'])  # an unknown is not shown as a road user
     assert frame0['shown_as_road_user'] == int(shown)
     summary = data['summary']
     assert summary['objects'] == 6 and summary['found'] == 6  # Tram, Misc: no class
