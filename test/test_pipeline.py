@@ -19,7 +19,6 @@ import math
 import threading
 
 import numpy as np
-import open3d as o3d
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
