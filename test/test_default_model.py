@@ -21,10 +21,10 @@ mixed as in training. The bars are set below the figures measured on the
 """
 
 import numpy as np
-from pointcam_ros.learn.calibration import collect_logits, expected_calibration_error, softmax
+from pointcam_ros.learn.calibration import expected_calibration_error, softmax
 from pointcam_ros.learn.dataset import build_dataset
 from pointcam_ros.learn.evaluate import faithfulness
-from pointcam_ros.learn.metrics import confusion_matrix, metrics, predict
+from pointcam_ros.learn.metrics import collect_logits, confusion_matrix, metrics, predict
 from pointcam_ros.model.checkpoint import load_checkpoint
 import pytest
 import torch

@@ -27,29 +27,10 @@ import math
 from typing import Sequence
 
 import numpy as np
-from pointcam_ros.learn.batching import make_batch
-from pointcam_ros.learn.dataset import ObjectDataset
-from pointcam_ros.model.pointnet import PointNetClassifier
-import torch
 
 ECE_BINS = 15
 #: Search interval of the temperature.
 T_RANGE = (0.05, 20.0)
-
-
-@torch.no_grad()
-def collect_logits(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
-                   normalization: str, device: torch.device, batch_size: int = 128,
-                   seed: int = 0) -> np.ndarray:
-    """Return the logits ``(M, K)`` float64 of every object (fixed-seed resampling)."""
-    model.eval()
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, len(dataset), batch_size):
-        batch = make_batch(dataset.points[start:start + batch_size], num_points,
-                           normalization, rng).to(device)
-        out.append(model(batch).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -46,18 +46,26 @@ def metrics(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
 
 
 @torch.no_grad()
-def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
-            normalization: str, device: torch.device, batch_size: int = 128,
-            seed: int = 0) -> np.ndarray:
-    """Predicted class ``(M,)`` int64 of every object (fixed-seed resampling)."""
+def collect_logits(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
+                   normalization: str, device: torch.device, batch_size: int = 128,
+                   seed: int = 0) -> np.ndarray:
+    """Return the logits ``(M, K)`` float64 of every object (fixed-seed resampling)."""
     model.eval()
     rng = np.random.default_rng(seed)
     out = []
     for start in range(0, len(dataset), batch_size):
         batch = make_batch(dataset.points[start:start + batch_size], num_points,
                            normalization, rng).to(device)
-        out.append(model(batch).argmax(dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+        out.append(model(batch).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
+
+
+def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
+            normalization: str, device: torch.device, batch_size: int = 128,
+            seed: int = 0) -> np.ndarray:
+    """Predicted class ``(M,)`` int64 of every object (fixed-seed resampling)."""
+    logits = collect_logits(model, dataset, num_points, normalization, device, batch_size, seed)
+    return logits.argmax(axis=1).astype(np.int64)
 
 
 def evaluate(model, dataset, num_points, normalization, device) -> dict:

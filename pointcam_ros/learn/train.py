@@ -36,10 +36,10 @@ import numpy as np
 from pointcam_ros.common.atomic import write_text_atomic
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.batching import Augmentation, make_batch
-from pointcam_ros.learn.calibration import apply_report, calibration_report, collect_logits
+from pointcam_ros.learn.calibration import apply_report, calibration_report
 from pointcam_ros.learn.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
 from pointcam_ros.learn.dataset import SPLIT_SEEDS
-from pointcam_ros.learn.metrics import evaluate
+from pointcam_ros.learn.metrics import collect_logits, evaluate
 from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
 from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
