@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 
-from machine import describe
+from machine import describe, rss_mib
 import numpy as np
 from pointcam_ros.ros.dds import use_large_data_profile
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
@@ -46,15 +46,6 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process in MiB (Linux)."""
-    with open(f'/proc/{pid}/status') as status:
-        for line in status:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
 
 
 def sensor_clouds(name: str, variants: int, recorded) -> tuple[float, list]:

@@ -41,6 +41,7 @@ import time
 from typing import Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
+from machine import rss_mib
 import numpy as np
 from pointcam_ros.ros.dds import use_large_data_profile
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
@@ -127,15 +128,6 @@ def hostile_kinds(rng: np.random.Generator) -> dict[str, Callable[[], PointCloud
         'organized_with_padding': lambda: _cloud(XYZ, 12, (good[:12 * 50] + bytes(4)) * 10,
                                                  50, height=10, row_step=12 * 50 + 4),
     }
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process in MiB (Linux)."""
-    with open(f'/proc/{pid}/status') as status:
-        for line in status:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
 
 
 class StormClient:

@@ -33,3 +33,12 @@ def describe(device: str = 'cpu') -> str:
             pass
         hw = f'{hw}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads'
     return f'{hw}; python {platform.python_version()}, torch {torch.__version__}'
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux)."""
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')

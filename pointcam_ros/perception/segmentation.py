@@ -50,7 +50,7 @@ cells are adjacent; ValueError only if even the compressed keys overflow
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, TypeVar
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
@@ -187,12 +187,23 @@ def fit_ground(xyz: np.ndarray, threshold: float, seed: int,
     best = int(np.argmax(counts))
     if counts[best] < 3:
         return fallback
-    plane = refine_plane(low, planes[best], threshold)
+    return upward_or(refine_plane(low, planes[best], threshold), fallback)
+
+
+#: A (4,) plane: a numpy array here, a torch tensor in segmentation_torch.
+PlaneT = TypeVar('PlaneT')
+
+
+def upward_or(plane: PlaneT, fallback: PlaneT) -> PlaneT:
+    """
+    Turn ``plane`` (4,) to point up; return ``fallback`` unless it is near horizontal.
+
+    Works on numpy arrays and torch tensors alike (the two ground-fit backends
+    share it): the normal must be within ~25 degrees of vertical (n_z >= 0.9).
+    """
     if plane[2] < 0:
         plane = -plane
-    if plane[2] < 0.9:
-        return fallback
-    return plane
+    return fallback if plane[2] < 0.9 else plane
 
 
 def refine_plane(xyz: np.ndarray, plane: np.ndarray, threshold: float) -> np.ndarray:

@@ -39,7 +39,7 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
     DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_GAP, GROUND_QUANTILE, GROUND_SECTORS,
-    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws)
+    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws, upward_or)
 import torch
 from torch import Tensor
 
@@ -149,12 +149,7 @@ def fit_ground(xyz: Tensor, threshold: float,
     best = int(torch.argmax(counts))
     if int(counts[best]) < 3:
         return fallback
-    plane = refine_plane(low, planes[best], threshold)
-    if plane[2] < 0:
-        plane = -plane
-    if plane[2] < 0.9:
-        return fallback
-    return plane
+    return upward_or(refine_plane(low, planes[best], threshold), fallback)
 
 
 def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, list[int]]:
