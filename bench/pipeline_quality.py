@@ -21,6 +21,8 @@ then how often each shape rule (``DetectedObject.rule``) fired, on matched
 objects by their true class and on all reported objects.
 
     .venv/bin/python bench/pipeline_quality.py --scenes 60
+    .venv/bin/python bench/pipeline_quality.py --scenes 30 --kind street \
+        --set cluster_tolerance=0.3
 """
 
 import argparse
@@ -28,7 +30,8 @@ import argparse
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
+from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SCENE_KINDS, SENSORS
+import yaml
 
 
 def main():
@@ -36,16 +39,24 @@ def main():
     parser = argparse.ArgumentParser(description='pipeline quality on simulated scenes')
     parser.add_argument('--scenes', type=int, default=60)
     parser.add_argument('--first-seed', type=int, default=4_000_000)
+    parser.add_argument('--kind', choices=SCENE_KINDS, default='open', help='scene kind')
+    parser.add_argument('--set', nargs='*', default=[], metavar='PARAM=VALUE',
+                        help='pipeline parameters to change, e.g. cluster_tolerance=0.3')
     args = parser.parse_args()
-    pipeline = ScenePipeline(PipelineConfig(device='cpu'))
+    changes = {}
+    for item in args.set:
+        name, _, value = item.partition('=')
+        changes[name] = yaml.safe_load(value)
+    pipeline = ScenePipeline(PipelineConfig(device='cpu', **changes))
     sensors = list(SENSORS)
     eligible = matched = correct = 0
     per_class = {name: [0, 0] for name in CLASS_NAMES}
+    found = {name: [0, 0] for name in CLASS_NAMES}  # matched, eligible
     rules_matched = {}  # (rule kind, true class) -> count
     rules_all = {}  # rule kind -> count over every reported object
     reported = 0
     for seed in range(args.first_seed, args.first_seed + args.scenes):
-        scene = random_scene(seed)
+        scene = random_scene(seed, kind=args.kind)
         result = scan(scene, SENSORS[sensors[seed % len(sensors)]], seed)
         xyz, truth_id, _ = result.flat()
         out = pipeline.process(xyz)
@@ -59,6 +70,7 @@ def main():
             if truth.sum() < 30 or np.hypot(*obj.center[:2]) > 40:
                 continue
             eligible += 1
+            found[CLASS_NAMES[obj.class_id]][1] += 1
             ids = out.object_id[truth]
             ids = ids[ids >= 0]
             if len(ids) == 0:
@@ -67,6 +79,7 @@ def main():
             if (cluster & truth).sum() / (cluster | truth).sum() < 0.7:
                 continue
             matched += 1
+            found[CLASS_NAMES[obj.class_id]][0] += 1
             good = int(out.class_id[cluster][0]) == obj.class_id
             rule = out.objects[int(out.object_id[cluster][0])].rule
             if rule:
@@ -75,10 +88,12 @@ def main():
             correct += good
             per_class[CLASS_NAMES[obj.class_id]][0] += good
             per_class[CLASS_NAMES[obj.class_id]][1] += 1
-    print(f'{args.scenes} scenes (seeds {args.first_seed}+): {eligible} objects <= 40 m with '
-          f'>= 30 points; {matched} ({100 * matched / eligible:.1f} %) found as one cluster '
+    print(f'{args.scenes} {args.kind} scenes (seeds {args.first_seed}+): {eligible} objects '
+          f'<= 40 m with >= 30 points; {matched} ({100 * matched / eligible:.1f} %) found as one cluster '
           f'with IoU >= 0.7; class accuracy on those {100 * correct / matched:.1f} %')
-    print('  ' + ', '.join(f'{n} {g}/{c}' for n, (g, c) in per_class.items()))
+    print('  found as one cluster: '
+          + ', '.join(f'{n} {m}/{e}' for n, (m, e) in found.items()))
+    print('  classified right: ' + ', '.join(f'{n} {g}/{c}' for n, (g, c) in per_class.items()))
     print(f'shape rules on all {reported} reported objects: {rules_all or "none"}; on matched '
           f'objects (rule, true class): {rules_matched or "none"}')
 

@@ -26,6 +26,7 @@ calibration is KITTI-like: the axis swap, rotations under a degree, and a
 0.3 m offset.
 
     .venv/bin/python bench/sim_as_kitti.py /tmp/sim_kitti --frames 20 --audit
+    .venv/bin/python bench/sim_as_kitti.py /tmp/sim_street --frames 20 --kind street
     .venv/bin/python bench/real_check.py /tmp/sim_kitti --json /tmp/sim_kitti.json
 """
 
@@ -40,7 +41,8 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.kitti import (
     analyse_frame, frame_examples, IMAGE_SIZE, KittiCalib, list_frames, read_frame)
-from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
+from pointcam_ros.sim.simulator import (
+    CLASS_NAMES, random_scene, scan, Scene, SCENE_KINDS, SENSORS)
 
 #: KITTI-like calibration: rectification (3x3), LiDAR -> camera 0 (3x4), camera 2 (3x4).
 R0_RECT = np.array([[9.999128e-01, 1.009263e-02, -8.511932e-03],
@@ -55,6 +57,10 @@ P2 = np.array([[7.070493e+02, 0.0, 6.040814e+02, 4.575831e+01],
 KITTI_TYPE = {'car': 'Car', 'truck': 'Truck', 'pedestrian': 'Pedestrian',
               'cyclist': 'Cyclist'}
 MOUNT_HEIGHT = 1.73
+#: m added on every side of a label box: the returns lie on the object's faces, and range
+#: noise (sigma 1-3 cm) puts half of them just outside a box that fits the faces exactly;
+#: annotators' boxes leave a margin too.
+BOX_MARGIN = 0.05
 
 
 def calib_text() -> str:
@@ -94,17 +100,23 @@ def label_line(kind: str, center: np.ndarray, size: np.ndarray, yaw: float,
             f'{bottom[2]:.2f} {rotation_y:.2f}')
 
 
-def simulate(seed: int) -> tuple[Scene, np.ndarray, np.ndarray]:
+def simulate(seed: int, kind: str = 'open', sensor: str = 'hdl64'
+             ) -> tuple[Scene, np.ndarray, np.ndarray]:
     """Scan scene ``seed``: the scene, points ``(M, 3)`` float32 and their class ids ``(M,)``."""
-    scene = random_scene(seed)
-    xyz, _, class_id = scan(scene, SENSORS['hdl64'], seed, mount_height=MOUNT_HEIGHT).flat()
+    scene = random_scene(seed, kind=kind)
+    xyz, _, class_id = scan(scene, SENSORS[sensor], seed, mount_height=MOUNT_HEIGHT).flat()
     return scene, xyz, class_id
 
 
-def write_frame(folder: Path, index: int, seed: int) -> tuple[int, int]:
-    """Simulate scene ``seed`` as frame ``index``; return (points, labelled objects)."""
+def write_frame(folder: Path, index: int, seed: int, kind: str = 'open',
+                sensor: str = 'hdl64') -> tuple[int, int]:
+    """
+    Simulate scene ``seed`` (``kind``, ``sensor``) as frame ``index``.
+
+    Returns the frame's number of points and of labelled objects.
+    """
     calib = KittiCalib(p2=P2, r0=R0_RECT, tr=TR_VELO_TO_CAM)
-    scene, xyz, _ = simulate(seed)
+    scene, xyz, _ = simulate(seed, kind, sensor)
     name = f'{index:06d}'
     reflectance = np.full((len(xyz), 1), 0.3, np.float32)
     np.hstack([xyz, reflectance]).astype('<f4').tofile(folder / 'velodyne' / f'{name}.bin')
@@ -114,7 +126,8 @@ def write_frame(folder: Path, index: int, seed: int) -> tuple[int, int]:
         if kind is None:
             continue
         center, size = obj.box()
-        line = label_line(kind, center - [0.0, 0.0, MOUNT_HEIGHT], size, obj.yaw, calib)
+        line = label_line(kind, center - [0.0, 0.0, MOUNT_HEIGHT], size + 2 * BOX_MARGIN,
+                          obj.yaw, calib)
         if line is not None:
             lines.append(line)
     (folder / 'label_2' / f'{name}.txt').write_text(''.join(f'{ln}\n' for ln in lines))
@@ -122,7 +135,8 @@ def write_frame(folder: Path, index: int, seed: int) -> tuple[int, int]:
     return len(xyz), len(lines)
 
 
-def audit(folder: Path, first_seed: int) -> dict[str, Counter]:
+def audit(folder: Path, first_seed: int, kind: str = 'open',
+          sensor: str = 'hdl64') -> dict[str, Counter]:
     """
     Check the examples ``pointcam_dataset --kitti`` cuts against the simulator's truth.
 
@@ -131,7 +145,7 @@ def audit(folder: Path, first_seed: int) -> dict[str, Counter]:
     """
     truth: dict[str, Counter] = {}
     for index, name in enumerate(list_frames(folder)):
-        _, xyz, class_id = simulate(first_seed + index)
+        _, xyz, class_id = simulate(first_seed + index, kind, sensor)
         analysis = analyse_frame(read_frame(folder, name))
         for points, label in frame_examples(analysis, PipelineConfig.min_cluster_points).examples:
             rows = np.flatnonzero(np.isin(analysis.xyz.view('V12'), points.view('V12')))
@@ -149,6 +163,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--frames', type=int, default=20)
     parser.add_argument('--first-seed', type=int, default=4_000_000,
                         help='scene seed of frame 0 (default: %(default)s, unseen in training)')
+    parser.add_argument('--kind', choices=SCENE_KINDS, default='open',
+                        help='scene kind (default: %(default)s)')
+    parser.add_argument('--sensor', choices=sorted(SENSORS), default='hdl64',
+                        help="sensor preset (default: %(default)s, KITTI's)")
     parser.add_argument('--audit', action='store_true',
                         help='then cut the examples and print the true class behind them')
     args = parser.parse_args(argv)
@@ -158,14 +176,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         (args.out / sub).mkdir(parents=True)
     points = labels = 0
     for index in range(args.frames):
-        n, m = write_frame(args.out, index, args.first_seed + index)
+        n, m = write_frame(args.out, index, args.first_seed + index, args.kind,
+                           args.sensor)
         points, labels = points + n, labels + m
     print(f'{args.out}: {args.frames} frames, {points / max(args.frames, 1):.0f} points and '
           f'{labels / max(args.frames, 1):.1f} labelled objects per frame')
     if args.audit:
         print('examples cut by pointcam_dataset --kitti, by the true class of most of their '
               'points:')
-        for label, counts in sorted(audit(args.out, args.first_seed).items()):
+        truth = audit(args.out, args.first_seed, args.kind, args.sensor)
+        for label, counts in sorted(truth.items()):
             print(f'  {label:<10} ' + ', '.join(f'{n} {c}' for c, n in counts.most_common()))
     return 0
 

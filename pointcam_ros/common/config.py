@@ -174,6 +174,12 @@ class PipelineConfig:
                                       unit='m', low=0.05, high=5.0)
     cluster_z_tolerance: float = _param(1.0, 'vertical voxel size of the clustering (rings '
                                         'are far apart)', unit='m', low=0.05, high=5.0)
+    split_size: float = _param(9.0, 'clusters wider than this (x or y) are clustered again, '
+                               'split_tolerance wide, then 0.6x finer: parked cars in a row, '
+                               'a pedestrian by a wall come apart; 1000 = never', unit='m',
+                               low=0.5, high=1000.0)
+    split_tolerance: float = _param(0.3, 'horizontal voxel size of the first re-clustering '
+                                    'of a wide cluster', unit='m', low=0.02, high=5.0)
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',
@@ -197,6 +203,9 @@ class PipelineConfig:
             if not getattr(self, low) < getattr(self, high):
                 raise ConfigError(high, f'need {low} < {high}, got {getattr(self, low)} and '
                                         f'{getattr(self, high)}')
+        if not self.split_tolerance <= self.cluster_tolerance:
+            raise ConfigError('split_tolerance', 'need split_tolerance <= cluster_tolerance, '
+                              f'got {self.split_tolerance} and {self.cluster_tolerance}')
         if not self.min_cluster_points <= self.max_cluster_points:
             raise ConfigError('max_cluster_points', 'need min_cluster_points <= '
                               f'max_cluster_points, got {self.min_cluster_points} and '

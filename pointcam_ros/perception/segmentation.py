@@ -35,13 +35,23 @@ found among the occupied ones by ``searchsorted`` for the 13 forward offsets,
 and ``scipy.sparse.csgraph.connected_components`` labels the graph. No dense
 grid is built, so the bounding box of the scan does not matter.
 
+Wide clusters: in streets, parked cars in a row, a pedestrian by a wall or
+a bush by a facade touch at this voxel size and become one cluster, often
+wider than ``max_object_size`` and then dropped with everything in it. A
+cluster wider (x or y) than ``split_size`` is clustered again on its own with
+``split_tolerance`` wide voxels, and what is still too wide once more,
+``SPLIT_STEP`` times finer (:func:`split_wide_clusters`). A piece is also
+cut by the cluster it came from, so splitting never joins anything, and
+clusters of normal size are not touched.
+
 Bound, for ``M`` finite input points and any accepted parameters: time
 O(M log M) (a handful of sorts and binary searches over the points, ``13``
 searches over ``V <= M`` occupied voxels) and memory O(M) (a few dozen bytes
 per point; at most ``13 V`` neighbour pairs), plus constants that no
 parameter changes: the RANSAC block (100 x 4096 float64) and the ground
 table (``GROUND_SECTORS`` x at most ``len(RANGE_EDGES)`` = 868 range bins,
-one pass over the occupied bins). Range, height band and voxel sizes only
+one pass over the occupied bins). The split passes (at most ``SPLIT_PASSES``) are
+clusterings of subsets, so the bound holds. Range, height band and voxel sizes only
 change how many points and voxels there are, never an array beyond ``M`` or
 ``13 M``. Voxel or cell coordinates that would not fit an int64 key (an axis
 spanning more than 2**20 cells) are first compressed per axis, keeping which
@@ -83,6 +93,9 @@ RANGE_EDGES = np.array([0.0] + list(range(1, 20)) + [
     20.0 * 1.05 ** k for k in range(int(np.log(1.8e19 / 20.0) / np.log(1.05)) + 1)],
     np.float32)
 RANGE_EDGES_SQ = RANGE_EDGES * RANGE_EDGES
+#: Re-clusterings of wide clusters; each pass is this much finer than the last.
+SPLIT_PASSES = 2
+SPLIT_STEP = 0.6
 
 
 @dataclass
@@ -374,6 +387,47 @@ def cluster_voxels(xyz: np.ndarray, tolerance: float,
     return rank[component][inverse], int(count)
 
 
+def horizontal_extent(cluster: np.ndarray, count: int, xyz: np.ndarray) -> np.ndarray:
+    """Largest of the x and y extents ``(count,)`` float32 of each of ``count`` clusters."""
+    extent = np.zeros(count, np.float32)
+    for axis in range(2):
+        lo = np.full(count, np.inf, np.float32)
+        hi = np.full(count, -np.inf, np.float32)
+        np.minimum.at(lo, cluster, xyz[:, axis])
+        np.maximum.at(hi, cluster, xyz[:, axis])
+        extent = np.maximum(extent, hi - lo)
+    return extent
+
+
+def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
+                        config: PipelineConfig) -> tuple[np.ndarray, int]:
+    """
+    Cluster again, finer, every cluster wider than ``config.split_size``: new ``(V,)`` ids, count.
+
+    ``cluster`` (V,) int ids of ``count`` clusters of the ``(V, 3)`` float32
+    points ``xyz``. Pass k (at most :data:`SPLIT_PASSES`) re-clusters the
+    points of the clusters still wider than ``split_size`` (x or y) with
+    ``split_tolerance * SPLIT_STEP**k`` wide voxels. Returns ids ``0..K-1``
+    (int64) in the order of the pieces' old ids, then the new pieces.
+    """
+    cluster = cluster.astype(np.int64)
+    tolerance = config.split_tolerance
+    for _ in range(SPLIT_PASSES):
+        wide = horizontal_extent(cluster, count, xyz) > np.float32(config.split_size)
+        members = np.flatnonzero(wide[cluster])
+        if len(members) == 0:
+            break
+        pieces, num_pieces = cluster_voxels(xyz[members], tolerance,
+                                            config.cluster_z_tolerance)
+        # A piece is (old cluster, fine component): never two old clusters joined.
+        cluster[members] = count + cluster[members] * num_pieces + pieces
+        _, cluster = np.unique(cluster, return_inverse=True)
+        cluster = cluster.reshape(-1).astype(np.int64)
+        count = int(cluster.max()) + 1
+        tolerance *= SPLIT_STEP
+    return cluster, count
+
+
 def keep_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
                   config: PipelineConfig) -> np.ndarray:
     """
@@ -410,8 +464,8 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     Split ``(M, 3)`` float32 finite points into ground, objects and the rest.
 
     Ground: points of the region of interest at most ``ground_threshold``
-    above the fitted plane. Objects: voxel clusters of the rest that pass
-    :func:`keep_clusters`.
+    above the local ground level. Objects: voxel clusters of the rest, wide
+    ones split (:func:`split_wide_clusters`), that pass :func:`keep_clusters`.
     """
     num = len(xyz)
     labels = np.full(num, -1, np.int32)
@@ -427,6 +481,7 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
                                     config.cluster_z_tolerance)
     if count == 0:
         return Segmentation(labels, ground, plane, 0)
+    cluster, count = split_wide_clusters(cluster, count, xyz[above], config)
     remap = keep_clusters(cluster, count, xyz[above], config)
     labels[above] = remap[cluster]
     return Segmentation(labels, ground, plane, int((remap >= 0).sum()))

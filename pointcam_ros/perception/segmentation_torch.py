@@ -39,7 +39,8 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
     DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_GAP, GROUND_QUANTILE, GROUND_SECTORS,
-    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws, upward_or)
+    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws, SPLIT_PASSES,
+    SPLIT_STEP, upward_or)
 import torch
 from torch import Tensor
 
@@ -292,6 +293,38 @@ def cluster_voxels(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[T
     return component[inverse], len(roots)
 
 
+def horizontal_extent(cluster: Tensor, count: int, xyz: Tensor) -> Tensor:
+    """Torch twin of ``segmentation.horizontal_extent``: ``(count,)`` float32."""
+    extent = torch.zeros(count, dtype=xyz.dtype, device=xyz.device)
+    for axis in range(2):
+        values = xyz[:, axis]
+        lo = torch.full((count,), float('inf'), device=xyz.device).scatter_reduce(
+            0, cluster, values, reduce='amin')
+        hi = torch.full((count,), float('-inf'), device=xyz.device).scatter_reduce(
+            0, cluster, values, reduce='amax')
+        extent = torch.maximum(extent, hi - lo)
+    return extent
+
+
+def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
+                        config: PipelineConfig) -> tuple[Tensor, int]:
+    """Torch twin of ``segmentation.split_wide_clusters``: ``(V,)`` int64 ids and count."""
+    tolerance = config.split_tolerance
+    for _ in range(SPLIT_PASSES):
+        wide = horizontal_extent(cluster, count, xyz) > config.split_size
+        members = torch.nonzero(wide[cluster]).reshape(-1)
+        if len(members) == 0:
+            break
+        pieces, num_pieces = cluster_voxels(xyz[members], tolerance,
+                                            config.cluster_z_tolerance)
+        cluster = cluster.clone()
+        cluster[members] = count + cluster[members] * num_pieces + pieces
+        _, cluster = torch.unique(cluster, sorted=True, return_inverse=True)
+        count = int(cluster.max()) + 1
+        tolerance *= SPLIT_STEP
+    return cluster, count
+
+
 def keep_clusters(cluster: Tensor, count: int, xyz: Tensor, config: PipelineConfig) -> Tensor:
     """Torch twin of ``segmentation.keep_clusters``: ``(count,)`` int64 new ids, -1 dropped."""
     device = xyz.device
@@ -342,6 +375,7 @@ def segment_scene(xyz: Tensor, config: PipelineConfig,
                                     config.cluster_z_tolerance)
     if count == 0:
         return labels, plane, 0
+    cluster, count = split_wide_clusters(cluster, count, points, config)
     remap = keep_clusters(cluster, count, points, config)
     labels[above] = remap[cluster]
     return labels, plane, int((remap >= 0).sum())
