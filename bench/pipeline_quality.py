@@ -89,8 +89,8 @@ def main():
             per_class[CLASS_NAMES[obj.class_id]][0] += good
             per_class[CLASS_NAMES[obj.class_id]][1] += 1
     print(f'{args.scenes} {args.kind} scenes (seeds {args.first_seed}+): {eligible} objects '
-          f'<= 40 m with >= 30 points; {matched} ({100 * matched / eligible:.1f} %) found as one cluster '
-          f'with IoU >= 0.7; class accuracy on those {100 * correct / matched:.1f} %')
+          f'<= 40 m with >= 30 points; {matched} ({100 * matched / eligible:.1f} %) found as '
+          f'one cluster with IoU >= 0.7; class accuracy on those {100 * correct / matched:.1f} %')
     print('  found as one cluster: '
           + ', '.join(f'{n} {m}/{e}' for n, (m, e) in found.items()))
     print('  classified right: ' + ', '.join(f'{n} {g}/{c}' for n, (g, c) in per_class.items()))
