@@ -27,7 +27,8 @@ from pointcam_ros.learn.calibration import (
 from pointcam_ros.learn.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
 from pointcam_ros.learn.evaluate import _drop_more, faithfulness
 from pointcam_ros.learn.metrics import confusion_matrix, metrics
-from pointcam_ros.learn.train import calibrate, format_report, train
+from pointcam_ros.learn.train import calibrate, DEFAULT_ARCH, format_report, train
+from pointcam_ros.learn.train import main as train_main
 from pointcam_ros.model.checkpoint import load_checkpoint
 from pointcam_ros.tools.render import render_objects, render_scan
 import pytest
@@ -140,6 +141,20 @@ def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and 'point_dropout must be in [0, 1)' in result.stderr
     assert not (tmp_path / 'new.pt').exists()
+
+
+def test_train_arch_option_builds_that_network(small_sets, tmp_path):
+    folder, _, _ = small_sets
+    args = ['--train', str(folder / 'train.npz'), '--val', str(folder / 'val.npz'),
+            '--epochs', '1']
+    out = tmp_path / 'wide.pt'
+    assert train_main(args + ['--out', str(out), '--arch', '{"mlp2": [32, 48]}']) == 0
+    loaded = load_checkpoint(out, torch.device('cpu'))
+    assert loaded.model.config.mlp2 == (32, 48)
+    assert loaded.model.config.head == tuple(DEFAULT_ARCH['head'])
+    with pytest.raises(SystemExit) as stop:
+        train_main(args + ['--out', str(tmp_path / 'bad.pt'), '--arch', '{"mlp2": [0]}'])
+    assert stop.value.code == 2 and not (tmp_path / 'bad.pt').exists()
 
 
 def test_drop_masks_remove_the_right_points():

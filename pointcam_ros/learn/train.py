@@ -221,6 +221,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='Gaussian jitter sigma in metres (default: %(default)s)')
     parser.add_argument('--no-rotate', action='store_true',
                         help='no random rotation about the up axis')
+    parser.add_argument('--arch', metavar='JSON', default='{}',
+                        help='architecture fields to change from the default '
+                        f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\' '
+                        '(ignored with --init)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
@@ -232,12 +236,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     jitter=args.jitter)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        changes = json.loads(args.arch)
+        if not isinstance(changes, dict):
+            raise ValueError('--arch must be a JSON object')
+        arch = {**DEFAULT_ARCH, **changes}
+        PointNetConfig(num_classes=1, **arch)  # reject unknown fields and bad widths now
+    except (TypeError, ValueError) as exc:
+        parser.error(f'--arch {args.arch}: {exc}')
     device = resolve_device(args.device)
     train_set, val_set = load_dataset(args.train), load_dataset(args.val)
     report = train(train_set, val_set, args.out, epochs=args.epochs,
                    num_points=args.num_points, normalization=args.normalization,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                   resume=args.resume, augmentation=augmentation, init=args.init)
+                   resume=args.resume, augmentation=augmentation, init=args.init, arch=arch)
     report['calibration'] = calibrate(args.out, val_set, device)
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
