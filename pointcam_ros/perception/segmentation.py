@@ -42,7 +42,10 @@ cluster wider (x or y) than ``split_size`` is clustered again on its own with
 ``split_tolerance`` wide voxels, and what is still too wide once more,
 ``SPLIT_STEP`` times finer (:func:`split_wide_clusters`). A piece is also
 cut by the cluster it came from, so splitting never joins anything, and
-clusters of normal size are not touched.
+clusters of normal size are not touched. A split that would leave more
+than 1 - ``SPLIT_KEEP`` of a cluster's points in pieces too small to
+classify is not taken: that cluster is sparse (far, seen by few rings), not
+merged.
 
 Bound, for ``M`` finite input points and any accepted parameters: time
 O(M log M) (a handful of sorts and binary searches over the points, ``13``
@@ -96,6 +99,9 @@ RANGE_EDGES_SQ = RANGE_EDGES * RANGE_EDGES
 #: Re-clusterings of wide clusters; each pass is this much finer than the last.
 SPLIT_PASSES = 2
 SPLIT_STEP = 0.6
+#: A split is taken only if this share of the cluster's points lands in pieces big enough
+#: to classify (``min_cluster_points``); otherwise the cluster is sparse, not merged.
+SPLIT_KEEP = 0.8
 
 
 @dataclass
@@ -407,8 +413,12 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     ``cluster`` (V,) int ids of ``count`` clusters of the ``(V, 3)`` float32
     points ``xyz``. Pass k (at most :data:`SPLIT_PASSES`) re-clusters the
     points of the clusters still wider than ``split_size`` (x or y) with
-    ``split_tolerance * SPLIT_STEP**k`` wide voxels. Returns ids ``0..K-1``
-    (int64) in the order of the pieces' old ids, then the new pieces.
+    ``split_tolerance * SPLIT_STEP**k`` wide voxels. A cluster takes its
+    split only if at least :data:`SPLIT_KEEP` of its points land in pieces of
+    ``min_cluster_points`` or more: a sparse object (a bus at 60 m on a
+    VLP-16, points 0.4 m apart) would crumble into dust, so it stays whole.
+    Returns ids ``0..K-1`` (int64): kept clusters in their old order, then
+    the new pieces.
     """
     cluster = cluster.astype(np.int64)
     tolerance = config.split_tolerance
@@ -420,7 +430,15 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
         pieces, num_pieces = cluster_voxels(xyz[members], tolerance,
                                             config.cluster_z_tolerance)
         # A piece is (old cluster, fine component): never two old clusters joined.
-        cluster[members] = count + cluster[members] * num_pieces + pieces
+        old = cluster[members]
+        piece = old * num_pieces + pieces
+        _, piece_index = np.unique(piece, return_inverse=True)
+        piece_index = piece_index.reshape(-1)
+        usable = np.bincount(piece_index)[piece_index] >= config.min_cluster_points
+        share = (np.bincount(old, weights=usable, minlength=count)
+                 / np.maximum(np.bincount(old, minlength=count), 1))
+        take = share[old] >= SPLIT_KEEP
+        cluster[members[take]] = count + piece[take]
         _, cluster = np.unique(cluster, return_inverse=True)
         cluster = cluster.reshape(-1).astype(np.int64)
         count = int(cluster.max()) + 1

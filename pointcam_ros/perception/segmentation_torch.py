@@ -39,8 +39,8 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
     DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_GAP, GROUND_QUANTILE, GROUND_SECTORS,
-    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws, SPLIT_PASSES,
-    SPLIT_STEP, upward_or)
+    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws, SPLIT_KEEP,
+    SPLIT_PASSES, SPLIT_STEP, upward_or)
 import torch
 from torch import Tensor
 
@@ -317,8 +317,16 @@ def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
             break
         pieces, num_pieces = cluster_voxels(xyz[members], tolerance,
                                             config.cluster_z_tolerance)
+        old = cluster[members]
+        piece = old * num_pieces + pieces
+        _, piece_index = torch.unique(piece, sorted=True, return_inverse=True)
+        usable = (torch.bincount(piece_index)[piece_index]
+                  >= config.min_cluster_points).to(torch.float64)
+        share = (torch.bincount(old, weights=usable, minlength=count)
+                 / torch.clamp(torch.bincount(old, minlength=count), min=1))
+        take = share[old] >= SPLIT_KEEP
         cluster = cluster.clone()
-        cluster[members] = count + cluster[members] * num_pieces + pieces
+        cluster[members[take]] = count + piece[take]
         _, cluster = torch.unique(cluster, sorted=True, return_inverse=True)
         count = int(cluster.max()) + 1
         tolerance *= SPLIT_STEP
