@@ -224,7 +224,7 @@ def test_split_pieces_never_join_separate_clusters():
 def wall_with_person(gap: float, spacing: float,
                      ring_step: float = 0.2) -> tuple[np.ndarray, int]:
     """
-    A 12 m wall and a person ``gap`` in front of it: points (M, 3) float32 and the wall's count.
+    Build a 12 m wall and a person ``gap`` in front: points (M, 3) float32, the wall's count.
 
     The wall's points are ``spacing`` apart along a ring, its rings ``ring_step`` apart.
     """
