@@ -26,7 +26,7 @@ from pointcam_ros.learn.calibration import (
     reliability, softmax)
 from pointcam_ros.learn.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
 from pointcam_ros.learn.evaluate import _drop_more, faithfulness
-from pointcam_ros.learn.metrics import confusion_matrix, metrics
+from pointcam_ros.learn.metrics import accuracy_by_points, confusion_matrix, metrics
 from pointcam_ros.learn.train import calibrate, DEFAULT_ARCH, format_report, train
 from pointcam_ros.learn.train import main as train_main
 from pointcam_ros.model.checkpoint import load_checkpoint
@@ -95,6 +95,18 @@ def test_metrics_from_a_confusion_matrix():
     assert result['accuracy'] == pytest.approx(0.6)
     assert result['per_class']['b']['accuracy'] == pytest.approx(2 / 3)
     assert result['per_class']['a']['precision'] == pytest.approx(0.5)
+
+
+def test_accuracy_by_point_bands():
+    truth = np.array([0, 0, 1, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2])
+    points = np.array([10, 29, 30, 59, 500, 45])
+    bands = accuracy_by_points(truth, predicted, points, bands=(0, 30, 60))
+    assert [b['points'] for b in bands] == [[0, 30], [30, 60], [60, None]]
+    assert [b['count'] for b in bands] == [2, 3, 1]
+    assert [b['accuracy'] for b in bands] == [0.5, 1.0, 0.0]
+    empty = accuracy_by_points(truth, predicted, points, bands=(1000,))
+    assert empty[0]['count'] == 0 and np.isnan(empty[0]['accuracy'])
 
 
 def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):

@@ -45,6 +45,31 @@ def metrics(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
             'confusion': confusion.tolist(), 'class_names': list(class_names)}
 
 
+#: Lower edges of the point-count bands that :func:`accuracy_by_points` reports.
+POINT_BANDS = (0, 30, 60, 120, 300)
+
+
+def accuracy_by_points(truth: np.ndarray, predicted: np.ndarray, num_points: np.ndarray,
+                       bands: Sequence[int] = POINT_BANDS) -> list[dict]:
+    """
+    Accuracy per band of object size: ``[{'points': [lo, hi], 'count', 'accuracy'}, ...]``.
+
+    ``truth``, ``predicted`` and ``num_points`` are ``(M,)`` ints; band i
+    holds the objects with ``bands[i] <= num_points < bands[i + 1]`` (the last
+    band is open; ``hi`` is None). Sparse objects are where a classifier
+    fails, so a single accuracy hides what a user needs to know.
+    """
+    out = []
+    for i, low in enumerate(bands):
+        high = bands[i + 1] if i + 1 < len(bands) else None
+        inside = (num_points >= low) & (num_points < (high if high is not None else np.inf))
+        count = int(inside.sum())
+        out.append({'points': [int(low), high], 'count': count,
+                    'accuracy': float((truth[inside] == predicted[inside]).mean())
+                    if count else float('nan')})
+    return out
+
+
 @torch.no_grad()
 def collect_logits(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
                    normalization: str, device: torch.device, batch_size: int = 128,
@@ -69,7 +94,10 @@ def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
 
 
 def evaluate(model, dataset, num_points, normalization, device) -> dict:
-    """Accuracy metrics of ``model`` on ``dataset``."""
+    """Accuracy metrics of ``model`` on ``dataset`` (:func:`metrics`, plus ``by_points``)."""
     predicted = predict(model, dataset, num_points, normalization, device)
-    return metrics(confusion_matrix(dataset.labels, predicted, len(dataset.class_names)),
-                   dataset.class_names)
+    out = metrics(confusion_matrix(dataset.labels, predicted, len(dataset.class_names)),
+                  dataset.class_names)
+    sizes = np.array([len(p) for p in dataset.points], np.int64)
+    out['by_points'] = accuracy_by_points(dataset.labels, predicted, sizes)
+    return out

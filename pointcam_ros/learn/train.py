@@ -282,6 +282,10 @@ def format_report(report: dict) -> str:
         for name, row in zip(names, result['confusion']):
             acc = result['per_class'][name]['accuracy']
             lines.append(f'  {name:>16} ' + ' '.join(f'{v:>6}' for v in row) + f'  {acc:.3f}')
+        if 'by_points' in result:
+            lines.append('  by points: ' + ', '.join(
+                f"{band['points'][0]}-{band['points'][1] or ''}: {band['accuracy']:.3f} "
+                f"({band['count']})" for band in result['by_points']))
     if 'calibration' in report:
         cal = report['calibration']
         lines.append(f"calibration (val, {cal['count']} objects): temperature "
