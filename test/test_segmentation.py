@@ -150,7 +150,7 @@ def test_torch_segmentation_gives_identical_clusters_on_the_cpu(scans):
     """The GPU code path, run on the CPU: same ground, same clusters, same numbering."""
     for config in (PipelineConfig(), PipelineConfig(cluster_tolerance=0.2,
                                                     cluster_z_tolerance=0.3,
-                                                    split_tolerance=0.15, split_size=3.0,
+                                                    split_size=3.0,
                                                     min_cluster_points=5, max_range=100.0)):
         for name, xyz in scans.items():
             expected = segment_scene(xyz, config)

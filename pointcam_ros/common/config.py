@@ -179,7 +179,8 @@ class PipelineConfig:
                                'a pedestrian by a wall come apart; 1000 = never', unit='m',
                                low=0.5, high=1000.0)
     split_tolerance: float = _param(0.3, 'horizontal voxel size of the first re-clustering '
-                                    'of a wide cluster', unit='m', low=0.02, high=5.0)
+                                    'of a wide cluster (at most cluster_tolerance is used)',
+                                    unit='m', low=0.02, high=5.0)
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',
@@ -203,9 +204,6 @@ class PipelineConfig:
             if not getattr(self, low) < getattr(self, high):
                 raise ConfigError(high, f'need {low} < {high}, got {getattr(self, low)} and '
                                         f'{getattr(self, high)}')
-        if not self.split_tolerance <= self.cluster_tolerance:
-            raise ConfigError('split_tolerance', 'need split_tolerance <= cluster_tolerance, '
-                              f'got {self.split_tolerance} and {self.cluster_tolerance}')
         if not self.min_cluster_points <= self.max_cluster_points:
             raise ConfigError('max_cluster_points', 'need min_cluster_points <= '
                               f'max_cluster_points, got {self.min_cluster_points} and '

@@ -413,7 +413,7 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     ``cluster`` (V,) int ids of ``count`` clusters of the ``(V, 3)`` float32
     points ``xyz``. Pass k (at most :data:`SPLIT_PASSES`) re-clusters the
     points of the clusters still wider than ``split_size`` (x or y) with
-    ``split_tolerance * SPLIT_STEP**k`` wide voxels. A cluster takes its
+    ``min(split_tolerance, cluster_tolerance) * SPLIT_STEP**k`` wide voxels. A cluster takes its
     split only if at least :data:`SPLIT_KEEP` of its points land in pieces of
     ``min_cluster_points`` or more: a sparse object (a bus at 60 m on a
     VLP-16, points 0.4 m apart) would crumble into dust, so it stays whole.
@@ -421,7 +421,7 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     the new pieces.
     """
     cluster = cluster.astype(np.int64)
-    tolerance = config.split_tolerance
+    tolerance = min(config.split_tolerance, config.cluster_tolerance)
     for _ in range(SPLIT_PASSES):
         wide = horizontal_extent(cluster, count, xyz) > np.float32(config.split_size)
         members = np.flatnonzero(wide[cluster])

@@ -309,7 +309,7 @@ def horizontal_extent(cluster: Tensor, count: int, xyz: Tensor) -> Tensor:
 def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
                         config: PipelineConfig) -> tuple[Tensor, int]:
     """Torch twin of ``segmentation.split_wide_clusters``: ``(V,)`` int64 ids and count."""
-    tolerance = config.split_tolerance
+    tolerance = min(config.split_tolerance, config.cluster_tolerance)
     for _ in range(SPLIT_PASSES):
         wide = horizontal_extent(cluster, count, xyz) > config.split_size
         members = torch.nonzero(wide[cluster]).reshape(-1)
