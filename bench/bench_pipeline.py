@@ -44,8 +44,8 @@ import torch
 STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')
 
 
-def scan_clouds(name: str, count: int, recorded) -> list:
-    """Return ``count`` driver-layout clouds of ``name``: simulated, or cycled from recorded."""
+def scan_clouds(name: str, count: int, recorded, kind: str = 'open') -> list:
+    """Return ``count`` driver-layout clouds of ``name``: simulated (``kind``), or recorded."""
     if recorded is not None:
         if name not in recorded:
             raise SystemExit(f'the scans file has no {name} scans, only {sorted(recorded)}')
@@ -53,7 +53,7 @@ def scan_clouds(name: str, count: int, recorded) -> list:
         return [clouds[i % len(clouds)] for i in range(count)]
     from pointcam_ros.sim.clouds import scan_to_cloud  # the simulator needs open3d
     from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
-    return [scan_to_cloud(scan(random_scene(5_000 + i), SENSORS[name], i))
+    return [scan_to_cloud(scan(random_scene(5_000 + i, kind=kind), SENSORS[name], i))
             for i in range(count)]
 
 
@@ -68,6 +68,8 @@ def main():
     parser.add_argument('--scans-file', type=Path, default=None,
                         help='recorded scans (bench/record_scans.py), cycled; no open3d needed')
     parser.add_argument('--backend', default='auto', choices=BACKENDS)
+    parser.add_argument('--kind', default='open', choices=('open', 'street', 'campus'),
+                        help='simulated scene kind (default: %(default)s)')
     parser.add_argument('--cpu-threads', type=int, default=None,
                         help="torch CPU threads (default: the config's default)")
     args = parser.parse_args()
@@ -84,7 +86,7 @@ def main():
     print(f'device: {describe(args.device)}; backend {pipeline.backend}; '
           f'model {pipeline.loaded.path}')
     for name in args.sensors:
-        clouds = scan_clouds(name, args.scans + 1, recorded)
+        clouds = scan_clouds(name, args.scans + 1, recorded, args.kind)
         rows = {stage: [] for stage in STAGES}
         objects = []
         for i, cloud in enumerate(clouds):
