@@ -41,7 +41,7 @@ import numpy as np
 WORST = {'min_range': 0.0, 'max_range': 1000.0, 'min_z': -100.0, 'max_z': 100.0,
          'ground_threshold': 0.01, 'cluster_tolerance': 0.05, 'cluster_z_tolerance': 0.05,
          'min_cluster_points': 1, 'max_cluster_points': 10_000_000, 'min_object_size': 0.01,
-         'max_object_size': 1000.0}
+         'max_object_size': 1000.0, 'split_size': 0.5, 'split_tolerance': 0.02}
 CASES = {
     'defaults': {},
     'max_range 1000': {'max_range': 1000.0},

@@ -28,7 +28,7 @@ objects by their true class and on all reported objects.
 import argparse
 
 import numpy as np
-from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.common.config import ConfigError, PipelineConfig
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SCENE_KINDS, SENSORS
 import yaml
@@ -43,11 +43,15 @@ def main():
     parser.add_argument('--set', nargs='*', default=[], metavar='PARAM=VALUE',
                         help='pipeline parameters to change, e.g. cluster_tolerance=0.3')
     args = parser.parse_args()
-    changes = {}
+    changes = {'device': 'cpu'}
     for item in args.set:
         name, _, value = item.partition('=')
         changes[name] = yaml.safe_load(value)
-    pipeline = ScenePipeline(PipelineConfig(device='cpu', **changes))
+    try:
+        config = PipelineConfig.from_dict(changes)
+    except ConfigError as exc:
+        parser.error(f'--set: {exc}')
+    pipeline = ScenePipeline(config)
     sensors = list(SENSORS)
     eligible = matched = correct = 0
     per_class = {name: [0, 0] for name in CLASS_NAMES}

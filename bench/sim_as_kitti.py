@@ -122,12 +122,12 @@ def write_frame(folder: Path, index: int, seed: int, kind: str = 'open',
     np.hstack([xyz, reflectance]).astype('<f4').tofile(folder / 'velodyne' / f'{name}.bin')
     lines = []
     for obj in scene.objects:
-        kind = KITTI_TYPE.get(CLASS_NAMES[obj.class_id])
-        if kind is None:
+        kitti_type = KITTI_TYPE.get(CLASS_NAMES[obj.class_id])
+        if kitti_type is None:
             continue
         center, size = obj.box()
-        line = label_line(kind, center - [0.0, 0.0, MOUNT_HEIGHT], size + 2 * BOX_MARGIN,
-                          obj.yaw, calib)
+        line = label_line(kitti_type, center - [0.0, 0.0, MOUNT_HEIGHT],
+                          size + 2 * BOX_MARGIN, obj.yaw, calib)
         if line is not None:
             lines.append(line)
     (folder / 'label_2' / f'{name}.txt').write_text(''.join(f'{ln}\n' for ln in lines))

@@ -39,7 +39,7 @@ def scans() -> dict:
 
 @pytest.fixture(scope='module')
 def street_scans() -> dict:
-    """Two street scenes: parked cars in rows, pedestrians by walls (``xyz, truth id``)."""
+    """Two street scenes: parked cars in rows, pedestrians by walls (``xyz, truth, scene``)."""
     out = {}
     for seed, name in ((3_200_000, 'hdl64'), (3_200_001, 'vlp16')):
         scene = random_scene(seed, kind='street')
@@ -206,8 +206,9 @@ def test_splitting_wide_clusters_finds_street_objects_that_touch(street_scans):
 def test_split_pieces_never_join_separate_clusters():
     """Split passes only cut: pieces of two input clusters stay apart even where they touch."""
     rng = np.random.default_rng(0)
-    wall = np.stack([rng.uniform(0, 12, 4000), rng.uniform(0, 0.1, 4000),
-                     rng.uniform(0.3, 2.5, 4000)], 1).astype(np.float32)
+    x = np.concatenate([rng.uniform(0, 5.5, 2000), rng.uniform(6.5, 12, 2000)])  # 1 m gap
+    wall = np.stack([x, rng.uniform(0, 0.1, 4000), rng.uniform(0.3, 2.5, 4000)],
+                    1).astype(np.float32)
     cluster = (np.arange(4000) % 2).astype(np.int64)  # two clusters, interleaved in space
     config = PipelineConfig(split_size=5.0)
     for module, ids in ((None, cluster), (segmentation_torch, torch.from_numpy(cluster))):
@@ -216,9 +217,11 @@ def test_split_pieces_never_join_separate_clusters():
         else:
             out, count = module.split_wide_clusters(ids, 2, torch.from_numpy(wall), config)
             out = out.numpy()
-        assert count == 2  # each wall is one piece, and the two are not joined
-        assert len(np.unique(out[cluster == 0])) == len(np.unique(out[cluster == 1])) == 1
-        assert out[0] != out[1]
+        # each wall is cut at its gap, and no piece holds points of both walls
+        assert count == 4
+        for piece in range(4):
+            assert len(np.unique(cluster[out == piece])) == 1
+        assert len(np.unique(out[x < 6])) == len(np.unique(out[x > 6])) == 2
 
 
 def wall_with_person(gap: float, spacing: float,
@@ -256,6 +259,6 @@ def test_a_person_by_a_wall_is_split_off_but_a_sparse_wall_stays_whole(module):
     assert person[0] != wall[0]
     # The wall as a VLP-16 at 20 Hz sees it at 60 m (0.4 deg: 0.42 m between points, 2 deg:
     # 2.1 m between rings) would crumble at 0.3 m voxels: it is not split.
-    sparse, num_sparse = wall_with_person(gap=3.0, spacing=0.42, ring_step=1.0)
+    sparse, num_sparse = wall_with_person(gap=3.0, spacing=0.42, ring_step=2.1)
     ids, count = split(sparse[:num_sparse])
     assert count == 1

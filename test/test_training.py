@@ -164,9 +164,14 @@ def test_train_arch_option_builds_that_network(small_sets, tmp_path):
     loaded = load_checkpoint(out, torch.device('cpu'))
     assert loaded.model.config.mlp2 == (32, 48)
     assert loaded.model.config.head == tuple(DEFAULT_ARCH['head'])
-    with pytest.raises(SystemExit) as stop:
-        train_main(args + ['--out', str(tmp_path / 'bad.pt'), '--arch', '{"mlp2": [0]}'])
-    assert stop.value.code == 2 and not (tmp_path / 'bad.pt').exists()
+    for bad in ('{"mlp2": [0]}', '{"in_channels": 4}', '[1]'):
+        with pytest.raises(SystemExit) as stop:
+            train_main(args + ['--out', str(tmp_path / 'bad.pt'), '--arch', bad])
+        assert stop.value.code == 2 and not (tmp_path / 'bad.pt').exists()
+    # Resuming the wide network's state as the default network says what to do.
+    with pytest.raises(ValueError, match='resume with the same --arch'):
+        train_main(args + ['--out', str(out), '--epochs', '2',
+                           '--resume', str(out.with_name(out.name + '.state.pt'))])
 
 
 def test_drop_masks_remove_the_right_points():

@@ -176,11 +176,11 @@ class PipelineConfig:
                                         'are far apart)', unit='m', low=0.05, high=5.0)
     split_size: float = _param(9.0, 'clusters wider than this (x or y) are clustered again, '
                                'split_tolerance wide, then 0.6x finer: parked cars in a row, '
-                               'a pedestrian by a wall come apart; 1000 = never', unit='m',
-                               low=0.5, high=1000.0)
+                               'a pedestrian by a wall come apart; 2 x max_range or more = '
+                               'never', unit='m', low=0.5, high=2000.0)
     split_tolerance: float = _param(0.3, 'horizontal voxel size of the first re-clustering '
-                                    'of a wide cluster (at most cluster_tolerance is used)',
-                                    unit='m', low=0.02, high=5.0)
+                                    'of a wide cluster (at most 0.6 x cluster_tolerance is '
+                                    'used)', unit='m', low=0.02, high=5.0)
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',

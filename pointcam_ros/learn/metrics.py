@@ -61,7 +61,7 @@ def accuracy_by_points(truth: np.ndarray, predicted: np.ndarray, num_points: np.
     """
     out = []
     for i, low in enumerate(bands):
-        high = bands[i + 1] if i + 1 < len(bands) else None
+        high = int(bands[i + 1]) if i + 1 < len(bands) else None
         inside = (num_points >= low) & (num_points < (high if high is not None else np.inf))
         count = int(inside.sum())
         out.append({'points': [int(low), high], 'count': count,

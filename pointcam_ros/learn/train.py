@@ -86,6 +86,10 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     start_epoch, history, best = 0, [], -1.0
     if resume is not None:
         state = torch.load(resume, map_location=device, weights_only=True)
+        saved = json.loads(state.get('architecture', 'null'))
+        if saved is not None and saved != config.to_dict():
+            raise ValueError(f'{resume} was trained with architecture {saved}, not '
+                             f'{config.to_dict()}: resume with the same --arch')
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
         scheduler.load_state_dict(state['scheduler'])
@@ -134,7 +138,8 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                                   'init': '' if init is None else Path(init).name})
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
-                    'history': json.dumps(history)}, state_path)
+                    'history': json.dumps(history),
+                    'architecture': json.dumps(config.to_dict())}, state_path)
     return {'history': history, 'best_val_accuracy': best, 'normalization': normalization,
             'num_points': num_points, 'architecture': config.to_dict(),
             'augmentation': asdict(augmentation),
@@ -224,7 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--arch', metavar='JSON', default='{}',
                         help='architecture fields to change from the default '
                         f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\' '
-                        '(ignored with --init)')
+                        '(ignored with --init; give the same --arch with --resume)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
@@ -240,6 +245,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         changes = json.loads(args.arch)
         if not isinstance(changes, dict):
             raise ValueError('--arch must be a JSON object')
+        fixed = sorted({'num_classes', 'in_channels'} & set(changes))
+        if fixed:
+            raise ValueError(f'{fixed} follow from the data set, not from --arch')
         arch = {**DEFAULT_ARCH, **changes}
         PointNetConfig(num_classes=1, **arch)  # reject unknown fields and bad widths now
     except (TypeError, ValueError) as exc:

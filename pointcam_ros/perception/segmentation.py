@@ -39,7 +39,8 @@ Wide clusters: in streets, parked cars in a row, a pedestrian by a wall or
 a bush by a facade touch at this voxel size and become one cluster, often
 wider than ``max_object_size`` and then dropped with everything in it. A
 cluster wider (x or y) than ``split_size`` is clustered again on its own with
-``split_tolerance`` wide voxels, and what is still too wide once more,
+``split_tolerance`` wide voxels (at most ``SPLIT_STEP * cluster_tolerance``),
+and what is still too wide once more,
 ``SPLIT_STEP`` times finer (:func:`split_wide_clusters`). A piece is also
 cut by the cluster it came from, so splitting never joins anything, and
 clusters of normal size are not touched. A split that would leave more
@@ -410,18 +411,22 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     """
     Cluster again, finer, every cluster wider than ``config.split_size``: new ``(V,)`` ids, count.
 
-    ``cluster`` (V,) int ids of ``count`` clusters of the ``(V, 3)`` float32
-    points ``xyz``. Pass k (at most :data:`SPLIT_PASSES`) re-clusters the
-    points of the clusters still wider than ``split_size`` (x or y) with
-    ``min(split_tolerance, cluster_tolerance) * SPLIT_STEP**k`` wide voxels. A cluster takes its
-    split only if at least :data:`SPLIT_KEEP` of its points land in pieces of
-    ``min_cluster_points`` or more: a sparse object (a bus at 60 m on a
-    VLP-16, points 0.4 m apart) would crumble into dust, so it stays whole.
-    Returns ids ``0..K-1`` (int64): kept clusters in their old order, then
-    the new pieces.
+    ``cluster`` (P,) int ids of ``count`` clusters of the P points ``xyz``
+    (P, 3) float32. Pass k (at most :data:`SPLIT_PASSES`) re-clusters the
+    points of the clusters still wider than ``split_size`` (x or y, axis
+    aligned) with ``min(split_tolerance, SPLIT_STEP * cluster_tolerance) *
+    SPLIT_STEP**k`` wide voxels. A cluster takes its split only if at least
+    :data:`SPLIT_KEEP` of its points land in pieces of ``min_cluster_points``
+    or more: a sparse object (a wall or a bus at 60 m on a VLP-16, points
+    0.4 m apart) would crumble into dust, so it stays whole. The rule is per
+    cluster: when a dense facade takes its split, a person beside it whose
+    own points are too sparse to hold together is lost with the crumbs.
+    Returns ``(P,)`` int64 ids ``0..K-1`` (kept clusters in their old order,
+    then the new pieces) and K.
     """
     cluster = cluster.astype(np.int64)
-    tolerance = min(config.split_tolerance, config.cluster_tolerance)
+    # Strictly finer than the clustering, or the first pass would cut nothing.
+    tolerance = min(config.split_tolerance, SPLIT_STEP * config.cluster_tolerance)
     for _ in range(SPLIT_PASSES):
         wide = horizontal_extent(cluster, count, xyz) > np.float32(config.split_size)
         members = np.flatnonzero(wide[cluster])
@@ -435,9 +440,8 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
         _, piece_index = np.unique(piece, return_inverse=True)
         piece_index = piece_index.reshape(-1)
         usable = np.bincount(piece_index)[piece_index] >= config.min_cluster_points
-        share = (np.bincount(old, weights=usable, minlength=count)
-                 / np.maximum(np.bincount(old, minlength=count), 1))
-        take = share[old] >= SPLIT_KEEP
+        kept = np.bincount(old[usable], minlength=count)  # integer counts: exact everywhere
+        take = kept[old] >= SPLIT_KEEP * np.bincount(old, minlength=count)[old]
         cluster[members[take]] = count + piece[take]
         _, cluster = np.unique(cluster, return_inverse=True)
         cluster = cluster.reshape(-1).astype(np.int64)

@@ -294,22 +294,28 @@ def cluster_voxels(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[T
 
 
 def horizontal_extent(cluster: Tensor, count: int, xyz: Tensor) -> Tensor:
-    """Torch twin of ``segmentation.horizontal_extent``: ``(count,)`` float32."""
+    """Torch twin of ``segmentation.horizontal_extent``: ``(count,)`` in ``xyz``'s dtype."""
     extent = torch.zeros(count, dtype=xyz.dtype, device=xyz.device)
     for axis in range(2):
         values = xyz[:, axis]
-        lo = torch.full((count,), float('inf'), device=xyz.device).scatter_reduce(
-            0, cluster, values, reduce='amin')
-        hi = torch.full((count,), float('-inf'), device=xyz.device).scatter_reduce(
-            0, cluster, values, reduce='amax')
+        lo = torch.full((count,), float('inf'), dtype=xyz.dtype, device=xyz.device)
+        hi = torch.full((count,), float('-inf'), dtype=xyz.dtype, device=xyz.device)
+        lo = lo.scatter_reduce(0, cluster, values, reduce='amin')
+        hi = hi.scatter_reduce(0, cluster, values, reduce='amax')
         extent = torch.maximum(extent, hi - lo)
     return extent
 
 
 def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
                         config: PipelineConfig) -> tuple[Tensor, int]:
-    """Torch twin of ``segmentation.split_wide_clusters``: ``(V,)`` int64 ids and count."""
-    tolerance = min(config.split_tolerance, config.cluster_tolerance)
+    """
+    Torch twin of ``segmentation.split_wide_clusters``: ``(P,)`` int64 ids and their count.
+
+    Each pass that finds a wide cluster syncs with the host twice (how many
+    points, how many pieces); a scan with none costs one sync.
+    """
+    cluster = cluster.to(torch.int64)
+    tolerance = min(config.split_tolerance, SPLIT_STEP * config.cluster_tolerance)
     for _ in range(SPLIT_PASSES):
         wide = horizontal_extent(cluster, count, xyz) > config.split_size
         members = torch.nonzero(wide[cluster]).reshape(-1)
@@ -320,11 +326,9 @@ def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
         old = cluster[members]
         piece = old * num_pieces + pieces
         _, piece_index = torch.unique(piece, sorted=True, return_inverse=True)
-        usable = (torch.bincount(piece_index)[piece_index]
-                  >= config.min_cluster_points).to(torch.float64)
-        share = (torch.bincount(old, weights=usable, minlength=count)
-                 / torch.clamp(torch.bincount(old, minlength=count), min=1))
-        take = share[old] >= SPLIT_KEEP
+        usable = torch.bincount(piece_index)[piece_index] >= config.min_cluster_points
+        kept = torch.bincount(old[usable], minlength=count)
+        take = kept[old] >= SPLIT_KEEP * torch.bincount(old, minlength=count)[old]
         cluster = cluster.clone()
         cluster[members[take]] = count + piece[take]
         _, cluster = torch.unique(cluster, sorted=True, return_inverse=True)
