@@ -126,6 +126,17 @@ def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):
                     **common)
     assert [h['epoch'] for h in resumed['history']] == [1, 2, 3]
     assert resumed['history'][:2] == first['history']
+    # select='last' on the finished state writes its final weights, whatever the best was.
+    last = tmp_path / 'last.pt'
+    train(train_set, val_set, last, epochs=3, resume=Path(f'{out}.state.pt'), select='last',
+          **common)
+    written = load_checkpoint(last)
+    final = torch.load(f'{out}.state.pt', weights_only=True)['model']
+    assert written.info['epoch'] == 3 and written.info['selected'] == 'last'
+    for name, tensor in written.model.state_dict().items():
+        assert torch.equal(tensor, final[name]), name
+    with pytest.raises(ValueError, match='select must be one of'):
+        train(train_set, val_set, last, epochs=1, select='newest', **common)
     # Fine-tuning starts from the weights of a checkpoint, not from scratch.
     tuned = tmp_path / 'tuned.pt'
     report = train(train_set, val_set, tuned, epochs=1, init=out,

@@ -51,6 +51,8 @@ LOG = logging.getLogger('pointcam_train')
 #: Architecture of the shipped model: PointNet with narrower layers (< 5 MB).
 #: Share of the correct validation predictions min_confidence is chosen to keep.
 KEEP_CORRECT = 0.98
+#: Which epoch's weights ``train`` writes: the best on validation, or the last.
+SELECT = ('best', 'last')
 DEFAULT_ARCH = {'mlp1': (64,), 'mlp2': (128, 512), 'head': (256, 128),
                 'tnet_conv': (64, 128, 256), 'tnet_fc': (128, 64), 'dropout': 0.3}
 
@@ -59,15 +61,22 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
           num_points: int, normalization: str, batch_size: int, lr: float, seed: int,
           device: torch.device, resume: Optional[Path] = None, arch: Optional[dict] = None,
           augmentation: Augmentation = Augmentation(), progress: bool = True,
-          init: Optional[Path] = None) -> dict:
+          init: Optional[Path] = None, select: str = 'best') -> dict:
     """
-    Train, keep the best validation checkpoint at ``out``, return the report dict.
+    Train, write the selected checkpoint at ``out``, return the report dict.
 
-    A training state (model, optimiser, epoch, history) is written next to
-    ``out`` as ``<out>.state.pt`` after every epoch; ``resume`` continues it.
+    ``select``: ``'best'`` keeps the epoch of the highest validation
+    accuracy; ``'last'`` the final weights, after the cosine schedule has
+    annealed the learning rate (the better choice when validation accuracy
+    moves by its own noise from epoch to epoch). A training state (model,
+    optimiser, epoch, history) is written next to ``out`` as
+    ``<out>.state.pt`` after every epoch; ``resume`` continues it (a
+    finished state with ``select='last'`` just writes its final weights).
     ``init``: a checkpoint whose weights start the training (fine-tuning);
     its architecture and class names are used, ``arch`` is ignored.
     """
+    if select not in SELECT:
+        raise ValueError(f'select must be one of {SELECT}, got {select!r}')
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if init is not None:
@@ -97,6 +106,13 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
         history = json.loads(state['history'])
         rng = np.random.default_rng(seed + start_epoch)
         LOG.info('resumed from %s at epoch %d', resume, start_epoch)
+    def save(entry: dict) -> None:
+        save_checkpoint(out, model, train_set.class_names, num_points, normalization,
+                        info={'val_accuracy': entry['val_accuracy'], 'epoch': entry['epoch'],
+                              'selected': select, 'train_objects': len(train_set),
+                              'seed': seed, 'augmentation': asdict(augmentation),
+                              'init': '' if init is None else Path(init).name})
+
     # Balance classes: sample each epoch with weights 1 / class frequency.
     counts = np.bincount(train_set.labels, minlength=len(train_set.class_names))
     weights = 1.0 / np.maximum(counts[train_set.labels], 1)
@@ -131,16 +147,16 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                  val['accuracy'], entry['seconds'])
         if val['accuracy'] > best:
             best = val['accuracy']
-            save_checkpoint(out, model, train_set.class_names, num_points, normalization,
-                            info={'val_accuracy': best, 'epoch': epoch + 1,
-                                  'train_objects': len(train_set), 'seed': seed,
-                                  'augmentation': asdict(augmentation),
-                                  'init': '' if init is None else Path(init).name})
+            if select == 'best':
+                save(entry)
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
                     'history': json.dumps(history),
                     'architecture': json.dumps(config.to_dict())}, state_path)
-    return {'history': history, 'best_val_accuracy': best, 'normalization': normalization,
+    if select == 'last' and history:
+        save(history[-1])
+    return {'history': history, 'best_val_accuracy': best, 'selected': select,
+            'normalization': normalization,
             'num_points': num_points, 'architecture': config.to_dict(),
             'augmentation': asdict(augmentation),
             'train_objects': len(train_set), 'val_objects': len(val_set)}
@@ -230,6 +246,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='architecture fields to change from the default '
                         f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\' '
                         '(ignored with --init; give the same --arch with --resume)')
+    parser.add_argument('--select', choices=SELECT, default='best',
+                        help='checkpoint to write: the epoch with the best validation '
+                        'accuracy, or the last one (default: %(default)s)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
@@ -257,7 +276,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = train(train_set, val_set, args.out, epochs=args.epochs,
                    num_points=args.num_points, normalization=args.normalization,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                   resume=args.resume, augmentation=augmentation, init=args.init, arch=arch)
+                   resume=args.resume, augmentation=augmentation, init=args.init, arch=arch,
+                   select=args.select)
     report['calibration'] = calibrate(args.out, val_set, device)
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
