@@ -24,7 +24,7 @@ from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.preprocess import normalize_object
-from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
+from pointcam_ros.perception.pipeline import core_sizes, ScanError, ScenePipeline
 from pointcam_ros.perception.rules import shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
@@ -315,6 +315,40 @@ def test_shape_rules_follow_road_user_sizes(size, name, kind):
     found, reason = shape_rule(np.array(size), name)
     assert found == kind
     assert bool(reason) == bool(kind)
+
+
+def test_oversize_is_judged_on_the_core_of_the_points():
+    """A car with a few mixed pixels 2 m off its side: the full box is 4.1 m wide."""
+    rng = np.random.default_rng(6)
+    car = np.c_[rng.uniform(-2.25, 2.25, 2000), rng.uniform(-0.9, 0.9, 2000),
+                rng.uniform(0.0, 1.5, 2000)]
+    stray = np.c_[rng.uniform(-1, 1, 30), rng.uniform(2.5, 3.2, 30), rng.uniform(0, 1, 30)]
+    xyz = np.concatenate([car, stray]).astype(np.float32)
+    center, size, yaw = oriented_box(xyz)
+    core = core_sizes(xyz, np.zeros(len(xyz), np.int32), np.array([[*center, *size, yaw]]))[0]
+    assert size[1] > 4.0 and core[1] < 1.9 and 4.2 < core[0] < 4.5
+    assert shape_rule(size, 'car')[0] == 'oversize'  # what the full box would say
+    kind, reason = shape_rule(size, 'car', core=core)
+    assert kind == '' and reason == ''
+    # Merged crowns are oversize in their core too.
+    crown = rng.uniform((0, 0, 0), (7, 5, 4), (3000, 3)).astype(np.float32)
+    center, size, yaw = oriented_box(crown)
+    core = core_sizes(crown, np.zeros(3000, np.int32), np.array([[*center, *size, yaw]]))[0]
+    assert shape_rule(size, 'truck', core=core)[0] == 'oversize'
+    assert 'middle 96 % of the points' in shape_rule(size, 'truck', core=core)[1]
+
+
+def test_the_box_of_an_l_shaped_car_follows_its_sides():
+    """A LiDAR sees two sides of a car: the principal axis runs diagonally, the box must not."""
+    side = np.c_[np.linspace(0, 4.5, 300), np.zeros(300), np.full(300, 0.5)]
+    rear = np.c_[np.zeros(120), np.linspace(0, 1.8, 120), np.full(120, 0.5)]
+    yaw = 0.3
+    rot = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+    points = np.concatenate([side, rear])
+    points[:, :2] = points[:, :2] @ rot.T + [15.0, 4.0]
+    _, size, est = oriented_box(points.astype(np.float32))
+    assert np.allclose(size[:2], [4.5, 1.8], atol=0.1)  # principal axis: 11 deg off, 4.8 long
+    assert np.cos(2 * (est - yaw)) > np.cos(2 * np.deg2rad(1.0))
 
 
 def test_a_one_ring_wall_piece_is_not_shown_as_a_road_user(tiny_model):

@@ -106,6 +106,7 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
         history = json.loads(state['history'])
         rng = np.random.default_rng(seed + start_epoch)
         LOG.info('resumed from %s at epoch %d', resume, start_epoch)
+
     def save(entry: dict) -> None:
         save_checkpoint(out, model, train_set.class_names, num_points, normalization,
                         info={'val_accuracy': entry['val_accuracy'], 'epoch': entry['epoch'],

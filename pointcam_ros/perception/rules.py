@@ -38,7 +38,7 @@ physical sizes only (no data set was used to set them):
   tall and wide and are left to the model.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -59,11 +59,17 @@ BACKGROUND = 'background'
 SLIVER, OVERSIZE = 'sliver', 'oversize'
 
 
-def shape_rule(size: np.ndarray, class_name: str) -> tuple[str, str]:
+def shape_rule(size: np.ndarray, class_name: str,
+               core: Optional[np.ndarray] = None) -> tuple[str, str]:
     """
     Check a cluster's box ``size`` (3,) against the model's ``class_name`` for it.
 
     ``size``: length and width in either order, then height, in metres.
+    ``core`` (3,), same order: the extents of the middle of the points (see
+    ``pipeline.core_sizes``); the ``oversize`` limits are checked on it, so
+    a few stray points (mixed pixels at a car's edge, a person brushing its
+    side) do not turn a car into background. Default: ``size``. The
+    ``sliver`` check uses ``size``: stray points only make a cluster taller.
 
     Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``
     (the cluster is not classified: shown as unknown) or ``oversize`` (the
@@ -74,6 +80,10 @@ def shape_rule(size: np.ndarray, class_name: str) -> tuple[str, str]:
     dims = f'{length:.1f} x {width:.1f} x {height:.2f} m'
     if height < SLIVER_HEIGHT:
         return SLIVER, f'{dims}, under {SLIVER_HEIGHT} m tall (one or two rings)'
+    if core is not None:
+        length, width = float(max(core[0], core[1])), float(min(core[0], core[1]))
+        height = float(core[2])
+        dims = f'{length:.1f} x {width:.1f} x {height:.2f} m (middle 96 % of the points)'
     if class_name in ROAD_USERS:
         if length > ROAD_USER_MAX_LENGTH:
             return OVERSIZE, f'{dims}, longer than any road user ({ROAD_USER_MAX_LENGTH} m)'
