@@ -22,7 +22,7 @@ from hypothesis import given, HealthCheck, settings, strategies as st
 import numpy as np
 from pointcam_ros.formats import _pc2_backend
 from pointcam_ros.formats.cloud_io import (
-    CloudFormatError, DATATYPE_TO_NUMPY, FieldSpec, FLOAT32, FLOAT64, INT32, NO_OBJECT,
+    CloudFormatError, DATATYPE_TO_NUMPY, FieldSpec, FLOAT32, FLOAT64, INT32, INT8, NO_OBJECT,
     pack_cloud, PackedCloud, read_cloud, saliency_cloud, SALIENCY_FIELDS, UINT16, UINT8,
     UNKNOWN)
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL, VELODYNE_XYZIRT
@@ -418,3 +418,15 @@ def test_sensor_msgs_py_and_pointcloud2_build_identical_dtypes():
     for layout in LAYOUTS.values():
         assert pointcloud2.dtype_from_fields(layout.fields, layout.point_step) == \
             point_cloud2.dtype_from_fields(layout.fields, point_step=layout.point_step)
+
+
+def test_padded_rows_of_an_odd_point_step_read_back():
+    """Found by the random layouts: 13-byte points, rows padded by one byte (a strided view)."""
+    fields = [FieldSpec('x', 0, FLOAT32), FieldSpec('y', 4, FLOAT32), FieldSpec('z', 8, FLOAT32),
+              FieldSpec('f0', 12, INT8)]
+    xyz = np.array([[1.5, -2.0, 3.25], [4.0, 5.5, -6.0]], np.float32)
+    cols = {'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2], 'f0': np.array([7, -8], np.int8)}
+    cloud = pack_cloud(cols, fields, 13, height=2, row_step=14)
+    points = read_cloud(cloud, ['f0'])
+    np.testing.assert_array_equal(points.xyz, xyz)
+    np.testing.assert_array_equal(points.extras['f0'], [7, -8])

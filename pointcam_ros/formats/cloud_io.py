@@ -243,11 +243,13 @@ def _xyz_from_view(points: np.ndarray, specs: Mapping[str, FieldSpec]) -> np.nda
                   and y.offset == x.offset + base.itemsize
                   and z.offset == y.offset + base.itemsize)
     if contiguous:
-        # One strided copy of a (3,) sub-array: the fast path for every driver.
+        # One strided copy of a (3,) sub-array: the fast path for every driver. A view
+        # that skips row padding cannot be a buffer: pack its records first.
+        source = points if points.flags.c_contiguous else np.ascontiguousarray(points)
         trio = np.dtype({'names': ['xyz'], 'formats': [(base, 3)], 'offsets': [x.offset],
-                         'itemsize': points.dtype.itemsize})
-        view = np.ndarray(points.shape, dtype=trio, buffer=points,
-                          strides=points.strides)['xyz']
+                         'itemsize': source.dtype.itemsize})
+        view = np.ndarray(source.shape, dtype=trio, buffer=source,
+                          strides=source.strides)['xyz']
         if x.datatype == FLOAT64:
             _check_float32_range(view, 'xyz')
         return view.astype(np.float32)
