@@ -234,7 +234,7 @@ def test_eval_command_line_writes_json_and_png(small_sets, tmp_path, tiny_model)
     exe = str(Path(sys.executable).parent / 'pointcam_eval')
     result = subprocess.run([exe, '--data', str(folder / 'val.npz'), '--model', tiny_model,
                              '--methods', 'gradcam', 'occlusion', '--max-objects', '40',
-                             '--out', str(tmp_path / 'eval'), '--device', 'cpu'],
+                             '--out', str(tmp_path / 'eval')],  # default device: auto
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / 'eval' / 'eval.json').read_text())

@@ -172,12 +172,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.step <= 50:
         parser.error(f'--step must be a percentage in (0, 50], got {args.step}')
-    loaded = load_checkpoint(args.model or None, args.device)
+    device = resolve_device(args.device)
+    loaded = load_checkpoint(args.model or None, device)
     dataset = load_dataset(args.data, args.max_objects)
     args.out.mkdir(parents=True, exist_ok=True)
     from pointcam_ros.learn.metrics import predict
-    predicted = predict(loaded.model, dataset, loaded.num_points, loaded.normalization,
-                        resolve_device(args.device))
+    predicted = predict(loaded.model, dataset, loaded.num_points, loaded.normalization, device)
     report = {'model': loaded.path, 'data': str(args.data),
               'accuracy': metrics(confusion_matrix(dataset.labels, predicted,
                                                    len(dataset.class_names)),
