@@ -209,13 +209,19 @@ def _slow_bag(path):
                      {'/points': [(i * 10**8, clouds[i % 2]) for i in range(1, 400)]})
 
 
+def _foreground_signals():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_bag_tool(tmp_path, tiny_model, source, output):
     params = tmp_path / 'params.yaml'
     PipelineConfig(model_path=tiny_model, device='cpu').to_yaml(params)
     exe = str(Path(sys.executable).parent / 'pointcam_bag')
+    # As from a terminal: a job started in the background (a CI runner under `cmd &`)
+    # inherits SIGINT ignored, and Python rightly keeps ignoring it.
     proc = subprocess.Popen([exe, str(source), '-o', str(output), '--params', str(params),
                              '--quiet'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_foreground_signals)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(f'.{output.name}.partial-*/{output.name}/*.mcap')):
         assert proc.poll() is None, proc.communicate()
