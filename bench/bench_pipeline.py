@@ -36,11 +36,10 @@ import time
 
 from machine import describe
 import numpy as np
-from pointcam_ros.common.config import ConfigError, PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud, saliency_cloud
 from pointcam_ros.perception.pipeline import BACKENDS, ScenePipeline
+from settings import add_set_option, config_from_set
 import torch
-import yaml
 
 STAGES = ('convert', 'segment', 'sample', 'model', 'map_back', 'encode', 'total')
 
@@ -71,8 +70,7 @@ def main():
     parser.add_argument('--backend', default='auto', choices=BACKENDS)
     parser.add_argument('--kind', default='open', choices=('open', 'street', 'campus'),
                         help='simulated scene kind (default: %(default)s)')
-    parser.add_argument('--set', nargs='*', default=[], metavar='PARAM=VALUE',
-                        help='pipeline parameters to change, e.g. split_size=1000')
+    add_set_option(parser, 'split_size=1000')
     parser.add_argument('--cpu-threads', type=int, default=None,
                         help="torch CPU threads (default: the config's default)")
     args = parser.parse_args()
@@ -82,14 +80,7 @@ def main():
         recorded = load_scans(args.scans_file)
     if args.sensors is None:
         args.sensors = list(recorded) if recorded else ['vlp16', 'hdl64', 'os1_128']
-    changes = {'device': args.device, 'method': args.method}
-    for item in args.set:
-        name, _, value = item.partition('=')
-        changes[name] = yaml.safe_load(value)
-    try:
-        config = PipelineConfig.from_dict(changes)
-    except ConfigError as exc:
-        parser.error(f'--set: {exc}')
+    config = config_from_set(parser, args, device=args.device, method=args.method)
     if args.cpu_threads is not None:
         config = config.replace(cpu_threads=args.cpu_threads)
     pipeline = ScenePipeline(config, backend=args.backend)

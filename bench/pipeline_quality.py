@@ -28,10 +28,9 @@ objects by their true class and on all reported objects.
 import argparse
 
 import numpy as np
-from pointcam_ros.common.config import ConfigError, PipelineConfig
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SCENE_KINDS, SENSORS
-import yaml
+from settings import add_set_option, config_from_set
 
 
 def main():
@@ -40,17 +39,9 @@ def main():
     parser.add_argument('--scenes', type=int, default=60)
     parser.add_argument('--first-seed', type=int, default=4_000_000)
     parser.add_argument('--kind', choices=SCENE_KINDS, default='open', help='scene kind')
-    parser.add_argument('--set', nargs='*', default=[], metavar='PARAM=VALUE',
-                        help='pipeline parameters to change, e.g. cluster_tolerance=0.3')
+    add_set_option(parser, 'cluster_tolerance=0.3')
     args = parser.parse_args()
-    changes = {'device': 'cpu'}
-    for item in args.set:
-        name, _, value = item.partition('=')
-        changes[name] = yaml.safe_load(value)
-    try:
-        config = PipelineConfig.from_dict(changes)
-    except ConfigError as exc:
-        parser.error(f'--set: {exc}')
+    config = config_from_set(parser, args, device='cpu')
     pipeline = ScenePipeline(config)
     sensors = list(SENSORS)
     eligible = matched = correct = 0
