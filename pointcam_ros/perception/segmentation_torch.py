@@ -293,10 +293,10 @@ def cluster_voxels(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[T
     return component[inverse], len(roots)
 
 
-def horizontal_extent(cluster: Tensor, count: int, xyz: Tensor) -> Tensor:
-    """Torch twin of ``segmentation.horizontal_extent``: ``(count,)`` in ``xyz``'s dtype."""
+def cluster_extent(cluster: Tensor, count: int, xyz: Tensor, axes: int = 3) -> Tensor:
+    """Torch twin of ``segmentation.cluster_extent``: ``(count,)`` in ``xyz``'s dtype."""
     extent = torch.zeros(count, dtype=xyz.dtype, device=xyz.device)
-    for axis in range(2):
+    for axis in range(axes):
         values = xyz[:, axis]
         lo = torch.full((count,), float('inf'), dtype=xyz.dtype, device=xyz.device)
         hi = torch.full((count,), float('-inf'), dtype=xyz.dtype, device=xyz.device)
@@ -317,7 +317,7 @@ def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
     cluster = cluster.to(torch.int64)
     tolerance = min(config.split_tolerance, SPLIT_STEP * config.cluster_tolerance)
     for _ in range(SPLIT_PASSES):
-        wide = horizontal_extent(cluster, count, xyz) > config.split_size
+        wide = cluster_extent(cluster, count, xyz, axes=2) > config.split_size
         members = torch.nonzero(wide[cluster]).reshape(-1)
         if len(members) == 0:
             break
@@ -341,14 +341,7 @@ def keep_clusters(cluster: Tensor, count: int, xyz: Tensor, config: PipelineConf
     """Torch twin of ``segmentation.keep_clusters``: ``(count,)`` int64 new ids, -1 dropped."""
     device = xyz.device
     sizes = torch.bincount(cluster, minlength=count)
-    extent = torch.zeros(count, dtype=torch.float32, device=device)
-    for axis in range(3):
-        values = xyz[:, axis]
-        lo = torch.full((count,), float('inf'), device=device).scatter_reduce(
-            0, cluster, values, reduce='amin')
-        hi = torch.full((count,), float('-inf'), device=device).scatter_reduce(
-            0, cluster, values, reduce='amax')
-        extent = torch.maximum(extent, hi - lo)
+    extent = cluster_extent(cluster, count, xyz)
     keep = ((sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
             & (extent >= config.min_object_size)
             & (extent <= config.max_object_size))
