@@ -64,7 +64,8 @@ from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
 from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, resample_indices
 from pointcam_ros.perception import segmentation_torch
-from pointcam_ros.perception.rules import background_index, OVERSIZE, shape_rule, SLIVER
+from pointcam_ros.perception.rules import (
+    background_index, CORE_SHARE, OVERSIZE, shape_rule, SLIVER)
 from pointcam_ros.perception.segmentation import segment_scene
 from scipy.spatial import cKDTree
 import torch
@@ -77,8 +78,6 @@ _MAP_BACK_BLOCK = 1 << 21
 #: Most objects classified per scan; beyond it only the largest clusters are (the rest
 #: stay unlabelled), so the model's work per scan is bounded whatever the parameters.
 MAX_OBJECTS = 1024
-#: Share of an object's points (the middle of each box axis) the ``oversize`` rule measures.
-CORE_SHARE = 0.96
 #: Objects per forward pass: bounds the model's memory (~MODEL_CHUNK x 512 x N floats).
 MODEL_CHUNK = 256
 

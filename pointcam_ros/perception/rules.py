@@ -53,6 +53,9 @@ SLIVER_HEIGHT = 0.3
 ROAD_USER_MAX_LENGTH = 19.0
 ROAD_USER_MAX_WIDTH = 4.0
 ROAD_USER_MAX_HEIGHT = 4.5
+#: Share of a cluster's points (the middle of each box axis) the ``oversize`` limits measure:
+#: a few mixed pixels or a stray branch do not make a car 4 m wide.
+CORE_SHARE = 0.96
 #: The class shown for an ``oversize`` cluster.
 BACKGROUND = 'background'
 #: Rule kinds: a sliver is not classified (unknown); an oversize one is background.
@@ -83,7 +86,8 @@ def shape_rule(size: np.ndarray, class_name: str,
     if core is not None:
         length, width = float(max(core[0], core[1])), float(min(core[0], core[1]))
         height = float(core[2])
-        dims = f'{length:.1f} x {width:.1f} x {height:.2f} m (middle 96 % of the points)'
+        dims = (f'{length:.1f} x {width:.1f} x {height:.2f} m (middle {100 * CORE_SHARE:.0f} % '
+                'of the points)')
     if class_name in ROAD_USERS:
         if length > ROAD_USER_MAX_LENGTH:
             return OVERSIZE, f'{dims}, longer than any road user ({ROAD_USER_MAX_LENGTH} m)'
