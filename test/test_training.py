@@ -164,6 +164,14 @@ def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and 'point_dropout must be in [0, 1)' in result.stderr
     assert not (tmp_path / 'new.pt').exists()
+    # --resume of another run's state does not license overwriting this --out.
+    other = tmp_path / 'other.pt.state.pt'
+    other.write_bytes(b'a state')
+    result = subprocess.run([exe, '--train', str(folder / 'train.npz'), '--val',
+                             str(folder / 'val.npz'), '--out', str(out), '--resume', str(other),
+                             '--select', 'last'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and '--force' in result.stderr
+    assert out.read_bytes() == b'precious'
 
 
 def test_train_arch_option_builds_that_network(small_sets, tmp_path):

@@ -253,8 +253,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    if args.out.exists() and not (args.force or args.resume):
-        parser.error(f'{args.out} exists: pass --force to overwrite it or --resume')
+    own_state = args.out.with_name(args.out.name + '.state.pt')
+    resuming_own = args.resume is not None and args.resume.resolve() == own_state.resolve()
+    for path in (args.out, own_state):  # --resume continues only the run that wrote --out
+        if path.exists() and not (args.force or resuming_own):
+            parser.error(f'{path} exists: pass --force to overwrite it, or --resume '
+                         f'{own_state} to continue the run that wrote it')
     try:
         augmentation = Augmentation(point_dropout=args.point_dropout,
                                     rotate=not args.no_rotate, scale=tuple(args.scale),
