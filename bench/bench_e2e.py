@@ -23,6 +23,7 @@ A soak test is the same with a long duration:
 
     .venv/bin/python bench/bench_e2e.py --sensors vlp16 hdl64 os1_128 --duration 60
     .venv/bin/python bench/bench_e2e.py --sensors vlp16 --duration 600   # soak
+    .venv/bin/python bench/bench_e2e.py --sensors hdl64 --rate 20        # a 20 Hz HDL-64E
 
 With ``--scans-file`` (bench/record_scans.py) the scans come from the file
 and open3d is not needed; without an installed ``pointcam_node`` script the
@@ -71,9 +72,10 @@ def node_command() -> list[str]:
 
 
 def run_sensor(name: str, duration: float, device: str, variants: int,
-               recorded=None) -> None:
-    """Benchmark one sensor preset against a fresh node process."""
+               recorded=None, rate: float | None = None) -> None:
+    """Benchmark one sensor preset against a fresh node process, at ``rate`` Hz if given."""
     rate_hz, clouds = sensor_clouds(name, variants, recorded)
+    rate_hz = rate or rate_hz
     variants = len(clouds)
     messages = [to_ros_cloud(cloud, None) for cloud in clouds]
     for msg in messages:
@@ -162,7 +164,11 @@ def main():
     parser.add_argument('--variants', type=int, default=20, help='distinct scans to cycle')
     parser.add_argument('--scans-file', type=Path, default=None,
                         help='recorded scans (bench/record_scans.py); no open3d needed')
+    parser.add_argument('--rate', type=float, default=None,
+                        help="publish rate in Hz (default: each sensor's own)")
     args = parser.parse_args()
+    if args.rate is not None and not 0.1 <= args.rate <= 100:
+        parser.error('--rate must lie in [0.1, 100] Hz')
     recorded = None
     if args.scans_file is not None:
         from record_scans import load_scans
@@ -175,7 +181,7 @@ def main():
     try:
         print(f'device: {describe(args.device)}', flush=True)
         for name in args.sensors:
-            run_sensor(name, args.duration, args.device, args.variants, recorded)
+            run_sensor(name, args.duration, args.device, args.variants, recorded, args.rate)
     finally:
         rclpy.try_shutdown()
 

@@ -4,9 +4,9 @@
 # There: Python 3.12 with torch (CUDA), numpy, scipy, pyyaml, pytest; no open3d, no
 # ROS, no network. Prepare here, once, and carry both folders:
 #   bash bench/fetch_gpu_wheels.sh            # ROS 2 wheels for cp312 -> .whl/ (~44 MB)
-#   .venv/bin/python bench/record_scans.py    # simulated scans -> bench/data/scans.npz (~15 MB)
-# Then one device call (about 4.5 minutes, plus 1-2 to start; a rerun fits the 15 minutes):
-#   run(command='bash bench/gpu_check.sh "$OUT"', carry=['.whl', 'bench/data'], timeout_s=450)
+#   .venv/bin/python bench/record_scans.py    # simulated scans -> bench/data/scans.npz (~17 MB)
+# Then one device call (about 5 minutes, plus 1-2 to start; a rerun fits the 15 minutes):
+#   run(command='bash bench/gpu_check.sh "$OUT"', carry=['.whl', 'bench/data'], timeout_s=570)
 # Test it here first, the same steps on the CPU at small sizes (about 2 minutes):
 #   PYTHON=.venv/bin/python bash bench/gpu_check.sh --cpu /tmp/gpu_check
 #
@@ -14,7 +14,7 @@
 # pip's data scheme, which --target drops), the CUDA tests (pytest -k cuda), the
 # Grad-CAM engine bench (default and shipped architectures), the pipeline stage bench
 # and the DDS end-to-end bench on the recorded scans. Each step has its own time limit
-# (435 s in all with the install; about 4.5 minutes expected);
+# (600 s in all at most; about 5 minutes expected);
 # a failed step is reported and the next one runs. Everything is also written to
 # OUTDIR/gpu_check.log. Exit status: 0 when every step passed. With SWEEP_DATA naming a
 # folder of packed data sets (bench/faithfulness_sweep.py pack), the training sweep runs last
@@ -95,10 +95,16 @@ if [[ $DEVICE == cuda ]]; then
         $PY bench/bench_gradcam.py --device cuda --repeats 10
     step 45 'Grad-CAM engine, shipped architecture' \
         $PY bench/bench_gradcam.py --device cuda --repeats 10 --shipped --points 512
-    step 60 'pipeline stages' \
-        $PY bench/bench_pipeline.py --device cuda --scans-file "$SCANS" --scans 20
-    step 90 'DDS end to end' \
-        $PY bench/bench_e2e.py --device cuda --scans-file "$SCANS" --duration 20
+    step 60 'pipeline stages, CUDA' $PY bench/bench_pipeline.py --device cuda \
+        --scans-file "$SCANS" --scans 20 --sensors hdl64 hdl64_street os1_128
+    step 60 "pipeline stages, the GPU machine's CPU (same scans)" $PY bench/bench_pipeline.py \
+        --device cpu --scans-file "$SCANS" --scans 6 --sensors hdl64 hdl64_street os1_128
+    step 75 'DDS end to end, HDL-64E at 20 Hz' $PY bench/bench_e2e.py --device cuda \
+        --scans-file "$SCANS" --duration 20 --sensors hdl64 --rate 20
+    step 75 'DDS end to end, HDL-64E street at 20 Hz' $PY bench/bench_e2e.py --device cuda \
+        --scans-file "$SCANS" --duration 20 --sensors hdl64_street --rate 20
+    step 75 'DDS end to end, OS1-128 at 10 Hz' $PY bench/bench_e2e.py --device cuda \
+        --scans-file "$SCANS" --duration 20 --sensors os1_128
 else  # the same steps at small sizes, to test this script on a machine without a GPU
     # shellcheck disable=SC2046
     step 240 'CUDA tests (skipped without a GPU)' $PY -m pytest -q -p no:cacheprovider \
@@ -108,7 +114,7 @@ else  # the same steps at small sizes, to test this script on a machine without 
     step 150 'pipeline stages' $PY bench/bench_pipeline.py --device cpu \
         --scans-file "$SCANS" --scans 2 --sensors hdl64
     step 150 'DDS end to end' $PY bench/bench_e2e.py --device cpu --scans-file "$SCANS" \
-        --duration 3 --sensors hdl64 --variants 2
+        --duration 3 --sensors hdl64_street --variants 2 --rate 5
 fi
 
 if [[ -n ${SWEEP_DATA:-} && -f ${SWEEP_DATA:-}/train.npz && $DEVICE == cuda ]]; then

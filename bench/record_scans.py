@@ -23,15 +23,18 @@ pointcam_ros.formats only) gives them back as ``PackedCloud`` objects.
 bench_pipeline.py and bench_e2e.py take the file with ``--scans-file``.
 
     .venv/bin/python bench/record_scans.py [-o bench/data/scans.npz]
-        [--sensors hdl64 os1_128] [--scans 4 2]
+        [--sensors hdl64 os1_128] [--scans 3 2] [--street 2]
 
 Layout of the file: ``meta`` is a JSON string (format version, and per
-sensor: rate_hz, height, width, point_step, row_step, is_bigendian,
-is_dense, fields, scene seeds); ``<sensor>_<i>`` is scan i's data as uint8.
-Scene seeds are 5000 + i, the seeds bench_pipeline.py uses when it
-simulates. bench/data/ is ignored by git. The default (4 HDL-64E + 2 OS1-128
-scans, about 15 MB) leaves room for the ROS wheels (about 44 MB) within the
-64 MiB that one call to the lent GPU machine may carry.
+entry: sensor, scene kind, rate_hz, height, width, point_step, row_step,
+is_bigendian, is_dense, fields, scene seeds); ``<entry>_<i>`` is scan i's
+data as uint8. Entries are named for their sensor (open scenes), plus
+``hdl64_street`` for the street scenes. Scene seeds are 5000 + i, the
+seeds bench_pipeline.py uses when it simulates. bench/data/ is ignored by
+git. The default (3 HDL-64E open + 2 HDL-64E street + 2 OS1-128 scans,
+about 16.6 MiB) leaves room for the ROS wheels (about 44 MiB) and the
+working tree (about 3 MiB) within the 64 MiB that one call to the lent GPU
+machine may carry.
 """
 
 import argparse
@@ -48,19 +51,28 @@ DEFAULT_PATH = Path(__file__).resolve().parent / 'data' / 'scans.npz'
 
 
 def record(path: Path, sensors: Sequence[str], counts: Sequence[int],
-           first_seed: int = 5_000) -> dict:
-    """Simulate ``counts[k]`` scans of ``sensors[k]`` and write them to ``path``; return meta."""
+           first_seed: int = 5_000, street: int = 0) -> dict:
+    """
+    Simulate ``counts[k]`` open scenes of ``sensors[k]`` and write them to ``path``.
+
+    With ``street`` > 0, also that many HDL-64E street scenes, stored as the
+    entry ``hdl64_street``. Return the file's meta.
+    """
     from pointcam_ros.sim.clouds import scan_to_cloud  # needs open3d
     from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
     arrays = {}
     meta = {'format': FORMAT, 'sensors': {}}
-    for name, count in zip(sensors, counts):
+    entries = [(name, name, 'open', count) for name, count in zip(sensors, counts)]
+    if street > 0:
+        entries.append(('hdl64_street', 'hdl64', 'street', street))
+    for entry, name, kind, count in entries:
         sensor = SENSORS[name]
         seeds = [first_seed + i for i in range(count)]
         for i, seed in enumerate(seeds):
-            cloud = scan_to_cloud(scan(random_scene(seed), sensor, i))
-            arrays[f'{name}_{i}'] = np.frombuffer(cloud.data, np.uint8)
-        meta['sensors'][name] = {
+            cloud = scan_to_cloud(scan(random_scene(seed, kind=kind), sensor, i))
+            arrays[f'{entry}_{i}'] = np.frombuffer(cloud.data, np.uint8)
+        meta['sensors'][entry] = {
+            'sensor': name, 'kind': kind,
             'rate_hz': sensor.rate_hz, 'height': cloud.height, 'width': cloud.width,
             'point_step': cloud.point_step, 'row_step': cloud.row_step,
             'is_bigendian': bool(cloud.is_bigendian), 'is_dense': bool(cloud.is_dense),
@@ -96,17 +108,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='record simulated scans to an .npz')
     parser.add_argument('-o', '--output', type=Path, default=DEFAULT_PATH)
     parser.add_argument('--sensors', nargs='+', default=['hdl64', 'os1_128'])
-    parser.add_argument('--scans', type=int, nargs='+', default=[4, 2],
+    parser.add_argument('--scans', type=int, nargs='+', default=[3, 2],
                         help='scans per sensor (one number for all, or one per sensor)')
+    parser.add_argument('--street', type=int, default=2,
+                        help='HDL-64E street scenes, entry hdl64_street (default: %(default)s)')
     args = parser.parse_args(argv)
     counts = args.scans * len(args.sensors) if len(args.scans) == 1 else args.scans
     if len(counts) != len(args.sensors) or min(counts) < 2:
         parser.error('give one --scans count >= 2, or one per sensor')
-    meta = record(args.output, args.sensors, counts)
+    if args.street == 1 or args.street < 0:
+        parser.error('give --street 0, or at least 2 (the benches skip the first scan)')
+    meta = record(args.output, args.sensors, counts, street=args.street)
     size = args.output.stat().st_size / 2 ** 20
     for name, info in meta['sensors'].items():
-        print(f"{name}: {len(info['seeds'])} scans of {info['height']} x {info['width']} "
-              f"points, {info['point_step']} bytes each")
+        print(f"{name} ({info['kind']}): {len(info['seeds'])} scans of "
+              f"{info['height']} x {info['width']} points, {info['point_step']} bytes each")
     print(f'wrote {args.output} ({size:.1f} MiB)')
     return 0
 
