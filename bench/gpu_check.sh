@@ -11,9 +11,9 @@
 #   PYTHON=.venv/bin/python bash bench/gpu_check.sh --cpu /tmp/gpu_check
 #
 # Steps: install the ROS wheels into a prefix (the wheels' shared libraries live in
-# pip's data scheme, which --target drops), the CUDA tests (pytest -k cuda), the
+# pip's data scheme, which --target drops), the CUDA tests (test/test_*_cuda.py), the
 # Grad-CAM engine bench (default and shipped architectures), the pipeline stage bench
-# and the DDS end-to-end bench on the recorded scans. Each step has its own time limit
+# (and its per-step profile) and the DDS end-to-end bench on the recorded scans. Each step has its own time limit
 # (600 s in all at most; about 5 minutes expected);
 # a failed step is reported and the next one runs. Everything is also written to
 # OUTDIR/gpu_check.log. Exit status: 0 when every step passed. With SWEEP_DATA naming a
@@ -87,18 +87,18 @@ echo "=== [$((SECONDS - START)) s] install ROS 2 wheels"
 install_ros || { echo "=== install FAILED"; FAILED+=('install ROS 2 wheels'); }
 
 if [[ $DEVICE == cuda ]]; then
-    # Only the files that hold CUDA tests: others may import open3d, absent there.
-    # shellcheck disable=SC2046
-    step 120 'CUDA tests' $PY -m pytest -q -p no:cacheprovider -rs -k cuda \
-        $(grep -l 'def test_[a-z0-9_]*cuda' test/test_*.py)
+    # Only the CUDA test files: others may import open3d, absent there.
+    step 120 'CUDA tests' $PY -m pytest -q -p no:cacheprovider -rs test/test_*_cuda.py
     step 90 'Grad-CAM engine, default architecture' \
         $PY bench/bench_gradcam.py --device cuda --repeats 10
     step 45 'Grad-CAM engine, shipped architecture' \
         $PY bench/bench_gradcam.py --device cuda --repeats 10 --shipped --points 512
     step 60 'pipeline stages, CUDA' $PY bench/bench_pipeline.py --device cuda \
         --scans-file "$SCANS" --scans 20 --sensors hdl64 hdl64_street os1_128
+    step 60 'pipeline steps, CUDA' $PY bench/profile_pipeline.py --device cuda \
+        --scans-file "$SCANS" --scans 4 --sensors hdl64_street --top 15
     step 60 "pipeline stages, the GPU machine's CPU (same scans)" $PY bench/bench_pipeline.py \
-        --device cpu --scans-file "$SCANS" --scans 6 --sensors hdl64 hdl64_street os1_128
+        --device cpu --scans-file "$SCANS" --scans 3 --sensors hdl64 hdl64_street os1_128
     step 75 'DDS end to end, HDL-64E at 20 Hz' $PY bench/bench_e2e.py --device cuda \
         --scans-file "$SCANS" --duration 20 --sensors hdl64 --rate 20
     step 75 'DDS end to end, HDL-64E street at 20 Hz' $PY bench/bench_e2e.py --device cuda \
@@ -106,13 +106,14 @@ if [[ $DEVICE == cuda ]]; then
     step 75 'DDS end to end, OS1-128 at 10 Hz' $PY bench/bench_e2e.py --device cuda \
         --scans-file "$SCANS" --duration 20 --sensors os1_128
 else  # the same steps at small sizes, to test this script on a machine without a GPU
-    # shellcheck disable=SC2046
     step 240 'CUDA tests (skipped without a GPU)' $PY -m pytest -q -p no:cacheprovider \
-        -k cuda $(grep -l 'def test_[a-z0-9_]*cuda' test/test_*.py)
+        test/test_*_cuda.py
     step 150 'Grad-CAM engine' $PY bench/bench_gradcam.py --device cpu --repeats 1 \
         --batches 1 8 --points 128 --naive-max-batch 8
     step 150 'pipeline stages' $PY bench/bench_pipeline.py --device cpu \
         --scans-file "$SCANS" --scans 2 --sensors hdl64
+    step 150 'pipeline steps (torch backend)' $PY bench/profile_pipeline.py --device cpu \
+        --scans-file "$SCANS" --scans 2 --sensors hdl64 --top 5
     step 150 'DDS end to end' $PY bench/bench_e2e.py --device cpu --scans-file "$SCANS" \
         --duration 3 --sensors hdl64_street --variants 2 --rate 5
 fi

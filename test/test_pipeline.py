@@ -24,7 +24,8 @@ from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.preprocess import normalize_object
-from pointcam_ros.perception.pipeline import core_sizes, ScanError, ScenePipeline
+from pointcam_ros.perception.pipeline import (
+    core_sizes, core_sizes_torch, ScanError, ScenePipeline)
 from pointcam_ros.perception.rules import shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
@@ -338,6 +339,24 @@ def test_oversize_is_judged_on_the_core_of_the_points():
     assert 'middle 96 % of the points' in shape_rule(size, 'truck', core=core)[1]
 
 
+def test_core_sizes_on_the_device_equal_the_numpy_loop():
+    """The torch twin sorts all objects at once; sizes 1 to 400 points, odd and even."""
+    rng = np.random.default_rng(8)
+    counts = np.array([1, 2, 3, 4, 5, 17, 30, 31, 200, 400])
+    labels = np.repeat(np.arange(len(counts)), counts).astype(np.int32)
+    xyz = (rng.normal(0, 2, (len(labels), 3)) * [3, 1, 0.5]).astype(np.float32)
+    boxes = np.zeros((len(counts), 7))
+    boxes[:, 6] = rng.uniform(-np.pi, np.pi, len(counts))
+    expected = core_sizes(xyz, labels, boxes)
+    shuffle = rng.permutation(len(labels))  # sorted by object, any order within
+    order = shuffle[np.argsort(labels[shuffle], kind='stable')]
+    got = core_sizes_torch(torch.from_numpy(xyz[order]), torch.from_numpy(labels[order]).long(),
+                           torch.from_numpy(counts), torch.from_numpy(boxes[:, 6]))
+    assert got.dtype == torch.float64 and got.shape == (len(counts), 3)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+    assert (expected[5:] > 0).all() and (expected[0] == 0).all()
+
+
 def test_the_box_of_an_l_shaped_car_follows_its_sides():
     """A LiDAR sees two sides of a car: the principal axis runs diagonally, the box must not."""
     side = np.c_[np.linspace(0, 4.5, 300), np.zeros(300), np.full(300, 0.5)]
@@ -448,18 +467,3 @@ def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
     assert np.sort(kept).tolist() == np.sort(sizes)[1100 - MAX_OBJECTS:].tolist()
     twin = ScenePipeline(config, backend='torch').process(points)
     np.testing.assert_array_equal(twin.object_id, out.object_id)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
-def test_cuda_runs_the_scan_path_on_the_gpu_with_the_cpu_clusters(tiny_model):
-    """On CUDA the torch backend is the default and gives the numpy clusters of the CPU."""
-    cuda = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cuda'))
-    cpu = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
-    assert cuda.backend == 'torch' and cpu.backend == 'numpy'
-    for seed, sensor in ((2_000_300, 'hdl64'), (2_000_301, 'os1_128')):
-        points = scan(random_scene(seed), SENSORS[sensor], seed).xyz.reshape(-1, 3)
-        out, expected = cuda.process(points), cpu.process(points)
-        assert out.device.startswith('cuda') and len(out.objects) > 3
-        np.testing.assert_array_equal(out.object_id, expected.object_id)
-        for obj, ref in zip(out.objects, expected.objects):
-            np.testing.assert_allclose(obj.size, ref.size, atol=1e-3)

@@ -19,11 +19,17 @@ The scene is built here with numpy (the GPU box has no open3d): ground, a
 14 m wall with a person 0.35 m in front of it, two parked cars 0.4 m apart
 seen as an L (the person and the wall, and the two cars, are one cluster
 each at 0.5 m voxels, so the split pass runs), a pole. The same checks run
-on the CPU in test_segmentation.py and test_pipeline.py.
+on the CPU in test_segmentation.py and test_pipeline.py. Where the simulated
+scans of bench/record_scans.py were carried along (bench/data/scans.npz, as
+bench/gpu_check.sh does), the pipeline is also compared on them.
 """
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.formats.cloud_io import read_cloud
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.segmentation import segment_scene
@@ -31,6 +37,8 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+BENCH = Path(__file__).resolve().parents[1] / 'bench'
+RECORDED = BENCH / 'data' / 'scans.npz'
 
 
 def _plane(rng, origin, u, v, count):
@@ -83,3 +91,22 @@ def test_pipeline_on_cuda_gives_the_numpy_objects_and_boxes():
         np.testing.assert_allclose(obj.center, ref.center, atol=1e-4)
         assert np.isclose(np.cos(2 * (obj.yaw - ref.yaw)), 1, atol=1e-6)
         assert obj.rule.split(':')[0] == ref.rule.split(':')[0]
+
+
+@pytest.mark.skipif(not RECORDED.exists(), reason='no recorded scans: bench/record_scans.py')
+def test_cuda_is_the_default_backend_and_gives_the_cpu_objects_on_recorded_scans():
+    spec = importlib.util.spec_from_file_location('record_scans', BENCH / 'record_scans.py')
+    record_scans = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_scans)
+    cuda = ScenePipeline(PipelineConfig(device='cuda'))
+    cpu = ScenePipeline(PipelineConfig(device='cpu'))
+    assert cuda.backend == 'torch' and cpu.backend == 'numpy'
+    for name, (_, clouds) in record_scans.load_scans(RECORDED).items():
+        for cloud in clouds[:2]:
+            points = read_cloud(cloud).xyz
+            out, expected = cuda.process(points), cpu.process(points)
+            assert out.device.startswith('cuda') and len(out.objects) > 3, name
+            np.testing.assert_array_equal(out.object_id, expected.object_id, err_msg=name)
+            for obj, ref in zip(out.objects, expected.objects):
+                np.testing.assert_allclose(obj.size, ref.size, atol=1e-3, err_msg=name)
+                assert obj.rule.split(':')[0] == ref.rule.split(':')[0], name

@@ -338,18 +338,32 @@ def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     flat = height[order[starts + counts - 1]] - low <= GROUND_FLAT  # not a vertical face
     table = np.full(GROUND_SECTORS * width, np.inf, np.float32)
     table[ordered[starts[flat]]] = low[flat]
-    table = table.reshape(GROUND_SECTORS, width)
+    level = follow_ground(table.reshape(GROUND_SECTORS, width), np.flatnonzero(np.bincount(bins)))
+    return level.reshape(-1)[cell]
+
+
+def follow_ground(table: np.ndarray, occupied: np.ndarray) -> np.ndarray:
+    """
+    Ground level ``(S, W)`` float32 per cell, followed outward along each sector.
+
+    ``table`` (S, W) float32: per sector and range bin the low height of a
+    flat cell, ``inf`` where the cell is empty or a vertical face;
+    ``occupied`` the range bins that hold points, ascending. See
+    :func:`ground_level`. The torch path runs this same loop on the host:
+    the table is small (``GROUND_SECTORS`` x range bins), and one copy each
+    way costs less than a device launch per step.
+    """
     level = np.zeros_like(table)
-    last = np.zeros(GROUND_SECTORS, np.float32)  # level of the last ground cell
-    last_range = np.zeros(GROUND_SECTORS, np.float32)  # and its range
-    for b in np.flatnonzero(np.bincount(bins)):  # the occupied range bins, in order
+    last = np.zeros(len(table), np.float32)  # level of the last ground cell
+    last_range = np.zeros(len(table), np.float32)  # and its range
+    for b in occupied:  # the occupied range bins, in order
         low = table[:, b]
         gap = np.minimum(RANGE_EDGES[b] - last_range, GROUND_GAP)
         ground = low - last <= GROUND_STEP + GROUND_SLOPE * gap
         level[:, b] = np.where(ground, low, last)
         last = level[:, b]
         last_range = np.where(ground, RANGE_EDGES[b], last_range)
-    return level.reshape(-1)[cell]
+    return level
 
 
 def voxel_coordinates(xyz: np.ndarray, tolerance: float,

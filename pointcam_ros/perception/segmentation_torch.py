@@ -38,9 +38,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import (
-    DIRECT_SPAN, FORWARD_OFFSETS, GROUND_FLAT, GROUND_GAP, GROUND_QUANTILE, GROUND_SECTORS,
-    GROUND_SLOPE, GROUND_STEP, RANGE_EDGES, RANGE_EDGES_SQ, ransac_draws, SPLIT_KEEP,
-    SPLIT_PASSES, SPLIT_STEP, upward_or)
+    DIRECT_SPAN, follow_ground, FORWARD_OFFSETS, GROUND_FLAT, GROUND_QUANTILE, GROUND_SECTORS,
+    RANGE_EDGES_SQ, ransac_draws, SPLIT_KEEP, SPLIT_PASSES, SPLIT_STEP, upward_or)
 import torch
 from torch import Tensor
 
@@ -50,7 +49,6 @@ class DeviceTables(NamedTuple):
 
     triples: Tensor  # (RANSAC_ITERATIONS, 3) float64, see ransac_draws
     score: Tensor  # (RANSAC_SCORE_POINTS,) float64
-    edges: Tensor  # RANGE_EDGES, float32
     edges_sq: Tensor  # RANGE_EDGES_SQ, float32
 
 
@@ -58,7 +56,7 @@ def device_tables(seed: int, device: torch.device) -> DeviceTables:
     """Copy the RANSAC draws of ``seed`` and the range bins to ``device`` (once)."""
     triples, score = ransac_draws(seed)
     return DeviceTables(*(torch.as_tensor(t, device=device)
-                          for t in (triples, score, RANGE_EDGES, RANGE_EDGES_SQ)))
+                          for t in (triples, score, RANGE_EDGES_SQ)))
 
 
 def region_of_interest(xyz: Tensor, config: PipelineConfig) -> Tensor:
@@ -74,13 +72,12 @@ def plane_height(xyz: Tensor, plane: Tensor) -> Tensor:
     return xyz[:, 0] * p[0] + xyz[:, 1] * p[1] + xyz[:, 2] * p[2] + p[3]
 
 
-def _order_statistic(values: Tensor, fraction: float) -> Tensor:
-    """Linear-interpolated ``fraction`` quantile of ``(n,)`` float32 values, float64 scalar."""
-    position = fraction * (len(values) - 1)
+def _order_statistic(ordered: Tensor, fraction: float) -> Tensor:
+    """Linear-interpolated ``fraction`` quantile of ``(n,)`` sorted float32 values, float64."""
+    position = fraction * (len(ordered) - 1)
     below = int(position // 1)
-    ordered = torch.sort(values).values
     lo = ordered[below].to(torch.float64)
-    hi = ordered[min(below + 1, len(values) - 1)].to(torch.float64)
+    hi = ordered[min(below + 1, len(ordered) - 1)].to(torch.float64)
     return lo + (position - below) * (hi - lo)
 
 
@@ -135,8 +132,9 @@ def fit_ground(xyz: Tensor, threshold: float,
             return _horizontal(xyz.new_zeros((), dtype=torch.float64))
         return _horizontal(-xyz[:, 2].min().to(torch.float64))
     z = xyz[:, 2]
-    low = xyz[z <= _order_statistic(z, 0.6).to(torch.float32)]
-    fallback = _horizontal(-_order_statistic(z, 0.05))
+    ordered = torch.sort(z).values
+    low = xyz[z <= _order_statistic(ordered, 0.6).to(torch.float32)]
+    fallback = _horizontal(-_order_statistic(ordered, 0.05))
     if len(low) < 3:
         return fallback
     triples, score = draws
@@ -213,7 +211,6 @@ def ground_level(xyz: Tensor, height: Tensor,
         return height.new_zeros(0)
     device = xyz.device
     tables = tables if tables is not None else device_tables(0, device)
-    edges = tables.edges
     r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
     bins = torch.searchsorted(tables.edges_sq, r2, right=True) - 1
     occupied = torch.nonzero(torch.bincount(bins)).reshape(-1).tolist()
@@ -230,19 +227,9 @@ def ground_level(xyz: Tensor, height: Tensor,
     flat = height[order[starts + counts - 1]] - low <= float(GROUND_FLAT)
     table = torch.full((GROUND_SECTORS * width,), float('inf'), device=device)
     table[ordered[starts[flat]]] = low[flat]
-    table = table.reshape(GROUND_SECTORS, width)
-    level = torch.zeros_like(table)
-    last = torch.zeros(GROUND_SECTORS, device=device)
-    last_range = torch.zeros(GROUND_SECTORS, device=device)
-    step, slope = float(GROUND_STEP), float(GROUND_SLOPE)
-    for b in occupied:
-        low_b = table[:, b]
-        gap = torch.clamp(edges[b] - last_range, max=float(GROUND_GAP))
-        ground = low_b - last <= step + slope * gap
-        level[:, b] = torch.where(ground, low_b, last)
-        last = level[:, b]
-        last_range = torch.where(ground, edges[b], last_range)
-    return level.reshape(-1)[cell]
+    level = follow_ground(table.reshape(GROUND_SECTORS, width).cpu().numpy(),
+                          np.asarray(occupied))  # the numpy loop, on a small table
+    return torch.from_numpy(level).to(device).reshape(-1)[cell]
 
 
 def voxel_keys(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[Tensor, Tensor]:
@@ -263,8 +250,9 @@ def connected_components(num: int, source: Tensor, target: Tensor) -> Tensor:
         a, b = parent[source], parent[target]
         lo, hi = torch.minimum(a, b), torch.maximum(a, b)
         hooked = parent.scatter_reduce(0, hi, lo, reduce='amin', include_self=True)
-        while True:
+        while True:  # two jumps per check: one host sync less per pair
             jumped = hooked[hooked]
+            jumped = jumped[jumped]
             if torch.equal(jumped, hooked):
                 break
             hooked = jumped
