@@ -20,7 +20,9 @@ pipeline (inclusive: a step that calls another counts its time too),
 synchronising the device around each, so that launch-bound and sync-bound
 steps show up. Then one scan under ``torch.profiler``: the operators with
 the most host time, and how often the host waited for the device. Also
-whether each scan's objects equal the numpy backend's.
+whether each scan's objects equal the numpy backend's. The timed scans
+are distinct (a recorded entry caps their number) and the first is also
+run once before, as a warm-up.
 
     .venv/bin/python bench/profile_pipeline.py --device cuda \
         --scans-file bench/data/scans.npz --sensors hdl64 hdl64_street
@@ -92,6 +94,8 @@ def main() -> None:
     parser.add_argument('--scans-file', type=Path, default=None)
     parser.add_argument('--top', type=int, default=25, help='profiler rows to print')
     args = parser.parse_args()
+    if args.scans < 1:
+        parser.error('--scans must be at least 1')
     recorded = None
     if args.scans_file is not None:
         from record_scans import load_scans
@@ -101,31 +105,33 @@ def main() -> None:
     reference = ScenePipeline(PipelineConfig(device='cpu'), backend='numpy')
     print(f'device: {describe(args.device)}')
     for name in args.sensors:
-        clouds = scan_clouds(name, args.scans + 1, recorded, args.kind)
+        count = args.scans  # distinct scans: a recorded entry may hold fewer
+        if recorded is not None and name in recorded:
+            count = min(count, len(recorded[name][1]))
+        clouds = scan_clouds(name, count, recorded, args.kind)
         scans = [read_cloud(cloud).xyz for cloud in clouds]
         pipeline.process(scans[0])  # warm-up: CUDA context, graphs, caches
         totals = defaultdict(lambda: [0.0, 0])
         walls, same = [], 0
         with step_timers(device, totals):
-            for xyz in scans[1:]:
+            for xyz in scans:
                 start = time.perf_counter()
                 out = pipeline.process(xyz)
                 walls.append(1e3 * (time.perf_counter() - start))
-        for xyz in scans[1:]:
+        for xyz in scans:
             same += bool(np.array_equal(pipeline.process(xyz).object_id,
                                         reference.process(xyz).object_id))
-        print(f'\n{name}: {len(scans[0])} points, {len(out.objects)} objects in the last '
+        print(f'\n{name}: {len(scans[-1])} points, {len(out.objects)} objects in the last '
               f'scan; process() {np.median(walls):.1f} ms median with the step syncs; '
-              f'objects equal to the numpy backend in {same} of {len(scans) - 1} scans')
+              f'objects equal to the numpy backend in {same} of {count} scans')
         print(f"{'step':<24} {'ms/scan':>8} {'calls/scan':>10}")
         for step, (total, calls) in totals.items():
-            count = len(scans) - 1
             print(f'{step:<24} {total / count:>8.2f} {calls / count:>10.1f}')
         activities = [torch.profiler.ProfilerActivity.CPU]
         if device.type == 'cuda':
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         with torch.profiler.profile(activities=activities) as prof:
-            pipeline.process(scans[1])
+            pipeline.process(scans[-1])
         events = prof.key_averages()
         print(events.table(sort_by='self_cpu_time_total', row_limit=args.top,
                            max_name_column_width=40))

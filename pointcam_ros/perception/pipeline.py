@@ -73,11 +73,15 @@ from torch import Tensor
 
 #: ``backend`` values of :class:`ScenePipeline`.
 BACKENDS = ('auto', 'numpy', 'torch')
-#: Elements of the (points x samples x 3) block the torch map back handles at once: on
-#: the CPU (cache-sized) and on a GPU (64 MiB float32, a few launches per scan).
+#: Elements of the (points x samples x 3) block the torch map back handles at once on
+#: the CPU (cache-sized).
 _MAP_BACK_BLOCK = 1 << 21
+#: The same on a GPU: 64 MiB per float32 temporary, about 3 x that at the peak, and a
+#: few launches per scan instead of one block per 1,365 points.
 _MAP_BACK_BLOCK_GPU = 1 << 24
-#: Elements of each float64 temporary of the box fit (``P x`` candidates at a time).
+#: Box candidates projected at a time on the CPU (``P x 8`` float64 temporaries).
+_BOX_STEP_CPU = 8
+#: On a GPU, elements of each float64 temporary of the box fit (16 MiB; 4-6 of them).
 _BOX_BLOCK = 1 << 21
 #: Most objects classified per scan; beyond it only the largest clusters are (the rest
 #: stay unlabelled), so the model's work per scan is bounded whatever the parameters.
@@ -252,7 +256,9 @@ class ScenePipeline:
         """
         Torch backend of :meth:`process`: everything on ``self.device``; see ``_fill``.
 
-        One copy of the points to the device, one copy of all results back.
+        One copy of the points to the device, one copy of all results back,
+        and the small ground-level table's round trip in
+        ``segmentation_torch.ground_level``.
         """
         device = self.device
         sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
@@ -459,10 +465,11 @@ def core_sizes_torch(points: Tensor, labels: Tensor, counts: Tensor, yaw: Tensor
     """
     Torch twin of :func:`core_sizes` on the device, ``(K, 3)`` float64.
 
-    ``points`` (P, 3) float32 object points sorted by ``labels`` (P,)
-    ``0..K-1``, ``counts`` (K,) int64 (each > 0), ``yaw`` (K,) float64 box
-    yaws. Two stable sorts of the P points per axis instead of a loop over
-    the objects; equal to numpy up to the last bits of cos and sin.
+    ``points`` (P, 3) float32 object points in any order, ``labels`` (P,)
+    int64 their objects ``0..K-1``, ``counts`` (K,) int64 the points per
+    object (each > 0), ``yaw`` (K,) float64 box yaws. Two stable sorts of
+    the P points per axis instead of a loop over the objects; equal to numpy
+    up to the last bits of cos and sin.
     """
     xyz = points.to(torch.float64)
     c, s = torch.cos(yaw)[labels], torch.sin(yaw)[labels]
@@ -505,7 +512,8 @@ def _oriented_boxes(points: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
     length = torch.empty_like(yaws)
     width = torch.empty_like(yaws)
     x, y = xyz[:, :1], xyz[:, 1:2]
-    step = 8 if points.device.type == 'cpu' else max(8, _BOX_BLOCK // max(1, len(labels)))
+    step = (_BOX_STEP_CPU if points.device.type == 'cpu'
+            else max(_BOX_STEP_CPU, _BOX_BLOCK // max(1, len(labels))))
     for lo in range(0, yaws.shape[1], step):
         c, s = cos[labels, lo:lo + step], sin[labels, lo:lo + step]
         index = labels[:, None].expand(-1, c.shape[1])

@@ -348,7 +348,7 @@ def follow_ground(table: np.ndarray, occupied: np.ndarray) -> np.ndarray:
 
     ``table`` (S, W) float32: per sector and range bin the low height of a
     flat cell, ``inf`` where the cell is empty or a vertical face;
-    ``occupied`` the range bins that hold points, ascending. See
+    ``occupied`` (B,) int64 the range bins that hold points, ascending. See
     :func:`ground_level`. The torch path runs this same loop on the host:
     the table is small (``GROUND_SECTORS`` x range bins), and one copy each
     way costs less than a device launch per step.

@@ -26,9 +26,12 @@ scans of several sensors); on CUDA the points stay on the GPU throughout.
 Bound: as the numpy path, O(M) memory; time O(M log M) per propagation
 round, and the rounds needed grow with the logarithm of a component's voxel
 count in practice (pointer jumping), never beyond its voxel count.
-Points and results stay on the device; the only transfers are a few scalars
+Points and results stay on the device. The transfers are a few scalars
 that steer the control flow (the object count, the occupied range bins, the
-extent of the voxel keys, one "changed?" flag per propagation round).
+extent of the voxel keys, one "changed?" flag per two pointer jumps) and the
+ground-level table (``GROUND_SECTORS`` x range bins float32, about 60 KB),
+which goes to the host and back once: the outward walk over the range bins
+runs there, in the numpy path's own loop (``follow_ground``).
 Scalars enter the kernels as Python floats, which torch rounds to float32
 exactly as the numpy path's ``np.float32`` constants.
 """
