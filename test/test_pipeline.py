@@ -23,9 +23,9 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
-from pointcam_ros.model.preprocess import normalize_object
+from pointcam_ros.model.preprocess import normalize_object, resample_indices
 from pointcam_ros.perception.pipeline import (
-    core_sizes, core_sizes_torch, ScanError, ScenePipeline)
+    core_sizes, core_sizes_torch, sample_sizes, ScanError, ScenePipeline)
 from pointcam_ros.perception.rules import shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
@@ -355,6 +355,46 @@ def test_core_sizes_on_the_device_equal_the_numpy_loop():
     assert got.dtype == torch.float64 and got.shape == (len(counts), 3)
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
     assert (expected[5:] > 0).all() and (expected[0] == 0).all()
+
+
+def test_sample_sizes_halve_down_to_a_sixteenth():
+    counts = np.array([1, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 10_000])
+    assert sample_sizes(counts, 256).tolist() == [16, 16, 32, 32, 64, 64, 128, 128, 256,
+                                                  256, 256, 256]
+    assert sample_sizes(np.array([1, 30, 100, 101]), 100).tolist() == [25, 50, 100, 100]
+    assert sample_sizes(np.array([1, 9]), 1).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize('shipped', [False, True])
+def test_small_objects_at_fewer_samples_give_the_full_samples_results(tiny_model, shipped):
+    """
+    Grad-CAM's output does not change with repeated points, so small objects run smaller.
+
+    The oracle is the pipeline before that change: every object at N samples
+    (the same random draws), one batch, the same map back.
+    """
+    config = PipelineConfig(model_path='' if shipped else tiny_model, device='cpu')
+    pipeline = ScenePipeline(config, backend='numpy')
+    assert pipeline.explainer.duplicate_invariant
+    points = scan(random_scene(2_000_200, kind='street'), SENSORS['vlp16'], 0).xyz.reshape(-1, 3)
+    out = pipeline.process(points)
+    n = pipeline.loaded.num_points
+    members = [np.flatnonzero(out.object_id == obj.object_id) for obj in out.objects]
+    sizes = sample_sizes(np.array([len(m) for m in members]), n)
+    assert (sizes < n).sum() >= 3 and (sizes == n).sum() >= 1
+    rng = np.random.default_rng(config.seed)
+    locals_ = [resample_indices(len(m), n, rng) for m in members]
+    batch = np.stack([normalize_object(points[m][local], pipeline.loaded.normalization).T
+                      for m, local in zip(members, locals_)])
+    explained = pipeline.explainer(torch.from_numpy(batch))
+    probs = torch.softmax(explained.logits / pipeline.loaded.temperature, dim=1).numpy()
+    for k, obj in enumerate(out.objects):
+        assert obj.target_class == pipeline.class_names[int(explained.predicted[k])]
+        assert obj.confidence == pytest.approx(
+            probs[k, pipeline.class_names.index(obj.class_name)], abs=1e-5)
+        expected = pipeline._map_back(points[members[k]], locals_[k],
+                                      explained.saliency[k].numpy())
+        np.testing.assert_allclose(out.saliency[members[k]], expected, atol=1e-5)
 
 
 def test_the_box_of_an_l_shaped_car_follows_its_sides():

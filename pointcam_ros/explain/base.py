@@ -137,6 +137,10 @@ class Explainer:
 
     #: The name :func:`~pointcam_ros.explain.gradcam.make_explainer` knows it by.
     name: ClassVar[str] = ''
+    #: True when repeating an object's points changes neither its logits nor its
+    #: normalised saliency, so an object needs no more samples than it has points
+    #: (the pipeline then runs small objects at fewer samples).
+    duplicate_invariant: ClassVar[bool] = False
 
     def __init__(self, model: PointNetClassifier,
                  class_names: Optional[Sequence[str]] = None):

@@ -81,6 +81,11 @@ class GradCAM(Explainer):
 
     name = 'gradcam'
     needs_point_gradients = False
+    # PointNet's T-Net and feature map are per point and end in max-pools, which
+    # repeats do not change; alpha_k = (d y / d g_k) / N scales every point's CAM
+    # alike and the normalisation removes it. Weights from point gradients
+    # (the subclasses) count each repeat, so they set this False.
+    duplicate_invariant = True
 
     def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
                  *, gradients: str = 'auto',
@@ -180,6 +185,7 @@ class GradCAMPlusPlus(GradCAM):
 
     name = 'gradcam++'
     needs_point_gradients = True
+    duplicate_invariant = False
 
     def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
                         point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
@@ -199,6 +205,7 @@ class XGradCAM(GradCAM):
 
     name = 'xgradcam'
     needs_point_gradients = True
+    duplicate_invariant = False
 
     def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
                         point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
@@ -213,6 +220,7 @@ class HiResCAM(GradCAM):
 
     name = 'hirescam'
     needs_point_gradients = True
+    duplicate_invariant = False
 
     def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
                         point_grad: Optional[Tensor], counts: Tensor) -> Tensor:

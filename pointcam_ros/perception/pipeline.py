@@ -43,7 +43,8 @@ time and O(M) memory in the M points (see
 objects are classified (the largest, if a scan has more clusters), in
 forward passes of at most ``MODEL_CHUNK`` objects, so the model's work is at
 most ``MAX_OBJECTS`` x N points and its memory that of ``MODEL_CHUNK``
-objects; the map back is O(M log N) (numpy, k-d tree) or O(M N) (torch, in
+objects (on the CPU, objects of fewer points run at fewer samples, see
+:func:`sample_sizes`); the map back is O(M log N) (numpy, k-d tree) or O(M N) (torch, in
 blocks of ``_MAP_BACK_BLOCK`` elements, ``_MAP_BACK_BLOCK_GPU`` on a GPU).
 
 The node, the bag tool, the data set builder, the tests and notebooks all
@@ -225,18 +226,33 @@ class ScenePipeline:
         bounds = np.searchsorted(labels[order], np.arange(count + 1))
         members = [order[bounds[k]:bounds[k + 1]] for k in range(count)]
         n = self.loaded.num_points
+        counts = np.diff(bounds)
+        sizes = (sample_sizes(counts, n) if self.explainer.duplicate_invariant
+                 else np.full(count, n))
         rng = np.random.default_rng(config.seed)
-        batch = np.empty((count, 3, n), np.float32)
-        sampled = []  # per object: positions (into its members) of its N samples
+        inputs, sampled = [], []  # per object: (3, size) model input, positions of its samples
         for k, idx in enumerate(members):
+            # The N draws as in training, normalised over all N (the centroid counts the
+            # repeats, as it did in training); their first min(count, N) hold every point
+            # once, so the first sizes[k] of them are all the model needs to see. The
+            # random stream, hence every other object's samples, stays as with N for all.
             local = resample_indices(len(idx), n, rng)
-            sampled.append(local)
-            batch[k] = normalize_object(xyz[idx[local]], self.loaded.normalization).T
+            normalized = normalize_object(xyz[idx[local]], self.loaded.normalization)
+            sampled.append(local[:sizes[k]])
+            inputs.append(normalized[:sizes[k]].T)
         timings['sample'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
-        sal, probs, predicted, targets = (t.cpu().numpy() for t in self._explain(
-            torch.from_numpy(batch).to(self.device), config))
+        sal: list = [None] * count
+        probs = np.empty((count, len(self.class_names)))
+        predicted, targets = np.empty(count, np.int64), np.empty(count, np.int64)
+        for size in np.unique(sizes):  # one batch per sample count, at most 5
+            group = np.flatnonzero(sizes == size)
+            batch = torch.from_numpy(np.stack([inputs[k] for k in group]))
+            out = (t.cpu().numpy() for t in self._explain(batch.to(self.device), config))
+            group_sal, probs[group], predicted[group], targets[group] = out
+            for j, k in enumerate(group):
+                sal[k] = group_sal[j]
         timings['model'] = 1e3 * (time.perf_counter() - mark)
 
         mark = time.perf_counter()
@@ -246,7 +262,6 @@ class ScenePipeline:
             saliency[idx] = self._map_back(xyz[idx], sampled[k], sal[k])
             center, size, yaw = oriented_box(xyz[idx])
             boxes[k] = (*center, *size, yaw)
-        counts = np.diff(bounds)
         cores = core_sizes(xyz, labels, boxes)
         timings['map_back'] = 1e3 * (time.perf_counter() - mark)
         return labels, saliency, probs, predicted, targets, counts, boxes, cores
@@ -374,6 +389,26 @@ class ScenePipeline:
         result.saliency[rows] = saliency[inside]
         result.object_id[rows] = labels[inside]
         result.class_id[rows] = object_class[labels[inside]]
+
+
+def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
+    """
+    Return the samples per object ``(K,)`` int64 for objects of ``counts`` (K,) points.
+
+    The smallest of N/16, N/8, N/4, N/2 and N (``num_points``; halvings that
+    stay whole numbers) that holds all of an object's points, N for objects
+    of N points or more. For an explainer whose output repeats do not change
+    (``duplicate_invariant``) this gives the same logits and saliency as N
+    samples, at a fraction of the work: 46 % of the simulated test set's
+    objects have fewer than 60 points, and the model's cost grows with the
+    samples.
+    """
+    sizes = [num_points]
+    while len(sizes) < 5 and sizes[-1] % 2 == 0 and sizes[-1] > 1:
+        sizes.append(sizes[-1] // 2)
+    ladder = np.array(sorted(sizes), np.int64)
+    pick = np.searchsorted(ladder, np.asarray(counts, np.int64))
+    return ladder[np.minimum(pick, len(ladder) - 1)]
 
 
 def _largest_objects(labels: np.ndarray, count: int) -> tuple[np.ndarray, int]:
