@@ -25,7 +25,7 @@ from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.preprocess import normalize_object, resample_indices
 from pointcam_ros.perception.pipeline import (
-    core_sizes, core_sizes_torch, sample_sizes, ScanError, ScenePipeline)
+    core_sizes, core_sizes_torch, hull_outline, sample_sizes, ScanError, ScenePipeline)
 from pointcam_ros.perception.rules import shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
@@ -395,6 +395,22 @@ def test_small_objects_at_fewer_samples_give_the_full_samples_results(tiny_model
         expected = pipeline._map_back(points[members[k]], locals_[k],
                                       explained.saliency[k].numpy())
         np.testing.assert_allclose(out.saliency[members[k]], expected, atol=1e-5)
+
+
+def test_boxes_from_the_hull_outline_equal_boxes_from_every_point():
+    rng = np.random.default_rng(9)
+    shapes = [rng.normal(0, 1, (n, 3)) * [4, 1, 1] for n in (129, 500, 3000)]
+    shapes.append(np.c_[np.linspace(0, 9, 300), np.linspace(0, 3, 300), np.zeros(300)])
+    shapes.append(np.ones((200, 3)))  # coincident: no hull, every point projected
+    shapes.append(np.c_[rng.uniform(0, 4.5, 400), np.zeros(400), rng.uniform(0, 1.5, 400)])
+    for points in shapes:
+        points = points.astype(np.float32)
+        outline = hull_outline(points)
+        assert outline is None or len(outline) < len(points)
+        (c1, s1, y1), (c2, s2, y2) = oriented_box(points), oriented_box(points, outline)
+        assert y1 == y2 and np.array_equal(c1, c2) and np.array_equal(s1, s2)
+    assert hull_outline(shapes[0][:100].astype(np.float32)) is None  # small: all points
+    assert hull_outline(shapes[4].astype(np.float32)) is None
 
 
 def test_the_box_of_an_l_shaped_car_follows_its_sides():

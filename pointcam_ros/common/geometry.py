@@ -14,6 +14,8 @@
 
 """Box geometry shared by the pipeline and the simulator (the one home of the box math)."""
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -50,7 +52,7 @@ def principal_yaw(xy: np.ndarray) -> float:
     return float(0.5 * np.arctan2(2.0 * sxy, sxx - syy))
 
 
-def box_yaw(xy: np.ndarray) -> float:
+def box_yaw(xy: np.ndarray, outline: Optional[np.ndarray] = None) -> float:
     """
     Yaw (rad) of the smallest-area box around ``(n, 2)`` float64 points, along its long side.
 
@@ -58,9 +60,15 @@ def box_yaw(xy: np.ndarray) -> float:
     :data:`BOX_YAWS` step. A LiDAR sees a car as an L (two sides) or an I
     (one side); the principal axis of an L runs diagonally and makes a
     5 x 4.4 m box of a 4.5 x 1.8 m car, while the smallest-area box follows
-    its sides. Work: ``n x 91`` projections, in chunks.
+    its sides. Work: ``n x 91`` projections, in chunks. ``outline`` (h, 2)
+    float64, when given, holds the points projected instead: any subset of
+    ``xy`` that contains its convex hull's vertices gives the same box (an
+    extent is reached at a hull vertex), at ``h x 91`` (a facade of 7,000
+    points has a few dozen vertices). The principal axis uses all of ``xy``.
     """
     principal = principal_yaw(xy)
+    if outline is not None:
+        xy = outline
     yaws = np.concatenate([[principal], BOX_YAWS])
     cos = np.concatenate([[np.cos(principal)], BOX_COS])
     sin = np.concatenate([[np.sin(principal)], BOX_SIN])
@@ -77,14 +85,16 @@ def box_yaw(xy: np.ndarray) -> float:
     return yaw + np.pi / 2 if width[best] > length[best] else yaw
 
 
-def oriented_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def oriented_box(points: np.ndarray, outline: Optional[np.ndarray] = None
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
     """
     Box of ``(n, 3)`` points: center (3,), size (3,) (length >= width, height), yaw.
 
-    The yaw is :func:`box_yaw`'s (0 for fewer than 3 points).
+    The yaw is :func:`box_yaw`'s (0 for fewer than 3 points), ``outline``
+    passed on.
     """
     yaw = 0.0
     if len(points) >= 3:
-        yaw = box_yaw(points[:, :2].astype(np.float64))
+        yaw = box_yaw(points[:, :2].astype(np.float64), outline)
     center, size = box_at_yaw(points, yaw)
     return center, size, yaw

@@ -68,7 +68,7 @@ from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
     background_index, CORE_SHARE, OVERSIZE, shape_rule, SLIVER)
 from pointcam_ros.perception.segmentation import segment_scene
-from scipy.spatial import cKDTree
+from scipy.spatial import cKDTree, ConvexHull, QhullError
 import torch
 from torch import Tensor
 
@@ -80,6 +80,8 @@ _MAP_BACK_BLOCK = 1 << 21
 #: The same on a GPU: 64 MiB per float32 temporary, about 3 x that at the peak, and a
 #: few launches per scan instead of one block per 1,365 points.
 _MAP_BACK_BLOCK_GPU = 1 << 24
+#: Objects of more points have their box candidates projected from their hull's vertices.
+_HULL_FROM = 128
 #: Box candidates projected at a time on the CPU (``P x 8`` float64 temporaries).
 _BOX_STEP_CPU = 8
 #: On a GPU, elements of each float64 temporary of the box fit (16 MiB; 4-6 of them).
@@ -260,7 +262,7 @@ class ScenePipeline:
         boxes = np.zeros((count, 7))
         for k, idx in enumerate(members):
             saliency[idx] = self._map_back(xyz[idx], sampled[k], sal[k])
-            center, size, yaw = oriented_box(xyz[idx])
+            center, size, yaw = oriented_box(xyz[idx], hull_outline(xyz[idx]))
             boxes[k] = (*center, *size, yaw)
         cores = core_sizes(xyz, labels, boxes)
         timings['map_back'] = 1e3 * (time.perf_counter() - mark)
@@ -389,6 +391,24 @@ class ScenePipeline:
         result.saliency[rows] = saliency[inside]
         result.object_id[rows] = labels[inside]
         result.class_id[rows] = object_class[labels[inside]]
+
+
+def hull_outline(points: np.ndarray) -> Optional[np.ndarray]:
+    """
+    Convex hull vertices ``(h, 2)`` float64 of ``(n, 3)`` points seen from above, or None.
+
+    None below ``_HULL_FROM`` points (projecting them all costs less than
+    Qhull) and for a degenerate hull (collinear or coincident points): then
+    :func:`~pointcam_ros.common.geometry.box_yaw` projects every point.
+    Same box either way; for a 7,000-point facade about 4x faster.
+    """
+    if len(points) <= _HULL_FROM:
+        return None
+    xy = points[:, :2].astype(np.float64)
+    try:
+        return xy[ConvexHull(xy).vertices]
+    except (QhullError, ValueError):
+        return None
 
 
 def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
