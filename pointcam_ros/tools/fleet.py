@@ -38,9 +38,9 @@ from dataclasses import asdict, dataclass, replace
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 from pathlib import Path
-import queue
 import signal
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -311,21 +311,27 @@ class _Worker:
 
 def _local_worker_main(config: PipelineConfig, options: FleetOptions,
                        tasks: Any, events: Any) -> None:
-    """Entry point of a local worker process: build the pipeline once, explain each job."""
+    """
+    Entry point of a local worker process: build the pipeline once, explain each job.
+
+    ``events`` is this worker's own pipe to the parent (a ``Connection``):
+    a worker killed in the middle of a message can only cut its own pipe
+    short, never block or garble the other workers' reports.
+    """
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_interrupted)
     try:
         try:
             pipeline = ScenePipeline(config)
         except Exception as exc:  # noqa: B902 - reported to the parent, which stops the run
-            events.put(('fatal', os.getpid(), f'a worker cannot build the pipeline: {exc}'))
+            events.send(('fatal', os.getpid(), f'a worker cannot build the pipeline: {exc}'))
             return
         while True:
             job = tasks.get()
             if job is None:
                 return
-            report = _throttled(lambda d, t, i=job.index: events.put(('progress', i, d, t)))
-            events.put(('result', os.getpid(), explain_job(pipeline, job, options, report)))
+            report = _throttled(lambda d, t, i=job.index: events.send(('progress', i, d, t)))
+            events.send(('result', os.getpid(), explain_job(pipeline, job, options, report)))
     except KeyboardInterrupt:
         return  # SafeBagWriter has removed the partial output while unwinding
 
@@ -348,7 +354,7 @@ class LocalBackend:
         # second instead of importing everything again, as with 'spawn'.
         self._context = multiprocessing.get_context('forkserver')
         self._context.set_forkserver_preload([__name__])
-        self._events: Any = None
+        self._events: dict[int, Any] = {}  # slot -> the read end of its worker's pipe
         self._tasks: dict[int, Any] = {}
         self._config: Optional[PipelineConfig] = None
         self._options: Optional[FleetOptions] = None
@@ -366,18 +372,33 @@ class LocalBackend:
     def begin(self, config: PipelineConfig, options: FleetOptions) -> None:
         """Keep what every worker needs."""
         self._config, self._options = config, options
-        self._events = self._context.Queue()
 
     def start(self, workers: list[_Worker]) -> None:
-        """Start a process per worker; each builds its pipeline (a failure is an event)."""
+        """
+        Start a process per worker; each builds its pipeline (a failure is an event).
+
+        Each worker reports through its own pipe. With one queue shared by
+        all workers (the previous design), a worker killed while it held the
+        queue's write lock left the others blocked for good: the test that
+        kills workers every few milliseconds hung a CI run for 600 s once.
+        """
         for worker in workers:
             tasks = self._context.Queue()
+            reader, writer = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=_local_worker_main, name=f'pointcam_bag-{worker.slot}', daemon=True,
-                args=(self._config, self._options, tasks, self._events))
+                args=(self._config, self._options, tasks, writer))
             process.start()
-            self._tasks[worker.slot] = tasks
+            writer.close()  # the worker holds the only write end: its death is an EOF here
+            self._close_events(worker.slot)
+            self._tasks[worker.slot], self._events[worker.slot] = tasks, reader
             worker.handle, worker.pid, worker.host = process, process.pid, os.uname().nodename
+
+    def _close_events(self, slot: int) -> None:
+        """Close the read end of ``slot``'s pipe, if it has one."""
+        reader = self._events.pop(slot, None)
+        if reader is not None:
+            reader.close()
 
     def submit(self, worker: _Worker, job: BagJob) -> None:
         """Send ``job`` to ``worker``."""
@@ -386,12 +407,14 @@ class LocalBackend:
     def poll(self, workers: list[_Worker], timeout: float) -> list[tuple]:
         """Events: progress, result, fatal, then ``('died', pid, reason)`` for dead workers."""
         events = []
-        try:
-            events.append(self._events.get(timeout=timeout))
-            while True:
-                events.append(self._events.get_nowait())
-        except queue.Empty:
-            pass
+        readers = {self._events[w.slot]: w.slot for w in workers if w.slot in self._events}
+        for reader in multiprocessing.connection.wait(list(readers), timeout):
+            try:
+                events.append(reader.recv())
+                while reader.poll():
+                    events.append(reader.recv())
+            except (EOFError, OSError):  # the worker has gone (mid-message, perhaps)
+                self._close_events(readers[reader])
         reported = {e[1] for e in events if e[0] in ('result', 'fatal')}
         for worker in workers:
             code = worker.handle.exitcode
@@ -415,6 +438,7 @@ class LocalBackend:
             if worker.handle.exitcode is None:
                 worker.handle.kill()
                 worker.handle.join()
+            self._close_events(worker.slot)
 
 
 # --- Ray -------------------------------------------------------------------------------------
