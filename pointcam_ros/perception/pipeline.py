@@ -78,7 +78,7 @@ BACKENDS = ('auto', 'numpy', 'torch')
 #: the CPU (cache-sized).
 _MAP_BACK_BLOCK = 1 << 21
 #: The same on a GPU: 64 MiB per float32 temporary, about 3 x that at the peak, and a
-#: few launches per scan instead of one block per 1,365 points.
+#: few launches per scan instead of one block per 2,730 points (N = 256).
 _MAP_BACK_BLOCK_GPU = 1 << 24
 #: Objects of more points have their box candidates projected from their hull's vertices.
 _HULL_FROM = 128
