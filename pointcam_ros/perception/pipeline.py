@@ -259,12 +259,13 @@ class ScenePipeline:
 
         mark = time.perf_counter()
         saliency = np.zeros(len(xyz), np.float32)
-        boxes = np.zeros((count, 7))
+        boxes, cores = np.zeros((count, 7)), np.zeros((count, 3))
         for k, idx in enumerate(members):
-            saliency[idx] = self._map_back(xyz[idx], sampled[k], sal[k])
-            center, size, yaw = oriented_box(xyz[idx], hull_outline(xyz[idx]))
+            points = xyz[idx]
+            saliency[idx] = self._map_back(points, sampled[k], sal[k])
+            center, size, yaw = oriented_box(points, hull_outline(points))
             boxes[k] = (*center, *size, yaw)
-        cores = core_sizes(xyz, labels, boxes)
+            cores[k] = core_size(points, yaw)
         timings['map_back'] = 1e3 * (time.perf_counter() - mark)
         return labels, saliency, probs, predicted, targets, counts, boxes, cores
 
@@ -477,7 +478,8 @@ def core_sizes(xyz: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
     ``boxes`` (K, 7) center, size, yaw. Per axis of the box (along, across,
     up), the spread between the ``(1 - share) / 2`` and ``(1 + share) / 2``
     quantiles: a few mixed pixels or a stray branch do not make a car 4 m
-    wide. One sort of the object points, then a slice per object.
+    wide. One sort of the object points, then :func:`core_size` per object
+    (zeros for an object without points).
     """
     cores = np.zeros((len(boxes), 3))
     inside = np.flatnonzero(labels >= 0)
@@ -485,17 +487,24 @@ def core_sizes(xyz: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
         return cores
     order = inside[np.argsort(labels[inside], kind='stable')]
     bounds = np.searchsorted(labels[order], np.arange(len(boxes) + 1))
-    low, high = (1.0 - share) / 2, (1.0 + share) / 2
     for k in range(len(boxes)):
-        points = xyz[order[bounds[k]:bounds[k + 1]]].astype(np.float64)
-        if len(points) == 0:
-            continue
-        c, s = np.cos(boxes[k, 6]), np.sin(boxes[k, 6])
-        local = np.stack([points[:, 0] * c + points[:, 1] * s,
-                          points[:, 1] * c - points[:, 0] * s, points[:, 2]], axis=1)
-        lo, hi = np.quantile(local, [low, high], axis=0)
-        cores[k] = hi - lo
+        if bounds[k + 1] > bounds[k]:
+            cores[k] = core_size(xyz[order[bounds[k]:bounds[k + 1]]], boxes[k, 6], share)
     return cores
+
+
+def core_size(points: np.ndarray, yaw: float, share: float = CORE_SHARE) -> np.ndarray:
+    """
+    Extents ``(3,)`` float64 of the middle ``share`` of one object's ``(n, 3)`` points.
+
+    Along, across and up the box at ``yaw`` (n >= 1); see :func:`core_sizes`.
+    """
+    xyz = points.astype(np.float64)
+    c, s = np.cos(yaw), np.sin(yaw)
+    local = np.stack([xyz[:, 0] * c + xyz[:, 1] * s, xyz[:, 1] * c - xyz[:, 0] * s,
+                      xyz[:, 2]], axis=1)
+    lo, hi = np.quantile(local, [(1.0 - share) / 2, (1.0 + share) / 2], axis=0)
+    return hi - lo
 
 
 def _quantile_sorted(ordered: Tensor, starts: Tensor, counts: Tensor, q: float) -> Tensor:
