@@ -21,6 +21,8 @@ simulated scans in their sensor's driver layout, exactly as
 bodies in one compressed ``.npz``; :func:`load_scans` (numpy and
 pointcam_ros.formats only) gives them back as ``PackedCloud`` objects.
 bench_pipeline.py and bench_e2e.py take the file with ``--scans-file``.
+An existing ``--output`` is replaced only when it is a scans file of this
+script; anything else there is left as it is and the run is refused.
 
     .venv/bin/python bench/record_scans.py [-o bench/data/scans.npz]
         [--sensors hdl64 os1_128] [--scans 3 2] [--street 2]
@@ -41,6 +43,7 @@ import argparse
 import json
 from pathlib import Path
 from typing import Sequence
+import zipfile
 
 import numpy as np
 from pointcam_ros.common.atomic import atomic_path
@@ -103,6 +106,15 @@ def load_scans(path: Path) -> dict[str, tuple[float, list[PackedCloud]]]:
     return out
 
 
+def is_scans_file(path: Path) -> bool:
+    """Return whether ``path`` is a file this script wrote (its ``meta`` names FORMAT)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data['meta'])).get('format') == FORMAT
+    except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile):
+        return False
+
+
 def main(argv=None) -> int:
     """Record the scans and print what was written."""
     parser = argparse.ArgumentParser(description='record simulated scans to an .npz')
@@ -118,6 +130,9 @@ def main(argv=None) -> int:
         parser.error('give one --scans count >= 2, or one per sensor')
     if args.street == 1 or args.street < 0:
         parser.error('give --street 0, or at least 2 (the benches skip the first scan)')
+    if args.output.exists() and not is_scans_file(args.output):
+        parser.error(f'{args.output} exists and is not a scans file of this script: '
+                     'it is left as it is; choose another --output')
     meta = record(args.output, args.sensors, counts, street=args.street)
     size = args.output.stat().st_size / 2 ** 20
     for name, info in meta['sensors'].items():
