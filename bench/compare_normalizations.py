@@ -16,7 +16,8 @@ Choose the input normalisation by measurement: train briefly with each, compare.
 
 Trains the same small PointNet for --epochs on the first --objects objects of
 a training set with every normalisation in pointcam_ros.model.checkpoint.NORMALIZATIONS
-and prints the validation accuracy after each epoch.
+and prints the validation accuracy after each epoch. The sensor-view modes
+train without the random rotation about the up axis (it would erase the view).
 
     .venv/bin/python bench/compare_normalizations.py --train train.npz --val val.npz
 """
@@ -25,9 +26,11 @@ import argparse
 from pathlib import Path
 import tempfile
 
+from pointcam_ros.learn.batching import Augmentation
 from pointcam_ros.learn.dataset import load_dataset, ObjectDataset
 from pointcam_ros.learn.train import train
 from pointcam_ros.model.checkpoint import NORMALIZATIONS
+from pointcam_ros.model.preprocess import VIEW_NORMALIZATIONS
 import torch
 
 SMALL = {'mlp1': (64,), 'mlp2': (128, 256), 'head': (128, 64), 'tnet_conv': (64, 128, 256),
@@ -51,7 +54,8 @@ def main():
         for mode in NORMALIZATIONS:
             report = train(subset, val, Path(tmp) / f'{mode}.pt', epochs=args.epochs,
                            num_points=256, normalization=mode, batch_size=64, lr=2e-3,
-                           seed=0, device=torch.device('cpu'), arch=SMALL, progress=False)
+                           seed=0, device=torch.device('cpu'), arch=SMALL, progress=False,
+                           augmentation=Augmentation(rotate=mode not in VIEW_NORMALIZATIONS))
             curve = ' '.join(f"{h['val_accuracy']:.3f}" for h in report['history'])
             print(f'{mode:<14} val accuracy per epoch: {curve}', flush=True)
 

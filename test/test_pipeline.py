@@ -23,6 +23,8 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
+from pointcam_ros.model.checkpoint import save_checkpoint
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import normalize_object, resample_indices
 from pointcam_ros.perception.pipeline import (
     core_sizes, core_sizes_torch, hull_outline, sample_sizes, ScanError, ScenePipeline)
@@ -365,15 +367,30 @@ def test_sample_sizes_halve_down_to_a_sixteenth():
     assert sample_sizes(np.array([1, 9]), 1).tolist() == [1, 1]
 
 
-@pytest.mark.parametrize('shipped', [False, True])
-def test_small_objects_at_fewer_samples_give_the_full_samples_results(tiny_model, shipped):
+@pytest.fixture(scope='module')
+def tiny_view_range_model(tmp_path_factory) -> str:
+    """Untrained small checkpoint whose input is the sensor-view frame plus range (4 channels)."""
+    torch.manual_seed(1)
+    model = PointNetClassifier(PointNetConfig(
+        num_classes=len(CLASS_NAMES), in_channels=4, mlp1=(16,), mlp2=(32, 64), head=(32, 16),
+        tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
+    path = tmp_path_factory.mktemp('model') / 'tiny_view_range.pt'
+    save_checkpoint(path, model, CLASS_NAMES, 64, 'view_range')
+    return str(path)
+
+
+@pytest.mark.parametrize('model', ['tiny', 'shipped', 'tiny view_range'])
+def test_small_objects_at_fewer_samples_give_the_full_samples_results(
+        tiny_model, tiny_view_range_model, model):
     """
     Grad-CAM's output does not change with repeated points, so small objects run smaller.
 
     The oracle is the pipeline before that change: every object at N samples
-    (the same random draws), one batch, the same map back.
+    (the same random draws), one batch, the same map back. The 4-channel
+    model checks that the pipeline feeds exactly what training feeds.
     """
-    config = PipelineConfig(model_path='' if shipped else tiny_model, device='cpu')
+    path = {'tiny': tiny_model, 'shipped': '', 'tiny view_range': tiny_view_range_model}[model]
+    config = PipelineConfig(model_path=path, device='cpu')
     pipeline = ScenePipeline(config, backend='numpy')
     assert pipeline.explainer.duplicate_invariant
     points = scan(random_scene(2_000_200, kind='street'), SENSORS['vlp16'], 0).xyz.reshape(-1, 3)
@@ -523,3 +540,33 @@ def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
     assert np.sort(kept).tolist() == np.sort(sizes)[1100 - MAX_OBJECTS:].tolist()
     twin = ScenePipeline(config, backend='torch').process(points)
     np.testing.assert_array_equal(twin.object_id, out.object_id)
+
+
+def test_torch_backend_feeds_a_view_range_model_its_four_channels(tiny_view_range_model):
+    """The GPU code path with a 4-channel model: same clusters, the range channel per object."""
+    config = PipelineConfig(model_path=tiny_view_range_model, device='cpu')
+    pipeline = ScenePipeline(config, backend='torch')
+    seen = []
+    handle = pipeline.loaded.model.input_tnet.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].detach().clone()))
+    points = scan(random_scene(2_000_101), SENSORS['vlp16'], 1).xyz.reshape(-1, 3)
+    out = pipeline.process(points)
+    handle.remove()
+    expected = ScenePipeline(config, backend='numpy').process(points)
+    np.testing.assert_array_equal(out.object_id, expected.object_id)
+    batch = torch.cat(seen)
+    assert batch.shape == (len(out.objects), 4, pipeline.loaded.num_points)
+    assert len(out.objects) > 3
+    assert (batch[:, 3] == batch[:, 3, :1]).all()  # one value per object
+    for k, obj in enumerate(out.objects):  # the range of the centroid of its N samples
+        centroid = points[out.object_id == obj.object_id].mean(axis=0)
+        assert float(batch[k, 3, 0]) * 50.0 == pytest.approx(np.hypot(*centroid[:2]), abs=0.5)
+
+
+def test_pipeline_refuses_a_model_whose_channels_its_normalization_does_not_make(tmp_path):
+    model = PointNetClassifier(PointNetConfig(num_classes=len(CLASS_NAMES), in_channels=4,
+                                              mlp1=(8,), mlp2=(8, 16), head=(8,),
+                                              tnet_conv=(8, 8, 16), tnet_fc=(8,)))
+    save_checkpoint(tmp_path / 'm.pt', model, CLASS_NAMES, 32, 'center')
+    with pytest.raises(ValueError, match="4 input channels, but its normalization 'center'"):
+        ScenePipeline(PipelineConfig(model_path=str(tmp_path / 'm.pt'), device='cpu'))

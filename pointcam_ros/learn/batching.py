@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from pointcam_ros.model.preprocess import normalize_object, resample_indices
+from pointcam_ros.model.preprocess import normalize_object, normalized_channels, resample_indices
 import torch
 
 
@@ -53,12 +53,14 @@ def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: st
                rng: np.random.Generator, augment: Optional[Augmentation] = None
                ) -> torch.Tensor:
     """
-    Resample, (augment) and normalise objects into a ``(B, 3, num_points)`` float32 batch.
+    Resample, (augment) and normalise objects into a ``(B, C, num_points)`` float32 batch.
 
-    ``objects``: ``(n_i, 3)`` float32 each. ``augment``: applied per object
-    (see :class:`Augmentation`), or None for evaluation.
+    ``objects``: ``(n_i, 3)`` float32 each. ``C`` is
+    :func:`~pointcam_ros.model.preprocess.normalized_channels`. ``augment``:
+    applied per object to x, y, z (see :class:`Augmentation`), or None for
+    evaluation.
     """
-    batch = np.empty((len(objects), 3, num_points), np.float32)
+    batch = np.empty((len(objects), normalized_channels(normalization), num_points), np.float32)
     for i, points in enumerate(objects):
         if augment is not None and augment.point_dropout > 0 and len(points) > 8:
             keep = rng.random(len(points)) >= rng.uniform(0, augment.point_dropout)
@@ -66,13 +68,15 @@ def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: st
         chosen = points[resample_indices(len(points), num_points, rng)]
         obj = normalize_object(chosen, normalization)
         if augment is not None:
+            xyz = obj[:, :3]
             if augment.rotate:
                 angle = rng.uniform(-np.pi, np.pi)
                 c, s = np.cos(angle), np.sin(angle)
-                obj = obj @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
-            obj = obj * np.float32(rng.uniform(*augment.scale))
+                xyz = xyz @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
+            xyz = xyz * np.float32(rng.uniform(*augment.scale))
             if augment.jitter > 0:
                 limit = 5 * augment.jitter
-                obj = obj + np.clip(rng.normal(0, augment.jitter, obj.shape), -limit, limit)
+                xyz = xyz + np.clip(rng.normal(0, augment.jitter, xyz.shape), -limit, limit)
+            obj = np.concatenate([xyz, obj[:, 3:]], axis=1) if obj.shape[1] > 3 else xyz
         batch[i] = obj.T
     return torch.from_numpy(batch)

@@ -43,6 +43,8 @@ from pointcam_ros.learn.metrics import collect_logits, evaluate
 from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
 from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
+from pointcam_ros.model.pointnet import with_input_channels
+from pointcam_ros.model.preprocess import normalized_channels, VIEW_NORMALIZATIONS
 import torch
 from tqdm import tqdm
 
@@ -77,6 +79,11 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     """
     if select not in SELECT:
         raise ValueError(f'select must be one of {SELECT}, got {select!r}')
+    if augmentation.rotate and normalization in VIEW_NORMALIZATIONS:
+        raise ValueError(f'normalization {normalization!r} keeps the direction the sensor '
+                         'looks from; a random rotation would erase it: train without '
+                         'rotation (--no-rotate)')
+    channels = normalized_channels(normalization)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if init is not None:
@@ -84,9 +91,18 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
         if start.class_names != list(train_set.class_names):
             raise ValueError(f'{init} has classes {start.class_names}, the data set '
                              f'{list(train_set.class_names)}: fine-tune on the same classes')
-        config, model = start.model.config, start.model
+        model = start.model
+        if model.config.in_channels > channels:
+            raise ValueError(f'{init} takes {model.config.in_channels} input channels, '
+                             f'normalization {normalization!r} makes {channels}: fine-tune '
+                             "with the checkpoint's own normalization")
+        if model.config.in_channels < channels:  # e.g. view -> view_range: zero weights
+            LOG.info('%s: input widened from %d to %d channels', init,
+                     model.config.in_channels, channels)
+            model = with_input_channels(model, channels)
+        config = model.config
     else:
-        config = PointNetConfig(num_classes=len(train_set.class_names),
+        config = PointNetConfig(num_classes=len(train_set.class_names), in_channels=channels,
                                 **(arch or DEFAULT_ARCH))
         model = PointNetClassifier(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)

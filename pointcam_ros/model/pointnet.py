@@ -25,7 +25,7 @@ Padding points (mask False) never influence real points: every max-pool (the
 T-Nets' and the global one) ignores them, and everything else is per point.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple, Optional, Sequence
 
 import torch
@@ -226,6 +226,31 @@ class PointNetClassifier(nn.Module):
                                  f', got {mask.dtype} {tuple(mask.shape)}')
             if not bool(mask.any(dim=1).all()):
                 raise ValueError('every object needs at least one real point in mask')
+
+
+def with_input_channels(model: PointNetClassifier, in_channels: int) -> PointNetClassifier:
+    """
+    Return a copy of ``model`` taking ``in_channels`` inputs, the new ones last.
+
+    The weights of the added channels are zero, so the copy computes exactly
+    what ``model`` computes from the first ``model.config.in_channels``
+    channels: fine-tuning starts from the trained model and learns what the
+    new channels add. Raises ValueError if ``in_channels`` is fewer.
+    """
+    old = model.config.in_channels
+    if in_channels < old:
+        raise ValueError(f'cannot drop input channels: the model takes {old}, '
+                         f'{in_channels} asked for')
+    config = replace(model.config, in_channels=in_channels)
+    wider = PointNetClassifier(config).to(next(model.parameters()).device)
+    state = dict(model.state_dict())
+    for key in ('mlp1.0.conv.weight', 'input_tnet.conv.0.conv.weight'):
+        if key in state:
+            weight = state[key]  # (C_out, old, 1)
+            pad = weight.new_zeros(weight.shape[0], in_channels - old, weight.shape[2])
+            state[key] = torch.cat([weight, pad], dim=1)
+    wider.load_state_dict(state)
+    return wider.train(model.training)
 
 
 def orthogonality_loss(transform: Tensor) -> Tensor:

@@ -18,29 +18,58 @@ import numpy as np
 
 
 #: How objects are normalised before the model (recorded in checkpoints).
-NORMALIZATIONS = ('unit_sphere', 'center', 'center_ground')
+NORMALIZATIONS = ('unit_sphere', 'center', 'center_ground', 'view', 'view_range')
+
+#: Modes that keep the sensor's viewing direction (no random yaw in training).
+VIEW_NORMALIZATIONS = ('view', 'view_range')
+
+#: Range (m) that the ``view_range`` channel divides by.
+RANGE_SCALE = 50.0
+
+
+def normalized_channels(mode: str) -> int:
+    """Return the model input channels a normalisation makes: 3, or 4 for ``view_range``."""
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
+    return 4 if mode == 'view_range' else 3
 
 
 def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
     """
-    Normalise one object's ``(N, 3)`` float32 points; returns a new array.
+    Normalise one object's ``(N, 3)`` float32 points, sensor frame; returns ``(N, C)`` float32.
 
     ``unit_sphere``: centroid at the origin, scaled into the unit sphere (the
     ModelNet convention; loses absolute size). ``center``: centroid at the
     origin, metres kept. ``center_ground``: x, y centred on the centroid and
     z measured from the object's lowest point, metres kept (height above the
-    ground is a strong cue for LiDAR objects).
+    ground is a strong cue for LiDAR objects). ``view``: centroid at the
+    origin, metres kept, turned about the up axis so that +x points from the
+    sensor to the centroid: the model sees which side of the object faces the
+    sensor, and the scan rings run along y. ``view_range``: ``view`` plus a
+    fourth channel, the centroid's horizontal range / :data:`RANGE_SCALE`,
+    the same for every point (how far apart the rings are). ``C`` is
+    :func:`normalized_channels`.
     """
-    if mode not in NORMALIZATIONS:
-        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
+    channels = normalized_channels(mode)
     out = np.asarray(points, dtype=np.float32).copy()
     if out.shape[0] == 0:
-        return out
+        return np.zeros((0, channels), np.float32)
     if mode == 'center_ground':
         out[:, :2] -= out[:, :2].mean(axis=0)
         out[:, 2] -= out[:, 2].min()
         return out
-    out -= out.mean(axis=0)
+    centroid = out.mean(axis=0)
+    out -= centroid
+    if mode in VIEW_NORMALIZATIONS:
+        planar = float(np.hypot(centroid[0], centroid[1]))
+        cos, sin = (centroid[0] / planar, centroid[1] / planar) if planar > 0 else (1.0, 0.0)
+        x, y = out[:, 0].copy(), out[:, 1].copy()
+        out[:, 0] = cos * x + sin * y
+        out[:, 1] = cos * y - sin * x
+        if mode == 'view_range':
+            rng = np.full((len(out), 1), planar / RANGE_SCALE, np.float32)
+            out = np.concatenate([out, rng], axis=1)
+        return out
     if mode == 'unit_sphere':
         radius = float(np.sqrt((out ** 2).sum(axis=1).max()))
         if radius > 0:

@@ -63,7 +63,8 @@ from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
 from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
-from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, resample_indices
+from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, normalized_channels
+from pointcam_ros.model.preprocess import RANGE_SCALE, resample_indices, VIEW_NORMALIZATIONS
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
     background_index, CORE_SHARE, OVERSIZE, shape_rule, SLIVER)
@@ -115,6 +116,13 @@ class ScenePipeline:
             torch.set_num_threads(config.cpu_threads)  # process-wide, as torch allows
         self.loaded = loaded if loaded is not None else load_checkpoint(
             config.model_path or None, self.device)
+        wanted = self.loaded.model.config.in_channels
+        made = normalized_channels(self.loaded.normalization)
+        if wanted != made:
+            raise ValueError(
+                f'the model takes {wanted} input channels, but its normalization '
+                f'{self.loaded.normalization!r} makes {made} from the x, y, z of a scan: the '
+                'pipeline cannot run it; use a model trained by pointcam_train')
         self.loaded.model.to(self.device).eval()
         if backend == 'auto':
             backend = 'torch' if self.device.type == 'cuda' else 'numpy'
@@ -455,14 +463,31 @@ def _largest_objects_torch(labels: Tensor, count: int) -> tuple[Tensor, int]:
 
 
 def _normalize_batch(samples: Tensor, mode: str) -> Tensor:
-    """Torch twin of ``normalize_object`` for a batch ``(K, n, 3)`` float32; a new tensor."""
+    """
+    Torch twin of ``normalize_object`` for a batch ``(K, n, 3)`` float32.
+
+    Returns a new ``(K, n, C)`` float32 tensor, ``C`` =
+    :func:`~pointcam_ros.model.preprocess.normalized_channels`.
+    """
     if mode not in NORMALIZATIONS:
         raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
     if mode == 'center_ground':
         xy = samples[..., :2] - samples[..., :2].mean(dim=1, keepdim=True)
         z = samples[..., 2:] - samples[..., 2:].amin(dim=1, keepdim=True)
         return torch.cat([xy, z], dim=2)
-    out = samples - samples.mean(dim=1, keepdim=True)
+    centroid = samples.mean(dim=1, keepdim=True)  # (K, 1, 3)
+    out = samples - centroid
+    if mode in VIEW_NORMALIZATIONS:
+        planar = torch.hypot(centroid[..., 0], centroid[..., 1])  # (K, 1)
+        ahead = planar > 0
+        safe = torch.where(ahead, planar, torch.ones_like(planar))
+        cos = torch.where(ahead, centroid[..., 0] / safe, torch.ones_like(planar))
+        sin = torch.where(ahead, centroid[..., 1] / safe, torch.zeros_like(planar))
+        x, y = out[..., 0], out[..., 1]
+        turned = [cos * x + sin * y, cos * y - sin * x, out[..., 2]]
+        if mode == 'view_range':
+            turned.append((planar / RANGE_SCALE).expand_as(x))
+        return torch.stack(turned, dim=2)
     if mode == 'unit_sphere':
         radius = torch.sqrt((out * out).sum(dim=2).amax(dim=1))[:, None, None]
         out = torch.where(radius > 0, out / radius.clamp_min(torch.finfo(out.dtype).tiny), out)

@@ -1,0 +1,128 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Per-object normalisation: the sensor-view frame, its range channel, the torch twin."""
+
+import numpy as np
+from pointcam_ros.learn.batching import Augmentation, make_batch
+from pointcam_ros.learn.dataset import ObjectDataset
+from pointcam_ros.learn.train import train
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig, with_input_channels
+from pointcam_ros.model.preprocess import (
+    NORMALIZATIONS, normalize_object, normalized_channels, RANGE_SCALE)
+from pointcam_ros.perception.pipeline import _normalize_batch
+import pytest
+import torch
+
+
+def _turn(points: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate ``(N, 3)`` points about the sensor's up axis by ``angle``."""
+    c, s = np.cos(angle), np.sin(angle)
+    return (points @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T).astype(np.float32)
+
+
+def _car_corner(rng: np.random.Generator) -> np.ndarray:
+    """Return an L of returns, a car's near side and rear 12 m ahead: ``(300, 3)`` float32."""
+    side = np.c_[rng.uniform(10, 14.5, 200), np.full(200, -1.0), rng.uniform(-1.6, -0.3, 200)]
+    rear = np.c_[np.full(100, 10.0), rng.uniform(-1.0, 0.8, 100), rng.uniform(-1.6, -0.3, 100)]
+    return np.concatenate([side, rear]).astype(np.float32)
+
+
+def test_view_frame_is_the_same_wherever_the_object_stands_around_the_sensor():
+    """Seen from the same side, an object gets the same input at every azimuth."""
+    obj = _car_corner(np.random.default_rng(0))
+    ref = normalize_object(obj, 'view')
+    for angle in (0.7, 2.0, -2.9, np.pi):
+        np.testing.assert_allclose(normalize_object(_turn(obj, angle), 'view'), ref, atol=2e-5)
+    # The plain centred frame keeps the azimuth: the same object gives another input.
+    assert not np.allclose(normalize_object(_turn(obj, 2.0), 'center'),
+                           normalize_object(obj, 'center'), atol=0.1)
+
+
+def test_view_frame_x_points_from_the_sensor_to_the_object():
+    """A wall across the line of sight is thin along x, long along y, and z is kept."""
+    rng = np.random.default_rng(1)
+    wall = np.c_[np.linspace(-3, 3, 200), np.full(200, 20.0), rng.uniform(-1.5, 1.5, 200)]
+    for angle in (0.0, 1.1, -2.4):
+        out = normalize_object(_turn(wall.astype(np.float32), angle), 'view')
+        assert np.ptp(out[:, 0]) < 1e-4 and np.ptp(out[:, 1]) > 5.5
+        np.testing.assert_allclose(out[:, 2], wall[:, 2] - wall[:, 2].mean(), atol=1e-5)
+    # The rear, which faces the sensor, comes before the side that runs away from it.
+    corner = normalize_object(_turn(_car_corner(rng), 0.4), 'view')
+    assert corner[200:, 0].mean() < corner[:200, 0].mean() - 1.5
+
+
+def test_view_range_adds_the_range_channel():
+    obj = _turn(_car_corner(np.random.default_rng(2)), 1.3)
+    out = normalize_object(obj, 'view_range')
+    assert out.shape == (300, 4) and normalized_channels('view_range') == 4
+    np.testing.assert_array_equal(out[:, :3], normalize_object(obj, 'view'))
+    expected = np.hypot(*obj.mean(axis=0)[:2]) / RANGE_SCALE
+    np.testing.assert_allclose(out[:, 3], expected, rtol=1e-6)
+    assert normalize_object(obj[:0], 'view_range').shape == (0, 4)
+    with pytest.raises(ValueError, match='normalization must be one of'):
+        normalize_object(obj, 'view-range')
+
+
+@pytest.mark.parametrize('mode', NORMALIZATIONS)
+def test_torch_twin_equals_numpy(mode):
+    rng = np.random.default_rng(3)
+    objects = [_turn(_car_corner(rng), a) for a in (0.0, 1.0, -2.5)]
+    objects.append(np.zeros((300, 3), np.float32))  # at the sensor: no direction to turn to
+    twin = _normalize_batch(torch.from_numpy(np.stack(objects)), mode).numpy()
+    expected = np.stack([normalize_object(o, mode) for o in objects])
+    assert twin.shape == expected.shape == (4, 300, normalized_channels(mode))
+    np.testing.assert_allclose(twin, expected, atol=2e-5)
+
+
+def test_augmentation_moves_xyz_and_keeps_the_range_channel():
+    obj = _car_corner(np.random.default_rng(4))
+    plain = make_batch([obj], 64, 'view_range', np.random.default_rng(5))
+    scaled = make_batch([obj], 64, 'view_range', np.random.default_rng(5),
+                        Augmentation(point_dropout=0.0, rotate=False, scale=(2.0, 2.0),
+                                     jitter=0.0))
+    assert plain.shape == (1, 4, 64)
+    torch.testing.assert_close(scaled[:, :3], 2 * plain[:, :3])
+    torch.testing.assert_close(scaled[:, 3], plain[:, 3])
+
+
+def test_training_a_view_model_refuses_random_rotation(tmp_path):
+    empty = ObjectDataset(points=[], labels=np.zeros(0, np.int64),
+                          distance=np.zeros(0, np.float32), seeds=np.zeros(0, np.int64),
+                          class_names=['car'])
+    with pytest.raises(ValueError, match='--no-rotate'):
+        train(empty, empty, tmp_path / 'm.pt', epochs=1, num_points=64,
+              normalization='view', batch_size=8, lr=1e-3, seed=0,
+              device=torch.device('cpu'), augmentation=Augmentation(rotate=True))
+    assert not (tmp_path / 'm.pt').exists()
+
+
+def test_a_widened_model_computes_what_the_trained_one_did():
+    """--init of a 3-channel model for view_range: the added channel starts with no weight."""
+    torch.manual_seed(0)
+    model = PointNetClassifier(PointNetConfig(num_classes=7, mlp1=(16,), mlp2=(32, 64),
+                                              head=(32, 16), tnet_conv=(16, 32, 64),
+                                              tnet_fc=(32, 16))).eval()
+    with torch.no_grad():  # make the T-Net do something, so its input weights matter
+        model.input_tnet.out.bias.normal_(0, 0.2)
+    wider = with_input_channels(model, 4)
+    assert wider.config.in_channels == 4 and not wider.training
+    xyz = torch.randn(5, 3, 40)
+    extra = torch.rand(5, 1, 40) * 3
+    torch.testing.assert_close(wider(torch.cat([xyz, extra], dim=1)), model(xyz))
+    with torch.no_grad():
+        wider.mlp1[0].conv.weight[:, 3] = 1.0  # once trained, the channel does change things
+    assert not torch.allclose(wider(torch.cat([xyz, extra], dim=1)), model(xyz))
+    with pytest.raises(ValueError, match='cannot drop input channels'):
+        with_input_channels(wider, 3)
