@@ -120,14 +120,15 @@ def main():
     graphed = GradCAM(model)  # CUDA graphs at buckets on CUDA; plain eager on the CPU
     autograd = GradCAM(model, gradients='autograd')
     forward_graph = BucketRunner(lambda p, m, r: (model(p, m),), model, 'auto')
-    check = torch.randn(4, 3, 256, device=device)
+    channels = model.config.in_channels  # 4 for the shipped view_range model
+    check = torch.randn(4, channels, 256, device=device)
     reference = naive_gradcam(model, check)
     scale = reference.abs().max().item()
     for label, engine in (('closed', closed), ('graph', graphed), ('autograd', autograd)):
         diff = (engine(check).cam - reference).abs().max().item()
         print(f'{label} vs naive loop on 4x256: max |diff| {diff:.2e} (CAM max {scale:.2e})')
     for num in args.points:  # operation count: independent of the machine's load
-        one = check[:1, :, :1].expand(8, 3, num)
+        one = check[:1, :, :1].expand(8, channels, num)
         flops = []
         for func in (lambda: model(one), lambda: closed(one)):
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -145,7 +146,7 @@ def main():
     with torch.no_grad():
         for num in args.points:
             for batch in args.batches:
-                points = torch.randn(batch, 3, num, device=device)
+                points = torch.randn(batch, channels, num, device=device)
                 none = torch.full((batch,), -1, dtype=torch.long, device=device)
                 row = {'forward': timed(lambda: model(points)),
                        'closed': timed(lambda: closed(points)),

@@ -240,7 +240,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--report', type=Path, help='JSON report (default: <out>.json)')
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--num-points', type=int, default=256)
-    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='center')
+    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='view_range',
+                        help='object input frame (default: %(default)s, the view from '
+                        'the sensor plus the range; needs scans in the sensor frame)')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)
@@ -258,7 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--jitter', type=float, default=defaults.jitter,
                         help='Gaussian jitter sigma in metres (default: %(default)s)')
     parser.add_argument('--no-rotate', action='store_true',
-                        help='no random rotation about the up axis')
+                        help='no random rotation about the up axis (never with the '
+                        f'sensor-view normalizations {", ".join(VIEW_NORMALIZATIONS)})')
     parser.add_argument('--arch', metavar='JSON', default='{}',
                         help='architecture fields to change from the default '
                         f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\' '
@@ -276,8 +279,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f'{path} exists: pass --force to overwrite it, or --resume '
                          f'{own_state} to continue the run that wrote it')
     try:
+        view = args.normalization in VIEW_NORMALIZATIONS
         augmentation = Augmentation(point_dropout=args.point_dropout,
-                                    rotate=not args.no_rotate, scale=tuple(args.scale),
+                                    rotate=not (args.no_rotate or view), scale=tuple(args.scale),
                                     jitter=args.jitter)
     except ValueError as exc:
         parser.error(str(exc))
