@@ -126,3 +126,19 @@ def test_a_widened_model_computes_what_the_trained_one_did():
     assert not torch.allclose(wider(torch.cat([xyz, extra], dim=1)), model(xyz))
     with pytest.raises(ValueError, match='cannot drop input channels'):
         with_input_channels(wider, 3)
+
+
+def test_mirror_augmentation_reflects_about_the_line_of_sight_for_half_the_objects():
+    obj = _turn(_car_corner(np.random.default_rng(6)), 0.8)
+    still = Augmentation(point_dropout=0.0, rotate=False, scale=(1.0, 1.0), jitter=0.0)
+    mirrored = Augmentation(point_dropout=0.0, rotate=False, scale=(1.0, 1.0), jitter=0.0,
+                            mirror=True)
+    flips = []
+    for seed in range(40):
+        batch = make_batch([obj], 64, 'view_range', np.random.default_rng(seed), mirrored)[0]
+        same = make_batch([obj], 64, 'view_range', np.random.default_rng(seed), still)[0]
+        torch.testing.assert_close(batch[[0, 2, 3]], same[[0, 2, 3]])
+        flipped = bool(torch.allclose(batch[1], -same[1]))
+        assert flipped or torch.equal(batch, same)
+        flips.append(flipped)
+    assert 10 <= sum(flips) <= 30

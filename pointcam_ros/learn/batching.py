@@ -30,13 +30,16 @@ class Augmentation:
     Per object: drop a random share of its points drawn from
     ``[0, point_dropout]``, rotate about the up axis (``rotate``), scale by a
     factor from ``scale``, add Gaussian jitter of ``jitter`` metres (clipped
-    at 5 jitter sigmas).
+    at 5 jitter sigmas), and with ``mirror`` negate y for half of the objects
+    (in the sensor-view frame: the mirror image about the line of sight, a
+    scene as physical as the original).
     """
 
     point_dropout: float = 0.2
     rotate: bool = True
     scale: tuple[float, float] = (0.9, 1.1)
     jitter: float = 0.01
+    mirror: bool = False
 
     def __post_init__(self):
         """Reject values that cannot be meant; raise ValueError naming the bad one."""
@@ -74,6 +77,8 @@ def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: st
                 c, s = np.cos(angle), np.sin(angle)
                 xyz = xyz @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
             xyz = xyz * np.float32(rng.uniform(*augment.scale))
+            if augment.mirror and rng.random() < 0.5:
+                xyz = xyz * np.array([1, -1, 1], np.float32)
             if augment.jitter > 0:
                 limit = 5 * augment.jitter
                 xyz = xyz + np.clip(rng.normal(0, augment.jitter, xyz.shape), -limit, limit)

@@ -259,6 +259,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         '(default: %(default)s)')
     parser.add_argument('--jitter', type=float, default=defaults.jitter,
                         help='Gaussian jitter sigma in metres (default: %(default)s)')
+    parser.add_argument('--mirror', action='store_true',
+                        help='mirror half of the objects (y -> -y), in the sensor-view '
+                        'frame about the line of sight')
     parser.add_argument('--no-rotate', action='store_true',
                         help='no random rotation about the up axis (never with the '
                         f'sensor-view normalizations {", ".join(VIEW_NORMALIZATIONS)})')
@@ -282,7 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         view = args.normalization in VIEW_NORMALIZATIONS
         augmentation = Augmentation(point_dropout=args.point_dropout,
                                     rotate=not (args.no_rotate or view), scale=tuple(args.scale),
-                                    jitter=args.jitter)
+                                    jitter=args.jitter, mirror=args.mirror)
     except ValueError as exc:
         parser.error(str(exc))
     try:
