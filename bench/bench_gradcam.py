@@ -120,7 +120,7 @@ def main():
     graphed = GradCAM(model)  # CUDA graphs at buckets on CUDA; plain eager on the CPU
     autograd = GradCAM(model, gradients='autograd')
     forward_graph = BucketRunner(lambda p, m, r: (model(p, m),), model, 'auto')
-    channels = model.config.in_channels  # 4 for the shipped view_range model
+    channels = model.config.in_channels  # x, y, z plus the model's extra channels
     check = torch.randn(4, channels, 256, device=device)
     reference = naive_gradcam(model, check)
     scale = reference.abs().max().item()

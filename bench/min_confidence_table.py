@@ -51,6 +51,8 @@ def main() -> None:
     predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
     correct = predicted == data.labels
     names = np.array(loaded.class_names)
+    if 'background' not in loaded.class_names or (~correct).sum() == 0:
+        parser.error('needs a model with a background class and some wrong predictions')
     background = data.labels == loaded.class_names.index('background')
     false_alarm = background & np.isin(names[predicted], ROAD_USERS)
     print(f'{len(data)} objects, accuracy {correct.mean():.4f}, temperature '

@@ -390,10 +390,10 @@ def test_shipped_model_closed_form_matches_autograd_and_captum():
     model = loaded.model.double().eval()
     gen = np.random.default_rng(3)
     width = loaded.num_points
-    points = torch.zeros(4, 3, width, dtype=torch.float64)
+    points = torch.zeros(4, loaded.model.config.in_channels, width, dtype=torch.float64)
     mask = torch.zeros(4, width, dtype=torch.bool)
     for b, count in enumerate((width, width // 2, 40, width - 7)):
-        blob = gen.normal(size=(count, 3)) * (1.0 + b, 0.5, 0.8 + 0.3 * b)
+        blob = gen.normal(size=(count, 3)) * (1.0 + b, 0.5, 0.8 + 0.3 * b) + (12, 4 * b, -1)
         points[b, :, :count] = torch.from_numpy(
             normalize_object(blob.astype(np.float32), loaded.normalization).T.astype(np.float64))
         mask[b, :count] = True

@@ -23,7 +23,7 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
-from pointcam_ros.model.checkpoint import save_checkpoint
+from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import normalize_object, resample_indices
 from pointcam_ros.perception.pipeline import (
@@ -568,5 +568,5 @@ def test_pipeline_refuses_a_model_whose_channels_its_normalization_does_not_make
                                               mlp1=(8,), mlp2=(8, 16), head=(8,),
                                               tnet_conv=(8, 8, 16), tnet_fc=(8,)))
     save_checkpoint(tmp_path / 'm.pt', model, CLASS_NAMES, 32, 'center')
-    with pytest.raises(ValueError, match="4 input channels, but its normalization 'center'"):
+    with pytest.raises(CheckpointError, match="4 input channels, but its normalization 'center'"):
         ScenePipeline(PipelineConfig(model_path=str(tmp_path / 'm.pt'), device='cpu'))

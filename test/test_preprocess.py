@@ -108,14 +108,18 @@ def test_training_a_view_model_refuses_random_rotation(tmp_path):
     assert not (tmp_path / 'm.pt').exists()
 
 
-def test_a_widened_model_computes_what_the_trained_one_did():
+@pytest.mark.parametrize('transforms', [(True, False), (True, True), (False, False)])
+def test_a_widened_model_computes_what_the_trained_one_did(transforms):
     """--init of a 3-channel model for view_range: the added channel starts with no weight."""
     torch.manual_seed(0)
-    model = PointNetClassifier(PointNetConfig(num_classes=7, mlp1=(16,), mlp2=(32, 64),
-                                              head=(32, 16), tnet_conv=(16, 32, 64),
-                                              tnet_fc=(32, 16))).eval()
-    with torch.no_grad():  # make the T-Net do something, so its input weights matter
-        model.input_tnet.out.bias.normal_(0, 0.2)
+    model = PointNetClassifier(PointNetConfig(
+        num_classes=7, mlp1=(16,), mlp2=(32, 64), head=(32, 16), tnet_conv=(16, 32, 64),
+        tnet_fc=(32, 16), input_transform=transforms[0],
+        feature_transform=transforms[1])).eval()
+    for tnet in (model.input_tnet, model.feature_tnet):
+        if tnet is not None:  # make the T-Nets do something, so their input weights matter
+            with torch.no_grad():
+                tnet.out.bias.normal_(0, 0.2)
     wider = with_input_channels(model, 4)
     assert wider.config.in_channels == 4 and not wider.training
     xyz = torch.randn(5, 3, 40)

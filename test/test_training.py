@@ -148,6 +148,34 @@ def test_training_writes_a_checkpoint_and_resumes(small_sets, tmp_path):
     assert torch.allclose(after.state_dict()[weight], start[weight], atol=1e-3)
 
 
+def test_fine_tuning_a_centred_model_into_the_sensor_view(small_sets, tmp_path):
+    """--init of a 3-channel model for view_range widens it; the reverse is refused."""
+    _, train_set, val_set = small_sets
+    common = {'num_points': 64, 'batch_size': 16, 'lr': 1e-6, 'seed': 0,
+              'device': torch.device('cpu'), 'progress': False}
+    centred = tmp_path / 'centred.pt'
+    train(train_set, val_set, centred, epochs=1, normalization='center', arch=TINY_ARCH,
+          **common)
+    view = tmp_path / 'view.pt'
+    still = Augmentation(rotate=False)
+    train(train_set, val_set, view, epochs=1, normalization='view_range', init=centred,
+          augmentation=still, **common)
+    before, after = load_checkpoint(centred).model, load_checkpoint(view)
+    assert after.normalization == 'view_range' and after.model.config.in_channels == 4
+    first = after.model.state_dict()['mlp1.0.conv.weight']  # (16, 4, 1)
+    assert first[:, 3].abs().max() < 1e-3  # the range channel started from zero weights
+    torch.testing.assert_close(first[:, :3], before.state_dict()['mlp1.0.conv.weight'],
+                               atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match='takes 4 input channels'):
+        train(train_set, val_set, tmp_path / 'back.pt', epochs=1, normalization='center',
+              init=view, **common)
+    # A run's state remembers its input: resuming it with another one says so.
+    with pytest.raises(ValueError, match='--normalization view_range --num-points 64'):
+        train(train_set, val_set, view, epochs=2, normalization='view',
+              resume=Path(f'{view}.state.pt'), augmentation=still,
+              **{**common, 'arch': TINY_ARCH})
+
+
 def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
     folder, _, _ = small_sets
     out = tmp_path / 'model.pt'

@@ -75,14 +75,16 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     ``<out>.state.pt`` after every epoch; ``resume`` continues it (a
     finished state with ``select='last'`` just writes its final weights).
     ``init``: a checkpoint whose weights start the training (fine-tuning);
-    its architecture and class names are used, ``arch`` is ignored.
+    its architecture and class names are used, ``arch`` is ignored; if
+    ``normalization`` makes more input channels than it takes (``view_range``
+    from a 3-channel model), the added channels start with zero weights.
     """
     if select not in SELECT:
         raise ValueError(f'select must be one of {SELECT}, got {select!r}')
     if augmentation.rotate and normalization in VIEW_NORMALIZATIONS:
         raise ValueError(f'normalization {normalization!r} keeps the direction the sensor '
                          'looks from; a random rotation would erase it: train without '
-                         'rotation (--no-rotate)')
+                         'rotation (Augmentation(rotate=False), --no-rotate)')
     channels = normalized_channels(normalization)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -96,7 +98,9 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             raise ValueError(f'{init} takes {model.config.in_channels} input channels, '
                              f'normalization {normalization!r} makes {channels}: fine-tune '
                              "with the checkpoint's own normalization")
-        if model.config.in_channels < channels:  # e.g. view -> view_range: zero weights
+        LOG.info('fine-tuning %s (normalization %s) with normalization %s', init,
+                 start.normalization, normalization)
+        if model.config.in_channels < channels:  # e.g. center -> view_range: zero weights
             LOG.info('%s: input widened from %d to %d channels', init,
                      model.config.in_channels, channels)
             model = with_input_channels(model, channels)
@@ -111,6 +115,12 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     start_epoch, history, best = 0, [], -1.0
     if resume is not None:
         state = torch.load(resume, map_location=device, weights_only=True)
+        inputs = json.loads(state.get('inputs', 'null'))
+        wanted = {'normalization': normalization, 'num_points': num_points}
+        if inputs is not None and inputs != wanted:
+            raise ValueError(f'{resume} was trained with --normalization '
+                             f"{inputs['normalization']} --num-points {inputs['num_points']}: "
+                             'resume with the same')
         saved = json.loads(state.get('architecture', 'null'))
         if saved is not None and saved != config.to_dict():
             raise ValueError(f'{resume} was trained with architecture {saved}, not '
@@ -169,7 +179,9 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
                     'history': json.dumps(history),
-                    'architecture': json.dumps(config.to_dict())}, state_path)
+                    'architecture': json.dumps(config.to_dict()),
+                    'inputs': json.dumps({'normalization': normalization,
+                                          'num_points': num_points})}, state_path)
     if select == 'last' and history:
         save(history[-1])
     return {'history': history, 'best_val_accuracy': best, 'selected': select,
@@ -249,7 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
     parser.add_argument('--init', type=Path, help='checkpoint to start from (fine-tune), '
-                        'e.g. the shipped model; its architecture is kept')
+                        'e.g. the shipped model; its architecture is kept (a 3-channel '
+                        'model gets the range channel of view_range with zero weights)')
     defaults = Augmentation()
     parser.add_argument('--point-dropout', type=float, default=defaults.point_dropout,
                         help='largest share of the points of an object dropped at random '
@@ -263,8 +276,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='mirror half of the objects (y -> -y), in the sensor-view '
                         'frame about the line of sight')
     parser.add_argument('--no-rotate', action='store_true',
-                        help='no random rotation about the up axis (never with the '
-                        f'sensor-view normalizations {", ".join(VIEW_NORMALIZATIONS)})')
+                        help='no random rotation about the up axis (always off for '
+                        f'{", ".join(VIEW_NORMALIZATIONS)})')
     parser.add_argument('--arch', metavar='JSON', default='{}',
                         help='architecture fields to change from the default '
                         f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\' '

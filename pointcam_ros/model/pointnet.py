@@ -242,7 +242,9 @@ def with_input_channels(model: PointNetClassifier, in_channels: int) -> PointNet
         raise ValueError(f'cannot drop input channels: the model takes {old}, '
                          f'{in_channels} asked for')
     config = replace(model.config, in_channels=in_channels)
-    wider = PointNetClassifier(config).to(next(model.parameters()).device)
+    reference = next(model.parameters())
+    with torch.random.fork_rng(devices=[]):  # every weight is overwritten below
+        wider = PointNetClassifier(config).to(reference.device, reference.dtype)
     state = dict(model.state_dict())
     for key in ('mlp1.0.conv.weight', 'input_tnet.conv.0.conv.weight'):
         if key in state:

@@ -61,7 +61,7 @@ from pointcam_ros.common.results import DetectedObject, SceneResult, UNKNOWN
 from pointcam_ros.explain.gradcam import make_explainer
 from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
-from pointcam_ros.model.checkpoint import load_checkpoint, LoadedModel
+from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
 from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, normalized_channels
 from pointcam_ros.model.preprocess import RANGE_SCALE, resample_indices, VIEW_NORMALIZATIONS
@@ -119,7 +119,7 @@ class ScenePipeline:
         wanted = self.loaded.model.config.in_channels
         made = normalized_channels(self.loaded.normalization)
         if wanted != made:
-            raise ValueError(
+            raise CheckpointError(
                 f'the model takes {wanted} input channels, but its normalization '
                 f'{self.loaded.normalization!r} makes {made} from the x, y, z of a scan: the '
                 'pipeline cannot run it; use a model trained by pointcam_train')
@@ -240,7 +240,7 @@ class ScenePipeline:
         sizes = (sample_sizes(counts, n) if self.explainer.duplicate_invariant
                  else np.full(count, n))
         rng = np.random.default_rng(config.seed)
-        inputs, sampled = [], []  # per object: (3, size) model input, positions of its samples
+        inputs, sampled = [], []  # per object: (C, size) model input, positions of its samples
         for k, idx in enumerate(members):
             # The N draws as in training, normalised over all N (the centroid counts the
             # repeats, as it did in training); their first min(count, N) hold every point
@@ -349,7 +349,7 @@ class ScenePipeline:
 
     def _explain(self, batch: Tensor, config: PipelineConfig) -> tuple[Tensor, ...]:
         """
-        Classify and explain ``(K, 3, N)`` objects, ``MODEL_CHUNK`` at a time, on the device.
+        Classify and explain ``(K, C, N)`` objects, ``MODEL_CHUNK`` at a time, on the device.
 
         Returns saliency (K, N), calibrated probabilities (K, C), predicted
         and explained classes (K,).
