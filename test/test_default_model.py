@@ -53,7 +53,8 @@ def fresh():
 def test_shipped_model_is_small_and_self_describing(fresh):
     loaded, data = fresh
     assert loaded.class_names == data.class_names
-    assert loaded.normalization == 'center' and loaded.num_points == 256
+    assert loaded.normalization == 'view_range' and loaded.num_points == 256
+    assert loaded.model.config.in_channels == 4
 
 
 def test_shipped_model_accuracy_on_unseen_scenes(fresh):
