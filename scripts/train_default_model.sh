@@ -5,10 +5,10 @@
 #   scripts/train_default_model.sh [extra pointcam_train args, e.g. --epochs 30]
 # Input: each object in the sensor's view plus its range (view_range, the pointcam_train
 # default), mirrored about the line of sight for half of the objects (--mirror).
-# Fine-tuning an earlier model instead of training from scratch. The shipped model was made
-# so on a 2-core CPU (~300 s per epoch on one thread): from the previous shipped model
-# (x, y, z centred input; its weights for the new range channel start at zero), 8 epochs at
-# lr 1e-3 keeping the last epoch:
+# The shipped model was not trained from scratch: it was fine-tuned from the previous shipped
+# model (x, y, z centred input; its weights for the new range channel start at zero), 8 epochs
+# at lr 1e-3 keeping the last epoch, on a 2-core CPU with one torch thread
+# (OMP_NUM_THREADS=1, 313-339 s per epoch):
 #   scripts/train_default_model.sh --init <previous.pt> --epochs 8 --lr 1e-3 --select last
 set -euo pipefail
 cd "$(dirname "$0")/.."
