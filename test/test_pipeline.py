@@ -27,7 +27,7 @@ from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import normalize_object, resample_indices
 from pointcam_ros.perception.pipeline import (
-    core_sizes, core_sizes_torch, hull_outline, sample_sizes, ScanError, ScenePipeline)
+    core_size, core_sizes_torch, hull_outline, sample_sizes, ScanError, ScenePipeline)
 from pointcam_ros.perception.rules import shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
@@ -328,7 +328,7 @@ def test_oversize_is_judged_on_the_core_of_the_points():
     stray = np.c_[rng.uniform(-1, 1, 30), rng.uniform(2.5, 3.2, 30), rng.uniform(0, 1, 30)]
     xyz = np.concatenate([car, stray]).astype(np.float32)
     center, size, yaw = oriented_box(xyz)
-    core = core_sizes(xyz, np.zeros(len(xyz), np.int32), np.array([[*center, *size, yaw]]))[0]
+    core = core_size(xyz, yaw)
     assert size[1] > 4.0 and core[1] < 1.9 and 4.2 < core[0] < 4.5
     assert shape_rule(size, 'car')[0] == 'oversize'  # what the full box would say
     kind, reason = shape_rule(size, 'car', core=core)
@@ -336,7 +336,7 @@ def test_oversize_is_judged_on_the_core_of_the_points():
     # Merged crowns are oversize in their core too.
     crown = rng.uniform((0, 0, 0), (7, 5, 4), (3000, 3)).astype(np.float32)
     center, size, yaw = oriented_box(crown)
-    core = core_sizes(crown, np.zeros(3000, np.int32), np.array([[*center, *size, yaw]]))[0]
+    core = core_size(crown, yaw)
     assert shape_rule(size, 'truck', core=core)[0] == 'oversize'
     assert 'middle 96 % of the points' in shape_rule(size, 'truck', core=core)[1]
 
@@ -349,7 +349,7 @@ def test_core_sizes_on_the_device_equal_the_numpy_loop():
     xyz = (rng.normal(0, 2, (len(labels), 3)) * [3, 1, 0.5]).astype(np.float32)
     boxes = np.zeros((len(counts), 7))
     boxes[:, 6] = rng.uniform(-np.pi, np.pi, len(counts))
-    expected = core_sizes(xyz, labels, boxes)
+    expected = np.stack([core_size(xyz[labels == k], boxes[k, 6]) for k in range(len(counts))])
     shuffle = rng.permutation(len(labels))  # sorted by object, any order within
     order = shuffle[np.argsort(labels[shuffle], kind='stable')]
     got = core_sizes_torch(torch.from_numpy(xyz[order]), torch.from_numpy(labels[order]).long(),

@@ -374,7 +374,7 @@ class ScenePipeline:
         float32, ``labels`` (F,) int32 object or -1, ``saliency`` (F,)
         float32. Per object (K): ``probs`` (K, C), ``predicted``, ``targets``
         and ``counts`` (K,) int, ``boxes`` (K, 7) center, size, yaw,
-        ``cores`` (K, 3) float64 (:func:`core_sizes`).
+        ``cores`` (K, 3) float64 (:func:`core_size` per object).
         """
         background = background_index(self.class_names)
         object_class = np.empty(len(counts), np.int32)
@@ -494,35 +494,13 @@ def _normalize_batch(samples: Tensor, mode: str) -> Tensor:
     return out
 
 
-def core_sizes(xyz: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
-               share: float = CORE_SHARE) -> np.ndarray:
-    """
-    Extents ``(K, 3)`` float64 of the middle ``share`` of each object's points, in its box.
-
-    ``xyz`` (F, 3) float32 points, ``labels`` (F,) object ``0..K-1`` or -1,
-    ``boxes`` (K, 7) center, size, yaw. Per axis of the box (along, across,
-    up), the spread between the ``(1 - share) / 2`` and ``(1 + share) / 2``
-    quantiles: a few mixed pixels or a stray branch do not make a car 4 m
-    wide. One sort of the object points, then :func:`core_size` per object
-    (zeros for an object without points).
-    """
-    cores = np.zeros((len(boxes), 3))
-    inside = np.flatnonzero(labels >= 0)
-    if len(boxes) == 0 or len(inside) == 0:
-        return cores
-    order = inside[np.argsort(labels[inside], kind='stable')]
-    bounds = np.searchsorted(labels[order], np.arange(len(boxes) + 1))
-    for k in range(len(boxes)):
-        if bounds[k + 1] > bounds[k]:
-            cores[k] = core_size(xyz[order[bounds[k]:bounds[k + 1]]], boxes[k, 6], share)
-    return cores
-
-
 def core_size(points: np.ndarray, yaw: float, share: float = CORE_SHARE) -> np.ndarray:
     """
     Extents ``(3,)`` float64 of the middle ``share`` of one object's ``(n, 3)`` points.
 
-    Along, across and up the box at ``yaw`` (n >= 1); see :func:`core_sizes`.
+    Along, across and up the box at ``yaw`` (n >= 1): per axis, the spread
+    between the ``(1 - share) / 2`` and ``(1 + share) / 2`` quantiles, so a
+    few mixed pixels or a stray branch do not make a car 4 m wide.
     """
     xyz = points.astype(np.float64)
     c, s = np.cos(yaw), np.sin(yaw)
@@ -552,7 +530,7 @@ def _quantile_sorted(ordered: Tensor, starts: Tensor, counts: Tensor, q: float) 
 def core_sizes_torch(points: Tensor, labels: Tensor, counts: Tensor, yaw: Tensor,
                      share: float = CORE_SHARE) -> Tensor:
     """
-    Torch twin of :func:`core_sizes` on the device, ``(K, 3)`` float64.
+    Torch twin of :func:`core_size` for all objects at once, on the device: ``(K, 3)`` float64.
 
     ``points`` (P, 3) float32 object points in any order, ``labels`` (P,)
     int64 their objects ``0..K-1``, ``counts`` (K,) int64 the points per

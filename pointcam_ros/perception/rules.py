@@ -69,7 +69,7 @@ def shape_rule(size: np.ndarray, class_name: str,
 
     ``size``: length and width in either order, then height, in metres.
     ``core`` (3,), same order: the extents of the middle of the points (see
-    ``pipeline.core_sizes``); the ``oversize`` limits are checked on it, so
+    ``pipeline.core_size``); the ``oversize`` limits are checked on it, so
     a few stray points (mixed pixels at a car's edge, a person brushing its
     side) do not turn a car into background. Default: ``size``. The
     ``sliver`` check uses ``size``: stray points only make a cluster taller.
