@@ -148,7 +148,8 @@ def audit(folder: Path, first_seed: int, kind: str = 'open',
         _, xyz, class_id = simulate(first_seed + index, kind, sensor)
         analysis = analyse_frame(read_frame(folder, name))
         for points, label in frame_examples(analysis, PipelineConfig.min_cluster_points).examples:
-            rows = np.flatnonzero(np.isin(analysis.xyz.view('V12'), points.view('V12')))
+            xyz = np.ascontiguousarray(points[:, :3])
+            rows = np.flatnonzero(np.isin(analysis.xyz.view('V12'), xyz.view('V12')))
             ids = class_id[rows]
             values, counts = np.unique(ids, return_counts=True)
             top = int(values[np.argmax(counts)])

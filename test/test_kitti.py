@@ -266,11 +266,16 @@ def test_dataset_classes_skipped_types_and_background(kitti_root):
     assert by_frame[1] == ['cyclist', 'pedestrian', 'truck']
     assert stats.frames == 2 and stats.skipped_types == 2 and stats.too_few_points == 1
     background = dataset.points[names.index('background')]
-    np.testing.assert_array_equal(_rows(background), _rows(lattice(BACKGROUND_IN_VIEW)))
+    np.testing.assert_array_equal(_rows(background[:, :3]), _rows(lattice(BACKGROUND_IN_VIEW)))
     for points, name in zip(dataset.points, names):
-        assert points.dtype == np.float32 and points.shape[1] == 3
+        # x, y, z and the height above the local ground level: the ground is flat at
+        # GROUND_Z, but the car's points 5 cm above it (removed as ground) raise the level
+        # of the cells they share with it by up to those 5 cm
+        assert points.dtype == np.float32 and points.shape[1] == 4
+        below = (points[:, 2] - GROUND_Z) - points[:, 3]
+        assert below.min() > -1e-4 and below.max() < 0.05 + 1e-4, name
     car = dataset.points[names.index('car')]
-    np.testing.assert_array_equal(_rows(car), _rows(FRAME0[0].inside_points()))
+    np.testing.assert_array_equal(_rows(car[:, :3]), _rows(FRAME0[0].inside_points()))
     i = names.index('car')
     assert dataset.distance[i] == pytest.approx(np.hypot(*car.mean(axis=0)[:2]), rel=1e-5)
 
@@ -371,11 +376,19 @@ def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
     assert sorted(load_dataset(tmp_path / 'p.npz').labels.tolist()) == [
         CLASS_NAMES.index('truck'), CLASS_NAMES.index('cyclist')]
 
-    sim = ObjectDataset(points=[np.ones((20, 3), np.float32)], labels=np.array([4]),
+    # a set of an older version (x, y, z only) does not mix with one that has heights
+    old = ObjectDataset(points=[np.ones((20, 3), np.float32)], labels=np.array([4]),
+                        distance=np.array([3.0], np.float32), seeds=np.array([77]),
+                        class_names=list(CLASS_NAMES))
+    save_dataset(old, tmp_path / 'old.npz')
+    mixed = tmp_path / 'mixed.npz'
+    assert dataset_main(['--merge', str(tmp_path / 'old.npz'), str(out),
+                         '--out', str(mixed)]) == 1
+    assert 'rebuild the older set' in capsys.readouterr().err and not mixed.exists()
+    sim = ObjectDataset(points=[np.ones((20, 4), np.float32)], labels=np.array([4]),
                         distance=np.array([3.0], np.float32), seeds=np.array([77]),
                         class_names=list(CLASS_NAMES))
     save_dataset(sim, tmp_path / 'sim.npz')
-    mixed = tmp_path / 'mixed.npz'
     assert dataset_main(['--merge', str(tmp_path / 'sim.npz'), str(out),
                          '--out', str(mixed)]) == 0
     merged = load_dataset(mixed)

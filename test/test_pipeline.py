@@ -25,7 +25,8 @@ from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
-from pointcam_ros.model.preprocess import normalize_object, resample_indices
+from pointcam_ros.model.preprocess import (
+    GROUND_NORMALIZATIONS, HEIGHT_SCALE, normalize_object, normalized_channels, resample_indices)
 from pointcam_ros.perception.pipeline import (
     core_size, core_sizes_torch, hull_outline, sample_sizes, ScanError, ScenePipeline)
 from pointcam_ros.perception.rules import shape_rule
@@ -368,28 +369,46 @@ def test_sample_sizes_halve_down_to_a_sixteenth():
 
 
 @pytest.fixture(scope='module')
-def tiny_view_range_model(tmp_path_factory) -> str:
-    """Untrained small checkpoint whose input is the sensor-view frame plus range (4 channels)."""
-    torch.manual_seed(1)
-    model = PointNetClassifier(PointNetConfig(
-        num_classes=len(CLASS_NAMES), in_channels=4, mlp1=(16,), mlp2=(32, 64), head=(32, 16),
-        tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
-    path = tmp_path_factory.mktemp('model') / 'tiny_view_range.pt'
-    save_checkpoint(path, model, CLASS_NAMES, 64, 'view_range')
-    return str(path)
+def tiny_view_models(tmp_path_factory) -> dict[str, str]:
+    """
+    Untrained small checkpoints of the sensor-view inputs, by normalization.
+
+    ``view_range``: view frame plus range (4 channels); ``view_ground``: plus
+    each point's height above the ground (5).
+    """
+    paths = {}
+    for mode in ('view_range', 'view_ground'):
+        torch.manual_seed(1)
+        model = PointNetClassifier(PointNetConfig(
+            num_classes=len(CLASS_NAMES), in_channels=normalized_channels(mode), mlp1=(16,),
+            mlp2=(32, 64), head=(32, 16), tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
+        paths[mode] = str(tmp_path_factory.mktemp('model') / f'tiny_{mode}.pt')
+        save_checkpoint(paths[mode], model, CLASS_NAMES, 64, mode)
+    return paths
 
 
-@pytest.mark.parametrize('model', ['tiny', 'shipped', 'tiny view_range'])
+def _model_points(points: np.ndarray, normalization: str) -> np.ndarray:
+    """``(M, 3|4)``: a scan's points, plus their height above the ground if the model reads it."""
+    if normalization not in GROUND_NORMALIZATIONS:
+        return points
+    finite = np.isfinite(points).all(axis=1)
+    height = np.full(len(points), np.nan, np.float32)
+    height[finite] = segment_scene(points[finite], PipelineConfig()).height
+    return np.c_[points, height]
+
+
+@pytest.mark.parametrize('model', ['tiny', 'shipped', 'view_range', 'view_ground'])
 def test_small_objects_at_fewer_samples_give_the_full_samples_results(
-        tiny_model, tiny_view_range_model, model):
+        tiny_model, tiny_view_models, model):
     """
     Grad-CAM's output does not change with repeated points, so small objects run smaller.
 
     The oracle is the pipeline before that change: every object at N samples
-    (the same random draws), one batch, the same map back. The 4-channel
-    model checks that the pipeline feeds exactly what training feeds.
+    (the same random draws), one batch, the same map back. The view models
+    check that the pipeline feeds exactly what training feeds, the heights
+    above the ground included.
     """
-    path = {'tiny': tiny_model, 'shipped': '', 'tiny view_range': tiny_view_range_model}[model]
+    path = {'tiny': tiny_model, 'shipped': '', **tiny_view_models}[model]
     config = PipelineConfig(model_path=path, device='cpu')
     pipeline = ScenePipeline(config, backend='numpy')
     assert pipeline.explainer.duplicate_invariant
@@ -401,7 +420,8 @@ def test_small_objects_at_fewer_samples_give_the_full_samples_results(
     assert (sizes < n).sum() >= 3 and (sizes == n).sum() >= 1
     rng = np.random.default_rng(config.seed)
     locals_ = [resample_indices(len(m), n, rng) for m in members]
-    batch = np.stack([normalize_object(points[m][local], pipeline.loaded.normalization).T
+    model_points = _model_points(points, pipeline.loaded.normalization)
+    batch = np.stack([normalize_object(model_points[m][local], pipeline.loaded.normalization).T
                       for m, local in zip(members, locals_)])
     explained = pipeline.explainer(torch.from_numpy(batch))
     probs = torch.softmax(explained.logits / pipeline.loaded.temperature, dim=1).numpy()
@@ -542,9 +562,10 @@ def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
     np.testing.assert_array_equal(twin.object_id, out.object_id)
 
 
-def test_torch_backend_feeds_a_view_range_model_its_four_channels(tiny_view_range_model):
-    """The GPU code path with a 4-channel model: same clusters, the range channel per object."""
-    config = PipelineConfig(model_path=tiny_view_range_model, device='cpu')
+@pytest.mark.parametrize('mode', ['view_range', 'view_ground'])
+def test_torch_backend_feeds_a_view_model_its_channels(tiny_view_models, mode):
+    """The GPU code path with a view model: same clusters, range per object, heights per point."""
+    config = PipelineConfig(model_path=tiny_view_models[mode], device='cpu')
     pipeline = ScenePipeline(config, backend='torch')
     seen = []
     handle = pipeline.loaded.model.input_tnet.register_forward_pre_hook(
@@ -555,12 +576,19 @@ def test_torch_backend_feeds_a_view_range_model_its_four_channels(tiny_view_rang
     expected = ScenePipeline(config, backend='numpy').process(points)
     np.testing.assert_array_equal(out.object_id, expected.object_id)
     batch = torch.cat(seen)
-    assert batch.shape == (len(out.objects), 4, pipeline.loaded.num_points)
+    assert batch.shape == (len(out.objects), normalized_channels(mode),
+                           pipeline.loaded.num_points)
     assert len(out.objects) > 3
     assert (batch[:, 3] == batch[:, 3, :1]).all()  # one value per object
+    height = _model_points(points, mode)[:, -1]
     for k, obj in enumerate(out.objects):  # the range of the centroid of its N samples
-        centroid = points[out.object_id == obj.object_id].mean(axis=0)
+        mine = out.object_id == obj.object_id
+        centroid = points[mine].mean(axis=0)
         assert float(batch[k, 3, 0]) * 50.0 == pytest.approx(np.hypot(*centroid[:2]), abs=0.5)
+        if mode == 'view_ground':  # every sample's height is one of its object's points'
+            fed = batch[k, 4].numpy() * HEIGHT_SCALE
+            gap = np.abs(fed[:, None] - height[mine][None, :]).min(axis=1)
+            assert gap.max() < 1e-5 and fed.min() > config.ground_threshold
 
 
 def test_pipeline_refuses_a_model_whose_channels_its_normalization_does_not_make(tmp_path):
@@ -570,3 +598,23 @@ def test_pipeline_refuses_a_model_whose_channels_its_normalization_does_not_make
     save_checkpoint(tmp_path / 'm.pt', model, CLASS_NAMES, 32, 'center')
     with pytest.raises(CheckpointError, match="4 input channels, but its normalization 'center'"):
         ScenePipeline(PipelineConfig(model_path=str(tmp_path / 'm.pt'), device='cpu'))
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_object_mode_takes_the_lowest_point_as_the_ground(tiny_view_models, backend):
+    """An object cloud has no ground around it: heights count from its lowest point."""
+    config = PipelineConfig(model_path=tiny_view_models['view_ground'], device='cpu',
+                            mode='object')
+    pipeline = ScenePipeline(config, backend=backend)
+    seen = []
+    handle = pipeline.loaded.model.input_tnet.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].detach().clone()))
+    rng = np.random.default_rng(9)
+    person = np.c_[rng.normal(8.0, 0.2, 50), rng.normal(3.0, 0.2, 50),
+                   rng.uniform(-1.7, 0.0, 50)].astype(np.float32)  # 50 < N: all are fed
+    out = pipeline.process(person)
+    handle.remove()
+    assert len(out.objects) == 1
+    fed = seen[0][0, 4].numpy() * HEIGHT_SCALE
+    np.testing.assert_allclose(np.unique(fed), np.unique(person[:, 2] - person[:, 2].min()),
+                               atol=1e-6)

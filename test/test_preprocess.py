@@ -20,7 +20,7 @@ from pointcam_ros.learn.dataset import ObjectDataset
 from pointcam_ros.learn.train import train
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig, with_input_channels
 from pointcam_ros.model.preprocess import (
-    NORMALIZATIONS, normalize_object, normalized_channels, RANGE_SCALE)
+    HEIGHT_SCALE, NORMALIZATIONS, normalize_object, normalized_channels, RANGE_SCALE)
 from pointcam_ros.perception.pipeline import _normalize_batch
 import pytest
 import torch
@@ -75,12 +75,45 @@ def test_view_range_adds_the_range_channel():
         normalize_object(obj, 'view-range')
 
 
+def _with_height(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(N, 4)`` float32: ``points`` plus a height above the ground per point."""
+    height = points[:, 2] + 1.8 + rng.normal(0, 0.05, len(points))
+    return np.c_[points, height].astype(np.float32)
+
+
+def test_view_ground_adds_each_points_height_above_the_ground():
+    rng = np.random.default_rng(6)
+    obj = _with_height(_turn(_car_corner(rng), -0.8), rng)
+    obj[7, 3] = np.nan  # a point outside the region of interest: no ground under it
+    out = normalize_object(obj, 'view_ground')
+    assert out.shape == (300, 5) and normalized_channels('view_ground') == 5
+    np.testing.assert_array_equal(out[:, :4], normalize_object(obj[:, :3], 'view_range'))
+    expected = np.nan_to_num(obj[:, 3], nan=0.0) / HEIGHT_SCALE
+    np.testing.assert_allclose(out[:, 4], expected, rtol=1e-6)
+    assert out[7, 4] == 0.0
+    # x, y, z are the same whatever the ground; only the fifth channel reads it
+    lifted = obj.copy()
+    lifted[:, 3] += 1.0
+    np.testing.assert_allclose(normalize_object(lifted, 'view_ground')[:, 4] - out[:, 4],
+                               np.where(np.isnan(obj[:, 3]), 0.0, 1.0 / HEIGHT_SCALE),
+                               atol=1e-6)
+    # the other modes read the first three columns of a 4-column object
+    np.testing.assert_array_equal(normalize_object(obj, 'center'),
+                                  normalize_object(obj[:, :3], 'center'))
+    with pytest.raises(ValueError, match=r'needs objects of shape \(n, 4\).*pointcam_dataset'):
+        normalize_object(obj[:, :3], 'view_ground')
+    with pytest.raises(ValueError, match='height above the ground'):
+        _normalize_batch(torch.from_numpy(obj[None, :, :3]), 'view_ground')
+
+
 @pytest.mark.parametrize('mode', NORMALIZATIONS)
 def test_torch_twin_equals_numpy(mode):
     rng = np.random.default_rng(3)
-    objects = [_turn(_car_corner(rng), a) for a in (0.0, 1.0, -2.5)]
-    objects.append(np.zeros((300, 3), np.float32))  # at the sensor: no direction to turn to
-    twin = _normalize_batch(torch.from_numpy(np.stack(objects)), mode).numpy()
+    objects = [_with_height(_turn(_car_corner(rng), a), rng) for a in (0.0, 1.0, -2.5)]
+    objects.append(np.zeros((300, 4), np.float32))  # at the sensor: no direction to turn to
+    objects[1][:5, 3] = np.nan
+    stacked = torch.from_numpy(np.stack(objects))
+    twin = _normalize_batch(stacked[..., :3].contiguous(), mode, stacked[..., 3]).numpy()
     expected = np.stack([normalize_object(o, mode) for o in objects])
     assert twin.shape == expected.shape == (4, 300, normalized_channels(mode))
     np.testing.assert_allclose(twin, expected, atol=2e-5)
@@ -95,6 +128,15 @@ def test_augmentation_moves_xyz_and_keeps_the_range_channel():
     assert plain.shape == (1, 4, 64)
     torch.testing.assert_close(scaled[:, :3], 2 * plain[:, :3])
     torch.testing.assert_close(scaled[:, 3], plain[:, 3])
+    # the height above the ground is a fact of the scene: mirroring and scaling keep it
+    grounded = _with_height(obj, np.random.default_rng(7))
+    plain = make_batch([grounded], 64, 'view_ground', np.random.default_rng(5))
+    moved = make_batch([grounded], 64, 'view_ground', np.random.default_rng(5),
+                       Augmentation(point_dropout=0.0, rotate=False, scale=(2.0, 2.0),
+                                    jitter=0.0, mirror=True))
+    assert plain.shape == (1, 5, 64)
+    torch.testing.assert_close(moved[:, 2], 2 * plain[:, 2])
+    torch.testing.assert_close(moved[:, 3:], plain[:, 3:])
 
 
 def test_training_a_view_model_refuses_random_rotation(tmp_path):
@@ -146,3 +188,15 @@ def test_mirror_augmentation_reflects_about_the_line_of_sight_for_half_the_objec
         assert flipped or torch.equal(batch, same)
         flips.append(flipped)
     assert 10 <= sum(flips) <= 30
+
+
+def test_training_with_heights_refuses_a_data_set_without_them(tmp_path):
+    """A data set of an older version has x, y, z only: say so before any epoch runs."""
+    old = ObjectDataset(points=[_car_corner(np.random.default_rng(8))],
+                        labels=np.zeros(1, np.int64), distance=np.ones(1, np.float32),
+                        seeds=np.zeros(1, np.int64), class_names=['car'])
+    with pytest.raises(ValueError, match=r'training set: .*\(n, 4\).*rebuild the data set'):
+        train(old, old, tmp_path / 'm.pt', epochs=1, num_points=64,
+              normalization='view_ground', batch_size=8, lr=1e-3, seed=0,
+              device=torch.device('cpu'), augmentation=Augmentation(rotate=False))
+    assert not (tmp_path / 'm.pt').exists()

@@ -154,18 +154,20 @@ def test_torch_segmentation_gives_identical_clusters_on_the_cpu(scans):
                                                     min_cluster_points=5, max_range=100.0)):
         for name, xyz in scans.items():
             expected = segment_scene(xyz, config)
-            labels, plane, count = segmentation_torch.segment_scene(torch.from_numpy(xyz),
-                                                                    config)
+            labels, plane, count, height = segmentation_torch.segment_scene(
+                torch.from_numpy(xyz), config)
             assert count == expected.num_objects > 3, name
             np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
             np.testing.assert_allclose(plane.numpy(), expected.plane, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(height.numpy(), expected.height, rtol=0, atol=1e-5,
+                                       err_msg=name)
 
 
 def test_torch_splits_wide_street_clusters_identically_on_the_cpu(street_scans):
     for name, (xyz, _, _) in street_scans.items():
         expected = segment_scene(xyz, PipelineConfig())
-        labels, _, count = segmentation_torch.segment_scene(torch.from_numpy(xyz),
-                                                            PipelineConfig())
+        labels, _, count, _ = segmentation_torch.segment_scene(torch.from_numpy(xyz),
+                                                               PipelineConfig())
         assert count == expected.num_objects > 10, name
         np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
 

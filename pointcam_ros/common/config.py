@@ -146,7 +146,8 @@ class PipelineConfig:
 
     mode: str = _param('scene', "'scene': segment scans into objects; 'object': each cloud is "
                        'one object, still in the sensor frame (the model sees it from the '
-                       'origin, at its range)', choices=MODES)
+                       'origin, at its range; its lowest point is taken as the ground)',
+                       choices=MODES)
     model_path: str = _param('', "checkpoint file (.pt); '' = the model shipped with the "
                              'package', read_only=True)
     device: str = _param('auto', 'where the model runs; auto = CUDA when available',

@@ -58,7 +58,8 @@ def make_batch(objects: Sequence[np.ndarray], num_points: int, normalization: st
     """
     Resample, (augment) and normalise objects into a ``(B, C, num_points)`` float32 batch.
 
-    ``objects``: ``(n_i, 3)`` float32 each. ``C`` is
+    ``objects``: ``(n_i, 3)`` float32 each, ``(n_i, 4)`` with each point's
+    height above the ground for ``view_ground``. ``C`` is
     :func:`~pointcam_ros.model.preprocess.normalized_channels`. ``augment``:
     applied per object to x, y, z (see :class:`Augmentation`), or None for
     evaluation.

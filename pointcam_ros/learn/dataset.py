@@ -17,7 +17,10 @@ Labelled object samples from simulated scans, and their on-disk format.
 
 File format (``.npz``, numpy only, no pickles)::
 
-    points      (P, 3) float32  all objects' points, sensor frame, concatenated
+    points      (P, 4) float32  all objects' points, sensor frame, concatenated:
+                                x, y, z and the height above the local ground
+                                (``Segmentation.height``); files of older
+                                versions hold (P, 3), x y z only
     offsets     (M + 1,) int64  object i is points[offsets[i]:offsets[i + 1]]
     labels      (M,) int64      class index into class_names
     distance    (M,) float32    range of the object's centroid from the sensor (m)
@@ -48,7 +51,14 @@ SPLIT_SEEDS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
 
 @dataclass
 class ObjectDataset:
-    """Object samples in memory; ``points[i]`` is ``(n_i, 3) float32``."""
+    """
+    Object samples in memory; ``points[i]`` is ``(n_i, 4) float32``.
+
+    Columns x, y, z (sensor frame) and the height above the local ground;
+    data sets of older versions have the first three only, which every
+    normalisation but :data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS`
+    accepts.
+    """
 
     points: list[np.ndarray]
     labels: np.ndarray
@@ -69,7 +79,8 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
 
     Each cluster is labelled with the class of the ground-truth object that
     owns most of its points, if that object owns at least ``min_purity`` of
-    them; other clusters (merged objects, ground debris) are skipped.
+    them; other clusters (merged objects, ground debris) are skipped. Each
+    object is ``(n, 4)`` float32: x, y, z and the height above the ground.
     """
     from pointcam_ros.perception.segmentation import segment_scene
     segmentation = segment_scene(xyz, config)
@@ -82,8 +93,26 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
         if values[best] < 0 or counts[best] < min_purity * len(members):
             continue
         label = int(class_id[members[owners == values[best]][0]])
-        out.append((xyz[members].copy(), label))
+        out.append((with_heights(xyz[members], segmentation.height[members]), label))
     return out
+
+
+def with_heights(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Object points ``(n, 4)`` float32 from ``(n, 3)`` xyz and ``(n,)`` heights above ground."""
+    return np.concatenate([np.asarray(xyz, np.float32),
+                           np.asarray(height, np.float32).reshape(-1, 1)], axis=1)
+
+
+def point_columns(objects: Sequence[np.ndarray]) -> int:
+    """Columns (3 or 4) shared by all ``objects``; ValueError if they differ or are neither."""
+    columns = {int(p.shape[1]) if p.ndim == 2 else -1 for p in objects}
+    if not columns:
+        return 4
+    if len(columns) > 1 or not columns <= {3, 4}:
+        raise ValueError(f'objects have {sorted(columns)} columns: every object must have 4 '
+                         '(x, y, z, height above the ground), or 3 for data sets of older '
+                         'versions; do not mix them (rebuild the older set)')
+    return columns.pop()
 
 
 def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]] = None,
@@ -135,9 +164,11 @@ def save_dataset(dataset: ObjectDataset, path: os.PathLike) -> None:
     """Write ``dataset`` to ``path`` (.npz) via a temporary file and rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = point_columns(dataset.points)
     sizes = np.array([len(p) for p in dataset.points], np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    points = np.concatenate(dataset.points) if dataset.points else np.zeros((0, 3), np.float32)
+    points = (np.concatenate(dataset.points) if dataset.points
+              else np.zeros((0, columns), np.float32))
     with atomic_path(path, suffix='.npz') as tmp:
         np.savez_compressed(tmp, points=points.astype(np.float32), offsets=offsets,
                             labels=dataset.labels, distance=dataset.distance,
@@ -154,6 +185,8 @@ def load_dataset(path: os.PathLike, max_objects: Optional[int] = None) -> Object
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f'{path} is not a pointcam_ros dataset: {exc}') from exc
     count = len(labels) if max_objects is None else min(max_objects, len(labels))
+    if points.ndim != 2 or points.shape[1] not in (3, 4):
+        raise ValueError(f'{path}: points have shape {points.shape}, expected (P, 4) or (P, 3)')
     if len(offsets) != len(labels) + 1 or offsets[-1] != len(points):
         raise ValueError(f'{path}: offsets do not match points/labels (corrupt file)')
     return ObjectDataset(points=[points[offsets[i]:offsets[i + 1]] for i in range(count)],

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.learn.dataset import load_dataset, ObjectDataset, save_dataset
+from pointcam_ros.learn.dataset import load_dataset, ObjectDataset, point_columns, save_dataset
 
 
 def merge_datasets(datasets: Sequence[ObjectDataset]) -> ObjectDataset:
@@ -47,6 +47,7 @@ def merge_datasets(datasets: Sequence[ObjectDataset]) -> ObjectDataset:
             raise ValueError(f'data set {number} has classes {list(data.class_names)}, the '
                              f'first has {names}: only data sets with the same class list '
                              '(same order) can be merged')
+    point_columns([data.points[0] for data in datasets if len(data)])
     return ObjectDataset(
         points=[p for data in datasets for p in data.points],
         labels=np.concatenate([np.asarray(d.labels, np.int64) for d in datasets]),

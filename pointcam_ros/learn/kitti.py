@@ -60,7 +60,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.learn.dataset import ObjectDataset
+from pointcam_ros.learn.dataset import ObjectDataset, with_heights
 from pointcam_ros.perception.segmentation import region_of_interest, segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES
 from tqdm import tqdm
@@ -345,7 +345,9 @@ class FrameAnalysis:
     ``xyz`` (M, 3) float32 finite points; ``cluster`` (M,) int32 cluster id
     (-1 none) and ``visible`` (M,) bool (in the region of interest and not
     ground) from :func:`segment_scene`; ``boxes`` every labelled 3D box (not
-    DontCare); ``in_view`` and ``unlabelled`` (K,) bool per cluster.
+    DontCare); ``in_view`` and ``unlabelled`` (K,) bool per cluster;
+    ``height`` (M,) float32 each point's height above the local ground (NaN
+    outside the region of interest).
     """
 
     frame: KittiFrame
@@ -356,6 +358,7 @@ class FrameAnalysis:
     boxes: list[LabelledBox]
     in_view: np.ndarray
     unlabelled: np.ndarray
+    height: np.ndarray
 
     @property
     def background(self) -> np.ndarray:
@@ -365,6 +368,10 @@ class FrameAnalysis:
     def object_points(self, box: LabelledBox) -> np.ndarray:
         """``(n, 3)`` float32: the points of ``box`` that the pipeline sees."""
         return self.xyz[box.mask & self.visible]
+
+    def example(self, rows: np.ndarray) -> np.ndarray:
+        """``(n, 4)`` float32 data-set object of the points ``rows`` (bool mask or indices)."""
+        return with_heights(self.xyz[rows], self.height[rows])
 
 
 def cluster_flags(xyz: np.ndarray, cluster: np.ndarray, count: int, frame: KittiFrame,
@@ -416,12 +423,16 @@ def analyse_frame(frame: KittiFrame, config: PipelineConfig = PipelineConfig(),
                                         frame, boxes, image_size)
     return FrameAnalysis(frame=frame, xyz=xyz, cluster=segmentation.labels,
                          num_clusters=segmentation.num_objects, visible=visible, boxes=boxes,
-                         in_view=in_view, unlabelled=unlabelled)
+                         in_view=in_view, unlabelled=unlabelled, height=segmentation.height)
 
 
 @dataclass
 class FrameExamples:
-    """Examples of one frame: ``(points (n, 3) float32, class name)`` and what was left out."""
+    """
+    Examples of one frame: ``(points (n, 4) float32, class name)`` and what was left out.
+
+    Points: x, y, z and the height above the ground (the data-set format).
+    """
 
     examples: list[tuple[np.ndarray, str]]
     too_few_points: int = 0
@@ -437,14 +448,14 @@ def frame_examples(analysis: FrameAnalysis, min_points: int,
         if name is None:
             out.skipped_types += 1
             continue
-        points = analysis.object_points(box)
+        points = analysis.example(box.mask & analysis.visible)
         if len(points) < min_points:
             out.too_few_points += 1
             continue
         out.examples.append((points, name))
     if background:
         for k in np.flatnonzero(analysis.background):
-            out.examples.append((analysis.xyz[analysis.cluster == k], 'background'))
+            out.examples.append((analysis.example(analysis.cluster == k), 'background'))
     return out
 
 

@@ -44,7 +44,7 @@ from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
 from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
 from pointcam_ros.model.pointnet import with_input_channels
-from pointcam_ros.model.preprocess import normalized_channels, VIEW_NORMALIZATIONS
+from pointcam_ros.model.preprocess import normalized_channels, object_columns, VIEW_NORMALIZATIONS
 import torch
 from tqdm import tqdm
 
@@ -86,6 +86,12 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                          'looks from; a random rotation would erase it: train without '
                          'rotation (Augmentation(rotate=False), --no-rotate)')
     channels = normalized_channels(normalization)
+    for name, data in (('training', train_set), ('validation', val_set)):
+        if len(data):
+            try:
+                object_columns(data.points[0], normalization)
+            except ValueError as exc:
+                raise ValueError(f'{name} set: {exc}') from None
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if init is not None:

@@ -18,25 +18,51 @@ import numpy as np
 
 
 #: How objects are normalised before the model (recorded in checkpoints).
-NORMALIZATIONS = ('unit_sphere', 'center', 'center_ground', 'view', 'view_range')
+NORMALIZATIONS = ('unit_sphere', 'center', 'center_ground', 'view', 'view_range',
+                  'view_ground')
 
 #: Modes that keep the sensor's viewing direction (no random yaw in training).
-VIEW_NORMALIZATIONS = ('view', 'view_range')
+VIEW_NORMALIZATIONS = ('view', 'view_range', 'view_ground')
+
+#: Modes that read each point's height above the local ground: objects ``(n, 4)``.
+GROUND_NORMALIZATIONS = ('view_ground',)
 
 #: Range (m) that the ``view_range`` channel divides by.
 RANGE_SCALE = 50.0
 
+#: Height (m) that the ``view_ground`` height channel divides by.
+HEIGHT_SCALE = 2.0
+
+#: Input channels each mode makes.
+_CHANNELS = {'view_range': 4, 'view_ground': 5}
+
 
 def normalized_channels(mode: str) -> int:
-    """Return the model input channels a normalisation makes: 3, or 4 for ``view_range``."""
+    """Return the model input channels a normalisation makes: 3, 4 (``view_range``) or 5."""
     if mode not in NORMALIZATIONS:
         raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
-    return 4 if mode == 'view_range' else 3
+    return _CHANNELS.get(mode, 3)
+
+
+def object_columns(points: np.ndarray, mode: str) -> None:
+    """
+    Check that one object's ``(N, 3|4)`` points carry what ``mode`` reads; ValueError if not.
+
+    :data:`GROUND_NORMALIZATIONS` read a fourth column, each point's height
+    above the local ground (``Segmentation.height``); the others read x, y, z.
+    """
+    needed = 4 if mode in GROUND_NORMALIZATIONS else 3
+    if points.ndim != 2 or points.shape[1] < needed:
+        raise ValueError(
+            f'normalization {mode!r} needs objects of shape (n, {needed}) (x, y, z'
+            + (', height above the ground' if needed == 4 else '')
+            + f'), got {points.shape}; rebuild the data set with this version of '
+            'pointcam_dataset, which stores the heights')
 
 
 def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
     """
-    Normalise one object's ``(N, 3)`` float32 points, sensor frame; returns ``(N, C)`` float32.
+    Normalise one object's ``(N, 3|4)`` float32 points, sensor frame; returns ``(N, C)`` float32.
 
     ``unit_sphere``: centroid at the origin, scaled into the unit sphere (the
     ModelNet convention; loses absolute size). ``center``: centroid at the
@@ -47,11 +73,16 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
     sensor to the centroid: the model sees which side of the object faces the
     sensor, and the scan rings run along y. ``view_range``: ``view`` plus a
     fourth channel, the centroid's horizontal range / :data:`RANGE_SCALE`,
-    the same for every point (how far apart the rings are). ``C`` is
-    :func:`normalized_channels`.
+    the same for every point (how far apart the rings are). ``view_ground``:
+    ``view_range`` plus a fifth channel, each point's height above the local
+    ground (the fourth input column) / :data:`HEIGHT_SCALE`, NaN read as 0:
+    a facade piece seen as two rings and a truck's side can look alike, but
+    not at the same height above the road. ``C`` is :func:`normalized_channels`.
     """
     channels = normalized_channels(mode)
-    out = np.asarray(points, dtype=np.float32).copy()
+    points = np.asarray(points, dtype=np.float32)
+    object_columns(points, mode)
+    out = points[:, :3].copy()
     if out.shape[0] == 0:
         return np.zeros((0, channels), np.float32)
     if mode == 'center_ground':
@@ -66,9 +97,12 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
         x, y = out[:, 0].copy(), out[:, 1].copy()
         out[:, 0] = cos * x + sin * y
         out[:, 1] = cos * y - sin * x
-        if mode == 'view_range':
+        if mode in ('view_range', 'view_ground'):
             rng = np.full((len(out), 1), planar / RANGE_SCALE, np.float32)
             out = np.concatenate([out, rng], axis=1)
+        if mode == 'view_ground':
+            height = np.nan_to_num(points[:, 3:4], nan=0.0) / np.float32(HEIGHT_SCALE)
+            out = np.concatenate([out, height.astype(np.float32)], axis=1)
         return out
     if mode == 'unit_sphere':
         radius = float(np.sqrt((out ** 2).sum(axis=1).max()))

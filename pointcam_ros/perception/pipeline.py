@@ -17,8 +17,11 @@ The ROS-free core: one LiDAR scan in, explained objects out.
 
 ``ScenePipeline(config).process(points)`` segments the scan (``scene`` mode)
 or takes it as one object (``object`` mode), resamples every object to the
-model's N points with a fixed seed, normalises it exactly as in training,
-classifies and explains all objects in one batch, and carries each object's
+model's N points with a fixed seed, normalises it exactly as in training
+(a model of :data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS`
+also reads each point's height above the local ground that the segmentation
+measured; in ``object`` mode, above the object's lowest point), classifies
+and explains all objects in one batch, and carries each object's
 saliency to all of its points (every point takes the value of its nearest
 sampled point, so a sampled point keeps its own value). Points outside objects get saliency 0,
 class -1 and object -1. Shape rules (:mod:`~pointcam_ros.perception.rules`)
@@ -63,8 +66,9 @@ from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
 from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
-from pointcam_ros.model.preprocess import NORMALIZATIONS, normalize_object, normalized_channels
-from pointcam_ros.model.preprocess import RANGE_SCALE, resample_indices, VIEW_NORMALIZATIONS
+from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, HEIGHT_SCALE, NORMALIZATIONS
+from pointcam_ros.model.preprocess import normalize_object, normalized_channels, RANGE_SCALE
+from pointcam_ros.model.preprocess import resample_indices, VIEW_NORMALIZATIONS
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
     background_index, CORE_SHARE, OVERSIZE, shape_rule, SLIVER)
@@ -224,12 +228,18 @@ class ScenePipeline:
         if config.mode == 'object':
             labels = np.zeros(len(xyz), np.int32)
             count = 1 if len(xyz) else 0
+            height = xyz[:, 2] - xyz[:, 2].min() if count else np.zeros(0, np.float32)
         else:
             segmentation = segment_scene(xyz, config)
             labels, count = _largest_objects(segmentation.labels, segmentation.num_objects)
+            height = segmentation.height
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
             return None
+        # What the model reads of each point: x, y, z, plus its height above the ground if
+        # the normalization uses it.
+        model_points = (np.concatenate([xyz, height[:, None]], axis=1)
+                        if self.loaded.normalization in GROUND_NORMALIZATIONS else xyz)
 
         mark = time.perf_counter()
         order = np.argsort(labels, kind='stable')
@@ -247,7 +257,7 @@ class ScenePipeline:
             # once, so the first sizes[k] of them are all the model needs to see. The
             # random stream, hence every other object's samples, stays as with N for all.
             local = resample_indices(len(idx), n, rng)
-            normalized = normalize_object(xyz[idx[local]], self.loaded.normalization)
+            normalized = normalize_object(model_points[idx[local]], self.loaded.normalization)
             sampled.append(local[:sizes[k]])
             inputs.append(normalized[:sizes[k]].T)
         timings['sample'] = 1e3 * (time.perf_counter() - mark)
@@ -292,8 +302,10 @@ class ScenePipeline:
         if config.mode == 'object':
             labels = torch.zeros(len(xyz), dtype=torch.int64, device=device)
             count = 1 if len(xyz) else 0
+            height = points[:, 2] - points[:, 2].min() if count else points[:, 2]
         else:
-            labels, _, count = segmentation_torch.segment_scene(points, config, self._tables)
+            labels, _, count, height = segmentation_torch.segment_scene(points, config,
+                                                                        self._tables)
             labels, count = _largest_objects_torch(labels, count)
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
@@ -312,7 +324,8 @@ class ScenePipeline:
         slots = torch.arange(n, device=device)
         pick = members[bounds[:-1, None] + slots[None, :] % counts[:, None]]  # (K, n)
         samples = points[pick]  # (K, n, 3)
-        batch = _normalize_batch(samples, self.loaded.normalization).transpose(1, 2)
+        batch = _normalize_batch(samples, self.loaded.normalization,
+                                 height[pick]).transpose(1, 2)
         sync()
         timings['sample'] = 1e3 * (time.perf_counter() - mark)
 
@@ -462,15 +475,19 @@ def _largest_objects_torch(labels: Tensor, count: int) -> tuple[Tensor, int]:
     return remap[labels], MAX_OBJECTS
 
 
-def _normalize_batch(samples: Tensor, mode: str) -> Tensor:
+def _normalize_batch(samples: Tensor, mode: str, height: Optional[Tensor] = None) -> Tensor:
     """
     Torch twin of ``normalize_object`` for a batch ``(K, n, 3)`` float32.
 
-    Returns a new ``(K, n, C)`` float32 tensor, ``C`` =
-    :func:`~pointcam_ros.model.preprocess.normalized_channels`.
+    ``height`` (K, n) float32: each sample's height above the ground, which
+    :data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS` need
+    (ValueError without it). Returns a new ``(K, n, C)`` float32 tensor,
+    ``C`` = :func:`~pointcam_ros.model.preprocess.normalized_channels`.
     """
     if mode not in NORMALIZATIONS:
         raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
+    if mode in GROUND_NORMALIZATIONS and height is None:
+        raise ValueError(f"normalization {mode!r} needs each point's height above the ground")
     if mode == 'center_ground':
         xy = samples[..., :2] - samples[..., :2].mean(dim=1, keepdim=True)
         z = samples[..., 2:] - samples[..., 2:].amin(dim=1, keepdim=True)
@@ -485,8 +502,10 @@ def _normalize_batch(samples: Tensor, mode: str) -> Tensor:
         sin = torch.where(ahead, centroid[..., 1] / safe, torch.zeros_like(planar))
         x, y = out[..., 0], out[..., 1]
         turned = [cos * x + sin * y, cos * y - sin * x, out[..., 2]]
-        if mode == 'view_range':
+        if mode in ('view_range', 'view_ground'):
             turned.append((planar / RANGE_SCALE).expand_as(x))
+        if mode == 'view_ground':
+            turned.append(torch.nan_to_num(height, nan=0.0) / HEIGHT_SCALE)
         return torch.stack(turned, dim=2)
     if mode == 'unit_sphere':
         radius = torch.sqrt((out * out).sum(dim=2).amax(dim=1))[:, None, None]

@@ -113,12 +113,16 @@ class Segmentation:
     ``labels`` (M,) int32: object index ``0..num_objects-1``, or -1 (ground,
     outside the region of interest, filtered cluster). ``ground`` (M,) bool.
     ``plane`` (4,) float64 ``a, b, c, d`` of the ground plane (c > 0).
+    ``height`` (M,) float32: each point's height above the local ground level
+    (:func:`ground_level`), NaN outside the region of interest; a model input
+    (:data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS`).
     """
 
     labels: np.ndarray
     ground: np.ndarray
     plane: np.ndarray
     num_objects: int
+    height: np.ndarray
 
 
 def region_of_interest(xyz: np.ndarray, config: PipelineConfig) -> np.ndarray:
@@ -499,8 +503,9 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     Split ``(M, 3)`` float32 finite points into ground, objects and the rest.
 
     Ground: points of the region of interest at most ``ground_threshold``
-    above the local ground level. Objects: voxel clusters of the rest, wide
-    ones split (:func:`split_wide_clusters`), that pass :func:`keep_clusters`.
+    above the local ground level (every point's height above it is kept).
+    Objects: voxel clusters of the rest, wide ones split
+    (:func:`split_wide_clusters`), that pass :func:`keep_clusters`.
     """
     num = len(xyz)
     labels = np.full(num, -1, np.int32)
@@ -508,15 +513,17 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     roi = xyz[roi_idx]
     plane = fit_ground(roi, config.ground_threshold, config.seed)
     height = plane_height(roi, plane)
-    low = height - ground_level(roi, height) <= np.float32(config.ground_threshold)
+    above_ground = np.full(num, np.nan, np.float32)
+    above_ground[roi_idx] = height - ground_level(roi, height)
+    low = above_ground[roi_idx] <= np.float32(config.ground_threshold)
     ground = np.zeros(num, bool)
     ground[roi_idx[low]] = True
     above = roi_idx[~low]
     cluster, count = cluster_voxels(xyz[above], config.cluster_tolerance,
                                     config.cluster_z_tolerance)
     if count == 0:
-        return Segmentation(labels, ground, plane, 0)
+        return Segmentation(labels, ground, plane, 0, above_ground)
     cluster, count = split_wide_clusters(cluster, count, xyz[above], config)
     remap = keep_clusters(cluster, count, xyz[above], config)
     labels[above] = remap[cluster]
-    return Segmentation(labels, ground, plane, int((remap >= 0).sum()))
+    return Segmentation(labels, ground, plane, int((remap >= 0).sum()), above_ground)

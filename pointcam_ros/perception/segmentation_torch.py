@@ -348,12 +348,14 @@ def keep_clusters(cluster: Tensor, count: int, xyz: Tensor, config: PipelineConf
 
 
 def segment_scene(xyz: Tensor, config: PipelineConfig,
-                  tables: Optional[DeviceTables] = None) -> tuple[Tensor, Tensor, int]:
+                  tables: Optional[DeviceTables] = None) -> tuple[Tensor, Tensor, int, Tensor]:
     """
     Segment ``(M, 3)`` float32 finite points on their device.
 
     Returns ``labels`` (M,) int64 (object ``0..K-1`` or -1), the ground
-    ``plane`` (4,) float64 and ``K``; identical to ``segmentation.segment_scene``.
+    ``plane`` (4,) float64, ``K`` and each point's height above the local
+    ground level (M,) float32 (NaN outside the region of interest); identical
+    to ``segmentation.segment_scene``.
     ``tables``: :func:`device_tables` of ``config.seed`` on the device (made
     here if not given).
     """
@@ -365,13 +367,15 @@ def segment_scene(xyz: Tensor, config: PipelineConfig,
     roi = xyz[roi_idx]
     plane = fit_ground(roi, config.ground_threshold, (tables.triples, tables.score))
     height = plane_height(roi, plane)
-    above = roi_idx[height - ground_level(roi, height, tables) > config.ground_threshold]
+    above_ground = torch.full((len(xyz),), float('nan'), dtype=xyz.dtype, device=device)
+    above_ground[roi_idx] = height - ground_level(roi, height, tables)
+    above = roi_idx[above_ground[roi_idx] > config.ground_threshold]
     points = xyz[above]
     cluster, count = cluster_voxels(points, config.cluster_tolerance,
                                     config.cluster_z_tolerance)
     if count == 0:
-        return labels, plane, 0
+        return labels, plane, 0, above_ground
     cluster, count = split_wide_clusters(cluster, count, points, config)
     remap = keep_clusters(cluster, count, points, config)
     labels[above] = remap[cluster]
-    return labels, plane, int((remap >= 0).sum())
+    return labels, plane, int((remap >= 0).sum()), above_ground
