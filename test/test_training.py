@@ -20,11 +20,13 @@ import subprocess
 import sys
 
 import numpy as np
+from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.batching import Augmentation, make_batch
 from pointcam_ros.learn.calibration import (
     choose_min_confidence, ECE_BINS, expected_calibration_error, fit_temperature, nll,
     reliability, softmax)
-from pointcam_ros.learn.dataset import build_dataset, load_dataset, save_dataset, SPLIT_SEEDS
+from pointcam_ros.learn.dataset import (
+    build_dataset, load_dataset, ObjectDataset, save_dataset, SPLIT_SEEDS)
 from pointcam_ros.learn.evaluate import _drop_more, faithfulness
 from pointcam_ros.learn.metrics import accuracy_by_points, confusion_matrix, metrics
 from pointcam_ros.learn.train import calibrate, DEFAULT_ARCH, format_report, train
@@ -59,6 +61,16 @@ def test_dataset_round_trip_and_splits(small_sets):
     assert loaded.class_names == train_set.class_names
     assert set(train_set.seeds).isdisjoint(set(val_set.seeds))
     assert all(len(p) >= 15 for p in loaded.points)
+    # x, y, z and the height above the local ground: objects stand above the ground band
+    assert all(p.shape[1] == 4 and p.dtype == np.float32 for p in loaded.points)
+    heights = np.concatenate([p[:, 3] for p in loaded.points])
+    assert np.isfinite(heights).all() and heights.min() > PipelineConfig().ground_threshold
+    # a set of an older version (x, y, z only) still loads, as it was written
+    old = ObjectDataset(points=[p[:, :3] for p in train_set.points[:5]],
+                        labels=train_set.labels[:5], distance=train_set.distance[:5],
+                        seeds=train_set.seeds[:5], class_names=train_set.class_names)
+    save_dataset(old, folder / 'old.npz')
+    assert [p.shape[1] for p in load_dataset(folder / 'old.npz').points] == [3] * 5
     (folder / 'bad.npz').write_bytes(b'not a dataset')
     with pytest.raises(ValueError, match='not a pointcam_ros dataset'):
         load_dataset(folder / 'bad.npz')

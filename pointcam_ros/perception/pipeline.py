@@ -236,10 +236,7 @@ class ScenePipeline:
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
             return None
-        # What the model reads of each point: x, y, z, plus its height above the ground if
-        # the normalization uses it.
-        model_points = (np.concatenate([xyz, height[:, None]], axis=1)
-                        if self.loaded.normalization in GROUND_NORMALIZATIONS else xyz)
+        grounded = self.loaded.normalization in GROUND_NORMALIZATIONS
 
         mark = time.perf_counter()
         order = np.argsort(labels, kind='stable')
@@ -257,7 +254,9 @@ class ScenePipeline:
             # once, so the first sizes[k] of them are all the model needs to see. The
             # random stream, hence every other object's samples, stays as with N for all.
             local = resample_indices(len(idx), n, rng)
-            normalized = normalize_object(model_points[idx[local]], self.loaded.normalization)
+            chosen = idx[local]  # x, y, z, plus the height above the ground if the model reads it
+            drawn = np.c_[xyz[chosen], height[chosen]] if grounded else xyz[chosen]
+            normalized = normalize_object(drawn, self.loaded.normalization)
             sampled.append(local[:sizes[k]])
             inputs.append(normalized[:sizes[k]].T)
         timings['sample'] = 1e3 * (time.perf_counter() - mark)
