@@ -3,12 +3,13 @@
 # simulate train/val/test scenes (disjoint seeds; street, campus and open scenes),
 # train, calibrate (temperature on val), evaluate, install.
 #   scripts/train_default_model.sh [extra pointcam_train args, e.g. --epochs 30]
-# Input: each object in the sensor's view plus its range (view_range, the pointcam_train
-# default), mirrored about the line of sight for half of the objects (--mirror).
+# Input: each object in the sensor's view plus its range and each point's height above the
+# local ground (view_ground, the pointcam_train default), mirrored about the line of sight for
+# half of the objects (--mirror).
 # The shipped model was not trained from scratch: it was fine-tuned from the previous shipped
-# model (x, y, z centred input; its weights for the new range channel start at zero), 8 epochs
+# model (view_range input; its weights for the new height channel start at zero), 8 epochs
 # at lr 1e-3 keeping the last epoch, on a 2-core CPU with one torch thread
-# (OMP_NUM_THREADS=1, 313-339 s per epoch):
+# (OMP_NUM_THREADS=1, ~290-310 s per epoch):
 #   scripts/train_default_model.sh --init <previous.pt> --epochs 8 --lr 1e-3 --select last
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -223,8 +223,9 @@ def test_train_arch_option_builds_that_network(small_sets, tmp_path):
     loaded = load_checkpoint(out, torch.device('cpu'))
     assert loaded.model.config.mlp2 == (32, 48)
     assert loaded.model.config.head == tuple(DEFAULT_ARCH['head'])
-    # The default input is the sensor's view plus range, trained without random yaw.
-    assert loaded.normalization == 'view_range' and loaded.model.config.in_channels == 4
+    # The default input is the sensor's view plus range and heights above the ground,
+    # trained without random yaw.
+    assert loaded.normalization == 'view_ground' and loaded.model.config.in_channels == 5
     assert loaded.info['augmentation']['rotate'] is False
     for bad in ('{"mlp2": [0]}', '{"in_channels": 4}', '[1]'):
         with pytest.raises(SystemExit) as stop:

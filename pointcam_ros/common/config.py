@@ -156,8 +156,8 @@ class PipelineConfig:
     method: str = _param('gradcam', 'saliency method', choices=EXPLAINERS)
     target_class: str = _param('', "class to explain for every object; '' = each object's "
                                'predicted class')
-    min_confidence: float = _param(0.53, 'calibrated confidence below which an object is '
-                                   'shown as "unknown (car 0.41)" (0.53 keeps 98 % of the '
+    min_confidence: float = _param(0.59, 'calibrated confidence below which an object is '
+                                   'shown as "unknown (car 0.41)" (0.59 keeps 98 % of the '
                                    "shipped model's correct labels on validation data)",
                                    low=0.0, high=1.0)
     cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "

@@ -258,17 +258,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--report', type=Path, help='JSON report (default: <out>.json)')
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--num-points', type=int, default=256)
-    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='view_range',
+    parser.add_argument('--normalization', choices=NORMALIZATIONS, default='view_ground',
                         help='object input frame (default: %(default)s, the view from '
-                        'the sensor plus the range; needs scans in the sensor frame)')
+                        "the sensor plus the range and each point's height above the "
+                        'ground; needs scans in the sensor frame and data sets with heights)')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--resume', type=Path, help='<out>.state.pt of an earlier run')
     parser.add_argument('--init', type=Path, help='checkpoint to start from (fine-tune), '
-                        'e.g. the shipped model; its architecture is kept (a 3-channel '
-                        'model gets the range channel of view_range with zero weights)')
+                        'e.g. the shipped model; its architecture is kept (channels that '
+                        'the normalization adds, such as the height of view_ground for a '
+                        'view_range model, start with zero weights)')
     defaults = Augmentation()
     parser.add_argument('--point-dropout', type=float, default=defaults.point_dropout,
                         help='largest share of the points of an object dropped at random '
