@@ -394,8 +394,10 @@ def test_shipped_model_closed_form_matches_autograd_and_captum():
     mask = torch.zeros(4, width, dtype=torch.bool)
     for b, count in enumerate((width, width // 2, 40, width - 7)):
         blob = gen.normal(size=(count, 3)) * (1.0 + b, 0.5, 0.8 + 0.3 * b) + (12, 4 * b, -1)
+        height = blob[:, 2] - blob[:, 2].min() + 0.2  # above the ground, for view_ground
+        grounded = np.c_[blob, height].astype(np.float32)
         points[b, :, :count] = torch.from_numpy(
-            normalize_object(blob.astype(np.float32), loaded.normalization).T.astype(np.float64))
+            normalize_object(grounded, loaded.normalization).T.astype(np.float64))
         mask[b, :count] = True
         points[b, :, count:] = 50.0
     try:

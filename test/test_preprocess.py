@@ -84,24 +84,30 @@ def _with_height(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def test_view_ground_adds_each_points_height_above_the_ground():
     rng = np.random.default_rng(6)
     obj = _with_height(_turn(_car_corner(rng), -0.8), rng)
-    obj[7, 3] = np.nan  # a point outside the region of interest: no ground under it
     out = normalize_object(obj, 'view_ground')
     assert out.shape == (300, 5) and normalized_channels('view_ground') == 5
     np.testing.assert_array_equal(out[:, :4], normalize_object(obj[:, :3], 'view_range'))
-    expected = np.nan_to_num(obj[:, 3], nan=0.0) / HEIGHT_SCALE
-    np.testing.assert_allclose(out[:, 4], expected, rtol=1e-6)
-    assert out[7, 4] == 0.0
+    np.testing.assert_allclose(out[:, 4], obj[:, 3] / HEIGHT_SCALE, rtol=1e-6)
     # x, y, z are the same whatever the ground; only the fifth channel reads it
     lifted = obj.copy()
     lifted[:, 3] += 1.0
     np.testing.assert_allclose(normalize_object(lifted, 'view_ground')[:, 4] - out[:, 4],
-                               np.where(np.isnan(obj[:, 3]), 0.0, 1.0 / HEIGHT_SCALE),
-                               atol=1e-6)
+                               1.0 / HEIGHT_SCALE, atol=1e-6)
     # the other modes read the first three columns of a 4-column object
     np.testing.assert_array_equal(normalize_object(obj, 'center'),
                                   normalize_object(obj[:, :3], 'center'))
     with pytest.raises(ValueError, match=r'needs objects of shape \(n, 4\).*pointcam_dataset'):
         normalize_object(obj[:, :3], 'view_ground')
+    with pytest.raises(ValueError, match=r'got \(300, 5\)'):
+        normalize_object(np.c_[obj, obj[:, :1]], 'view_ground')
+    # a missing height is not "on the ground": refused, in both twins
+    hole = obj.copy()
+    hole[7, 3] = np.nan
+    with pytest.raises(ValueError, match='without a height above the ground'):
+        normalize_object(hole, 'view_ground')
+    batch = torch.from_numpy(hole[None])
+    with pytest.raises(ValueError, match='without NaN'):
+        _normalize_batch(batch[..., :3].contiguous(), 'view_ground', batch[..., 3])
     with pytest.raises(ValueError, match='height above the ground'):
         _normalize_batch(torch.from_numpy(obj[None, :, :3]), 'view_ground')
 
@@ -111,7 +117,6 @@ def test_torch_twin_equals_numpy(mode):
     rng = np.random.default_rng(3)
     objects = [_with_height(_turn(_car_corner(rng), a), rng) for a in (0.0, 1.0, -2.5)]
     objects.append(np.zeros((300, 4), np.float32))  # at the sensor: no direction to turn to
-    objects[1][:5, 3] = np.nan
     stacked = torch.from_numpy(np.stack(objects))
     twin = _normalize_batch(stacked[..., :3].contiguous(), mode, stacked[..., 3]).numpy()
     expected = np.stack([normalize_object(o, mode) for o in objects])
@@ -195,7 +200,7 @@ def test_training_with_heights_refuses_a_data_set_without_them(tmp_path):
     old = ObjectDataset(points=[_car_corner(np.random.default_rng(8))],
                         labels=np.zeros(1, np.int64), distance=np.ones(1, np.float32),
                         seeds=np.zeros(1, np.int64), class_names=['car'])
-    with pytest.raises(ValueError, match=r'training set: .*\(n, 4\).*rebuild the data set'):
+    with pytest.raises(ValueError, match=r'training set: .*\(n, 4\).*rebuild them'):
         train(old, old, tmp_path / 'm.pt', epochs=1, num_points=64,
               normalization='view_ground', batch_size=8, lr=1e-3, seed=0,
               device=torch.device('cpu'), augmentation=Augmentation(rotate=False))

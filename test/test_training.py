@@ -214,7 +214,7 @@ def test_train_command_line_refuses_to_overwrite(small_sets, tmp_path):
     assert out.read_bytes() == b'precious'
 
 
-def test_train_arch_option_builds_that_network(small_sets, tmp_path):
+def test_train_arch_option_builds_that_network(small_sets, tmp_path, capsys):
     folder, _, _ = small_sets
     args = ['--train', str(folder / 'train.npz'), '--val', str(folder / 'val.npz'),
             '--epochs', '1']
@@ -232,9 +232,11 @@ def test_train_arch_option_builds_that_network(small_sets, tmp_path):
             train_main(args + ['--out', str(tmp_path / 'bad.pt'), '--arch', bad])
         assert stop.value.code == 2 and not (tmp_path / 'bad.pt').exists()
     # Resuming the wide network's state as the default network says what to do.
-    with pytest.raises(ValueError, match='resume with the same --arch'):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
         train_main(args + ['--out', str(out), '--epochs', '2',
                            '--resume', str(out.with_name(out.name + '.state.pt'))])
+    assert stop.value.code == 2 and 'resume with the same --arch' in capsys.readouterr().err
 
 
 def test_drop_masks_remove_the_right_points():
@@ -354,3 +356,20 @@ def test_calibrate_stores_the_temperature_in_the_checkpoint(small_sets, tmp_path
     assert loaded.info['calibration']['nll_after'] == pytest.approx(report['nll_after'])
     assert 0 <= loaded.info['calibration']['min_confidence'] <= 1
     assert 'temperature' in format_report({'calibration': report})
+
+
+def test_train_command_line_checks_every_set_before_training(small_sets, tmp_path, capsys):
+    """An older --test set (x, y, z only) is refused up front, not after the epochs."""
+    folder, train_set, _ = small_sets
+    old = ObjectDataset(points=[p[:, :3] for p in train_set.points[:20]],
+                        labels=train_set.labels[:20], distance=train_set.distance[:20],
+                        seeds=train_set.seeds[:20], class_names=train_set.class_names)
+    save_dataset(old, tmp_path / 'old_test.npz')
+    out = tmp_path / 'model.pt'
+    with pytest.raises(SystemExit) as stop:
+        train_main(['--train', str(folder / 'train.npz'), '--val', str(folder / 'val.npz'),
+                    '--test', str(tmp_path / 'old_test.npz'), '--out', str(out),
+                    '--epochs', '1'])
+    assert stop.value.code == 2
+    assert '--test' in capsys.readouterr().err and not out.exists()
+    assert not (tmp_path / 'model.pt.state.pt').exists()

@@ -321,17 +321,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (TypeError, ValueError) as exc:
         parser.error(f'--arch {args.arch}: {exc}')
     device = resolve_device(args.device)
-    train_set, val_set = load_dataset(args.train), load_dataset(args.val)
-    report = train(train_set, val_set, args.out, epochs=args.epochs,
-                   num_points=args.num_points, normalization=args.normalization,
-                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                   resume=args.resume, augmentation=augmentation, init=args.init, arch=arch,
-                   select=args.select)
+    sets = {}
+    for name, path in (('--train', args.train), ('--val', args.val), ('--test', args.test)):
+        if path is None:
+            continue
+        try:  # every set is read and checked before the first epoch
+            sets[name] = load_dataset(path)
+            if len(sets[name]):
+                object_columns(sets[name].points[0], args.normalization)
+        except ValueError as exc:
+            parser.error(f'{name} {path}: {exc}')
+    train_set, val_set, test_set = sets['--train'], sets['--val'], sets.get('--test')
+    try:
+        report = train(train_set, val_set, args.out, epochs=args.epochs,
+                       num_points=args.num_points, normalization=args.normalization,
+                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
+                       resume=args.resume, augmentation=augmentation, init=args.init,
+                       arch=arch, select=args.select)
+    except ValueError as exc:  # refused before training: --init, --resume, the data sets
+        parser.error(str(exc))
     report['calibration'] = calibrate(args.out, val_set, device)
     best = load_checkpoint(args.out, device)
     report['val'] = evaluate(best.model, val_set, best.num_points, best.normalization, device)
-    if args.test is not None:
-        test_set = load_dataset(args.test)
+    if test_set is not None:
         report['test'] = evaluate(best.model, test_set, best.num_points, best.normalization,
                                   device)
         logits = collect_logits(best.model, test_set, best.num_points, best.normalization,

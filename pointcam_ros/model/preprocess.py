@@ -52,12 +52,16 @@ def object_columns(points: np.ndarray, mode: str) -> None:
     above the local ground (``Segmentation.height``); the others read x, y, z.
     """
     needed = 4 if mode in GROUND_NORMALIZATIONS else 3
-    if points.ndim != 2 or points.shape[1] < needed:
+    if points.ndim != 2 or points.shape[1] not in (3, 4) or points.shape[1] < needed:
         raise ValueError(
             f'normalization {mode!r} needs objects of shape (n, {needed}) (x, y, z'
             + (', height above the ground' if needed == 4 else '')
-            + f'), got {points.shape}; rebuild the data set with this version of '
-            'pointcam_dataset, which stores the heights')
+            + f'), got {points.shape}; data sets written before the height channel have '
+            'x, y, z only: rebuild them with pointcam_dataset')
+    if needed == 4 and np.isnan(points[:, 3]).any():
+        raise ValueError('an object has points without a height above the ground (NaN: '
+                         'outside the region of interest); objects are cut from the points '
+                         'the segmentation keeps, which all have one')
 
 
 def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
@@ -75,7 +79,7 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
     fourth channel, the centroid's horizontal range / :data:`RANGE_SCALE`,
     the same for every point (how far apart the rings are). ``view_ground``:
     ``view_range`` plus a fifth channel, each point's height above the local
-    ground (the fourth input column) / :data:`HEIGHT_SCALE`, NaN read as 0:
+    ground (the fourth input column, never NaN) / :data:`HEIGHT_SCALE`:
     a facade piece seen as two rings and a truck's side can look alike, but
     not at the same height above the road. ``C`` is :func:`normalized_channels`.
     """
@@ -101,7 +105,7 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
             rng = np.full((len(out), 1), planar / RANGE_SCALE, np.float32)
             out = np.concatenate([out, rng], axis=1)
         if mode == 'view_ground':
-            height = np.nan_to_num(points[:, 3:4], nan=0.0) / np.float32(HEIGHT_SCALE)
+            height = points[:, 3:4] / np.float32(HEIGHT_SCALE)
             out = np.concatenate([out, height.astype(np.float32)], axis=1)
         return out
     if mode == 'unit_sphere':

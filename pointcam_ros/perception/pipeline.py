@@ -485,8 +485,9 @@ def _normalize_batch(samples: Tensor, mode: str, height: Optional[Tensor] = None
     """
     if mode not in NORMALIZATIONS:
         raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
-    if mode in GROUND_NORMALIZATIONS and height is None:
-        raise ValueError(f"normalization {mode!r} needs each point's height above the ground")
+    if mode in GROUND_NORMALIZATIONS and (height is None or bool(torch.isnan(height).any())):
+        raise ValueError(f"normalization {mode!r} needs each point's height above the ground "
+                         '(a tensor without NaN)')
     if mode == 'center_ground':
         xy = samples[..., :2] - samples[..., :2].mean(dim=1, keepdim=True)
         z = samples[..., 2:] - samples[..., 2:].amin(dim=1, keepdim=True)
@@ -504,7 +505,7 @@ def _normalize_batch(samples: Tensor, mode: str, height: Optional[Tensor] = None
         if mode in ('view_range', 'view_ground'):
             turned.append((planar / RANGE_SCALE).expand_as(x))
         if mode == 'view_ground':
-            turned.append(torch.nan_to_num(height, nan=0.0) / HEIGHT_SCALE)
+            turned.append(height / HEIGHT_SCALE)
         return torch.stack(turned, dim=2)
     if mode == 'unit_sphere':
         radius = torch.sqrt((out * out).sum(dim=2).amax(dim=1))[:, None, None]
