@@ -8,7 +8,7 @@
 # half of the objects (--mirror).
 # The shipped model was not trained from scratch: it was fine-tuned from the previous shipped
 # model (view_range input; its weights for the new height channel start at zero), in two
-# runs on a 2-core CPU with one torch thread (OMP_NUM_THREADS=1, ~300-340 s per epoch):
+# runs on a 2-core CPU with one torch thread (OMP_NUM_THREADS=1, 270-435 s per epoch):
 # 8 epochs at lr 1e-3 keeping the last, then 6 more at lr 5e-4 keeping the best on
 # validation (the README's "Shipped model" has the figures of both):
 #   scripts/train_default_model.sh --init <previous.pt> --epochs 8 --lr 1e-3 --select last

@@ -147,7 +147,8 @@ class PipelineConfig:
     mode: str = _param('scene', "'scene': segment scans into objects; 'object': each cloud is "
                        'one object, still in the sensor frame (the model sees it from the '
                        'origin, at its range; its lowest point is taken as the ground, '
-                       'which costs the shipped model accuracy: see README)',
+                       'which costs the shipped model accuracy: '
+                       'bench/object_mode_check.py)',
                        choices=MODES)
     model_path: str = _param('', "checkpoint file (.pt); '' = the model shipped with the "
                              'package', read_only=True)
