@@ -43,12 +43,12 @@ from typing import Optional
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.learn.dataset import ObjectDataset, SPLIT_SEEDS, with_heights
+from pointcam_ros.learn.dataset import cluster_label, ObjectDataset, simulate_scan, SPLIT_SEEDS
 from pointcam_ros.learn.metrics import collect_logits
 from pointcam_ros.model.checkpoint import load_checkpoint
+from pointcam_ros.model.preprocess import with_heights
 from pointcam_ros.perception.segmentation import (
     cluster_extent, cluster_voxels, region_of_interest, segment_scene)
-from pointcam_ros.sim.simulator import random_scene, scan, scene_kind_for_seed, SENSORS
 import torch
 
 #: Context columns of :func:`scene_context`, by group.
@@ -65,12 +65,7 @@ def _log_counts(delta: np.ndarray) -> list[float]:
 
 def scene_context(seed: int, config: PipelineConfig) -> list[tuple[np.ndarray, int, np.ndarray]]:
     """Labelled clusters of scene ``seed``: ``(points (n, 4), class id, context (14,))``."""
-    rng = np.random.default_rng(seed)
-    names = tuple(SENSORS)
-    sensor = SENSORS[names[int(rng.integers(len(names)))]]
-    result = scan(random_scene(seed, kind=scene_kind_for_seed(seed)), sensor, seed,
-                  mount_height=float(rng.uniform(1.6, 2.0)))
-    xyz, object_id, class_id = result.flat()
+    xyz, object_id, class_id = simulate_scan(seed)  # the data sets' scan of this seed
     seg = segment_scene(xyz, config)
     above = np.flatnonzero(region_of_interest(xyz, config) & ~seg.ground)
     first, count = cluster_voxels(xyz[above], config.cluster_tolerance,
@@ -87,11 +82,9 @@ def scene_context(seed: int, config: PipelineConfig) -> list[tuple[np.ndarray, i
     out = []
     for cluster in range(seg.num_objects):
         members = np.flatnonzero(seg.labels == cluster)
-        owners, counts = np.unique(object_id[members], return_counts=True)
-        best = int(np.argmax(counts))
-        if owners[best] < 0 or counts[best] < 0.7 * len(members):
+        label = cluster_label(members, object_id, class_id)
+        if label is None:
             continue  # the data sets skip such clusters too
-        label = int(class_id[members[object_id[members] == owners[best]][0]])
         points = xyz[members]
         height = seg.height[members]
         ranges = np.hypot(points[:, 0], points[:, 1])

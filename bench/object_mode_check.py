@@ -25,10 +25,10 @@ second model, e.g. a ``view_range`` one, which reads no heights).
 
 import argparse
 
-import numpy as np
 from pointcam_ros.learn.dataset import build_dataset, ObjectDataset, SPLIT_SEEDS
 from pointcam_ros.learn.metrics import collect_logits
 from pointcam_ros.model.checkpoint import load_checkpoint
+from pointcam_ros.model.preprocess import heights_above_lowest, with_heights
 import torch
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     torch.set_num_threads(1)
     start = SPLIT_SEEDS['test']
     data = build_dataset(range(start, start + args.scenes), progress=False)
-    lowest = [np.c_[p[:, :3], p[:, 2] - p[:, 2].min()].astype(np.float32) for p in data.points]
+    lowest = [with_heights(p[:, :3], heights_above_lowest(p)) for p in data.points]
     as_objects = ObjectDataset(points=lowest, labels=data.labels, distance=data.distance,
                                seeds=data.seeds, class_names=data.class_names)
     loaded = load_checkpoint(args.model, torch.device('cpu'))

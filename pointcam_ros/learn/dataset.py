@@ -43,6 +43,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from pointcam_ros.common.atomic import atomic_path
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.model.preprocess import with_heights
 from tqdm import tqdm
 
 #: First scene seed of each split; a split of n scenes uses seeds start..start+n-1.
@@ -87,20 +88,27 @@ def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarr
     out = []
     for cluster in range(segmentation.num_objects):
         members = np.flatnonzero(segmentation.labels == cluster)
-        owners = object_id[members]
-        values, counts = np.unique(owners, return_counts=True)
-        best = int(np.argmax(counts))
-        if values[best] < 0 or counts[best] < min_purity * len(members):
-            continue
-        label = int(class_id[members[owners == values[best]][0]])
-        out.append((with_heights(xyz[members], segmentation.height[members]), label))
+        label = cluster_label(members, object_id, class_id, min_purity)
+        if label is not None:
+            out.append((with_heights(xyz[members], segmentation.height[members]), label))
     return out
 
 
-def with_heights(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """Object points ``(n, 4)`` float32 from ``(n, 3)`` xyz and ``(n,)`` heights above ground."""
-    return np.concatenate([np.asarray(xyz, np.float32),
-                           np.asarray(height, np.float32).reshape(-1, 1)], axis=1)
+def cluster_label(members: np.ndarray, object_id: np.ndarray, class_id: np.ndarray,
+                  min_purity: float = 0.7) -> Optional[int]:
+    """
+    Class of the true object that owns most of a cluster's points, or None.
+
+    ``members`` (n,) indices of the cluster's points into the scan's ``(M,)``
+    ``object_id`` and ``class_id``. None if that object owns less than
+    ``min_purity`` of them, or the most are no object's (-1).
+    """
+    owners = object_id[members]
+    values, counts = np.unique(owners, return_counts=True)
+    best = int(np.argmax(counts))
+    if values[best] < 0 or counts[best] < min_purity * len(members):
+        return None
+    return int(class_id[members[owners == values[best]][0]])
 
 
 def point_columns(objects: Sequence[np.ndarray]) -> int:
@@ -127,15 +135,27 @@ def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]
     segmentation (default :class:`PipelineConfig`, with ``min_cluster_points
     = min_points``), labelled from the ground truth.
     """
+    config = PipelineConfig(min_cluster_points=min_points)
+    return segmented_objects(*simulate_scan(seed, sensors, kinds), config=config)
+
+
+def simulate_scan(seed: int, sensors: Optional[Sequence[str]] = None,
+                  kinds: Optional[Sequence[str]] = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Scan scene ``seed`` as :func:`simulate_objects` does, before it cuts the scan up.
+
+    Sensor, scene kind and mount height drawn as described there. Returns
+    the valid points ``(M, 3)`` float32, their object ids and class ids
+    ``(M,)`` (-1: no object).
+    """
     from pointcam_ros.sim.simulator import random_scene, scan, scene_kind_for_seed, SENSORS
     sensors = tuple(SENSORS) if sensors is None else sensors
     rng = np.random.default_rng(seed)
     sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
     kind = scene_kind_for_seed(seed) if not kinds else kinds[seed % len(kinds)]
     scene = random_scene(seed, kind=kind)
-    result = scan(scene, sensor, seed, mount_height=float(rng.uniform(1.6, 2.0)))
-    config = PipelineConfig(min_cluster_points=min_points)
-    return segmented_objects(*result.flat(), config=config)
+    return scan(scene, sensor, seed, mount_height=float(rng.uniform(1.6, 2.0))).flat()
 
 
 def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_cluster_points,

@@ -60,7 +60,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.learn.dataset import ObjectDataset, with_heights
+from pointcam_ros.learn.dataset import ObjectDataset
+from pointcam_ros.model.preprocess import with_heights
 from pointcam_ros.perception.segmentation import region_of_interest, segment_scene
 from pointcam_ros.sim.simulator import CLASS_NAMES
 from tqdm import tqdm
@@ -367,11 +368,19 @@ class FrameAnalysis:
 
     def object_points(self, box: LabelledBox) -> np.ndarray:
         """``(n, 3)`` float32: the points of ``box`` that the pipeline sees."""
-        return self.xyz[box.mask & self.visible]
+        return self.xyz[self._seen_in(box)]
+
+    def object_example(self, box: LabelledBox) -> np.ndarray:
+        """``(n, 4)`` float32 data-set object: :meth:`object_points` with their heights."""
+        return self.example(self._seen_in(box))
 
     def example(self, rows: np.ndarray) -> np.ndarray:
         """``(n, 4)`` float32 data-set object of the points ``rows`` (bool mask or indices)."""
         return with_heights(self.xyz[rows], self.height[rows])
+
+    def _seen_in(self, box: LabelledBox) -> np.ndarray:
+        """``(M,)`` bool: the points of ``box`` that the pipeline sees."""
+        return box.mask & self.visible
 
 
 def cluster_flags(xyz: np.ndarray, cluster: np.ndarray, count: int, frame: KittiFrame,
@@ -448,7 +457,7 @@ def frame_examples(analysis: FrameAnalysis, min_points: int,
         if name is None:
             out.skipped_types += 1
             continue
-        points = analysis.example(box.mask & analysis.visible)
+        points = analysis.object_example(box)
         if len(points) < min_points:
             out.too_few_points += 1
             continue

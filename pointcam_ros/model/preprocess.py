@@ -64,6 +64,22 @@ def object_columns(points: np.ndarray, mode: str) -> None:
                          'the segmentation keeps, which all have one')
 
 
+def with_heights(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Object points ``(n, 4)`` float32 from ``(n, 3)`` xyz and ``(n,)`` heights above ground."""
+    return np.concatenate([np.asarray(xyz, np.float32),
+                           np.asarray(height, np.float32).reshape(-1, 1)], axis=1)
+
+
+def heights_above_lowest(xyz: np.ndarray) -> np.ndarray:
+    """
+    Heights ``(n,)`` float32 of one object's ``(n, 3)`` points above its lowest point.
+
+    What ``object`` mode feeds a model of :data:`GROUND_NORMALIZATIONS`: a
+    cloud that is one object has no ground around it.
+    """
+    return (xyz[:, 2] - xyz[:, 2].min()) if len(xyz) else np.zeros(0, np.float32)
+
+
 def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
     """
     Normalise one object's ``(N, 3|4)`` float32 points, sensor frame; returns ``(N, C)`` float32.

@@ -66,9 +66,10 @@ from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
 from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
-from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, HEIGHT_SCALE, NORMALIZATIONS
-from pointcam_ros.model.preprocess import normalize_object, normalized_channels, RANGE_SCALE
-from pointcam_ros.model.preprocess import resample_indices, VIEW_NORMALIZATIONS
+from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, HEIGHT_SCALE
+from pointcam_ros.model.preprocess import heights_above_lowest, NORMALIZATIONS, normalize_object
+from pointcam_ros.model.preprocess import normalized_channels, RANGE_SCALE, resample_indices
+from pointcam_ros.model.preprocess import VIEW_NORMALIZATIONS, with_heights
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
     background_index, CORE_SHARE, OVERSIZE, shape_rule, SLIVER)
@@ -228,7 +229,7 @@ class ScenePipeline:
         if config.mode == 'object':
             labels = np.zeros(len(xyz), np.int32)
             count = 1 if len(xyz) else 0
-            height = xyz[:, 2] - xyz[:, 2].min() if count else np.zeros(0, np.float32)
+            height = heights_above_lowest(xyz)
         else:
             segmentation = segment_scene(xyz, config)
             labels, count = _largest_objects(segmentation.labels, segmentation.num_objects)
@@ -255,7 +256,7 @@ class ScenePipeline:
             # random stream, hence every other object's samples, stays as with N for all.
             local = resample_indices(len(idx), n, rng)
             chosen = idx[local]  # x, y, z, plus the height above the ground if the model reads it
-            drawn = np.c_[xyz[chosen], height[chosen]] if grounded else xyz[chosen]
+            drawn = with_heights(xyz[chosen], height[chosen]) if grounded else xyz[chosen]
             normalized = normalize_object(drawn, self.loaded.normalization)
             sampled.append(local[:sizes[k]])
             inputs.append(normalized[:sizes[k]].T)
