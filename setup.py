@@ -35,12 +35,12 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'pointcam_node = pointcam_ros.ros.node:main',
-            'pointcam_sim = pointcam_ros.ros.sim_node:main',
+            'pointcam_node = pointcam_ros.ros.entry:node',
+            'pointcam_sim = pointcam_ros.ros.entry:sim',
             'pointcam_train = pointcam_ros.learn.train:main',
             'pointcam_dataset = pointcam_ros.learn.train:dataset_main',
             'pointcam_eval = pointcam_ros.learn.evaluate:main',
-            'pointcam_demo = pointcam_ros.ros.demo:main',
+            'pointcam_demo = pointcam_ros.ros.entry:demo',
             'pointcam_bag = pointcam_ros.tools.bag_tool:main',
         ],
     },

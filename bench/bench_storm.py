@@ -24,6 +24,10 @@ reason (from /diagnostics), its RSS before and after, and whether valid
 scans are still answered after the storm::
 
     .venv/bin/python bench/bench_storm.py --messages 5000 --rate 200
+    .venv/bin/python bench/bench_storm.py --soak --messages 100000 --rate 1000
+
+``--soak`` sends only clouds with duplicate fields of random names (every
+reject message is new text): the node's memory must stay flat.
 
 The test suite runs a short version (test_node.py::test_storm_short).
 """
@@ -127,7 +131,20 @@ def hostile_kinds(rng: np.random.Generator) -> dict[str, Callable[[], PointCloud
         'single_point': lambda: _cloud(XYZ, 12, good[:12], 1),
         'organized_with_padding': lambda: _cloud(XYZ, 12, (good[:12 * 50] + bytes(4)) * 10,
                                                  50, height=10, row_step=12 * 50 + 4),
+        'duplicate_random_name': lambda: random_name_cloud(rng, n),
     }
+
+
+def random_name_cloud(rng: np.random.Generator, n: int) -> PointCloud2:
+    """Build a cloud whose extra field, of a fresh random name, appears twice (rejected)."""
+    name = ''.join(chr(c) for c in rng.integers(97, 123, 12))
+    fields = XYZ + [(name, 12, F32, 1), (name, 16, F32, 1)]
+    return _cloud(fields, 20, bytes(20 * n), n)
+
+
+def soak_kinds(rng: np.random.Generator) -> dict[str, Callable[[], PointCloud2]]:
+    """Build only clouds with random field names: each reject message is new text."""
+    return {'duplicate_random_name': lambda: random_name_cloud(rng, 50)}
 
 
 class StormClient:
@@ -193,16 +210,18 @@ class StormClient:
 
 def run_storm(messages: int = 5000, rate: float = 200.0, valid_every: int = 10,
               seed: int = 0, namespace: str = '/storm', log_path: Optional[Path] = None,
-              startup_timeout: float = 90.0) -> dict:
+              startup_timeout: float = 90.0, soak: bool = False) -> dict:
     """
     Start pointcam_node, publish the storm, return what happened (see the module docstring).
 
     Needs ``rclpy.init()`` done and the large-data DDS profile in the environment.
     Every ``valid_every``-th message is a valid VLP-16 scan; the others cycle
-    through :func:`hostile_kinds` in random order.
+    through :func:`hostile_kinds` in random order (``soak``: :func:`soak_kinds`
+    only). RSS is sampled after the first 10 % of the messages (``rss_warm_mib``,
+    once every error path has run) and at the end.
     """
     rng = np.random.default_rng(seed)
-    kinds = hostile_kinds(rng)
+    kinds = soak_kinds(rng) if soak else hostile_kinds(rng)
     names = sorted(kinds)
     sim = scan(random_scene(4242), SENSORS['vlp16'], 1)
     valid = to_ros_cloud(scan_to_cloud(sim), None)
@@ -225,7 +244,10 @@ def run_storm(messages: int = 5000, rate: float = 200.0, valid_every: int = 10,
         sent_kind: dict[int, str] = {}
         period = 1.0 / rate
         start = next_time = time.monotonic()
+        warm_at = max(1, messages // 10)
         for i in range(messages):
+            if i == warm_at:
+                out['rss_warm_mib'] = rss_mib(proc.pid)
             stamp += 1
             kind = 'valid' if i % valid_every == 0 else names[int(rng.integers(len(names)))]
             msg = valid if kind == 'valid' else kinds[kind]()
@@ -286,14 +308,16 @@ def print_summary(out: dict) -> None:
           f"{diag.get('processed')}, rejected {diag.get('rejected')}, dropped "
           f"{diag.get('dropped')}, errors {diag.get('errors')}, worker_errors "
           f"{diag.get('worker_errors')}")
-    print('rejects by reason (numbers as N):')
+    print('rejects by kind:')
     for reason, count in json.loads(diag.get('reject_reasons', '{}')).items():
         print(f'  {count:6d}  {reason}')
     print('sent / answered by kind:')
     for kind, (sent, answered) in sorted(out['sent_answered_by_kind'].items()):
         print(f'  {kind:24s} {sent:5d} {answered:5d}')
-    print(f"node RSS {out['rss_before_mib']:.0f} MiB before, {out['rss_after_mib']:.0f} MiB "
-          f'after')
+    warm = out.get('rss_warm_mib', out['rss_before_mib'])
+    print(f"node RSS {out['rss_before_mib']:.1f} MiB before, {warm:.1f} MiB after the first "
+          f"10 % of the storm, {out['rss_after_mib']:.1f} MiB after: "
+          f"{out['rss_after_mib'] - warm:+.1f} MiB over the last 90 %")
 
 
 def main() -> int:
@@ -303,12 +327,15 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=200.0, help='messages per second')
     parser.add_argument('--valid-every', type=int, default=10)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--soak', action='store_true',
+                        help='hostile messages are all duplicate fields of random names '
+                             '(each reject text is new): the memory soak')
     args = parser.parse_args()
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     use_large_data_profile(os.environ)
     rclpy.init()
     try:
-        out = run_storm(args.messages, args.rate, args.valid_every, args.seed)
+        out = run_storm(args.messages, args.rate, args.valid_every, args.seed, soak=args.soak)
     finally:
         rclpy.try_shutdown()
     print_summary(out)

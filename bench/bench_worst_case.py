@@ -20,8 +20,9 @@ case below, each in a fresh subprocess so that its peak resident memory
 (``VmHWM``) is its own: ``rss0`` after loading the model and the scan,
 ``peak`` after one untimed warm-up and the timed scans. Cases: the defaults, the
 issue-11 settings (5 cm voxels with max_range 1000 m) and every range at its
-accepted extreme (``worst``, PipelineConfig's bounds), with Grad-CAM and with occlusion (17 forward
-passes per object, the most expensive method).
+accepted extreme (``worst``, PipelineConfig's bounds) with every saliency method
+(occlusion, 17 forward passes per object, explains at most
+``OCCLUSION_MAX_OBJECTS`` objects a scan; the others ``MAX_OBJECTS``).
 
     .venv/bin/python bench/bench_worst_case.py [--runs 3] [--device cpu] [--cpu-threads 1]
 """
@@ -36,6 +37,7 @@ import time
 
 from machine import describe
 import numpy as np
+from pointcam_ros.common.config import EXPLAINERS
 
 #: PipelineConfig changes per case; 'worst' puts every range at its accepted extreme.
 WORST = {'min_range': 0.0, 'max_range': 1000.0, 'min_z': -100.0, 'max_z': 100.0,
@@ -48,8 +50,7 @@ CASES = {
     'issue 11: tol 0.05, range 1000': {'cluster_tolerance': 0.05, 'max_range': 1000.0},
     'issue 11: tol 0.05/0.05, range 1000': {'cluster_tolerance': 0.05,
                                             'cluster_z_tolerance': 0.05, 'max_range': 1000.0},
-    'worst (gradcam)': WORST,
-    'worst (occlusion)': {**WORST, 'method': 'occlusion'},
+    **{f'worst ({method})': {**WORST, 'method': method} for method in EXPLAINERS},
 }
 
 

@@ -16,8 +16,10 @@
 
 import dataclasses
 import itertools
+import json
 from pathlib import Path
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -25,9 +27,11 @@ import time
 
 import numpy as np
 from pointcam_ros.common.config import node_params
+from pointcam_ros.formats.cloud_io import CLOUD_ERROR_KINDS, CloudFormatError
 from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
-from pointcam_ros.ros.node import PointcamNode
+from pointcam_ros.perception.pipeline import ScanError
+from pointcam_ros.ros.node import MAX_REASON_KINDS, PointcamNode, reason_kind, TopicStats
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
 from pointcam_ros.ros.sim_node import SIM_PARAMS
 from pointcam_ros.sim.clouds import scan_to_cloud
@@ -307,6 +311,9 @@ def test_several_input_topics_get_their_own_outputs(node_process, sim):
     ('seed:=abc', 'seed'),  # wrong type
     ('min_range:=70.0', 'max_range'),  # cross-field rule
     ('target_class:=bus', 'target_class'),  # not a class of the model
+    # Two inputs, one output namespace: two sensors would interleave on one topic.
+    ("input_topics:=['/lidar/front', '/lidar_front']", 'input_topics'),
+    ("input_topics:=['points', 'points']", 'input_topics'),
 ])
 def test_bad_startup_parameter_fails_in_one_clean_line(override, parameter):
     process = start_process('pointcam_node', '-p', override, '-r', '__ns:=/bad')
@@ -462,6 +469,101 @@ def test_storm_short():
     assert out['alive'] and out['exit_code'] == 0, out['log']
     assert out['tracebacks_in_log'] == 0
     assert out['answered_after_storm'] == 5
+    kinds = json.loads(out['diagnostics']['reject_reasons'])
+    allowed = {f'CloudFormatError: {kind}' for kind in CLOUD_ERROR_KINDS} | {
+        'ScanError: bad_shape', 'ScanError: too_many_points'}
+    assert kinds and set(kinds) <= allowed, kinds  # by kind, never by a field's name
     assert out['valid_answered'] >= 1
     diag = out['diagnostics']
     assert int(diag['rejected']) >= 20 and int(diag['errors']) == 0, diag
+
+
+def test_reject_reasons_are_counted_by_kind_never_by_text():
+    """Random field names in 10,000 rejects make one key; any number of kinds stays bounded."""
+    stats = TopicStats()
+    rng = np.random.default_rng(0)
+    for _ in range(10_000):
+        name = ''.join(chr(c) for c in rng.integers(97, 123, 12))
+        error = CloudFormatError(f"field '{name}' appears twice", kind='duplicate_field')
+        stats.add_reason(reason_kind(error), str(error))
+    assert stats.reasons == {'CloudFormatError: duplicate_field': 10_000}
+    assert name in stats.last_reason
+    stats.add_reason(reason_kind(ScanError('too big', 'too_many_points')), 'x' * 10_000)
+    assert stats.reasons['ScanError: too_many_points'] == 1 and len(stats.last_reason) == 300
+    for i in range(500):  # a worker error of a new exception class each time
+        stats.add_reason(reason_kind(type(f'Error{i}', (RuntimeError,), {})('boom')), 'boom')
+    assert len(stats.reasons) == MAX_REASON_KINDS + 1  # the rest under 'other'
+    assert stats.reasons['other'] == 500 - (MAX_REASON_KINDS - 2)
+    with pytest.raises(ValueError, match='unknown CloudFormatError kind'):
+        CloudFormatError('text', kind='made_up')
+
+
+def test_wrong_input_topic_is_obvious_in_the_console():
+    """
+    Remapped to a topic nobody publishes: the mistake shows in the console.
+
+    The resolved names are logged, then a warning names the topic and the
+    PointCloud2 publishers the node can see; an unknown parameter names --help.
+    """
+    ensure_rclpy()
+    process = start_process('pointcam_node', '-r', '__ns:=/wrong', '-r',
+                            'points:=/wrong/velodyne_points', '-p', 'device:=cpu',
+                            '-p', 'diagnostics_window:=1.0', '-p', 'diagnostics_period:=0.5',
+                            '-p', 'no_such_parameter:=3')
+    h = Harness(namespace='/wrong')  # publishes on /wrong/points, where the driver is
+    try:
+        h.listen_diagnostics()
+        name = '/wrong/pointcam: points'
+        assert h.wait_for(lambda: (h.last_status(name) or (None,))[0] == WARN, timeout=60)
+        level, message, values = h.last_status(name)
+        assert 'no scan received' in message and values['input_topic'] == \
+            '/wrong/velodyne_points' and values['seconds_since_last_scan'] == 'never'
+        time.sleep(1.5)  # the console warning follows the diagnostics
+    finally:
+        h.close()
+        code, output = stop_process(process)
+    assert code == 0, output
+    assert '/wrong/velodyne_points -> /wrong/pointcam/saliency, /wrong/pointcam/labels' \
+        in output, output
+    warning = [line for line in output.splitlines() if 'no scan on /wrong/velodyne_points'
+               in line]
+    assert warning, output
+    assert '/wrong/points (1 publisher)' in warning[0], warning[0]
+    assert 'see pointcam_node --help' in output and "'no_such_parameter'" in output
+
+
+@pytest.mark.parametrize('executable, signum, after', [
+    ('pointcam_sim', signal.SIGINT, 0.5),  # still importing torch and open3d
+    ('pointcam_sim', signal.SIGINT, 3.0),  # building the scene
+    ('pointcam_sim', signal.SIGINT, 9.0),  # casting and publishing scans
+    ('pointcam_sim', signal.SIGTERM, 9.0),
+    ('pointcam_node', signal.SIGINT, 0.0)])
+def test_ctrl_c_and_sigterm_exit_cleanly(executable, signum, after, sim):
+    """Stopped at any moment: exit 0 or 130, no traceback, no RCLError, no 'cannot start'."""
+    ensure_rclpy()
+    namespace = f'/stop_{executable}_{next(_STAMPS)}'
+    # An OS1-128 scan takes long to cast and publish: the signal lands inside the timer
+    # callback, which then publishes on a context that rclpy's handler already shut down.
+    extra = ('-p', 'sensor:=os1_128') if executable == 'pointcam_sim' \
+        else ('-p', 'device:=cpu')
+    process = start_process(executable, '-r', f'__ns:={namespace}', *extra)
+    h = Harness(namespace=namespace,
+                input_topic='points' if executable == 'pointcam_node' else 'unused')
+    try:
+        if executable == 'pointcam_sim':
+            time.sleep(after)
+        else:
+            h.listen_outputs()
+            assert h.wait_for_subscriber(timeout=60)
+            for _ in range(3):  # Ctrl-C lands while the worker publishes, or just after
+                h.points_pub.publish(to_ros_cloud(scan_to_cloud(sim), _header()))
+            time.sleep(0.2)
+        process.send_signal(signum)
+        code, output = stop_process(process, terminate=False)
+    finally:
+        h.close()
+        if process.poll() is None:
+            process.kill()
+    assert code in (0, 130), output
+    assert 'Traceback' not in output and 'RCLError' not in output, output
+    assert 'cannot start' not in output, output

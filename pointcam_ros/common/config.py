@@ -186,6 +186,11 @@ class PipelineConfig:
     split_tolerance: float = _param(0.3, 'horizontal voxel size of the first re-clustering '
                                     'of a wide cluster (at most 0.6 x cluster_tolerance is '
                                     'used)', unit='m', low=0.02, high=5.0)
+    segmentation: str = _param('voxel', "'voxel': voxel clusters, wide ones split finer; "
+                               "'range': then the range-image angle criterion cuts clusters "
+                               'wider than 1.2 m (people by cars, walls, trees) and re-joins '
+                               'over-split pieces up to car size (docs/segmentation.md; about '
+                               '2x the segmentation time)', choices=('voxel', 'range'))
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',
@@ -327,3 +332,27 @@ def output_prefix(topic: str, several: bool) -> str:
     if not several:
         return 'pointcam'
     return 'pointcam/' + topic.strip('/').replace('/', '_').replace('~', '')
+
+
+def output_prefixes(topics: Sequence[str], parameter: str = 'input_topics') -> dict[str, str]:
+    """
+    Output namespace of every input topic (:func:`output_prefix`), refusing clashes.
+
+    Two inputs that map to one namespace (``/lidar/front`` and ``/lidar_front``, or one
+    topic given twice) would interleave two sensors on one output topic, so they raise
+    :class:`ConfigError` naming both; so does an empty list or an empty name.
+    """
+    if not topics:
+        raise ConfigError(parameter, 'no input topic given; name at least one PointCloud2 topic')
+    prefixes: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for topic in topics:
+        if not topic.strip('/~'):
+            raise ConfigError(parameter, f'{topic!r} is not a topic name')
+        prefix = output_prefix(topic, len(topics) > 1)
+        if prefix in owner:
+            raise ConfigError(parameter, f'{owner[prefix]!r} and {topic!r} would both publish '
+                                         f'on {prefix}/...; rename or remap one of them')
+        owner[prefix] = topic
+        prefixes[topic] = prefix
+    return prefixes

@@ -63,3 +63,5 @@ class SceneResult:
     objects: list[DetectedObject] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     device: str = 'cpu'
+    #: Clusters left unexplained by the per-scan object cap (the largest are kept).
+    objects_capped: int = 0

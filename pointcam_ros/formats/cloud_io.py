@@ -58,7 +58,23 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class CloudFormatError(ValueError):
-    """A PointCloud2 message that cannot be decoded; the message says why."""
+    """
+    A PointCloud2 message that cannot be decoded; the message says why.
+
+    ``kind`` is one of :data:`CLOUD_ERROR_KINDS`, a fixed set that diagnostics
+    count by (the message itself may hold any field name a publisher sends).
+    """
+
+    def __init__(self, message: str, kind: str = 'bad_layout'):
+        if kind not in CLOUD_ERROR_KINDS:
+            raise ValueError(f'unknown CloudFormatError kind {kind!r}')
+        super().__init__(message)
+        self.kind = kind
+
+
+#: Every ``CloudFormatError.kind``.
+CLOUD_ERROR_KINDS = ('not_pointcloud2', 'bad_layout', 'bad_field', 'duplicate_field',
+                     'overlapping_fields', 'size_mismatch', 'missing_field', 'value_range')
 
 
 class FieldSpec(NamedTuple):
@@ -126,7 +142,8 @@ def _as_specs(cloud: Any) -> list[FieldSpec]:
         return [FieldSpec(str(f.name), int(f.offset), int(f.datatype), int(f.count))
                 for f in cloud.fields]
     except (AttributeError, TypeError, ValueError) as exc:
-        raise CloudFormatError(f'cloud.fields is not a list of PointField: {exc}') from exc
+        raise CloudFormatError(f'cloud.fields is not a list of PointField: {exc}',
+                               kind='not_pointcloud2') from exc
 
 
 def validate_layout(cloud: Any) -> list[FieldSpec]:
@@ -145,41 +162,48 @@ def validate_layout(cloud: Any) -> list[FieldSpec]:
         point_step, row_step = int(cloud.point_step), int(cloud.row_step)
         data_len = len(cloud.data)
     except (AttributeError, TypeError, ValueError) as exc:
-        raise CloudFormatError(f'not a PointCloud2 message: {exc}') from exc
+        raise CloudFormatError(f'not a PointCloud2 message: {exc}',
+                               kind='not_pointcloud2') from exc
     specs = _as_specs(cloud)
     if height < 0 or width < 0 or row_step < 0:
-        raise CloudFormatError(f'negative size in {_describe(cloud)}')
+        raise CloudFormatError(f'negative size in {_describe(cloud)}', kind='size_mismatch')
     if point_step <= 0:
-        raise CloudFormatError(f'point_step must be positive, got {point_step}')
+        raise CloudFormatError(f'point_step must be positive, got {point_step}',
+                               kind='size_mismatch')
     seen: set[str] = set()
     for spec in specs:
         if spec.datatype not in DATATYPE_TO_NUMPY:
             raise CloudFormatError(
                 f"field '{spec.name}' has unknown datatype {spec.datatype} "
-                f'(sensor_msgs/PointField defines 1..8)')
+                f'(sensor_msgs/PointField defines 1..8)', kind='bad_field')
         if spec.count <= 0:
-            raise CloudFormatError(f"field '{spec.name}' has count {spec.count}; must be >= 1")
+            raise CloudFormatError(f"field '{spec.name}' has count {spec.count}; must be >= 1",
+                                   kind='bad_field')
         size = DATATYPE_TO_NUMPY[spec.datatype].itemsize * spec.count
         if spec.offset < 0 or spec.offset + size > point_step:
             raise CloudFormatError(
                 f"field '{spec.name}' (offset {spec.offset}, {size} bytes) lies past "
-                f'point_step {point_step}: point_step is smaller than the fields')
+                f'point_step {point_step}: point_step is smaller than the fields',
+                kind='bad_field')
         if spec.name in seen:
-            raise CloudFormatError(f"field '{spec.name}' appears twice")
+            raise CloudFormatError(f"field '{spec.name}' appears twice", kind='duplicate_field')
         seen.add(spec.name)
     _check_no_overlap(specs)
     if height * width == 0:
         if data_len:
             raise CloudFormatError(
                 f'cloud has width*height = {width}*{height} = 0 points but {data_len} data '
-                'bytes: width/height and data disagree (an empty cloud has empty data)')
+                'bytes: width/height and data disagree (an empty cloud has empty data)',
+                kind='size_mismatch')
         return specs
     if row_step < width * point_step:
         raise CloudFormatError(
-            f'row_step {row_step} is smaller than width*point_step = {width * point_step}')
+            f'row_step {row_step} is smaller than width*point_step = {width * point_step}',
+            kind='size_mismatch')
     if data_len < row_step * height:
         raise CloudFormatError(
-            f'data is {data_len} bytes, shorter than row_step*height = {row_step * height}')
+            f'data is {data_len} bytes, shorter than row_step*height = {row_step * height}',
+            kind='size_mismatch')
     return specs
 
 
@@ -192,7 +216,7 @@ def _check_no_overlap(specs: Sequence[FieldSpec]) -> None:
             raise CloudFormatError(
                 f"fields '{name_a}' (bytes {start_a}..{end_a - 1}) and '{name_b}' (bytes "
                 f'{start_b}..{end_b - 1}) overlap: the offsets or datatypes in cloud.fields '
-                'are wrong')
+                'are wrong', kind='overlapping_fields')
 
 
 def _structured_view(cloud: Any, dtype: np.dtype) -> np.ndarray:
@@ -227,7 +251,8 @@ def _check_float32_range(values: np.ndarray, names: str) -> None:
     raise CloudFormatError(
         f"field '{names[column]}' of point {row} is {value:g}, a finite FLOAT64 outside the "
         f'float32 range (|v| <= {FLOAT32_MAX:.4g}) that pointcam_ros computes in: the '
-        'publisher writes garbage or wrong units; fix it, or mark such points NaN')
+        'publisher writes garbage or wrong units; fix it, or mark such points NaN',
+        kind='value_range')
 
 
 def _xyz_from_view(points: np.ndarray, specs: Mapping[str, FieldSpec]) -> np.ndarray:
@@ -302,17 +327,18 @@ def read_cloud(cloud: Any, extra_fields: Sequence[str] = ()) -> CloudPoints:
     if missing:
         raise CloudFormatError(
             f"cloud has no field {', '.join(missing)}: it has "
-            f"{', '.join(by_name) or 'no fields'}")
+            f"{', '.join(by_name) or 'no fields'}", kind='missing_field')
     for name in 'xyz':
         spec = by_name[name]
         if spec.datatype not in (FLOAT32, FLOAT64) or spec.count != 1:
             raise CloudFormatError(
                 f"field '{name}' must be one FLOAT32 or FLOAT64, got datatype "
-                f'{spec.datatype} count {spec.count}')
+                f'{spec.datatype} count {spec.count}', kind='bad_field')
     for name in extra_fields:
         if name not in by_name:
             raise CloudFormatError(
-                f"requested field '{name}' is not in the cloud ({', '.join(by_name)})")
+                f"requested field '{name}' is not in the cloud ({', '.join(by_name)})",
+                kind='missing_field')
 
     wanted = [by_name[n] for n in ('x', 'y', 'z', *extra_fields)]
     if int(cloud.height) * int(cloud.width) == 0:

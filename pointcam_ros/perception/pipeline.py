@@ -43,7 +43,9 @@ different samples, so their saliency differs slightly; clusters do not.
 Work per scan is bounded whatever the parameters: segmentation O(M log M)
 time and O(M) memory in the M points (see
 :mod:`~pointcam_ros.perception.segmentation`); at most ``MAX_OBJECTS``
-objects are classified (the largest, if a scan has more clusters), in
+objects are classified (the largest, if a scan has more clusters;
+``OCCLUSION_MAX_OBJECTS`` with occlusion, see :func:`object_limit`; the
+result's ``objects_capped`` counts the rest), in
 forward passes of at most ``MODEL_CHUNK`` objects, so the model's work is at
 most ``MAX_OBJECTS`` x N points and its memory that of ``MODEL_CHUNK``
 objects (on the CPU, objects of fewer points run at fewer samples, see
@@ -95,12 +97,23 @@ _BOX_BLOCK = 1 << 21
 #: Most objects classified per scan; beyond it only the largest clusters are (the rest
 #: stay unlabelled), so the model's work per scan is bounded whatever the parameters.
 MAX_OBJECTS = 1024
+#: Most objects explained per scan by occlusion (16 extra forward passes per object at
+#: the full N samples): its worst scan stays within a few seconds on one CPU thread.
+OCCLUSION_MAX_OBJECTS = 64
 #: Objects per forward pass: bounds the model's memory (~MODEL_CHUNK x 512 x N floats).
 MODEL_CHUNK = 256
 
 
 class ScanError(ValueError):
-    """A scan the pipeline cannot process (wrong shape, too many points)."""
+    """
+    A scan the pipeline cannot process (wrong shape, too many points).
+
+    ``kind`` is ``'bad_shape'`` or ``'too_many_points'``, a fixed set for counting.
+    """
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 class ScenePipeline:
@@ -206,17 +219,17 @@ class ScenePipeline:
         started = time.perf_counter()
         points = np.asarray(points)
         if points.ndim != 2 or points.shape[1] != 3:
-            raise ScanError(f'points must be (M, 3), got {points.shape}')
+            raise ScanError(f'points must be (M, 3), got {points.shape}', 'bad_shape')
         if points.shape[0] > config.max_input_points:
             raise ScanError(f'scan has {points.shape[0]} points, more than max_input_points '
-                            f'= {config.max_input_points}')
+                            f'= {config.max_input_points}', 'too_many_points')
         num = points.shape[0]
         result = SceneResult(np.zeros(num, np.float32), np.full(num, NO_OBJECT, np.int32),
                              np.full(num, NO_OBJECT, np.int32), device=str(self.device))
         finite = np.flatnonzero(finite_rows(points))
         xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
         run = self._process_torch if self.backend == 'torch' else self._process_numpy
-        objects = run(xyz, config, result.timings, started)
+        objects = run(xyz, config, result, started)
         if objects is None:
             result.timings.update(sample=0.0, model=0.0, map_back=0.0)
             return result
@@ -224,15 +237,19 @@ class ScenePipeline:
         return result
 
     def _process_numpy(self, xyz: np.ndarray, config: PipelineConfig,
-                       timings: dict[str, float], started: float) -> Optional[tuple]:
+                       result: SceneResult, started: float) -> Optional[tuple]:
         """Numpy backend of :meth:`process` on ``(M, 3)`` float32 finite points; see ``_fill``."""
+        timings = result.timings
         if config.mode == 'object':
             labels = np.zeros(len(xyz), np.int32)
             count = 1 if len(xyz) else 0
             height = heights_above_lowest(xyz)
         else:
             segmentation = segment_scene(xyz, config)
-            labels, count = _largest_objects(segmentation.labels, segmentation.num_objects)
+            limit = object_limit(config.method)
+            result.objects_capped = max(0, segmentation.num_objects - limit)
+            labels, count = _largest_objects(segmentation.labels, segmentation.num_objects,
+                                             limit)
             height = segmentation.height
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
@@ -288,7 +305,7 @@ class ScenePipeline:
         return labels, saliency, probs, predicted, targets, counts, boxes, cores
 
     def _process_torch(self, xyz: np.ndarray, config: PipelineConfig,
-                       timings: dict[str, float], started: float) -> Optional[tuple]:
+                       result: SceneResult, started: float) -> Optional[tuple]:
         """
         Torch backend of :meth:`process`: everything on ``self.device``; see ``_fill``.
 
@@ -296,6 +313,7 @@ class ScenePipeline:
         and the small ground-level table's round trip in
         ``segmentation_torch.ground_level``.
         """
+        timings = result.timings
         device = self.device
         sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
         points = torch.from_numpy(xyz).to(device)
@@ -306,7 +324,9 @@ class ScenePipeline:
         else:
             labels, _, count, height = segmentation_torch.segment_scene(points, config,
                                                                         self._tables)
-            labels, count = _largest_objects_torch(labels, count)
+            limit = object_limit(config.method)
+            result.objects_capped = max(0, count - limit)
+            labels, count = _largest_objects_torch(labels, count, limit)
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if count == 0:
             return None
@@ -401,7 +421,8 @@ class ScenePipeline:
                 class_id = background
             confidence = float(probs[k, class_id])
             unknown = (kind == SLIVER or (kind == OVERSIZE and background < 0)
-                       or (not kind and confidence < config.min_confidence))
+                       or (not kind and confidence < config.min_confidence)
+                       or not np.isfinite(confidence))
             object_class[k] = UNKNOWN if unknown else class_id
             result.objects.append(DetectedObject(
                 object_id=k, class_id=class_id, class_name=self.class_names[class_id],
@@ -453,26 +474,37 @@ def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
     return ladder[np.minimum(pick, len(ladder) - 1)]
 
 
-def _largest_objects(labels: np.ndarray, count: int) -> tuple[np.ndarray, int]:
-    """Keep the ``MAX_OBJECTS`` largest of ``count`` objects of ``(M,)`` labels (order kept)."""
-    if count <= MAX_OBJECTS:
+def object_limit(method: str) -> int:
+    """
+    Most objects explained per scan with ``method``: ``MAX_OBJECTS``, fewer for occlusion.
+
+    Occlusion runs one forward pass per region and object at the full N
+    samples; :data:`OCCLUSION_MAX_OBJECTS` keeps its scan within the bound
+    that ``bench/bench_worst_case.py`` measures for the other methods' 1,024.
+    """
+    return OCCLUSION_MAX_OBJECTS if method == 'occlusion' else MAX_OBJECTS
+
+
+def _largest_objects(labels: np.ndarray, count: int, limit: int) -> tuple[np.ndarray, int]:
+    """Keep the ``limit`` largest of ``count`` objects of ``(M,)`` labels (order kept)."""
+    if count <= limit:
         return labels, count
     sizes = np.bincount(labels[labels >= 0], minlength=count)
-    kept = np.sort(np.argsort(-sizes, kind='stable')[:MAX_OBJECTS])
+    kept = np.sort(np.argsort(-sizes, kind='stable')[:limit])
     remap = np.full(count + 1, -1, np.int32)  # remap[-1] (last) keeps -1
-    remap[kept] = np.arange(MAX_OBJECTS, dtype=np.int32)
-    return remap[labels], MAX_OBJECTS
+    remap[kept] = np.arange(limit, dtype=np.int32)
+    return remap[labels], limit
 
 
-def _largest_objects_torch(labels: Tensor, count: int) -> tuple[Tensor, int]:
+def _largest_objects_torch(labels: Tensor, count: int, limit: int) -> tuple[Tensor, int]:
     """Torch twin of :func:`_largest_objects`."""
-    if count <= MAX_OBJECTS:
+    if count <= limit:
         return labels, count
     sizes = torch.bincount(labels[labels >= 0], minlength=count)
-    kept = torch.sort(torch.argsort(-sizes, stable=True)[:MAX_OBJECTS]).values
+    kept = torch.sort(torch.argsort(-sizes, stable=True)[:limit]).values
     remap = torch.full((count + 1,), -1, dtype=torch.int64, device=labels.device)
-    remap[kept] = torch.arange(MAX_OBJECTS, device=labels.device)
-    return remap[labels], MAX_OBJECTS
+    remap[kept] = torch.arange(limit, device=labels.device)
+    return remap[labels], limit
 
 
 def _normalize_batch(samples: Tensor, mode: str, height: Optional[Tensor] = None) -> Tensor:

@@ -42,7 +42,6 @@ Parameters: ``pointcam_node --help`` or :func:`~pointcam_ros.common.config.markd
 from collections import Counter, deque
 from dataclasses import dataclass, field
 import json
-import re
 import threading
 import time
 from typing import Any, Optional, Sequence
@@ -50,11 +49,11 @@ from typing import Any, Optional, Sequence
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from pointcam_ros.common.config import (
-    ConfigError, node_params, output_prefix, PipelineConfig)
+    ConfigError, node_params, output_prefixes, PipelineConfig)
 from pointcam_ros.common.scan_mailbox import Mailbox
 from pointcam_ros.formats.cloud_io import CloudFormatError
 from pointcam_ros.formats.markers import object_markers
-from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
+from pointcam_ros.perception.pipeline import object_limit, ScanError, ScenePipeline
 from pointcam_ros.ros.ros_main import declare_from_schema, run_main
 from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
 from rcl_interfaces.msg import SetParametersResult
@@ -65,12 +64,25 @@ from visualization_msgs.msg import MarkerArray
 
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 PIPELINE_NAMES = frozenset(spec.name for spec in PipelineConfig.params())
-_NUMBER = re.compile(r'-?\d+(\.\d+)?(e[-+]?\d+)?|nan|inf', re.IGNORECASE)
+#: ``reject_reasons`` keeps at most this many kinds per topic; further ones count as 'other'.
+MAX_REASON_KINDS = 32
+#: ``last_reject_reason`` is cut to this many characters.
+MAX_REASON_TEXT = 300
+#: The PointCloud2 type name as ``get_topic_names_and_types`` reports it.
+CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 
 
-def reason_key(message: str) -> str:
-    """Group reject messages by kind: numbers become ``N`` (``'row_step N is ...'``)."""
-    return _NUMBER.sub('N', message)[:100]
+def reason_kind(exc: BaseException) -> str:
+    """
+    Return the counting key of a rejected or failed scan: exception class and ``kind``.
+
+    ``CloudFormatError: duplicate_field``, ``ScanError: too_many_points``, or the
+    class name alone for other exceptions. Never the message, which may hold any
+    text a publisher sends (field names), so the set of keys stays small.
+    """
+    kind = getattr(exc, 'kind', '')
+    return f'{type(exc).__name__}: {kind}' if isinstance(kind, str) and kind \
+        else type(exc).__name__
 
 
 @dataclass
@@ -84,7 +96,10 @@ class TopicStats:
     errors: int = 0
     skipped: int = 0
     last_reason: str = ''
-    reasons: Counter = field(default_factory=Counter)  # reject/error kind -> count
+    reasons: Counter = field(default_factory=Counter)  # reason_kind -> count, bounded
+    last_input: Optional[float] = None  # monotonic time of the newest scan
+    objects_capped: int = 0  # clusters left unexplained by the per-scan object cap
+    scans_capped: int = 0
     recent: deque = field(default_factory=deque)  # (monotonic time, outcome)
     input_times: deque = field(default_factory=lambda: deque(maxlen=200))
     output_times: deque = field(default_factory=lambda: deque(maxlen=200))
@@ -95,6 +110,13 @@ class TopicStats:
         self.recent.append((now, outcome))
         while self.recent and now - self.recent[0][0] > window:
             self.recent.popleft()
+
+    def add_reason(self, kind: str, text: str) -> None:
+        """Count a reject/error of ``kind``; keep its text (cut) as the last reason."""
+        if kind not in self.reasons and len(self.reasons) >= MAX_REASON_KINDS:
+            kind = 'other'
+        self.reasons[kind] += 1
+        self.last_reason = text[:MAX_REASON_TEXT]
 
     def window_counts(self, now: float, window: float) -> Counter:
         """Outcomes of the last ``window`` seconds."""
@@ -113,8 +135,9 @@ class PointcamNode(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__('pointcam', **kwargs)
-        values = declare_from_schema(self, node_params())
+        values = declare_from_schema(self, node_params(), 'pointcam_node')
         topics = values['input_topics']
+        prefixes = output_prefixes(topics)  # ConfigError: two inputs, one output topic
         self._window = values['diagnostics_window']
         config = PipelineConfig.from_dict({k: v for k, v in values.items()
                                            if k in PIPELINE_NAMES})
@@ -129,22 +152,29 @@ class PointcamNode(Node):
         self._config_error = ''  # why _requested could not be applied, '' when it was
         self._failed: Optional[PipelineConfig] = None  # the config that could not be applied
         self._worker_errors = 0
+        self._lock = threading.Lock()
+        self._mailbox: Mailbox[PointCloud2] = Mailbox()
+        self._started = time.monotonic()
+        self._stats = {topic: TopicStats() for topic in topics}
+        self._outputs = {}
+        self._resolved: dict[str, str] = {}  # input topic as given -> resolved name
+        self._idle_warned: dict[str, float] = {}  # topic -> monotonic time of the last warning
+        wiring = []
+        for topic in topics:
+            prefix = prefixes[topic]
+            saliency = self.create_publisher(PointCloud2, f'{prefix}/saliency', RELIABLE)
+            labels = self.create_publisher(MarkerArray, f'{prefix}/labels', RELIABLE)
+            self._outputs[topic] = (saliency, labels)
+            subscription = self.create_subscription(
+                PointCloud2, topic, lambda msg, t=topic: self.cloud_callback(t, msg),
+                qos_profile_sensor_data)
+            self._resolved[topic] = subscription.topic_name
+            wiring.append(f'{subscription.topic_name} -> {saliency.topic_name}, '
+                          f'{labels.topic_name}')
         self.get_logger().info(
             f'device {self.pipeline.device} ({"CUDA" if self.pipeline.device.type == "cuda" else "CPU"}), '  # noqa: E501
             f'model {self.pipeline.loaded.path} ({len(self.pipeline.class_names)} classes), '
-            f'method {config.method}, inputs {topics}')
-        self._lock = threading.Lock()
-        self._mailbox: Mailbox[PointCloud2] = Mailbox()
-        self._stats = {topic: TopicStats() for topic in topics}
-        self._outputs = {}
-        for topic in topics:
-            prefix = output_prefix(topic, len(topics) > 1)
-            self._outputs[topic] = (
-                self.create_publisher(PointCloud2, f'{prefix}/saliency', RELIABLE),
-                self.create_publisher(MarkerArray, f'{prefix}/labels', RELIABLE))
-            self.create_subscription(
-                PointCloud2, topic, lambda msg, t=topic: self.cloud_callback(t, msg),
-                qos_profile_sensor_data)
+            f'method {config.method}; ' + '; '.join(wiring))
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(values['diagnostics_period'], self.diagnostics_callback)
         self.add_on_set_parameters_callback(self.parameters_callback)
@@ -204,6 +234,7 @@ class PointcamNode(Node):
             stats = self._stats[topic]
             stats.received += 1
             stats.input_times.append(now)
+            stats.last_input = now
             if replaced:
                 stats.dropped += 1
                 stats.note('dropped', now, self._window)
@@ -218,12 +249,14 @@ class PointcamNode(Node):
                 self._apply_requested()
                 self._process(topic, msg)
             except Exception as exc:  # noqa: B902 - the worker must keep serving
-                self._count(topic, 'error', f'{type(exc).__name__}: {exc}')
+                if not self.context.ok():
+                    return  # shutting down: publishing failed because the context is gone
+                self._count(topic, 'error', exc)
                 self.get_logger().error(f'worker error on {topic}: {exc!r}',
                                         throttle_duration_sec=5.0)
 
-    def _count(self, topic: str, outcome: str, reason: str = '',
-               latency_ms: Optional[float] = None) -> None:
+    def _count(self, topic: str, outcome: str, error: Optional[BaseException] = None,
+               latency_ms: Optional[float] = None, capped: int = 0) -> None:
         now = time.monotonic()
         with self._lock:
             stats = self._stats[topic]
@@ -232,6 +265,8 @@ class PointcamNode(Node):
                 stats.processed += 1
                 stats.output_times.append(now)
                 stats.latencies_ms.append(latency_ms)
+                stats.objects_capped += capped
+                stats.scans_capped += capped > 0
             elif outcome == 'skipped':
                 stats.skipped += 1
             else:
@@ -240,8 +275,11 @@ class PointcamNode(Node):
                 else:
                     stats.errors += 1
                     self._worker_errors += 1
-                stats.last_reason = reason
-                stats.reasons[reason_key(reason)] += 1
+                if error is not None:
+                    text = str(error)
+                    if outcome == 'error':
+                        text = f'{type(error).__name__}: {text}'
+                    stats.add_reason(reason_kind(error), text)
 
     def _process(self, topic: str, msg: PointCloud2) -> None:
         started = time.monotonic()
@@ -252,18 +290,29 @@ class PointcamNode(Node):
         try:
             result, cloud = self.pipeline.process_cloud(msg)
         except (CloudFormatError, ScanError) as exc:
-            self._count(topic, 'rejected', str(exc))
+            self._count(topic, 'rejected', exc)
             self.get_logger().warning(f'rejected scan on {topic}: {exc}',
                                       throttle_duration_sec=5.0)
             return
         saliency_pub.publish(to_ros_cloud(cloud, msg.header))
         labels_pub.publish(to_ros_markers(object_markers(result.objects), msg.header))
-        self._count(topic, 'processed', latency_ms=1e3 * (time.monotonic() - started))
+        self._count(topic, 'processed', latency_ms=1e3 * (time.monotonic() - started),
+                    capped=result.objects_capped)
+        if result.objects_capped:
+            self.get_logger().warning(
+                f'{topic}: {result.objects_capped} clusters over the per-scan cap of '
+                f'{object_limit(self.config.method)} objects ({self.config.method}) were not '
+                'explained; the largest were', throttle_duration_sec=10.0)
 
     # --- diagnostics ---------------------------------------------------------------------
 
-    def _level(self, window: Counter) -> tuple[bytes, str]:
-        """Level and message from the outcomes of the recent window (see module docstring)."""
+    def _level(self, window: Counter, idle: Optional[float]) -> tuple[bytes, str]:
+        """
+        Level and message from the outcomes of the recent window (see module docstring).
+
+        ``idle``: seconds without any scan on the topic, or None when one came
+        within the window.
+        """
         span = f'in the last {self._window:g} s'
         if self._config_error:
             return DiagnosticStatus.ERROR, f'parameters not applied: {self._config_error}'
@@ -274,7 +323,44 @@ class PointcamNode(Node):
                                            f'{window["rejected"]} rejected {span}')
         if window['processed']:
             return DiagnosticStatus.OK, f'{window["processed"]} scans explained {span}'
+        if idle is not None:
+            return DiagnosticStatus.WARN, f'no scan received for {idle:.0f} s'
+        if window['skipped']:
+            return DiagnosticStatus.OK, (f'{window["skipped"]} scans not explained {span}: '
+                                         'no subscriber to the outputs')
         return DiagnosticStatus.OK, f'no scan to explain {span}'
+
+    def _idle_seconds(self, stats: TopicStats, now: float) -> Optional[float]:
+        """Seconds without a scan on a topic once that reaches the window, else None."""
+        idle = now - (stats.last_input if stats.last_input is not None else self._started)
+        return idle if idle >= self._window else None
+
+    def _warn_idle(self, idle_topics: Sequence[str]) -> None:
+        """
+        Warn (once per window and topic) that an input receives nothing.
+
+        Names the resolved topic and every PointCloud2 topic this node can see
+        with its publisher count, so a wrong name or remapping shows at once.
+        """
+        now = time.monotonic()
+        due = [t for t in idle_topics if now - self._idle_warned.get(t, -1e18) >= self._window]
+        if not due:
+            return
+        seen = []
+        for name, types in self.get_topic_names_and_types():
+            if CLOUD_TYPE in types:
+                publishers = self.count_publishers(name)
+                if publishers:
+                    seen.append(f'{name} ({publishers} publisher{"s" * (publishers > 1)})')
+        for topic in due:
+            self._idle_warned[topic] = now
+            resolved = self._resolved[topic]
+            others = [entry for entry in seen if entry.split(' ')[0] != resolved]
+            self.get_logger().warning(
+                f'no scan on {resolved} for {self._window:g} s or more '
+                f'({self.count_publishers(resolved)} publishers); PointCloud2 topics with '
+                f'publishers: {", ".join(others) if others else "none other"}. Check the '
+                'driver, input_topics and any remapping (-r points:=/your/topic).')
 
     def diagnostics_callback(self) -> None:
         """Publish one DiagnosticStatus per input topic."""
@@ -286,9 +372,13 @@ class PointcamNode(Node):
             node_values = {'worker_errors': self._worker_errors,
                            'config_error': self._config_error}
             snapshot = {}
+            idle_topics = []
             for topic, s in self._stats.items():
                 window = s.window_counts(now, self._window)
-                level, message = self._level(window)
+                idle = self._idle_seconds(s, now)
+                if idle is not None:
+                    idle_topics.append(topic)
+                level, message = self._level(window, idle)
                 snapshot[topic] = (level, message, {
                     'input_rate_hz': f'{_rate(s.input_times, now):.2f}',
                     'output_rate_hz': f'{_rate(s.output_times, now):.2f}',
@@ -300,7 +390,12 @@ class PointcamNode(Node):
                     'window_dropped': window['dropped'],
                     'window_rejected': window['rejected'], 'window_errors': window['error'],
                     'last_reject_reason': s.last_reason,
-                    'reject_reasons': json.dumps(dict(s.reasons.most_common(20)))})
+                    'reject_reasons': json.dumps(dict(s.reasons.most_common())),
+                    'seconds_since_last_scan': ('never' if s.last_input is None
+                                                else f'{now - s.last_input:.1f}'),
+                    'scans_capped': s.scans_capped, 'objects_capped': s.objects_capped,
+                    'object_cap': object_limit(config.method),
+                    'input_topic': self._resolved[topic]})
         for topic, (level, message, values) in snapshot.items():
             status = DiagnosticStatus()
             status.name = f'{self.get_fully_qualified_name()}: {topic}'
@@ -316,6 +411,7 @@ class PointcamNode(Node):
             status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
             array.status.append(status)
         self._diagnostics.publish(array)
+        self._warn_idle(idle_topics)
 
     def stop(self) -> None:
         """Stop the worker thread (waits for the scan in progress)."""

@@ -55,7 +55,8 @@ def descriptor_for(spec: Param) -> ParameterDescriptor:
     return descriptor
 
 
-def declare_from_schema(node: Node, specs: Sequence[Param]) -> dict[str, Any]:
+def declare_from_schema(node: Node, specs: Sequence[Param],
+                        executable: str = '') -> dict[str, Any]:
     """
     Declare ``specs`` on ``node``; return their start-up values by name.
 
@@ -65,7 +66,7 @@ def declare_from_schema(node: Node, specs: Sequence[Param]) -> dict[str, Any]:
     the parameters stay statically typed. At run time (``ros2 param set
     max_range 10``) the same conversion needs Jazzy or newer (a pre-set
     callback); Humble then wants ``10.0``. Unknown start-up parameters are
-    logged as a warning.
+    logged as a warning that points to ``<executable> --help``.
     """
     # rclpy has no public accessor for the start-up values; fall back to rclpy's own
     # checks (still reported as 'cannot start: <name>: ...') where it is missing.
@@ -91,7 +92,7 @@ def declare_from_schema(node: Node, specs: Sequence[Param]) -> dict[str, Any]:
                      if name not in known and not name.startswith('qos_overrides.'))
     if unknown:
         node.get_logger().warning(f'ignoring unknown parameters {unknown}; '
-                                  f'see {node.get_name()} --help')
+                                  f'see {executable or node.get_name()} --help')
     return values
 
 
@@ -111,8 +112,21 @@ def wants_help(argv: Sequence[str]) -> bool:
 
 def print_help(executable: str, summary: str, specs: Sequence[Param]) -> None:
     """Print usage and every parameter of ``specs`` (CLI only)."""
-    print(f'usage: ros2 run pointcam_ros {executable} [--ros-args -p NAME:=VALUE ... '
-          f'--params-file FILE]\n\n{summary}\n\nparameters:\n{help_text(specs)}', end='')
+    ros_args = '[--ros-args -p NAME:=VALUE ... --params-file FILE -r FROM:=TO]'
+    print(f'usage: {executable} {ros_args}              (pip install)\n'
+          f'       ros2 run pointcam_ros {executable} {ros_args}   (ROS workspace)\n\n'
+          f'{summary}\n\nparameters:\n{help_text(specs)}', end='')
+
+
+def _start_failure(logger: Any, exc: Exception) -> None:
+    """Log why a node could not start in one line ``cannot start: <parameter>: <why>``."""
+    if isinstance(exc, ConfigError):
+        logger.fatal(f'cannot start: {exc}')
+    elif isinstance(exc, CheckpointError):
+        logger.fatal(f'cannot start: model_path: {exc}')
+    else:  # no traceback for a start-up failure
+        logger.fatal(f'cannot start: {type(exc).__name__}: {exc}')
+        logger.debug(f'start-up traceback:\n{traceback.format_exc()}')
 
 
 def spin_node(factory: Callable[[], Node], name: str,
@@ -138,21 +152,21 @@ def spin_node(factory: Callable[[], Node], name: str,
     try:
         try:
             node = factory()
-        except ConfigError as exc:
-            logger.fatal(f'cannot start: {exc}')
-            return 1
-        except CheckpointError as exc:
-            logger.fatal(f'cannot start: model_path: {exc}')
-            return 1
         except (KeyboardInterrupt, ExternalShutdownException):
             return 0
-        except Exception as exc:  # noqa: B902 - no traceback for a start-up failure
-            logger.fatal(f'cannot start: {type(exc).__name__}: {exc}')
-            logger.debug(f'start-up traceback:\n{traceback.format_exc()}')
+        except Exception as exc:  # noqa: B902
+            if not rclpy.ok():  # Ctrl-C during start-up shut the context down under it
+                return 0
+            _start_failure(logger, exc)
             return 1
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: B902
+        # Ctrl-C shuts the context down under a running callback, whose next publish then
+        # raises (RCLError: publisher's context is invalid): a clean stop, not a failure.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             stop = getattr(node, 'stop', None)

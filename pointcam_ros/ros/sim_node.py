@@ -58,7 +58,7 @@ class SimNode(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__('pointcam_sim', **kwargs)
-        values = declare_from_schema(self, SIM_PARAMS)
+        values = declare_from_schema(self, SIM_PARAMS, 'pointcam_sim')
         self.add_on_set_parameters_callback(self.parameters_callback)
         name = values['sensor']
         self.sensor = SENSORS[name]
