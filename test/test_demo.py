@@ -14,8 +14,10 @@
 """The README's demo: simulator and node as processes, recorded to a real MCAP bag."""
 
 from pathlib import Path
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 from pointcam_ros.common.config import output_prefix
@@ -103,3 +105,26 @@ def test_demo_that_cannot_start_says_why_and_exits_1(tmp_path):
     assert 'no saliency cloud within' in result.stderr
     assert 'pointcam_node exited with 1' in result.stderr
     assert 'Traceback' not in result.stderr and 'terminate called' not in result.stderr
+
+
+def test_ctrl_c_ends_the_demo_early_and_keeps_the_recording(tmp_path):
+    """Ctrl-C while recording: children stopped, summary printed, bag kept, no traceback."""
+    exe = str(Path(sys.executable).parent / 'pointcam_demo')
+    process = subprocess.Popen([exe, '--duration', '600', '--out', str(tmp_path), '--device',
+                                'cpu'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        for line in process.stdout:  # until the recording starts
+            if 'recording 600 s' in line:
+                break
+        time.sleep(3.0)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, out + err
+    assert 'interrupted after' in err and 'Traceback' not in err, err
+    assert 'saliency clouds out (node -> recorder):' in out
+    bags = [p for p in tmp_path.iterdir() if p.name.startswith('demo_') and p.is_dir()]
+    assert len(bags) == 1 and list(bags[0].glob('*.mcap'))

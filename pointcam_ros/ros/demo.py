@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -55,6 +56,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
@@ -304,13 +306,19 @@ def _drain(recording: Recording, quiet_s: float = 1.5, timeout: float = 15.0) ->
     return _wait(fresh, max(remaining, 3.0))
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _run_processes(args: argparse.Namespace, env: dict, recorder: Recorder,
                    bag_path: Path) -> Optional[tuple[float, float, bool]]:
     """
     Start pointcam_node and pointcam_sim, record, stop them; always leaves none running.
 
     Returns (seconds recorded, seconds draining, final diagnostics seen), or
-    None when no saliency cloud arrived within ``args.startup_timeout``.
+    None when no saliency cloud arrived within ``args.startup_timeout``. A
+    Ctrl-C (or SIGTERM) while recording ends the recording early: what was
+    recorded is kept and summarised as usual.
     """
     processes: list[subprocess.Popen] = []
     try:
@@ -335,7 +343,11 @@ def _run_processes(args: argparse.Namespace, env: dict, recorder: Recorder,
         began = time.monotonic()
         print(f'first saliency cloud after {began - started:.1f} s; recording '
               f'{args.duration:.0f} s to {bag_path} ...', flush=True)
-        time.sleep(args.duration)
+        try:
+            time.sleep(args.duration)
+        except KeyboardInterrupt:
+            print(f'interrupted after {time.monotonic() - began:.1f} s of recording; stopping '
+                  'the simulator and keeping what was recorded', file=sys.stderr, flush=True)
         stopped = time.monotonic()
         sim.terminate()
         sim.wait(timeout=20)
@@ -373,25 +385,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     env.setdefault('ROS_LOCALHOST_ONLY', '1')
     use_large_data_profile(env)  # scans are 0.6-12 MB; see resources/fastdds_large_data.xml
     os.environ.update(env)
-    rclpy.init()
+    # Ctrl-C and SIGTERM reach this process as KeyboardInterrupt, not as an rclpy shutdown
+    # that would stop the recorder's executor under it (Humble has these options too).
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _record_and_report(args, env, bag_path)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, the bag is not kept
+        print('interrupted; the unfinished recording was removed', file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        rclpy.try_shutdown()
+
+
+def _record_and_report(args: argparse.Namespace, env: dict, bag_path: Path) -> int:
+    """Record (see :func:`_run_processes`), then print the summary and the snapshot."""
     recording = Recording()
     outcome: Optional[tuple[float, float, bool]] = None
-    try:
-        with SafeBagWriter(bag_path) as writer:
-            recorder = Recorder(writer, recording)
-            executor = SingleThreadedExecutor()
-            executor.add_node(recorder)
-            spinner = threading.Thread(target=executor.spin, daemon=True)
-            spinner.start()
-            try:
-                outcome = _run_processes(args, env, recorder, bag_path)
-            finally:
-                executor.shutdown()
-                spinner.join(timeout=5)
-                with recording.lock:
-                    recorder.destroy_node()
-    finally:
-        rclpy.try_shutdown()
+    with SafeBagWriter(bag_path) as writer:
+        recorder = Recorder(writer, recording)
+        executor = SingleThreadedExecutor()
+        executor.add_node(recorder)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            outcome = _run_processes(args, env, recorder, bag_path)
+        finally:
+            executor.shutdown()
+            spinner.join(timeout=5)
+            with recording.lock:
+                recorder.destroy_node()
     if outcome is None:
         return 1
     wall_s, drain_s, final = outcome
