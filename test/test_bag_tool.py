@@ -15,6 +15,7 @@
 """pointcam_bag on real rosbag2 files (MCAP and SQLite3) written by the tests."""
 
 import hashlib
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -24,13 +25,15 @@ import time
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.bag_io import (
-    is_pointcam_output, PARTIAL_MARKER, rosbags_cloud, typestore)
+    BagExistsError, is_pointcam_output, MARKER_ARRAY, output_kind, OUTPUT_MARKER, PARTIAL_MARKER,
+    POINTCLOUD2, remove_partials_of, remove_stale_partials, rosbags_cloud, rosbags_markers,
+    SafeBagWriter, typestore)
 from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.clouds import scan_to_cloud
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
-from pointcam_ros.tools.bag_tool import BagError, explain_bag
+from pointcam_ros.tools.bag_tool import BagError, explain_bag, main, UsageError
 import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -421,3 +424,231 @@ def test_main_restores_the_callers_signal_handlers(tmp_path, tiny_model):
                  'cpu', '--quiet']) == 0
     assert main([str(tmp_path / 'missing'), '-o', str(tmp_path / 'out2'), '--quiet']) == 1
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# --- issue #22: the data-loss guards, each with a test that fails without it -----------------
+
+
+def _snapshot(folder):
+    """Every entry under ``folder``: sha256 of each file, target of each link, each folder."""
+    out = {}
+    for root, dirs, files in os.walk(folder):  # links to folders are listed, not followed
+        for name in dirs + files:
+            path = Path(root) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                out[rel] = ('link', os.readlink(path))
+            elif path.is_dir():
+                out[rel] = ('folder',)
+            else:
+                out[rel] = ('file', hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
+
+
+def _recording(path):
+    """Write a bag as the demo records one: SafeBagWriter with its default kind."""
+    cloud = _clouds(1)[0]
+    with SafeBagWriter(path) as writer:
+        writer.write('/points', POINTCLOUD2, 10**9, rosbags_cloud(STORE, cloud, _header(1)))
+        writer.write('/ground_truth', MARKER_ARRAY, 10**9,
+                     rosbags_markers(STORE, [], _header(1)))
+    return path
+
+
+def _cli(tiny_model, *args):
+    return main([*map(str, args), '--model', tiny_model, '--device', 'cpu', '--quiet'])
+
+
+def test_overwrite_never_replaces_a_recording(tmp_path, pipeline, tiny_model):
+    """#22.1: the demo's recording carries the marker too, but it is no explanation."""
+    recording = _recording(tmp_path / 'demo_20260101_120000')
+    assert output_kind(recording) == 'recording' and not is_pointcam_output(recording)
+    source = _one_scan_bag(tmp_path / 'in')
+    before = _snapshot(tmp_path)
+    with pytest.raises(BagExistsError, match='is a recording written by .*never replaced'):
+        explain_bag([source], recording, pipeline, overwrite=True, progress=False)
+    assert _cli(tiny_model, source, '-o', recording, '--overwrite') == 1
+    assert _snapshot(tmp_path) == before
+    # An explanation is marked as one, and that is what --overwrite replaces.
+    explain_bag([source], tmp_path / 'out', pipeline, progress=False)
+    assert output_kind(tmp_path / 'out') == 'explanation'
+    explain_bag([source], tmp_path / 'out', pipeline, overwrite=True, progress=False)
+
+
+def test_overwrite_refuses_a_plain_bag_and_a_marker_of_an_older_version(tmp_path, pipeline):
+    """Fails when is_pointcam_output says yes to any bag folder (the mutation of #22)."""
+    source = _one_scan_bag(tmp_path / 'in')
+    user = _one_scan_bag(tmp_path / 'user_bag')  # rosbags' Writer, no marker
+    older = tmp_path / 'older'  # what SafeBagWriter wrote before markers had a kind
+    with Writer(older, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        writer.set_custom_data(OUTPUT_MARKER, 'pointcam_bag')
+        conn = writer.add_connection('/points', POINTCLOUD2, typestore=STORE)
+        writer.write(conn, 10**9, STORE.serialize_cdr(
+            rosbags_cloud(STORE, _clouds(1)[0], _header(1)), POINTCLOUD2))
+    assert output_kind(older) == 'legacy' and output_kind(user) is None
+    before = _snapshot(tmp_path)
+    with pytest.raises(BagExistsError, match='did not write'):
+        explain_bag([source], user, pipeline, overwrite=True, progress=False)
+    with pytest.raises(BagExistsError, match=f'older pointcam_ros.*rm -r {older}'):
+        explain_bag([source], older, pipeline, overwrite=True, progress=False)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize('target', ['dangling', 'explanation', 'empty_folder'])
+def test_a_symlink_at_the_output_is_never_replaced(tmp_path, pipeline, tiny_model, target):
+    """#22.2: ``ln -s /not/yet/mounted out; pointcam_bag in -o out`` must not replace the link."""
+    source = _one_scan_bag(tmp_path / 'in')
+    pointed = tmp_path / 'not_yet_mounted'
+    if target == 'explanation':
+        explain_bag([source], pointed, pipeline, progress=False)
+    elif target == 'empty_folder':
+        pointed.mkdir()
+    link = tmp_path / 'out'
+    link.symlink_to(pointed)
+    before = _snapshot(tmp_path)
+    scans = []
+    for overwrite in (False, True):
+        with pytest.raises(BagExistsError, match='symbolic link'):
+            explain_bag([source], link, pipeline, overwrite=overwrite, progress=False,
+                        on_scan=lambda done, total: scans.append(done))
+    assert scans == []  # refused before any work
+    assert _cli(tiny_model, source, '-o', link) == 1
+    assert _cli(tiny_model, source, '-o', link, '--overwrite') == 1
+    assert _snapshot(tmp_path) == before
+
+
+def test_overwrite_keeps_an_output_holding_any_entry_it_did_not_write(tmp_path, pipeline):
+    """#22.3: links, empty folders, folders and files a user put in an old output stop it."""
+    source = _one_scan_bag(tmp_path / 'in')
+    out = tmp_path / 'out'
+    explain_bag([source], out, pipeline, progress=False)
+    (tmp_path / 'precious').mkdir()
+    (tmp_path / 'precious' / 'results.csv').write_text('1,2,3')
+    mcap = next(out.glob('*.mcap'))
+
+    def link_to_folder():
+        (out / 'my_results_link').symlink_to('../precious')
+
+    def own_file_as_link():
+        mcap.rename(tmp_path / 'moved.mcap')
+        mcap.symlink_to(tmp_path / 'moved.mcap')
+
+    extras = {
+        'my_results_link': link_to_folder,
+        'my_empty_dir': lambda: (out / 'my_empty_dir').mkdir(),
+        'dangling': lambda: (out / 'dangling').symlink_to(tmp_path / 'nowhere'),
+        'folder': lambda: ((out / 'folder').mkdir(), (out / 'folder' / 'f.txt').write_text('x')),
+        'notes.txt': lambda: (out / 'notes.txt').write_text('mine'),
+        mcap.name: own_file_as_link,
+    }
+    for name, make in extras.items():
+        make()
+        before = _snapshot(tmp_path)
+        with pytest.raises(BagExistsError, match=f'did not write: {name}'):
+            explain_bag([source], out, pipeline, overwrite=True, progress=False)
+        assert _snapshot(tmp_path) == before, name
+        entry = out / name  # the test's own additions, undone one by one
+        if name == mcap.name:
+            mcap.unlink()
+            (tmp_path / 'moved.mcap').rename(mcap)
+        elif entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        else:
+            for inner in entry.iterdir():
+                inner.unlink()
+            entry.rmdir()
+    explain_bag([source], out, pipeline, overwrite=True, progress=False)  # only its own files
+    assert (tmp_path / 'precious' / 'results.csv').read_text() == '1,2,3'
+
+
+def test_a_destination_changed_while_writing_is_left_alone(tmp_path, pipeline):
+    """The last check before the rename: what appeared meanwhile is neither replaced nor lost."""
+    source = _one_scan_bag(tmp_path / 'in')
+    out = tmp_path / 'out'
+    explain_bag([source], out, pipeline, progress=False)
+    cloud = rosbags_cloud(STORE, _clouds(1)[0], _header(1))
+    with pytest.raises(BagExistsError, match='did not write: notes.txt'):
+        with SafeBagWriter(out, overwrite=True, inputs=[source], kind='explanation') as writer:
+            writer.write('/pointcam/saliency', POINTCLOUD2, 10**9, cloud)
+            (out / 'notes.txt').write_text('written while the bag was being written')
+    assert (out / 'notes.txt').read_text().startswith('written while')
+    fresh = tmp_path / 'fresh'
+    with pytest.raises(BagExistsError, match='fresh'):
+        with SafeBagWriter(fresh, inputs=[source], kind='explanation') as writer:
+            writer.write('/pointcam/saliency', POINTCLOUD2, 10**9, cloud)
+            fresh.mkdir()  # an empty folder made meanwhile: a rename would replace it
+            (tmp_path / 'mine').mkdir()
+            (fresh / 'link').symlink_to(tmp_path / 'mine')
+    assert os.listdir(fresh) == ['link'] and (tmp_path / 'mine').is_dir()
+    fresh_empty = tmp_path / 'fresh_empty'
+    with pytest.raises(BagExistsError, match='fresh_empty'):
+        with SafeBagWriter(fresh_empty, inputs=[source], kind='explanation') as writer:
+            writer.write('/pointcam/saliency', POINTCLOUD2, 10**9, cloud)
+            fresh_empty.mkdir()
+    assert os.listdir(fresh_empty) == []
+    assert not [p for p in tmp_path.iterdir() if '.partial-' in p.name]
+
+
+def test_a_bag_given_twice_for_one_output_is_refused(tmp_path, pipeline, tiny_model):
+    """#22.6 with --merge: the same bag (here also through a link) would be read twice."""
+    source = _one_scan_bag(tmp_path / 'in')
+    (tmp_path / 'alias').symlink_to(source)
+    before = _snapshot(tmp_path)
+    with pytest.raises(UsageError, match='given more than once'):
+        explain_bag([source, tmp_path / 'alias'], tmp_path / 'out', pipeline, progress=False)
+    assert _cli(tiny_model, source, source, '--merge', '-o', tmp_path / 'out') == 2
+    assert _snapshot(tmp_path) == before
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from pointcam_ros.formats.bag_io import SafeBagWriter
+writers = [SafeBagWriter(Path(a)).__enter__() for a in sys.argv[1:]]
+print(os.getpid(), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_stale_partials_are_found_by_exact_name(tmp_path, pipeline):
+    """#22.5: ``run[1]`` is a name, not a glob pattern (alone, or as a fleet's killed worker)."""
+    names = ['run[1]', 'run1', 'a*b', 'aXb', 'q?']
+    killed = subprocess.run([sys.executable, '-c', _KILLED_WRITER,
+                             *(str(tmp_path / n) for n in names)],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    pid = int(killed.stdout)
+
+    def partials(name):
+        return [p for p in tmp_path.iterdir() if p.name.startswith(f'.{name}.partial-')]
+    assert all(len(partials(n)) == 1 for n in names)
+    assert len(remove_stale_partials(tmp_path / 'run[1]')) == 1 and not partials('run[1]')
+    assert len(partials('run1')) == 1  # not the other bag's
+    assert len(remove_partials_of(tmp_path / 'a*b', pid, os.uname().nodename)) == 1
+    assert not partials('a*b') and len(partials('aXb')) == 1
+    explain_bag([_one_scan_bag(tmp_path / 'in')], tmp_path / 'q?', pipeline, progress=False)
+    assert not partials('q?') and is_pointcam_output(tmp_path / 'q?')
+    for name in ('run1', 'aXb'):
+        assert len(remove_stale_partials(tmp_path / name)) == 1
+    assert not [p for p in tmp_path.iterdir() if '.partial-' in p.name]
+
+
+def test_clashing_output_topics_are_refused_before_any_work(tmp_path, pipeline, tiny_model):
+    """#22.7: two inputs on one output namespace, or a copied input on an output topic."""
+    clouds = _clouds(1)
+    two = write_bag(tmp_path / 'two', StoragePlugin.MCAP, {
+        '/lidar/front': [(10**9, clouds[0])], '/lidar_front': [(10**9, clouds[0])]})
+    outputs = write_bag(tmp_path / 'outputs_only', StoragePlugin.MCAP,
+                        {'/pointcam/saliency': [(10**9, clouds[0])]})
+    before = _snapshot(tmp_path)
+    with pytest.raises(UsageError, match="'/lidar/front' and '/lidar_front' would both publish"):
+        explain_bag([two], tmp_path / 'out', pipeline, topics=['/lidar/front', '/lidar_front'],
+                    progress=False)
+    with pytest.raises(UsageError, match='--copy-inputs would copy /pointcam/saliency'):
+        explain_bag([outputs], tmp_path / 'out', pipeline, topics=['/pointcam/saliency'],
+                    copy_inputs=True, progress=False)
+    assert _cli(tiny_model, two, '-o', tmp_path / 'out', '--topics', '/lidar/front',
+                '/lidar_front') == 2
+    assert _cli(tiny_model, outputs, '-o', tmp_path / 'out', '--topics',
+                '/pointcam/saliency', '--copy-inputs') == 2
+    assert _snapshot(tmp_path) == before

@@ -24,14 +24,16 @@ import threading
 import time
 
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.formats.bag_io import is_pointcam_output, PARTIAL_MARKER
+from pointcam_ros.formats.bag_io import (
+    is_pointcam_output, PARTIAL_MARKER, recorded_sources, source_fingerprint)
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.tools.bag_tool import explain_bag
+from pointcam_ros.tools.bag_tool import explain_bag, main, UsageError
 from pointcam_ros.tools.fleet import (
-    explain_bags, FleetError, FleetOptions, LocalBackend, RayBackend, SUMMARY_NAME)
+    explain_bags, FleetError, FleetOptions, LayoutError, LocalBackend, RayBackend,
+    SUMMARY_NAME)
 import pytest
 from rosbags.rosbag2 import StoragePlugin
-from test_bag_tool import _clouds, _read, _tree_digest, write_bag
+from test_bag_tool import _clouds, _read, _recording, _snapshot, _tree_digest, write_bag
 
 QUIET = FleetOptions(progress=False)
 
@@ -338,7 +340,75 @@ def test_a_folder_of_bags_lists_its_bags_only(tmp_path, drives, config):
     (folder / 'no_metadata').mkdir()
     explain_bags([drives / 'drive0'], folder / 'explained_once', config, QUIET)
     (folder / 'explained_once' / 'drive0').rename(folder / 'c_explained')  # a pointcam output
-    assert [p.name for p in bags_in(folder)] == ['a_old.bag', 'b_drive']
+    _recording(folder / 'd_recording')  # the demo's: marked, but a recording, so an input
+    assert [p.name for p in bags_in(folder)] == ['a_old.bag', 'b_drive', 'd_recording']
     assert is_bag(folder / 'c_explained') and bags_in(folder / 'b_drive') == []
     assert find_bags([folder, drives / 'drive1', tmp_path / 'missing']) == [
-        folder / 'a_old.bag', folder / 'b_drive', drives / 'drive1', tmp_path / 'missing']
+        folder / 'a_old.bag', folder / 'b_drive', folder / 'd_recording', drives / 'drive1',
+        tmp_path / 'missing']
+
+
+# --- issue #22: the data-loss guards of a fleet run ------------------------------------------
+
+
+def test_resume_redoes_an_output_explained_from_another_input(tmp_path, config):
+    """#22.4: ``day2/run1`` is not skipped because ``day1/run1`` was explained before."""
+    day1 = _bag(tmp_path / 'day1' / 'run1', 2, seed=0)
+    day2 = _bag(tmp_path / 'day2' / 'run1', 3, seed=1)
+    out = tmp_path / 'explained'
+    resume = FleetOptions(resume=True, progress=False)
+    out.mkdir()
+    _recording(out / 'run1')  # a recording is neither skipped nor replaced (#22.1)
+    before = _snapshot(tmp_path)
+    with pytest.raises(FileExistsError, match='is a recording'):
+        explain_bags([day1], out, config, FleetOptions(resume=True, overwrite=True,
+                                                       progress=False))
+    assert _snapshot(tmp_path) == before
+    (out / 'run1' / 'metadata.yaml').unlink()
+    next((out / 'run1').glob('*.mcap')).unlink()
+    (out / 'run1').rmdir()
+    assert explain_bags([day1], out, config, QUIET).count('done') == 1
+    redone = explain_bags([tmp_path / 'day2'], out, config, resume)
+    assert redone.count('done') == 1 and redone.count('skipped') == 0
+    row = _summary(out)['bags'][0]
+    assert row['status'] == 'done' and 'redone' in row['note'] and 'day1' in row['note']
+    assert _summary(out)['bags_redone'] == 1 and 'redone' in redone.describe()
+    assert len(_read(out / 'run1')['/pointcam/saliency']) == 3  # day2's three scans
+    assert recorded_sources(out / 'run1') == source_fingerprint([day2])
+    assert explain_bags([tmp_path / 'day2'], out, config, resume).count('skipped') == 1
+    # The same path, but the recording changed since: redone too.
+    metadata = day2 / 'metadata.yaml'
+    os.utime(metadata, ns=(metadata.stat().st_atime_ns, metadata.stat().st_mtime_ns + 10**9))
+    changed = explain_bags([day2], out, config, resume)
+    assert changed.count('done') == 1 and 'input changed' in changed.bags[0].note
+
+
+def test_duplicate_inputs_and_reserved_names_stop_the_run_before_any_work(
+        tmp_path, config, tiny_model, capsys):
+    """#22.6: a bag reached twice, or named like a file of the run, is a usage error."""
+    drive = _bag(tmp_path / 'a' / 'drive', 1)
+    (tmp_path / 'alias').symlink_to(drive)
+    named = _bag(tmp_path / 'b' / SUMMARY_NAME, 1)
+    hidden = _bag(tmp_path / 'c' / '.hidden', 1)
+    out = tmp_path / 'out'
+    before = _snapshot(tmp_path)
+    for inputs, message in [
+            ([tmp_path / 'a', drive], 'given twice'),
+            ([drive, tmp_path / 'alias'], 'given twice'),
+            ([named, drive], 'summary'),
+            ([hidden, drive], 'reserved for temporary files')]:
+        with pytest.raises(LayoutError, match=message):
+            explain_bags(inputs, out, config, QUIET)
+        assert main([*map(str, inputs), '-o', str(out), '--model', tiny_model, '--device',
+                     'cpu', '--quiet']) == 2
+        assert 'usage:' in capsys.readouterr().err
+        assert _snapshot(tmp_path) == before  # no output folder, nothing explained
+    # Clashing topics (#22.7) are found before any work too.
+    for options, message in [
+            (FleetOptions(topics=('/lidar/front', '/lidar_front'), progress=False),
+             'would both publish'),
+            (FleetOptions(topics=('/pointcam/saliency',), copy_inputs=True, progress=False),
+             '--copy-inputs would copy')]:
+        with pytest.raises(UsageError, match=message):
+            explain_bags([drive], out, config, options)
+        assert _snapshot(tmp_path) == before

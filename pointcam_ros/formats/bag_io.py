@@ -19,19 +19,28 @@ rosbag2 output with ``rosbags`` (no ROS install needed), written safely.
 to the destination and renames it into place only when closed without an
 error, so an interrupted run never leaves a half-written bag under the final
 name. Every bag it writes carries :data:`OUTPUT_MARKER` in its metadata
-(``custom_data``), and every temporary folder a :data:`PARTIAL_MARKER` file
-with the writing process's id: an existing destination is replaced only
-with ``overwrite`` *and* only when it is such a bag holding nothing else
-(:func:`check_output`), and temporary folders left by a killed run are
-recognised and removed by the next run (:func:`remove_stale_partials`).
-Nothing else is ever deleted.
+(``custom_data``): what wrote it (its ``kind``: ``'explanation'`` for
+pointcam_bag's outputs, ``'recording'`` for everything else, the default),
+the exact names of the files it wrote, and the inputs it was made from
+(:func:`source_fingerprint`). Every temporary folder holds a
+:data:`PARTIAL_MARKER` file with the writing process's id.
+
+An existing destination is replaced only with ``overwrite`` *and* only when
+it is an explanation holding nothing but the files its writer wrote
+(:func:`replace_refusal`); a symbolic link at the destination is never
+replaced. Temporary folders left by a killed run are recognised by their
+exact name and marker and removed by the next run
+(:func:`remove_stale_partials`). Nothing else is ever deleted.
 """
 
 import json
 import os
 from pathlib import Path
 import queue
+import re
 import shutil
+import stat
+import sys
 import tempfile
 import threading
 from typing import Any, Iterable, Optional, Sequence
@@ -60,34 +69,172 @@ def typestore() -> Typestore:
 
 
 OUTPUT_MARKER = 'pointcam_ros.output'
-"""``custom_data`` key in the metadata of every bag :class:`SafeBagWriter` writes."""
+"""
+``custom_data`` key in the metadata of every bag :class:`SafeBagWriter` writes.
+
+Its value is JSON: ``{"version": 2, "kind": ..., "program": ..., "files": [...],
+"sources": [...]}``. Versions before 2 wrote the plain string ``'pointcam_bag'``
+for explanations *and* for the demo's recordings alike, so such a bag is never
+treated as a replaceable explanation.
+"""
+MARKER_VERSION = 2
+EXPLANATION = 'explanation'
+"""``kind`` of pointcam_bag's outputs: the only bags ``overwrite`` may replace."""
+RECORDING = 'recording'
+"""``kind`` of every other bag (the demo's recordings): never replaced."""
+KINDS = (EXPLANATION, RECORDING)
 PARTIAL_MARKER = 'pointcam_ros.partial.json'
-"""File in each temporary folder of :class:`SafeBagWriter`: ``{"pid": ..., "host": ...}``."""
+"""File in each temporary folder of :class:`SafeBagWriter`: ``{"pid", "host", "output"}``."""
+_PARTIAL_SUFFIX = re.compile(r'[a-z0-9_]+')  # the random part of tempfile.mkdtemp's names
 
 
 class BagExistsError(FileExistsError):
     """The output bag exists and overwriting was not requested (or is not allowed)."""
 
 
-def is_pointcam_output(path: Path) -> bool:
-    """
-    Tell whether ``path`` is a bag written by :class:`SafeBagWriter` holding nothing else.
-
-    That is: its ``metadata.yaml`` carries :data:`OUTPUT_MARKER`, and every
-    file in the folder is ``metadata.yaml`` or one of the bag's own files.
-    """
-    metadata = path / 'metadata.yaml'
-    if not path.is_dir() or not metadata.is_file():
-        return False
+def _metadata(path: Path) -> Optional[dict]:
+    """Return the ``rosbag2_bagfile_information`` of a bag folder; None if unreadable."""
     try:
-        info = yaml.safe_load(metadata.read_text())['rosbag2_bagfile_information']
-        if OUTPUT_MARKER not in (info.get('custom_data') or {}):
-            return False
-        own = {'metadata.yaml', *info.get('relative_file_paths', [])}
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        return False
-    return all(p.is_file() and p.relative_to(path).as_posix() in own
-               for p in path.rglob('*') if not p.is_dir())
+        info = yaml.safe_load((path / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def read_marker(path: os.PathLike) -> Optional[dict]:
+    """
+    Return the :data:`OUTPUT_MARKER` of the bag folder ``path``; None when it has none.
+
+    A marker of a version before 2 (the plain string ``'pointcam_bag'``) or one
+    that cannot be parsed comes back as ``{"version": 1}``: it does not say
+    what wrote the bag.
+    """
+    path = Path(path)
+    if os.path.islink(path) or not path.is_dir():
+        return None
+    info = _metadata(path)
+    custom = (info or {}).get('custom_data') or {}
+    if not isinstance(custom, dict) or OUTPUT_MARKER not in custom:
+        return None
+    try:
+        marker = json.loads(custom[OUTPUT_MARKER])
+    except (TypeError, ValueError):
+        return {'version': 1}
+    if not isinstance(marker, dict) or marker.get('version') != MARKER_VERSION:
+        return {'version': 1}
+    return marker
+
+
+def output_kind(path: os.PathLike) -> Optional[str]:
+    """``'explanation'``, ``'recording'``, ``'legacy'`` (a marker before version 2) or None."""
+    marker = read_marker(path)
+    if marker is None:
+        return None
+    kind = marker.get('kind')
+    return kind if kind in KINDS else 'legacy'
+
+
+def replace_refusal(path: os.PathLike) -> Optional[str]:
+    """
+    Why the existing ``path`` must not be replaced; None when it may be.
+
+    It may be replaced only when it is a real folder (not a link) holding a
+    bag whose marker says pointcam_bag wrote it as an ``explanation``, and
+    every entry in it is a plain file the writer wrote, by exact name (as
+    recorded in the marker): any other file, folder (even an empty one) or
+    symbolic link is somebody else's, and keeps the whole folder.
+    """
+    path = Path(path)
+    if os.path.islink(path):
+        return (f'{path} is a symbolic link (to {os.readlink(path)}): pointcam_bag never '
+                'replaces or deletes links; remove the link yourself (rm, not rm -r) or '
+                'choose another output')
+    if not path.is_dir():
+        return f'{path} is not a folder'
+    if _metadata(path) is None:
+        return f'{path} holds no readable metadata.yaml, so it is no bag pointcam_bag wrote'
+    marker = read_marker(path)
+    if marker is None:
+        return f'{path} is a bag pointcam_ros did not write (its metadata has no marker)'
+    if marker.get('version') != MARKER_VERSION:
+        return (f'{path} was written by an older pointcam_ros, whose marker does not tell an '
+                'explanation from a recording (the demo wrote the same marker), so it is '
+                'never replaced: if it is an explanation you no longer need, delete it '
+                f'yourself (rm -r {path}) and run again, or choose another output')
+    if marker.get('kind') != EXPLANATION:
+        return (f'{path} is a {marker.get("kind", "bag")} written by '
+                f'{marker.get("program") or "pointcam_ros"}, not a pointcam_bag explanation: '
+                'recordings are never replaced; choose another output')
+    own = marker.get('files')
+    if not isinstance(own, list):
+        return f'{path} has a marker without its list of files'
+    foreign = []
+    for entry in sorted(os.listdir(path)):
+        try:
+            mode = os.lstat(path / entry).st_mode
+        except OSError:
+            mode = 0
+        if entry not in own or not stat.S_ISREG(mode):
+            kind = ('link' if stat.S_ISLNK(mode) else 'folder' if stat.S_ISDIR(mode)
+                    else 'file')
+            foreign.append(f'{entry} ({kind})')
+    if foreign:
+        shown = ', '.join(foreign[:5]) + (' ...' if len(foreign) > 5 else '')
+        return (f'{path} holds entries pointcam_bag did not write: {shown}; move them out '
+                'of it (or choose another output) to let --overwrite replace it')
+    return None
+
+
+def is_pointcam_output(path: os.PathLike) -> bool:
+    """
+    Tell whether ``path`` is a pointcam_bag explanation that ``overwrite`` may replace.
+
+    See :func:`replace_refusal`: a real folder whose marker says
+    ``kind: explanation`` and that holds only the files its writer wrote.
+    """
+    return replace_refusal(path) is None
+
+
+def source_fingerprint(inputs: Iterable[os.PathLike]) -> list[dict]:
+    """
+    Describe the bags ``inputs`` as they are now: resolved path, files' size and mtime.
+
+    A rosbag2 folder lists its top-level files (``metadata.yaml`` and the
+    storage files), a ``.bag`` file itself. JSON-ready; two fingerprints are
+    equal only for the same bags, unchanged. An input that cannot be read
+    gets ``"files": null``.
+    """
+    result = []
+    for path in map(Path, inputs):
+        resolved = path.resolve()
+        try:
+            if resolved.is_dir():
+                files = []
+                for entry in sorted(os.scandir(resolved), key=lambda e: e.name):
+                    if entry.is_file():
+                        info = entry.stat()
+                        files.append([entry.name, info.st_size, info.st_mtime_ns])
+            else:
+                info = resolved.stat()
+                files = [[resolved.name, info.st_size, info.st_mtime_ns]]
+        except OSError:
+            files = None
+        result.append({'path': str(resolved), 'files': files})
+    return result
+
+
+def recorded_sources(path: os.PathLike) -> Optional[list]:
+    """Return the :func:`source_fingerprint` in the marker of ``path``; None without one."""
+    marker = read_marker(path)
+    sources = (marker or {}).get('sources')
+    return sources if isinstance(sources, list) else None
+
+
+def describe_sources(sources: Optional[list]) -> str:
+    """Name the paths of a fingerprint for a message."""
+    if not sources:
+        return 'an unrecorded source'
+    return ', '.join(str(s.get('path')) for s in sources if isinstance(s, dict))
 
 
 def is_bag(path: Path) -> bool:
@@ -102,14 +249,16 @@ def bags_in(folder: Path) -> list[Path]:
     """
     Bags directly inside ``folder``, sorted by name; [] when it is a bag itself.
 
-    Hidden entries (temporary folders of :class:`SafeBagWriter`) and bags
-    this package wrote (:func:`is_pointcam_output`) are left out.
+    Hidden entries (temporary folders of :class:`SafeBagWriter`) and
+    pointcam_bag's explanations (and bags of older versions, whose marker does
+    not tell) are left out; recordings, the demo's included, are inputs.
     """
     folder = Path(folder)
     if not folder.is_dir() or is_bag(folder):
         return []
     return [p for p in sorted(folder.iterdir())
-            if not p.name.startswith('.') and is_bag(p) and not is_pointcam_output(p)]
+            if not p.name.startswith('.') and is_bag(p)
+            and output_kind(p) not in (EXPLANATION, 'legacy')]
 
 
 def _is_within(inner: Path, outer: Path) -> bool:
@@ -120,12 +269,16 @@ def check_output(output: Path, inputs: Iterable[Path], overwrite: bool) -> None:
     """
     Refuse an output that could destroy anything this tool did not write.
 
-    Raises ValueError when ``output`` is an input, contains one or lies
-    inside one, or when its parent folder does not exist; :class:`BagExistsError`
-    when it exists and either ``overwrite`` is False or it is not a previous
-    pointcam output holding only its own files (:func:`is_pointcam_output`).
+    Raises :class:`BagExistsError` when ``output`` is a symbolic link
+    (dangling or not, with or without ``overwrite``), ValueError when it is
+    an input, contains one or lies inside one, or when its parent folder does
+    not exist; :class:`BagExistsError` when it exists and either ``overwrite``
+    is False or it is not a replaceable explanation (:func:`replace_refusal`).
     """
-    target = Path(output).resolve()
+    output = Path(output)
+    if os.path.islink(output):
+        raise BagExistsError(f'refusing output {output}: {replace_refusal(output)}')
+    target = output.resolve()
     for path in inputs:
         source = Path(path).resolve()
         if target == source:
@@ -144,10 +297,10 @@ def check_output(output: Path, inputs: Iterable[Path], overwrite: bool) -> None:
     if not overwrite:
         raise BagExistsError(f'{output} exists: choose another output or pass --overwrite '
                              'to replace a previous pointcam_bag output')
-    if not is_pointcam_output(target):
-        raise BagExistsError(f'{output} exists and is not a pointcam_bag output bag (or holds '
-                             'other files too): refusing to replace it, even with '
-                             '--overwrite; choose another output')
+    why = replace_refusal(target)
+    if why is not None:
+        raise BagExistsError(f'{output} exists and is not a pointcam_bag output that '
+                             f'--overwrite may replace: {why}')
 
 
 def _pid_alive(pid: int) -> bool:
@@ -160,6 +313,38 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _partials(output: Path) -> list[tuple[Path, dict]]:
+    """
+    Temporary folders of ``output`` with their readable :data:`PARTIAL_MARKER`.
+
+    Found by exact name (``.<name>.partial-<random>``, listed, never a glob
+    pattern, so names with ``[``, ``*`` or ``?`` work) and, for markers that
+    name their output, by that name too.
+    """
+    prefix = f'.{output.name}.partial-'
+    try:
+        names = os.listdir(output.parent)
+    except OSError:
+        return []
+    found = []
+    for name in sorted(names):
+        if not name.startswith(prefix) or not _PARTIAL_SUFFIX.fullmatch(name[len(prefix):]):
+            continue
+        folder = output.parent / name
+        if os.path.islink(folder) or not folder.is_dir():
+            continue
+        try:
+            owner = json.loads((folder / PARTIAL_MARKER).read_text())
+            if not isinstance(owner, dict) or owner.get('output', output.name) != output.name:
+                continue
+            owner['pid'] = int(owner['pid'])
+            owner['host'] = str(owner['host'])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or not readable: leave it alone
+        found.append((folder, owner))
+    return found
+
+
 def remove_partials_of(output: Path, pid: int, host: str) -> list[Path]:
     """
     Delete the temporary folders of ``output`` written by process ``pid`` on ``host``.
@@ -168,15 +353,9 @@ def remove_partials_of(output: Path, pid: int, host: str) -> list[Path]:
     host that shares the output folder); folders of other processes, and
     folders without a readable :data:`PARTIAL_MARKER`, are left alone.
     """
-    output = Path(output)
     removed = []
-    for folder in output.parent.glob(f'.{output.name}.partial-*'):
-        try:
-            owner = json.loads((folder / PARTIAL_MARKER).read_text())
-            ours = owner['host'] == host and int(owner['pid']) == int(pid)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if ours:
+    for folder, owner in _partials(Path(output)):
+        if owner['host'] == host and owner['pid'] == int(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -189,23 +368,29 @@ def remove_stale_partials(output: Path) -> list[Path]:
     Only folders named ``.<name>.partial-*`` next to ``output`` that hold a
     :data:`PARTIAL_MARKER` naming a process of this host that no longer runs.
     """
-    output = Path(output)
     removed = []
-    for folder in output.parent.glob(f'.{output.name}.partial-*'):
-        try:
-            owner = json.loads((folder / PARTIAL_MARKER).read_text())
-            stale = owner['host'] == os.uname().nodename and not _pid_alive(int(owner['pid']))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not ours, or not readable: leave it alone
-        if stale:
+    for folder, owner in _partials(Path(output)):
+        if owner['host'] == os.uname().nodename and not _pid_alive(owner['pid']):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
 
+def _program() -> str:
+    """Name of the running program, for the marker (what wrote the bag)."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ''
+    return name if name and name != '-c' else 'python'
+
+
 class SafeBagWriter:
     """
     Context manager writing a rosbag2 MCAP bag atomically (see module docstring).
+
+    ``kind`` goes into the marker: ``'recording'`` (the default, and the safe
+    one: such a bag is never replaced) or ``'explanation'`` (pointcam_bag's
+    outputs, which a later ``overwrite`` may replace). ``inputs`` are the bags
+    it is made from: never overwritten, and recorded in the marker
+    (:func:`source_fingerprint`, taken when the writer is created).
 
     Serialisation and disk writes run in a background thread (bounded queue),
     so they overlap with the caller's computation; the first error of that
@@ -215,20 +400,23 @@ class SafeBagWriter:
 
     def __init__(self, path: os.PathLike, overwrite: bool = False,
                  store: Optional[Typestore] = None, queue_size: int = 16,
-                 inputs: Sequence[os.PathLike] = ()):
+                 inputs: Sequence[os.PathLike] = (), kind: str = RECORDING):
+        if kind not in KINDS:
+            raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
         self.path = Path(path)
+        self.kind = kind
         self._inputs = [Path(p) for p in inputs]
         self._overwrite = overwrite
         check_output(self.path, self._inputs, overwrite)
+        self._sources = source_fingerprint(self._inputs)
         remove_stale_partials(self.path)
         self.store = store or typestore()
         self._tmp_root = Path(tempfile.mkdtemp(prefix=f'.{self.path.name}.partial-',
                                                dir=self.path.parent))
-        (self._tmp_root / PARTIAL_MARKER).write_text(
-            json.dumps({'pid': os.getpid(), 'host': os.uname().nodename}))
+        (self._tmp_root / PARTIAL_MARKER).write_text(json.dumps(
+            {'pid': os.getpid(), 'host': os.uname().nodename, 'output': self.path.name}))
         self._writer = Writer(self._tmp_root / self.path.name, version=9,
                               storage_plugin=StoragePlugin.MCAP)
-        self._writer.set_custom_data(OUTPUT_MARKER, 'pointcam_bag')
         self._connections: dict[str, Any] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: Optional[BaseException] = None
@@ -245,21 +433,50 @@ class SafeBagWriter:
         try:
             self._queue.put(None)
             self._thread.join()
+            built = self._tmp_root / self.path.name
+            # The storage file exists since open(); close() adds only metadata.yaml.
+            files = sorted({'metadata.yaml', *os.listdir(built)})
+            self._writer.set_custom_data(OUTPUT_MARKER, json.dumps({
+                'version': MARKER_VERSION, 'kind': self.kind, 'program': _program(),
+                'files': files, 'sources': self._sources}))
             self._writer.close()
             if exc_type is None and self._error is not None:
                 raise self._error
             if exc_type is None:
+                if sorted(os.listdir(built)) != files:
+                    raise RuntimeError(f'the bag writer wrote {sorted(os.listdir(built))}, not '
+                                       f'the files {files} of its marker: no bag was published')
                 self._commit()
         finally:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
 
     def _commit(self) -> None:
+        """
+        Rename the finished bag onto ``path``, replacing only what may be replaced.
+
+        The destination is checked again (it may have changed while the bag
+        was written); an old explanation is moved into the private temporary
+        folder and checked once more there (so nothing added in between is
+        lost: it is moved back), and the name is claimed with ``mkdir`` before
+        the final rename, which therefore never lands on anything else.
+        """
         built = self._tmp_root / self.path.name
-        check_output(self.path, self._inputs, self._overwrite)  # again: it may have changed
+        check_output(self.path, self._inputs, self._overwrite)
         if os.path.lexists(self.path):
             old = self._tmp_root / 'replaced'
-            os.replace(self.path, old)
-        os.replace(built, self.path)
+            os.rename(self.path, old)
+            why = replace_refusal(old)
+            if why is not None:
+                os.rename(old, self.path)
+                raise BagExistsError(f'{self.path} changed while the bag was written and is '
+                                     f'no longer replaceable ({why}); it was left as it is')
+        try:
+            os.mkdir(self.path)
+        except FileExistsError as exc:
+            raise BagExistsError(f'{self.path} appeared while the bag was written: it was '
+                                 'left as it is and no bag was published; choose another '
+                                 'output') from exc
+        os.replace(built, self.path)  # onto the empty folder made just now
 
     def _drain(self) -> None:
         while True:

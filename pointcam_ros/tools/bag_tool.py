@@ -47,10 +47,10 @@ import sys
 import time
 from typing import Callable, Optional, Sequence
 
-from pointcam_ros.common.config import output_prefix, PipelineConfig
+from pointcam_ros.common.config import ConfigError, output_prefixes, PipelineConfig
 from pointcam_ros.formats.bag_io import (
-    BagExistsError, check_output, is_bag, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud,
-    rosbags_markers, SafeBagWriter, typestore)
+    BagExistsError, check_output, EXPLANATION, is_bag, MARKER_ARRAY, POINTCLOUD2,
+    rosbags_cloud, rosbags_markers, SafeBagWriter, typestore)
 from pointcam_ros.formats.cloud_io import CloudFormatError
 from pointcam_ros.formats.markers import object_markers
 from pointcam_ros.model.checkpoint import CheckpointError
@@ -64,6 +64,15 @@ LOG = logging.getLogger('pointcam_bag')
 
 class BagError(RuntimeError):
     """An input bag that cannot be read to the end; says which bag and how far it got."""
+
+
+class UsageError(ValueError):
+    """
+    The command asks for something that cannot work (clashing names or topics).
+
+    Found before any work: nothing was processed or written. The command
+    line reports it as a usage error (exit code 2).
+    """
 
 
 class Interrupted(KeyboardInterrupt):
@@ -136,6 +145,34 @@ def select_topics(reader: AnyReader, wanted: Sequence[str]) -> list[str]:
                      'with --topics')
 
 
+OUTPUT_SUFFIXES = ('saliency', 'labels')
+"""Topics written under each input's output namespace."""
+
+
+def output_topics(topics: Sequence[str], copy_inputs: bool = False) -> dict[str, str]:
+    """
+    Output namespace (``/pointcam`` or ``/pointcam/<topic>``) of each input topic.
+
+    Raises :class:`UsageError` when two input topics map to one namespace
+    (``/lidar/front`` and ``/lidar_front``, see
+    :func:`~pointcam_ros.common.config.output_prefixes`), or when
+    ``copy_inputs`` would copy an input onto a topic that also gets an
+    explanation (``--topics /pointcam/saliency --copy-inputs``).
+    """
+    try:
+        prefixes = {t: '/' + p for t, p in output_prefixes(list(topics), '--topics').items()}
+    except ConfigError as exc:
+        raise UsageError(f'{exc}; nothing was processed or written') from exc
+    if copy_inputs:
+        written = {f'{p}/{s}' for p in prefixes.values() for s in OUTPUT_SUFFIXES}
+        shared = sorted(t for t in topics if t in written)
+        if shared:
+            raise UsageError(f'--copy-inputs would copy {", ".join(shared)} onto the topic(s) '
+                             'its explanation is written to: drop --copy-inputs, or explain '
+                             'another topic; nothing was processed or written')
+    return prefixes
+
+
 def check_inputs(inputs: Sequence[Path]) -> None:
     """
     Raise :class:`BagError` for an input that does not exist or is not a bag.
@@ -178,12 +215,20 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
     Raises :class:`BagError` when an input is missing, is not a bag or cannot
     be read (nothing is written),
     ``BagExistsError`` when ``output`` exists and is not to be replaced (see
-    :func:`~pointcam_ros.formats.bag_io.check_output`), and ValueError for a bad topic
-    choice or an output that is, contains or lies inside an input. A message
-    that cannot be deserialised is counted as rejected and skipped.
+    :func:`~pointcam_ros.formats.bag_io.check_output`), :class:`UsageError` for
+    topics whose outputs would clash (:func:`output_topics`), and ValueError for
+    a bad topic choice or an output that is, contains or lies inside an input;
+    all before any scan is processed. A message that cannot be deserialised is
+    counted as rejected and skipped. The output is marked as an explanation of
+    ``inputs`` (what ``--overwrite`` may replace and ``--resume`` compares).
     """
     output = Path(output)
     check_output(output, inputs, overwrite)
+    resolved = [Path(p).resolve() for p in inputs]
+    twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise UsageError(f'{", ".join(twice)} given more than once (its scans would be read '
+                         'twice): give each bag once; nothing was processed or written')
     summary = BagSummary(device=str(pipeline.device), cpu_threads=torch.get_num_threads())
     started = time.perf_counter()
     store = typestore()
@@ -197,10 +242,11 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                        f'corrupt ({exc}); nothing was processed or written') from exc
     try:
         chosen = select_topics(reader, topics)
-        prefixes = {t: '/' + output_prefix(t, len(chosen) > 1) for t in chosen}
+        prefixes = output_topics(chosen, copy_inputs)
         connections = [c for c in reader.connections if c.topic in chosen]
         total = sum(c.msgcount for c in connections)
-        with SafeBagWriter(output, overwrite=overwrite, store=store, inputs=inputs) as writer:
+        with SafeBagWriter(output, overwrite=overwrite, store=store, inputs=inputs,
+                           kind=EXPLANATION) as writer:
             bar = tqdm(total=total, unit='scan', disable=not progress, desc=desc)
             messages = reader.messages(connections=connections)
             seen = 0
@@ -277,8 +323,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--copy-inputs', action='store_true',
                         help='copy the input scans into the output bag too')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace an earlier pointcam_bag output (once the new one is '
-                             'complete; nothing else is ever replaced)')
+                        help='replace an earlier pointcam_bag explanation (once the new one '
+                             'is complete) that holds only its own files; recordings, links '
+                             'and anything else are never replaced')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     fleet = parser.add_argument_group('several bags')
     fleet.add_argument('--each', action='store_true',
@@ -291,7 +338,8 @@ def _parser() -> argparse.ArgumentParser:
                        help='worker processes (default 1; with --ray: as many as the '
                             "cluster's CPUs or GPUs allow)")
     fleet.add_argument('--resume', action='store_true',
-                       help='skip bags whose complete output exists')
+                       help='skip bags whose complete output exists and was explained from '
+                            'the same input (path, file sizes and times); redo the others')
     fleet.add_argument('--ray', nargs='?', const='', metavar='ADDRESS',
                        help="run on a Ray cluster: 'auto', an address, or none for a local "
                             'one (put it after the bags, or write --ray=ADDRESS)')
@@ -322,13 +370,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f'{", ".join(fleet_only)} explain several bags into a folder: give '
                      'several bags, a folder of bags, or --each')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
+    if args.topics:
+        try:
+            output_topics(args.topics, args.copy_inputs)
+        except UsageError as exc:
+            return _usage_error(parser, exc)
     previous = {signum: signal.signal(signum, _raise_interrupted)
                 for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:  # main() may run inside another program (tests, notebooks): restore its handlers
         return _main_several(args, fleet) if several else _main_one(args)
+    except UsageError as exc:
+        return _usage_error(parser, exc)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _usage_error(parser: argparse.ArgumentParser, exc: Exception) -> int:
+    """Report a command that cannot work as argparse does (usage line, exit code 2)."""
+    parser.print_usage(sys.stderr)
+    LOG.error('%s', exc)
+    return 2
 
 
 def _main_one(args: argparse.Namespace) -> int:
@@ -337,6 +399,8 @@ def _main_one(args: argparse.Namespace) -> int:
         pipeline = ScenePipeline(_config(args))
         summary = explain_bag(args.inputs, args.output, pipeline, args.topics,
                               args.copy_inputs, args.overwrite, progress=not args.quiet)
+    except UsageError:
+        raise
     except (BagError, BagExistsError, CheckpointError, ValueError, OSError) as exc:
         LOG.error('%s', exc)
         return 1
@@ -368,6 +432,8 @@ def _main_several(args: argparse.Namespace, fleet) -> int:
         else:
             backend = fleet.LocalBackend(args.jobs or 1)
         summary = fleet.explain_bags(args.inputs, args.output, config, options, backend)
+    except UsageError:
+        raise
     except (fleet.FleetError, BagExistsError, CheckpointError, ValueError, OSError) as exc:
         LOG.error('%s', exc)
         return 1

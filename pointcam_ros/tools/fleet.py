@@ -30,7 +30,11 @@ read is recorded as failed and the others go on; a bag whose worker process
 dies is retried once on a fresh worker, then recorded as failed, and the
 dead worker's temporary output folder is removed. Outputs appear only when
 complete (:class:`~pointcam_ros.formats.bag_io.SafeBagWriter`), inputs are
-only read, and with ``resume`` bags whose complete output exists are skipped.
+only read, and with ``resume`` bags whose complete output exists and was
+explained from the same input (:func:`~pointcam_ros.formats.bag_io.source_fingerprint`)
+are skipped; the others are redone, and their row says why (``note``).
+Duplicate inputs, clashing output names and clashing topics stop the run
+before any work (:class:`LayoutError`).
 """
 
 from collections import deque
@@ -48,9 +52,11 @@ from typing import Any, Callable, Optional, Sequence
 from pointcam_ros.common.atomic import write_text_atomic
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.bag_io import (
-    BagExistsError, bags_in, check_output, is_pointcam_output, remove_partials_of)
+    BagExistsError, bags_in, check_output, describe_sources, is_pointcam_output,
+    recorded_sources, remove_partials_of, replace_refusal, source_fingerprint)
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.tools.bag_tool import BagError, check_inputs, explain_bag, Interrupted
+from pointcam_ros.tools.bag_tool import (
+    BagError, check_inputs, explain_bag, Interrupted, output_topics, UsageError)
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -69,6 +75,15 @@ class FleetError(RuntimeError):
     """The run as a whole cannot go on (bad layout, no Ray, a worker that cannot start)."""
 
 
+class LayoutError(FleetError, UsageError):
+    """
+    The inputs cannot be laid out in the output folder; found before any work.
+
+    A bag given twice, two bags with one output name, or an output name the
+    run needs for itself (``summary.json``, hidden temporary names).
+    """
+
+
 @dataclass(frozen=True)
 class FleetOptions:
     """What to do with each bag; the same for every bag of a run."""
@@ -76,7 +91,7 @@ class FleetOptions:
     topics: tuple[str, ...] = ()  # PointCloud2 topics; () = the only sensor topic of each bag
     copy_inputs: bool = False  # copy the input scans into the outputs too
     overwrite: bool = False  # replace earlier pointcam outputs (never anything else)
-    resume: bool = False  # skip bags whose complete output exists
+    resume: bool = False  # skip bags whose output explains the same, unchanged input
     progress: bool = True  # progress bars (overall and per bag)
 
 
@@ -89,6 +104,7 @@ class BagJob:
     output: str
     overwrite: bool = False
     attempt: int = 1
+    note: str = ''  # why an existing output is redone (resume, another source)
 
 
 @dataclass
@@ -106,6 +122,7 @@ class BagResult:
     attempts: int = 0
     worker: str = ''  # host:pid of the process that ran the last attempt
     device: str = ''
+    note: str = ''  # e.g. why resume redid a bag whose output existed
 
 
 @dataclass
@@ -135,6 +152,7 @@ class FleetSummary:
                 'scans_per_second': round(self.scans / self.seconds, 3) if self.seconds else 0,
                 'bags_done': self.count('done'), 'bags_failed': self.count('failed'),
                 'bags_skipped': self.count('skipped'),
+                'bags_redone': sum(bool(b.note) for b in self.bags),
                 'bags': [asdict(b) for b in self.bags]}
 
     def describe(self) -> str:
@@ -147,12 +165,18 @@ class FleetSummary:
                  f'{self.scans / self.seconds if self.seconds else 0:.2f} scans/s on '
                  f'{self.workers} {self.backend} worker(s)']
         lines += [f'  failed: {b.source}: {b.error}' for b in self.bags if b.status == 'failed']
+        lines += [f'  {b.note}' for b in self.bags if b.note]
         return '\n'.join(lines)
 
 
 def output_name(source: Path) -> str:
-    """Name of the output bag of ``source``: a rosbag2 folder's name, a file's stem."""
-    source = Path(source)
+    """
+    Name of the output bag of ``source``: a rosbag2 folder's name, a file's stem.
+
+    Taken from the absolute path (``.`` and ``..`` resolved, links not), so
+    ``pointcam_bag . -o out`` inside a bag is named after that bag.
+    """
+    source = Path(os.path.abspath(source))
     return source.stem if source.suffix == '.bag' else source.name
 
 
@@ -174,29 +198,72 @@ def is_folder_of_bags(path: Path) -> bool:
     return bool(bags_in(Path(path)))
 
 
+def check_layout(bags: Sequence[Path], out_dir: Path) -> None:
+    """
+    Raise :class:`LayoutError` unless every bag has its own output name in ``out_dir``.
+
+    Refused: one bag reached twice (the same resolved path, e.g. ``a a/drive``
+    or a link to a bag given next to it), two bags with one output name, and
+    output names the run writes itself (``summary.json``) or uses for
+    temporary files (hidden names, starting with ``.``).
+    """
+    seen: dict[Path, Path] = {}
+    names: dict[str, Path] = {}
+    for bag in map(Path, bags):
+        resolved = bag.resolve()
+        if resolved in seen:
+            raise LayoutError(f'{resolved} is given twice (as {seen[resolved]} and as {bag}): '
+                              'give each bag once; nothing was processed or written')
+        seen[resolved] = bag
+        name = output_name(bag)
+        if not name or name == SUMMARY_NAME or name.startswith('.'):
+            what = ('the file the run writes its summary to' if name == SUMMARY_NAME
+                    else 'reserved for temporary files' if name else 'empty')
+            raise LayoutError(f'the output of {bag} would be named {name!r} in {out_dir}, '
+                              f'which is {what}: rename or copy the bag; nothing was '
+                              'processed or written')
+        other = names.setdefault(name, bag)
+        if other != bag:
+            raise LayoutError(f'{other} and {bag} would both be written to '
+                              f'{out_dir / name}: rename one, or explain them in separate '
+                              'calls; nothing was processed or written')
+
+
+def _redo_note(bag: Path, output: Path, recorded: Optional[list]) -> str:
+    """Why ``resume`` redoes ``bag`` although ``output`` exists."""
+    now = source_fingerprint([bag])
+    if recorded and [s.get('path') for s in recorded if isinstance(s, dict)] == \
+            [s['path'] for s in now]:
+        why = 'its input changed (file sizes or times) since it was explained'
+    else:
+        why = (f'it was explained from {describe_sources(recorded)}, not from '
+               f'{describe_sources(now)}')
+    return f'redone: {output}: {why}'
+
+
 def plan(inputs: Sequence[Path], out_dir: Path,
          options: FleetOptions) -> tuple[list[BagJob], list[BagResult]]:
     """
     Check the whole run before any work; return the jobs and a result row per bag.
 
-    Creates ``out_dir`` (its parent must exist). Raises FleetError when two
-    inputs would share an output name or ``summary.json`` is not ours,
-    ValueError when an output is, contains or lies in an input, and
-    BagExistsError when an output exists and neither ``resume`` (for a
-    complete output) nor ``overwrite`` (for a pointcam output) allows it.
-    Bags skipped by ``resume`` get a ``skipped`` row and no job.
+    Creates ``out_dir`` (its parent must exist). Raises :class:`LayoutError`
+    for duplicate inputs and clashing output names (:func:`check_layout`),
+    :class:`~pointcam_ros.tools.bag_tool.UsageError` for clashing topics
+    (:func:`~pointcam_ros.tools.bag_tool.output_topics`), FleetError when
+    ``summary.json`` is not ours, ValueError when an output is, contains or
+    lies in an input, and BagExistsError when an output exists and neither
+    ``resume`` (for an explanation of the same input) nor ``overwrite`` (for
+    an explanation holding only its own files) allows it. Bags skipped by
+    ``resume`` get a ``skipped`` row and no job; an explanation of another
+    input (or of this one before it changed) is redone, with a ``note``.
     """
     out_dir = Path(out_dir)
     bags = find_bags(inputs)
     if not bags:
         raise FleetError('no input bags given')
-    names: dict[str, Path] = {}
-    for bag in bags:
-        other = names.setdefault(output_name(bag), bag)
-        if other != bag:
-            raise FleetError(f'{other} and {bag} would both be written to '
-                             f'{out_dir / output_name(bag)}: rename one, or explain them in '
-                             'separate calls')
+    check_layout(bags, out_dir)
+    if options.topics:
+        output_topics(options.topics, options.copy_inputs)
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise FleetError(f'output {out_dir} exists and is not a folder: with several bags the '
                          'output is a folder of bags')
@@ -216,21 +283,30 @@ def plan(inputs: Sequence[Path], out_dir: Path,
             output = out_dir / output_name(bag)
             row = BagResult(source=str(bag), output=str(output))
             rows.append(row)
+            overwrite, note = options.overwrite, ''
             if options.resume and is_pointcam_output(output):
-                row.status = 'skipped'
-                continue
+                recorded = recorded_sources(output)
+                if recorded == source_fingerprint([bag]):
+                    row.status = 'skipped'
+                    continue
+                # An explanation of another input: pointcam_bag's own, so it may be redone.
+                overwrite, note = True, _redo_note(bag, output, recorded)
+                row.note = note
+                LOG.info('%s', note)
             try:
-                check_output(output, bags, options.overwrite)
-            except BagExistsError:
-                existing.append(output)
-            jobs.append(BagJob(index, str(bag), str(output), options.overwrite))
+                check_output(output, bags, overwrite)
+            except BagExistsError as exc:
+                existing.append((output, replace_refusal(output) or str(exc)))
+            jobs.append(BagJob(index, str(bag), str(output), overwrite, note=note))
         if existing:
-            shown = ', '.join(map(str, existing[:3])) + (' ...' if len(existing) > 3 else '')
+            shown = ', '.join(str(o) for o, _ in existing[:3]) + (
+                ' ...' if len(existing) > 3 else '')
             hint = ('pass --resume to skip bags whose output is complete, --overwrite to '
                     'replace earlier pointcam outputs, or choose another output folder')
             if options.resume or options.overwrite:
-                hint = ('they are not complete pointcam_bag outputs, so they are neither '
-                        'skipped nor replaced: move them away or choose another output folder')
+                reasons = '; '.join(why for _, why in existing[:3])
+                hint = (f'they are neither skipped nor replaced ({reasons}): move them away '
+                        'or choose another output folder')
             raise BagExistsError(f'{len(existing)} output(s) exist ({shown}): {hint}')
     except BaseException:
         if created:
@@ -255,7 +331,7 @@ def explain_job(pipeline: ScenePipeline, job: BagJob, options: FleetOptions,
     is then not written.
     """
     result = BagResult(source=job.source, output=job.output, attempts=job.attempt,
-                       worker=worker_id(), device=str(pipeline.device))
+                       worker=worker_id(), device=str(pipeline.device), note=job.note)
     started, cpu = time.perf_counter(), _cpu_seconds()
     try:
         summary = explain_bag([Path(job.source)], Path(job.output), pipeline, options.topics,
