@@ -21,8 +21,8 @@ case below, each in a fresh subprocess so that its peak resident memory
 ``peak`` after one untimed warm-up and the timed scans. Cases: the defaults, the
 issue-11 settings (5 cm voxels with max_range 1000 m) and every range at its
 accepted extreme (``worst``, PipelineConfig's bounds) with every saliency method
-(occlusion, 17 forward passes per object, explains at most
-``OCCLUSION_MAX_OBJECTS`` objects a scan; the others ``MAX_OBJECTS``).
+(each explains at most its ``Explainer.max_objects`` objects a scan: 1,024
+for Grad-CAM, 32 for occlusion's 17 forward passes per object).
 
     .venv/bin/python bench/bench_worst_case.py [--runs 3] [--device cpu] [--cpu-threads 1]
 """

@@ -539,8 +539,8 @@ def test_same_scan_same_clusters_and_labels_under_load(default_pipeline, sim_sca
 
 
 def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
-    """A scan of 1100 pillars: the 1024 largest are classified (64 with occlusion), alike."""
-    from pointcam_ros.perception.pipeline import MAX_OBJECTS, OCCLUSION_MAX_OBJECTS
+    """A scan of 1100 pillars: the 1024 largest are classified (32 with occlusion), alike."""
+    from pointcam_ros.perception.pipeline import MAX_OBJECTS, object_limit
     rng = np.random.default_rng(5)
     ground = np.c_[rng.uniform(-40, 40, (20_000, 2)), rng.normal(-1.8, 0.02, 20_000)]
     pillars, sizes = [], []
@@ -563,13 +563,15 @@ def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):
     np.testing.assert_array_equal(twin.object_id, out.object_id)
     assert twin.objects_capped == 1100 - MAX_OBJECTS
     # Occlusion (17 forward passes per object) explains fewer, still the largest, and says so.
+    occlusion_cap = object_limit('occlusion')
+    assert occlusion_cap == 32 and object_limit('gradcam') == MAX_OBJECTS
     occlusion = config.replace(method='occlusion')
     for backend in ('numpy', 'torch'):
         capped = ScenePipeline(occlusion, backend=backend).process(points)
-        assert len(capped.objects) == OCCLUSION_MAX_OBJECTS < MAX_OBJECTS
-        assert capped.objects_capped == 1100 - OCCLUSION_MAX_OBJECTS
+        assert len(capped.objects) == occlusion_cap < MAX_OBJECTS
+        assert capped.objects_capped == 1100 - occlusion_cap
         counts = sorted(o.num_points for o in capped.objects)
-        assert counts == np.sort(sizes)[1100 - OCCLUSION_MAX_OBJECTS:].tolist()
+        assert counts == np.sort(sizes)[1100 - occlusion_cap:].tolist()
 
 
 @pytest.mark.parametrize('mode', ['view_range', 'view_ground'])

@@ -141,6 +141,10 @@ class Explainer:
     #: normalised saliency, so an object needs no more samples than it has points
     #: (the pipeline then runs small objects at fewer samples).
     duplicate_invariant: ClassVar[bool] = False
+    #: Most objects the scene pipeline explains per scan with this method (the largest
+    #: first): sized so that the worst scan's model stage stays within a few seconds on
+    #: one CPU thread (``bench/bench_worst_case.py`` measures every method at its cap).
+    max_objects: ClassVar[int] = 1024
 
     def __init__(self, model: PointNetClassifier,
                  class_names: Optional[Sequence[str]] = None):

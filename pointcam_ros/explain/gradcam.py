@@ -186,6 +186,7 @@ class GradCAMPlusPlus(GradCAM):
     name = 'gradcam++'
     needs_point_gradients = True
     duplicate_invariant = False
+    max_objects = 128  # autograd to every point at the full N samples
 
     def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
                         point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
@@ -206,6 +207,7 @@ class XGradCAM(GradCAM):
     name = 'xgradcam'
     needs_point_gradients = True
     duplicate_invariant = False
+    max_objects = 512  # autograd to every point at the full N samples
 
     def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
                         point_grad: Optional[Tensor], counts: Tensor) -> Tensor:
@@ -221,6 +223,7 @@ class HiResCAM(GradCAM):
     name = 'hirescam'
     needs_point_gradients = True
     duplicate_invariant = False
+    max_objects = 512  # autograd to every point at the full N samples
 
     def channel_weights(self, activations: Tensor, pooled_grad: Tensor,
                         point_grad: Optional[Tensor], counts: Tensor) -> Tensor:

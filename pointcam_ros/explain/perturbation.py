@@ -40,6 +40,7 @@ class OcclusionSaliency(Explainer):
     """
 
     name = 'occlusion'
+    max_objects = 32  # 17 forward passes per object at the full N samples
 
     def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
                  groups: int = 16, chunk: int = 256):
@@ -109,6 +110,7 @@ class PointShiftSaliency(Explainer):
     """
 
     name = 'pointshift'
+    max_objects = 128  # a backward through the whole network at the full N samples
 
     def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
                  alpha: float = 1.0):

@@ -44,7 +44,7 @@ Work per scan is bounded whatever the parameters: segmentation O(M log M)
 time and O(M) memory in the M points (see
 :mod:`~pointcam_ros.perception.segmentation`); at most ``MAX_OBJECTS``
 objects are classified (the largest, if a scan has more clusters;
-``OCCLUSION_MAX_OBJECTS`` with occlusion, see :func:`object_limit`; the
+fewer with the costlier methods, see :func:`object_limit`; the
 result's ``objects_capped`` counts the rest), in
 forward passes of at most ``MODEL_CHUNK`` objects, so the model's work is at
 most ``MAX_OBJECTS`` x N points and its memory that of ``MODEL_CHUNK``
@@ -63,7 +63,7 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import BOX_COS, BOX_SIN, BOX_YAWS, oriented_box
 from pointcam_ros.common.results import DetectedObject, SceneResult, UNKNOWN
-from pointcam_ros.explain.gradcam import make_explainer
+from pointcam_ros.explain.gradcam import make_explainer, REGISTRY
 from pointcam_ros.formats.cloud_io import (
     finite_rows, NO_OBJECT, PackedCloud, read_cloud, saliency_cloud)
 from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, LoadedModel
@@ -97,9 +97,6 @@ _BOX_BLOCK = 1 << 21
 #: Most objects classified per scan; beyond it only the largest clusters are (the rest
 #: stay unlabelled), so the model's work per scan is bounded whatever the parameters.
 MAX_OBJECTS = 1024
-#: Most objects explained per scan by occlusion (16 extra forward passes per object at
-#: the full N samples): its worst scan stays within a few seconds on one CPU thread.
-OCCLUSION_MAX_OBJECTS = 64
 #: Objects per forward pass: bounds the model's memory (~MODEL_CHUNK x 512 x N floats).
 MODEL_CHUNK = 256
 
@@ -476,13 +473,13 @@ def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
 
 def object_limit(method: str) -> int:
     """
-    Most objects explained per scan with ``method``: ``MAX_OBJECTS``, fewer for occlusion.
+    Most objects explained per scan with ``method``: its explainer's ``max_objects``.
 
-    Occlusion runs one forward pass per region and object at the full N
-    samples; :data:`OCCLUSION_MAX_OBJECTS` keeps its scan within the bound
-    that ``bench/bench_worst_case.py`` measures for the other methods' 1,024.
+    ``MAX_OBJECTS`` for Grad-CAM; fewer for the methods that differentiate to
+    every point or run a forward pass per region (see ``Explainer.max_objects``),
+    so that every method's worst scan has a bound of a few seconds.
     """
-    return OCCLUSION_MAX_OBJECTS if method == 'occlusion' else MAX_OBJECTS
+    return min(MAX_OBJECTS, REGISTRY[method].max_objects)
 
 
 def _largest_objects(labels: np.ndarray, count: int, limit: int) -> tuple[np.ndarray, int]:
