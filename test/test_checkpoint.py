@@ -19,15 +19,27 @@ import math
 import os
 from pathlib import Path
 import pickle
+import resource
 import subprocess
 import sys
+import time
+import zipfile
 
 from conftest import randomized_model
+import numpy as np
+from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.explain.gradcam import GradCAM
+from pointcam_ros.formats.markers import label_text
+from pointcam_ros.learn.calibration import T_RANGE
 from pointcam_ros.model.checkpoint import (
-    CheckpointError, import_reference_state_dict, load_checkpoint, MAX_PARAMETERS,
-    parameter_count, save_checkpoint)
+    CheckpointError, import_reference_state_dict, load_checkpoint, MAX_FILE_BYTES,
+    MAX_PARAMETERS, MAX_PICKLE_BYTES, MAX_RECORDS, parameter_count, save_checkpoint,
+    TEMPERATURE_RANGE)
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.sim.raycast import scan
+from pointcam_ros.sim.scenes import random_scene
+from pointcam_ros.sim.sensors import SENSORS
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,6 +168,7 @@ def _set(payload, dotted, value):
 
 
 _DELETE = object()
+_T_RANGE = r'must be a finite number in \[0.05, 20.0\]'
 _NAN_WEIGHTS = 'nan-weights'
 _INF_WEIGHTS = 'inf-weights'
 
@@ -191,14 +204,44 @@ _INF_WEIGHTS = 'inf-weights'
     ('num_points', 128.0, 'num_points', 'must be an int'),
     ('num_points', _DELETE, 'num_points', 'is missing'),
     ('normalization', 'zscore', 'normalization', 'must be one of'),
-    ('temperature', math.nan, 'temperature', 'finite number > 0'),
-    ('temperature', -1.0, 'temperature', 'finite number > 0'),
-    ('temperature', '1.0', 'temperature', 'finite number > 0'),
+    ('temperature', math.nan, 'temperature', _T_RANGE),
+    ('temperature', math.inf, 'temperature', _T_RANGE),
+    ('temperature', -1.0, 'temperature', _T_RANGE),
+    ('temperature', '1.0', 'temperature', _T_RANGE),
+    ('temperature', 1e-300, 'temperature', _T_RANGE + r'.*got 1e-300: calibrate .* or set'),
+    ('temperature', 1e6, 'temperature', _T_RANGE + '.*got 1000000.0'),
+    ('temperature', 0.049, 'temperature', _T_RANGE),
     ('state_dict', [1, 2], 'state_dict', 'must be a dict of tensors'),
     ('state_dict.classifier.bias', [0.0, 0.0, 0.0], 'state_dict.classifier.bias',
      'must be a dense tensor, got list'),
     ('state_dict.classifier.bias', torch.zeros(3).to_sparse(), 'state_dict.classifier.bias',
      'must be a dense tensor, got torch.sparse_coo'),
+    ('state_dict.classifier.weight', torch.full((3, 8), complex(math.nan, 0)),
+     'state_dict.classifier.weight', r'must be a real floating-point tensor \(float16, '
+     r'bfloat16, float32, float64\), got complex64: the weights are broken'),
+    ('state_dict.classifier.weight', torch.ones(3, 8, dtype=torch.int32),
+     'state_dict.classifier.weight', 'must be a real floating-point tensor .*got int32'),
+    ('state_dict.classifier.bias', torch.ones(3, dtype=torch.bool),
+     'state_dict.classifier.bias', 'must be a real floating-point tensor .*got bool'),
+    ('state_dict.head.0.bn.num_batches_tracked', torch.tensor(3.0),
+     'state_dict.head.0.bn.num_batches_tracked', 'must have dtype int64, got float32'),
+    ('state_dict.classifier.weight', torch.zeros(3, 7), 'state_dict.classifier.weight',
+     r'has shape \(3, 7\) \(21 values\), the stored architecture needs \(3, 8\): the '
+     "weights do not match the stored architecture \\(field 'architecture'\\): re-save"),
+    ('state_dict.classifier.bias', torch.zeros(3, 1), 'state_dict.classifier.bias',
+     r'has shape \(3, 1\).*needs \(3,\)'),
+    ('state_dict.classifier.bias', _DELETE, 'state_dict',
+     r'lacks 1 tensors of the stored architecture \(classifier.bias\): the weights do not '
+     'match'),
+    ('state_dict.wings.weight', torch.zeros(2), 'state_dict.wings.weight',
+     r'is not a tensor of the stored architecture \(unexpected: wings.weight\)'),
+    ('state_dict.classifier.bias', torch.zeros(3, device='meta'), 'state_dict.classifier.bias',
+     'is a tensor on the meta device, which holds no values here: save the model with its '
+     'real weights'),
+    ('state_dict.classifier.bias', torch.zeros(100_000)[:3], 'state_dict.classifier.bias',
+     'is a view of 400,000 bytes of storage, more than the 4,120 its 3 values can need'),
+    ('state_dict.classifier.bias', torch.zeros(1).expand(int(5e8)),
+     'state_dict.classifier.bias', r'has shape \(500000000,\) \(500,000,000 values\)'),
     (_NAN_WEIGHTS, None, 'state_dict.mlp2.1.conv.weight', '1 NaN/Inf values'),
     (_INF_WEIGHTS, None, 'state_dict.head.0.bn.running_var', '2 NaN/Inf values'),
 ])
@@ -209,6 +252,8 @@ def test_each_malformed_field_is_named(tmp_path, dotted, value, field, reason):
         state['mlp2.1.conv.weight'][3, 5, 0] = math.nan
     elif dotted == _INF_WEIGHTS:
         state['head.0.bn.running_var'][:2] = math.inf
+    elif dotted.startswith('state_dict.') and value is _DELETE:
+        del state[dotted[len('state_dict.'):]]
     elif dotted.startswith('state_dict.'):
         state[dotted[len('state_dict.'):]] = value
     else:
@@ -217,6 +262,103 @@ def test_each_malformed_field_is_named(tmp_path, dotted, value, field, reason):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match=f"bad.pt: field '{field}' .*{reason}"):
         load_checkpoint(path)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+@pytest.mark.parametrize('key, count', [
+    ('classifier.bias', int(5e8)),  # took 3.7 GB to refuse
+    ('classifier.bias', int(1e13)),  # was a raw "can't allocate memory" RuntimeError
+    ('mlp1.0.conv.weight', int(2e9)),  # took 13.9 GB
+    ('hidden.extra', int(1e13)),  # not a key of the architecture at all
+])
+def test_an_expanded_tensor_is_refused_from_its_metadata(tmp_path, key, count):
+    """One stored float seen as 1e13 values: 4 bytes on disk, refused without reading them."""
+    payload = _payload(tmp_path)
+    payload['state_dict'][key] = torch.zeros(1).expand(count)
+    path = tmp_path / 'expanded.pt'
+    torch.save(payload, path)
+    assert path.stat().st_size < 100_000  # the small model's weights plus 4 bytes
+    before, started = _peak_rss_mib(), time.perf_counter()
+    with pytest.raises(CheckpointError, match=f"expanded.pt: field 'state_dict.{key}' "):
+        load_checkpoint(path)
+    assert _peak_rss_mib() - before < 64  # MiB; isfinite alone would take count bytes
+    assert time.perf_counter() - started < 10
+
+
+def _rewrite_zip(path, compress=zipfile.ZIP_STORED, extra=()):
+    """Copy the zip at ``path`` record by record, optionally compressed or with extras."""
+    with zipfile.ZipFile(path) as source:
+        records = [(info.filename, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, 'w', compression=compress) as target:
+        for name, data in [*records, *extra]:
+            target.writestr(name, data)
+
+
+def test_file_bounds_are_checked_before_torch_reads_it(tmp_path):
+    good = tmp_path / 'good.pt'
+    save_checkpoint(good, randomized_model(CONFIG), NAMES, 128, 'center')
+    huge = tmp_path / 'huge.pt'
+    with open(huge, 'wb') as stream:  # sparse: no disk used
+        stream.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(CheckpointError, match=f'huge.pt is {MAX_FILE_BYTES + 1:,} bytes, more '
+                       f'than the {MAX_FILE_BYTES:,} bytes that the largest allowed model'):
+        load_checkpoint(huge)
+    legacy = tmp_path / 'legacy.pt'
+    with open(legacy, 'wb') as stream:
+        stream.truncate(MAX_PICKLE_BYTES + 1)
+    with pytest.raises(CheckpointError, match='truncated or corrupt.*not a zip-format '
+                       'torch.save file, and at 1,048,577 bytes too large'):
+        load_checkpoint(legacy)
+    squeezed = tmp_path / 'squeezed.pt'
+    squeezed.write_bytes(good.read_bytes())
+    _rewrite_zip(squeezed, zipfile.ZIP_DEFLATED)
+    with pytest.raises(CheckpointError, match='squeezed.pt is not a readable PyTorch file.*'
+                       'is compressed; torch.save stores records uncompressed'):
+        load_checkpoint(squeezed)
+    padded = tmp_path / 'padded.pt'
+    padded.write_bytes(good.read_bytes())
+    _rewrite_zip(padded, extra=[('good/byteorder2', b'x' * (MAX_PICKLE_BYTES + 1))])
+    with pytest.raises(CheckpointError, match='record good/byteorder2 has 1,048,577 bytes'):
+        load_checkpoint(padded)
+    crowded = tmp_path / 'crowded.pt'
+    crowded.write_bytes(good.read_bytes())
+    _rewrite_zip(crowded, extra=[(f'good/x{i}', b'') for i in range(MAX_RECORDS)])
+    with pytest.raises(CheckpointError, match=r'the zip claims 4,\d{3} records'):
+        load_checkpoint(crowded)
+    # the rewritten copy itself is still a good checkpoint: only the bounds refused those
+    copy_ = tmp_path / 'copy.pt'
+    copy_.write_bytes(good.read_bytes())
+    _rewrite_zip(copy_)
+    assert load_checkpoint(copy_).class_names == NAMES
+
+
+def test_temperature_range_is_the_calibration_search_range(tmp_path):
+    assert TEMPERATURE_RANGE == T_RANGE
+    model = randomized_model(CONFIG)
+    for bad in (1e-300, 1e6, math.nan, 0.0):
+        with pytest.raises(ValueError, match=r"field 'temperature' must be a finite number "
+                           r'in \[0.05, 20.0\]'):
+            save_checkpoint(tmp_path / 't.pt', model, NAMES, 128, 'center', temperature=bad)
+    for edge in TEMPERATURE_RANGE:
+        save_checkpoint(tmp_path / 't.pt', model, NAMES, 128, 'center', temperature=edge)
+        assert load_checkpoint(tmp_path / 't.pt').temperature == edge
+
+
+def test_a_nan_confidence_is_labelled_unknown(tiny_model):
+    """Should NaN confidences appear after all (here: T = 1e-300 set in memory), no label."""
+    loaded = load_checkpoint(tiny_model)
+    loaded.temperature = 1e-300  # load_checkpoint refuses it; softmax(logits / T) is NaN
+    points = scan(random_scene(2_000_017), SENSORS['hdl32'], 5).xyz.reshape(-1, 3)
+    config = PipelineConfig(model_path=tiny_model, device='cpu', min_confidence=0.0)
+    out = ScenePipeline(config, loaded=loaded, backend='numpy').process(points)
+    assert len(out.objects) > 3
+    for obj in out.objects:
+        assert math.isnan(obj.confidence) and obj.unknown, obj
+        assert label_text(obj).startswith('unknown (') and 'nan' not in label_text(obj)
+    assert set(np.unique(out.class_id)) <= {-1, -2}  # no point carries a class
 
 
 def test_huge_architecture_is_refused_before_any_allocation(tmp_path):

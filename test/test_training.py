@@ -14,7 +14,9 @@
 
 """Data sets, training, evaluation and rendering, on small real data."""
 
+import hashlib
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -27,10 +29,11 @@ from pointcam_ros.learn.calibration import (
     reliability, softmax)
 from pointcam_ros.learn.dataset import (
     build_dataset, load_dataset, ObjectDataset, save_dataset, SPLIT_SEEDS)
+from pointcam_ros.learn.dataset_cli import main as real_data_main
 from pointcam_ros.learn.evaluate import _drop_more, faithfulness
 from pointcam_ros.learn.metrics import accuracy_by_points, confusion_matrix, metrics
-from pointcam_ros.learn.train import calibrate, DEFAULT_ARCH, format_report, train
-from pointcam_ros.learn.train import main as train_main
+from pointcam_ros.learn.train import calibrate, dataset_main, DEFAULT_ARCH, format_report
+from pointcam_ros.learn.train import main as train_main, train
 from pointcam_ros.model.checkpoint import load_checkpoint
 from pointcam_ros.tools.render import render_objects, render_scan
 import pytest
@@ -231,11 +234,16 @@ def test_train_arch_option_builds_that_network(small_sets, tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             train_main(args + ['--out', str(tmp_path / 'bad.pt'), '--arch', bad])
         assert stop.value.code == 2 and not (tmp_path / 'bad.pt').exists()
-    # Resuming the wide network's state as the default network says what to do.
+    # Resuming the wide network's state as the default network says what to do (the run's
+    # report exists: resuming rewrites --out and its state, the report only with --force).
     capsys.readouterr()
+    resume = ['--out', str(out), '--epochs', '2',
+              '--resume', str(out.with_name(out.name + '.state.pt'))]
     with pytest.raises(SystemExit) as stop:
-        train_main(args + ['--out', str(out), '--epochs', '2',
-                           '--resume', str(out.with_name(out.name + '.state.pt'))])
+        train_main(args + resume)
+    assert stop.value.code == 2 and 'wide.json exists: pass --force' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        train_main(args + resume + ['--force'])
     assert stop.value.code == 2 and 'resume with the same --arch' in capsys.readouterr().err
 
 
@@ -373,3 +381,139 @@ def test_train_command_line_checks_every_set_before_training(small_sets, tmp_pat
     assert stop.value.code == 2
     assert '--test' in capsys.readouterr().err and not out.exists()
     assert not (tmp_path / 'model.pt.state.pt').exists()
+
+
+# --- the command lines never replace a file unasked, and never an input ------------------
+
+def _hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (links as their target), by relative path."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob('*')) if path.is_file()}
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """Return a folder of small real data sets (tr, va, te .npz) and the inputs below."""
+    rng = np.random.default_rng(0)
+    from pointcam_ros.sim.simulator import CLASS_NAMES
+    for name in ('tr', 'va', 'te'):
+        save_dataset(ObjectDataset(
+            points=[rng.normal(size=(40, 4)).astype(np.float32) for _ in range(14)],
+            labels=np.arange(14) % len(CLASS_NAMES), distance=np.ones(14, np.float32),
+            seeds=np.arange(14), class_names=list(CLASS_NAMES)), tmp_path / f'{name}.npz')
+    os.symlink(tmp_path / 'tr.npz', tmp_path / 'link.npz')
+    os.link(tmp_path / 'tr.npz', tmp_path / 'hard.npz')
+    (tmp_path / 'init.pt').write_bytes(b'a model')
+    (tmp_path / 'old.state.pt').write_bytes(b'a state')
+    (tmp_path / 'folder').mkdir()
+    (tmp_path / 'kitti').mkdir()
+    (tmp_path / 'frames.txt').write_text('000001\n')
+    PipelineConfig().to_yaml(tmp_path / 'params.yaml')
+    return tmp_path
+
+
+def _argv(folder: Path, words: str) -> list[str]:
+    """Split ``words``; a word with a dot or named ``folder``/``kitti`` is a file in folder."""
+    return [str(folder / w) if '.' in w or w in ('folder', 'kitti') else w
+            for w in words.split()]
+
+
+def _refused(run, argv, folder, capsys, *expected):
+    """Run a command line that must be refused (exit 2) without touching ``folder``."""
+    before = _hashes(folder)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        run(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    for text in expected:
+        assert text.format(folder) in err, err
+    assert _hashes(folder) == before  # nothing replaced, nothing written
+
+
+TRAIN = '--train tr.npz --val va.npz --epochs 1 '
+
+
+@pytest.mark.parametrize('existing, words, named', [
+    ('m.pt', '', '--out {}/m.pt exists'),
+    ('m.pt.state.pt', '', 'the training state (<out>.state.pt) {}/m.pt.state.pt exists'),
+    ('m.json', '', 'the report (<out>.json) {}/m.json exists'),  # the .json beside the model
+    ('r.json', '--report r.json', '--report {}/r.json exists'),
+])
+def test_train_replaces_no_existing_output_without_force(scratch, capsys, existing, words,
+                                                         named):
+    (scratch / existing).write_bytes(b'precious')
+    _refused(train_main, _argv(scratch, f'{TRAIN} --out m.pt {words}'), scratch, capsys,
+             named, 'pass --force to overwrite it')
+
+
+@pytest.mark.parametrize('words, named', [
+    ('--out m.pt --report tr.npz', '--report {0}/tr.npz is the same file as --train '
+     '{0}/tr.npz'),
+    ('--out m.pt --report link.npz', '--report {0}/link.npz is the same file as --train'),
+    ('--out m.pt --report hard.npz', '--report {0}/hard.npz is the same file as --train'),
+    ('--out va.npz', '--out {0}/va.npz is the same file as --val'),
+    ('--out m.pt --test te.npz --report te.npz', 'is the same file as --test'),
+    ('--out init.pt --init init.pt', '--out {0}/init.pt is the same file as --init'),
+    ('--out m.pt --resume old.state.pt --report old.state.pt', 'the same file as --resume'),
+    ('--out te.pt --test te.pt.state.pt', 'the training state (<out>.state.pt) '
+     '{0}/te.pt.state.pt is the same file as --test'),
+])
+def test_train_never_writes_over_an_input_even_with_force(scratch, capsys, words, named):
+    (scratch / 'te.pt.state.pt').write_bytes(b'a set named like a state')
+    _refused(train_main, _argv(scratch, f'{TRAIN} --force {words}'), scratch, capsys, named,
+             'an output never replaces an input, not even with --force')
+
+
+@pytest.mark.parametrize('words, named', [
+    ('--out m.json', 'the report (<out>.json) and --out are both {0}/m.json'),
+    ('--out m.pt --report m.pt', '--report and --out are both {0}/m.pt'),
+    ('--out m.pt --report m.pt.state.pt', '--report and the training state (<out>.state.pt) '
+     'are both'),
+    ('--out folder', '--out {0}/folder is a directory'),
+])
+def test_train_outputs_are_distinct_files(scratch, capsys, words, named):
+    _refused(train_main, _argv(scratch, f'{TRAIN} --force {words}'), scratch, capsys, named)
+
+
+def test_resuming_its_own_run_needs_no_force_for_out_and_state(scratch, capsys):
+    """--resume <out>.state.pt may rewrite --out and that state; another state may not."""
+    (scratch / 'm.pt').write_bytes(b'a model')
+    (scratch / 'm.pt.state.pt').write_bytes(b'not a state')
+    _refused(train_main, _argv(scratch, f'{TRAIN} --out m.pt --resume old.state.pt'), scratch,
+             capsys, '--out {0}/m.pt exists: pass --force', '--resume {0}/m.pt.state.pt to '
+             'continue the run that wrote it')
+    # Its own state passes the overwrite check and is then refused for its bytes.
+    _refused(train_main, _argv(scratch, f'{TRAIN} --out m.pt --resume m.pt.state.pt'),
+             scratch, capsys, 'm.pt.state.pt is not a training state written by '
+             'pointcam_train')
+
+
+def test_dataset_simulation_replaces_no_set_without_force(scratch, capsys):
+    _refused(dataset_main, _argv(scratch, '--split val --scenes 1 --out va.npz'), scratch,
+             capsys, '--out {0}/va.npz exists: pass --force')
+    _refused(dataset_main, _argv(scratch, '--split val --scenes 1 --force --out folder'),
+             scratch, capsys, '--out {0}/folder is a directory')
+    before = _hashes(scratch)
+    assert dataset_main(_argv(scratch, '--split val --scenes 1 --force --out va.npz')) == 0
+    after = _hashes(scratch)
+    assert after.pop('va.npz') != before.pop('va.npz') and after == before
+
+
+@pytest.mark.parametrize('words, named', [
+    ('--merge tr.npz va.npz --out va.npz', '--out {0}/va.npz is the same file as --merge #2 '
+     '{0}/va.npz'),
+    ('--merge tr.npz va.npz --out link.npz', 'is the same file as --merge #1'),
+    ('--kitti kitti --frame-list frames.txt --out frames.txt', 'the same file as --frame-list'),
+    ('--kitti kitti --params params.yaml --out params.yaml', 'the same file as --params'),
+    ('--kitti kitti --out kitti', '--out {0}/kitti is the same file as --kitti'),
+])
+def test_dataset_merge_and_kitti_never_write_over_an_input(scratch, capsys, words, named):
+    argv = _argv(scratch, f'{words} --force')
+    _refused(real_data_main, argv, scratch, capsys, named, 'not even with --force')
+    _refused(dataset_main, argv, scratch, capsys, named)  # through the entry point
+
+
+def test_dataset_merge_replaces_no_set_without_force(scratch, capsys):
+    _refused(real_data_main, _argv(scratch, '--merge tr.npz va.npz --out te.npz'), scratch,
+             capsys, '--out {0}/te.npz exists: pass --force')

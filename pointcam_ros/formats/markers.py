@@ -63,8 +63,10 @@ def label_text(obj: DetectedObject) -> str:
     An object below ``min_confidence`` reads 'unknown (car 0.41)'; one a shape rule
     overrode gets the rule's name: 'unknown (car 0.97) [sliver]',
     'background 0.02 (why truck?) [oversize]' (the saliency explains the model's class).
+    A confidence that is not finite (the pipeline makes such an object unknown) reads 'n/a'.
     """
-    text = f'{obj.class_name} {obj.confidence:.2f}'
+    shown = f'{obj.confidence:.2f}' if math.isfinite(obj.confidence) else 'n/a'
+    text = f'{obj.class_name} {shown}'
     if obj.unknown:
         text = f'unknown ({text})'
     if obj.target_class != obj.class_name:

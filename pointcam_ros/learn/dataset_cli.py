@@ -20,16 +20,71 @@
 
 (``pointcam_dataset --split ...`` simulates scenes: see :mod:`pointcam_ros.learn.train`,
 whose ``dataset_main`` hands ``--kitti`` and ``--merge`` command lines to :func:`main`.)
+
+:func:`check_outputs` is the overwrite rule of ``pointcam_dataset`` and
+``pointcam_train``: no existing file is replaced without ``--force``, and no
+output is ever one of the command's inputs.
 """
 
 import argparse
+import os
 from pathlib import Path
 import sys
-from typing import Optional, Sequence
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.dataset import load_dataset, ObjectDataset, point_columns, save_dataset
+
+
+class Output(NamedTuple):
+    """A file a command writes: its name in messages, path, the option that sets it, a hint."""
+
+    label: str  # e.g. '--report' or 'the report (<out>.json)'
+    path: Path
+    option: str  # the option to change to write elsewhere, e.g. '--out'
+    hint: str = ''  # added to the message when it exists, e.g. 'or --resume ...'
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file (same resolved path, or hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return False
+
+
+def check_outputs(outputs: Sequence[Output], inputs: Mapping[str, Optional[Path]],
+                  force: bool, exempt: Sequence[Path] = ()) -> Optional[str]:
+    """
+    Return why a command may not write ``outputs``, or None if it may; check before any work.
+
+    Refused, whatever ``force``: an output that is the same file as one of
+    ``inputs`` (option -> path, None for an option not given), two outputs
+    that are one file, an output that is a directory. Refused without
+    ``force``: an output that exists, unless it is in ``exempt`` (the files
+    of a run being resumed).
+    """
+    for number, out in enumerate(outputs):
+        for option, path in inputs.items():
+            if path is not None and same_file(out.path, path):
+                return (f'{out.label} {out.path} is the same file as {option} {path}: an '
+                        'output never replaces an input, not even with --force; choose '
+                        f'another {out.option}')
+        for other in outputs[:number]:
+            if same_file(out.path, other.path):
+                return (f'{out.label} and {other.label} are both {out.path}: choose another '
+                        f'{out.option}')
+        if out.path.is_dir():
+            return f'{out.label} {out.path} is a directory: give a file name'
+    for out in outputs:
+        if out.path.exists() and not force and not any(same_file(out.path, keep)
+                                                       for keep in exempt):
+            return (f'{out.label} {out.path} exists: pass --force to overwrite it, or choose '
+                    f'another {out.option}' + (f', {out.hint}' if out.hint else ''))
+    return None
 
 
 def merge_datasets(datasets: Sequence[ObjectDataset]) -> ObjectDataset:
@@ -109,8 +164,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``pointcam_dataset --kitti ROOT`` or ``--merge A B ...``; print a summary."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.force:
-        parser.error(f'{args.out} exists: pass --force to overwrite it')
+    inputs = {'--kitti': args.kitti, '--frame-list': args.frame_list, '--params': args.params}
+    inputs.update({f'--merge #{i}': path for i, path in enumerate(args.merge or (), start=1)})
+    problem = check_outputs([Output('--out', args.out, '--out')], inputs, args.force)
+    if problem:
+        parser.error(problem)
     if args.min_points is not None and args.min_points < 1:
         parser.error('--min-points must be >= 1')
     try:

@@ -28,6 +28,7 @@ from dataclasses import asdict
 import json
 import logging
 from pathlib import Path
+import pickle
 import sys
 import time
 from typing import Optional, Sequence
@@ -39,6 +40,7 @@ from pointcam_ros.learn.batching import Augmentation, make_batch
 from pointcam_ros.learn.calibration import apply_report, calibration_report
 from pointcam_ros.learn.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
 from pointcam_ros.learn.dataset import SPLIT_SEEDS
+from pointcam_ros.learn.dataset_cli import check_outputs, Output, same_file
 from pointcam_ros.learn.metrics import collect_logits, evaluate
 from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
@@ -92,6 +94,7 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                 object_columns(data.points[0], normalization)
             except ValueError as exc:
                 raise ValueError(f'{name} set: {exc}') from None
+    state = None if resume is None else _read_state(resume, device)  # before any work
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if init is not None:
@@ -119,8 +122,7 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     state_path = out.with_name(out.name + '.state.pt')
     start_epoch, history, best = 0, [], -1.0
-    if resume is not None:
-        state = torch.load(resume, map_location=device, weights_only=True)
+    if state is not None:
         inputs = json.loads(state.get('inputs', 'null'))
         wanted = {'normalization': normalization, 'num_points': num_points}
         if inputs is not None and inputs != wanted:
@@ -197,6 +199,21 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             'train_objects': len(train_set), 'val_objects': len(val_set)}
 
 
+def _read_state(path: Path, device: torch.device) -> dict:
+    """Read a training state of :func:`train`; ValueError saying what to do if it is not one."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f'{path} is not a training state written by pointcam_train '
+                         f'(unreadable: {type(exc).__name__}; truncated, or another kind of '
+                         'file?): resume from the <out>.state.pt of an earlier run') from exc
+    if not isinstance(state, dict) or 'model' not in state or 'history' not in state:
+        raise ValueError(f'{path} is not a training state written by pointcam_train (no '
+                         "'model' and 'history'): resume from the <out>.state.pt of an "
+                         'earlier run')
+    return state
+
+
 def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) -> dict:
     """
     Fit the temperature of ``checkpoint`` on ``val_set``, store it there, return the figures.
@@ -236,8 +253,12 @@ def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                         help='smallest object kept (default: the pipeline default)')
     parser.add_argument('--scene-kinds', nargs='+', metavar='KIND',
                         help='street, campus and/or open (default: a mix of all three)')
-    parser.add_argument('--out', type=Path, required=True)
+    parser.add_argument('--out', type=Path, required=True, help='data set to write (.npz)')
+    parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
     args = parser.parse_args(argv)
+    problem = check_outputs([Output('--out', args.out, '--out')], {}, args.force)
+    if problem:  # before the first scene is simulated
+        parser.error(problem)
     start = SPLIT_SEEDS[args.split]
     dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points,
                             kinds=args.scene_kinds)
@@ -293,15 +314,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--select', choices=SELECT, default='best',
                         help='checkpoint to write: the epoch with the best validation '
                         'accuracy, or the last one (default: %(default)s)')
-    parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite existing output files (--out, <out>.state.pt, the '
+                        'report); an output is never one of the input files, even with it')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     own_state = args.out.with_name(args.out.name + '.state.pt')
-    resuming_own = args.resume is not None and args.resume.resolve() == own_state.resolve()
-    for path in (args.out, own_state):  # --resume continues only the run that wrote --out
-        if path.exists() and not (args.force or resuming_own):
-            parser.error(f'{path} exists: pass --force to overwrite it, or --resume '
-                         f'{own_state} to continue the run that wrote it')
+    resuming_own = args.resume is not None and same_file(args.resume, own_state)
+    report_path = args.report or args.out.with_suffix('.json')
+    resume = f'or --resume {own_state} to continue the run that wrote it'
+    outputs = [Output('--out', args.out, '--out', resume),
+               Output('the training state (<out>.state.pt)', own_state, '--out', resume),
+               Output('--report' if args.report else 'the report (<out>.json)', report_path,
+                      '--report')]
+    inputs = {'--train': args.train, '--val': args.val, '--test': args.test,
+              '--init': args.init, '--resume': None if resuming_own else args.resume}
+    # Checked before any data set is read: --resume continues only the run that wrote --out
+    # (it may rewrite that run's --out and state, not an existing report, without --force).
+    problem = check_outputs(outputs, inputs, args.force,
+                            exempt=(args.out, own_state) if resuming_own else ())
+    if problem:
+        parser.error(problem)
     try:
         view = args.normalization in VIEW_NORMALIZATIONS
         augmentation = Augmentation(point_dropout=args.point_dropout,
@@ -351,7 +384,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report['test_calibration'] = apply_report(
             logits, test_set.labels, best.temperature,
             report['calibration']['min_confidence'][f'{KEEP_CORRECT:.2f}']['min_confidence'])
-    report_path = args.report or args.out.with_suffix('.json')
     write_text_atomic(report_path, json.dumps(report, indent=2))
     print(format_report(report))
     return 0

@@ -22,13 +22,20 @@ Format (``format_version`` 1), a dict of plain types and tensors only::
     class_names: [str, ...]             num_points: int
     normalization: one of NORMALIZATIONS
     state_dict: {name: Tensor}          info: {str: number/str/list} (free-form)
-    temperature: float > 0 (optional, default 1.0)
+    temperature: float in TEMPERATURE_RANGE (optional, default 1.0)
 
-Loading uses ``torch.load(weights_only=True)``, which never runs code from
-the file, then checks every field against the bounds below *before* a model
-is built, so a hostile or broken file fails with a :class:`CheckpointError`
-naming the file and the field instead of exhausting memory or producing NaN
-scores. State dicts of fxia22/pointnet.pytorch ``PointNetCls`` and
+Loading first bounds the file itself (size, zip records, pickle size), then
+uses ``torch.load(weights_only=True, mmap=True)``, which never runs code from
+the file and leaves the weights on disk, then checks every metadata field
+against the bounds below *before* a model is built. The model of the stored
+architecture (at most MAX_PARAMETERS) is then the skeleton the state dict
+must fit: keys, shapes, dtypes, device and storage bytes are compared from
+tensor metadata before any value is read or computed on. So a hostile or
+broken file fails with a :class:`CheckpointError` naming the file and the
+field instead of exhausting memory or producing NaN scores: loading needs at
+most about three times the model's own size (float64 weights of a float32
+model, read once from the file, plus the model).
+State dicts of fxia22/pointnet.pytorch ``PointNetCls`` and
 yanx27/Pointnet_Pointnet2_pytorch ``pointnet_cls.get_model`` are imported
 by :func:`import_reference_state_dict`.
 """
@@ -41,6 +48,7 @@ from pathlib import Path
 import pickle
 import pickletools
 import re
+import struct
 from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
 import warnings
 import zipfile
@@ -73,6 +81,22 @@ NUM_POINTS_RANGE = (16, 8192)
 MAX_PARAMETERS = 50_000_000
 #: Most values of one per-point feature map per object: num_points x widest conv layer.
 MAX_POINT_FEATURES = 2 ** 24
+#: Dtypes a floating-point weight may be stored in (it is copied into the float32 model).
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Largest checkpoint file read: MAX_PARAMETERS float64 weights plus 16 MiB (~416 MB).
+MAX_FILE_BYTES = 8 * MAX_PARAMETERS + 2 ** 24
+#: Largest pickled part of a file (architecture, names, info, tensor references; the
+#: shipped model's is 8 KiB). A pickle can build objects far larger than its bytes.
+MAX_PICKLE_BYTES = 2 ** 20
+#: Most records (files) in a checkpoint's zip: one per tensor plus a few (the largest
+#: allowed architecture has fewer than 1,000 tensors).
+MAX_RECORDS = 4096
+#: Bytes of storage one state-dict entry may hold beyond 8 bytes (float64) per value.
+STORAGE_SLACK = 4096
+#: Allowed calibration temperature (softmax(logits / T)): the interval in which
+#: :func:`pointcam_ros.learn.calibration.fit_temperature` searches. Outside it the
+#: confidences collapse to one-hot or uniform, and 1e-300 makes every one NaN.
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 PathLike = Union[str, os.PathLike]
 
@@ -225,25 +249,95 @@ def _check_class_names(names: Any, num_classes: int) -> list[str]:
     return list(names)
 
 
-def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
+def _shape(shape: Sequence[int]) -> str:
+    return '(' + ', '.join(str(n) for n in shape) + (',)' if len(shape) == 1 else ')')
+
+
+def _listed(keys: Sequence[str], shown: int = 3) -> str:
+    more = len(keys) - shown
+    return ', '.join(keys[:shown]) + (f' and {more} more' if more > 0 else '')
+
+
+def _all_finite(value: torch.Tensor) -> bool:
+    """Whether a floating-point tensor is free of NaN/Inf, without a temporary of its size."""
+    if value.numel() == 0:
+        return True
+    low, high = torch.aminmax(value)  # NaN propagates into both; +-Inf is the min or max
+    return math.isfinite(float(low)) and math.isfinite(float(high))
+
+
+def _check_state_dict(state: Any, skeleton: Mapping[str, torch.Tensor]) -> None:
+    """
+    Check ``state`` against ``skeleton``, the state dict of the stored architecture.
+
+    Keys, then per entry its type, device, dtype (real floating point where the
+    model has floats, else the model's own), shape and storage bytes, all from
+    tensor metadata: a tensor that claims 1e13 values (an expanded view of one
+    stored float) or has no data (meta device) is refused before any value is
+    read. Equal shapes mean equal element counts, so the weights need at most
+    8 bytes per value of the architecture (plus :data:`STORAGE_SLACK` per
+    entry). Only then are floating-point values checked for NaN/Inf. Raises
+    _FieldError.
+    """
     if not isinstance(state, dict):
         raise _FieldError('state_dict', f'must be a dict of tensors, got {type(state).__name__}')
-    for key, value in state.items():
+    for key in state:
         if not isinstance(key, str):
             raise _FieldError('state_dict', f'has a non-str key {key!r:.60}')
+    fix = ("the weights do not match the stored architecture (field 'architecture'): "
+           're-save the model with pointcam_ros.model.checkpoint.save_checkpoint')
+    missing = [key for key in skeleton if key not in state]
+    if missing:
+        raise _FieldError('state_dict', f'lacks {len(missing)} tensors of the stored '
+                          f'architecture ({_listed(missing)}): {fix}')
+    extra = [key for key in state if key not in skeleton]
+    if extra:
+        raise _FieldError(f'state_dict.{extra[0]}', 'is not a tensor of the stored '
+                          f'architecture (unexpected: {_listed(extra)}): {fix}')
+    float_names = ', '.join(str(d).replace('torch.', '') for d in FLOAT_DTYPES)
+    for key, expected in skeleton.items():
+        value, name = state[key], f'state_dict.{key}'
         if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
             kind = value.layout if isinstance(value, torch.Tensor) else type(value).__name__
-            raise _FieldError(f'state_dict.{key}', f'must be a dense tensor, got {kind}')
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise _FieldError(name, f'must be a dense tensor, got {kind}')
+        if value.is_meta or value.device.type != 'cpu':
+            raise _FieldError(name, f'is a tensor on the {value.device.type} device, which '
+                              'holds no values here: save the model with its real weights '
+                              '(model.cpu()) via save_checkpoint')
+        if expected.dtype.is_floating_point:
+            if value.dtype not in FLOAT_DTYPES:
+                raise _FieldError(name, f'must be a real floating-point tensor ({float_names})'
+                                  f', got {str(value.dtype).replace("torch.", "")}: the '
+                                  'weights are broken; re-save them with save_checkpoint')
+        elif value.dtype != expected.dtype:
+            raise _FieldError(name, f'must have dtype '
+                              f'{str(expected.dtype).replace("torch.", "")}, got '
+                              f'{str(value.dtype).replace("torch.", "")}: re-save the model '
+                              'with save_checkpoint')
+        if value.shape != expected.shape:
+            raise _FieldError(name, f'has shape {_shape(value.shape)} ({value.numel():,} '
+                              f'values), the stored architecture needs '
+                              f'{_shape(expected.shape)}: {fix}')
+        stored, allowed = value.untyped_storage().nbytes(), 8 * value.numel() + STORAGE_SLACK
+        if stored > allowed:
+            raise _FieldError(name, f'is a view of {stored:,} bytes of storage, more than the '
+                              f'{allowed:,} its {value.numel():,} values can need: the file '
+                              'carries data beyond its weights; re-save the model with '
+                              'save_checkpoint (it writes each tensor on its own)')
+    for key, value in state.items():  # every tensor is now a known, bounded size
+        if value.is_floating_point() and not _all_finite(value):
             bad = int((~torch.isfinite(value)).sum())
             raise _FieldError(f'state_dict.{key}', f'holds {bad} NaN/Inf values: the weights '
                               'are broken (did training diverge?); use an earlier checkpoint')
-    return state
 
 
 def _check_temperature(value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise _FieldError('temperature', f'must be a finite number > 0, got {value!r:.60}')
+    low, high = TEMPERATURE_RANGE
+    if not _is_number(value) or not math.isfinite(value) or not low <= value <= high:
+        raise _FieldError('temperature', f'must be a finite number in [{low}, {high}] '
+                          f'(confidences are softmax(logits / temperature), 1.0 = '
+                          f'uncalibrated), got {value!r:.60}: calibrate the model again '
+                          '(pointcam_ros.learn.train.calibrate) or set it to 1.0')
     return float(value)
 
 
@@ -259,7 +353,12 @@ class _Checked(NamedTuple):
 
 
 def _check_payload(payload: dict) -> _Checked:
-    """Check every metadata field and the weights; raise _FieldError for the first bad one."""
+    """
+    Check every metadata field; raise _FieldError for the first bad one.
+
+    The weights are checked apart, by :func:`_check_state_dict`, against the
+    model that the checked architecture describes.
+    """
     for key in ('architecture', 'class_names', 'num_points', 'normalization', 'state_dict'):
         if key not in payload:
             raise _FieldError(key, 'is missing')
@@ -281,7 +380,6 @@ def _check_payload(payload: dict) -> _Checked:
     if not isinstance(info, dict) or not all(isinstance(k, str) for k in info):
         raise _FieldError('info', f'must be a dict with str keys, got {info!r:.60}')
     temperature = _check_temperature(payload.get('temperature', 1.0))
-    _check_state_dict(payload['state_dict'])
     return _Checked(config, class_names, num_points, normalization, dict(info), temperature)
 
 
@@ -294,14 +392,16 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
     """
     Write a checkpoint atomically (temporary file, then rename).
 
-    ``temperature`` (> 0) calibrates the model's confidences:
-    ``softmax(logits / temperature)`` (1.0 = uncalibrated). Raises
+    ``temperature`` (in :data:`TEMPERATURE_RANGE`) calibrates the model's
+    confidences: ``softmax(logits / temperature)`` (1.0 = uncalibrated). Raises
     ValueError if the metadata does not fit the model or breaks a bound
     that :func:`load_checkpoint` enforces (so no unloadable file is written),
     or if the weights hold NaN/Inf.
     """
-    if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f'temperature must be a finite number > 0, got {temperature}')
+    try:
+        _check_temperature(temperature)
+    except _FieldError as exc:
+        raise ValueError(f'cannot save {path}: {exc}') from exc
     if len(class_names) != model.config.num_classes:
         raise ValueError(f'{len(class_names)} class names for a model with '
                          f'{model.config.num_classes} classes')
@@ -316,6 +416,7 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
     }
     try:
         _check_payload(payload)
+        _check_state_dict(payload['state_dict'], model.state_dict())
     except _FieldError as exc:
         raise ValueError(f'cannot save {path}: {exc}') from exc
     with atomic_path(path) as tmp:
@@ -346,6 +447,90 @@ def _pickle_kind(path: Path) -> str:
     return 'corrupt'
 
 
+_EOCD = struct.Struct('<4sHHHHIIH')  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct('<4sIQI')
+_ZIP64_EOCD = struct.Struct('<4sQHHIIQQQQ')
+
+
+def _zip_directory(path: Path, size: int) -> tuple[int, int]:
+    """
+    Return (records, central directory bytes) of a zip from its end records alone.
+
+    Both the classic and the zip64 end record are read, as zip readers trust
+    either; each count is the larger of the two. Raises ValueError when the
+    records are missing or point outside the file.
+    """
+    with open(path, 'rb') as stream:
+        start = max(0, size - _EOCD.size - 0xFFFF)
+        stream.seek(start)
+        tail = stream.read()
+        at = tail.rfind(b'PK\x05\x06')
+        if at < 0 or at + _EOCD.size > len(tail):
+            raise ValueError('no zip end record')
+        _, _, _, _, records, directory, _, _ = _EOCD.unpack_from(tail, at)
+        if at >= _ZIP64_LOCATOR.size and tail[at - _ZIP64_LOCATOR.size:].startswith(
+                b'PK\x06\x07'):
+            _, _, offset, _ = _ZIP64_LOCATOR.unpack_from(tail, at - _ZIP64_LOCATOR.size)
+            if offset + _ZIP64_EOCD.size > size:
+                raise ValueError('the zip64 end record lies outside the file')
+            stream.seek(offset)
+            record = stream.read(_ZIP64_EOCD.size)
+            if not record.startswith(b'PK\x06\x06'):
+                raise ValueError('no zip64 end record where its locator points')
+            values = _ZIP64_EOCD.unpack(record)
+            records, directory = max(records, values[7]), max(directory, values[8])
+    return records, directory
+
+
+def _check_file(path: Path) -> bool:
+    """
+    Bound a model file before torch reads it; return whether it is a zip (torch.save).
+
+    The file is at most :data:`MAX_FILE_BYTES`; a zip has at most
+    :data:`MAX_RECORDS` uncompressed records that lie inside the file, and
+    every record other than tensor data (which is memory-mapped, not read) is
+    at most :data:`MAX_PICKLE_BYTES`, as is any file that is not a zip.
+    Raises :class:`CheckpointError` saying which bound and what to do.
+    """
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckpointError(
+            f'model file {path} is {size:,} bytes, more than the {MAX_FILE_BYTES:,} bytes '
+            f'that the largest allowed model ({MAX_PARAMETERS:,} float64 parameters plus '
+            'metadata) needs, so it is not read: check model_path (a data set or a bag?)')
+    corrupt = (f'{path} is not a readable PyTorch file (truncated or corrupt?): copy it '
+               'again or re-save it with pointcam_ros.model.checkpoint.save_checkpoint')
+    if not zipfile.is_zipfile(path):
+        if size > MAX_PICKLE_BYTES:
+            raise CheckpointError(
+                f'{corrupt}. It is not a zip-format torch.save file, and at {size:,} bytes '
+                f'too large to read as a legacy torch.save file or pickle (limit '
+                f'{MAX_PICKLE_BYTES:,} bytes)')
+        return False
+    try:
+        records, directory = _zip_directory(path, size)
+        if records > MAX_RECORDS or directory > 512 * MAX_RECORDS:
+            raise ValueError(f'the zip claims {records:,} records in a directory of '
+                             f'{directory:,} bytes, more than the {MAX_RECORDS:,} records '
+                             '(one per tensor) that a checkpoint needs')
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise ValueError(f'record {info.filename} is compressed; torch.save '
+                                     'stores records uncompressed')
+                if (info.file_size != info.compress_size
+                        or info.header_offset + info.compress_size > size):
+                    raise ValueError(f'record {info.filename} claims {info.file_size:,} '
+                                     'bytes that are not in the file')
+                if '/data/' not in info.filename and info.file_size > MAX_PICKLE_BYTES:
+                    raise ValueError(f'record {info.filename} has {info.file_size:,} bytes, '
+                                     f'more than the {MAX_PICKLE_BYTES:,} of the metadata '
+                                     'of any checkpoint')
+    except (ValueError, OSError, zipfile.BadZipFile, struct.error) as exc:
+        raise CheckpointError(f'{corrupt}. Detail: {exc}') from exc
+    return True
+
+
 def _read(path: Path) -> Any:
     if path.is_dir():
         raise CheckpointError(f'model file {path} is a directory, not a checkpoint file: set '
@@ -360,6 +545,7 @@ def _read(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f'model file {path} is empty (0 bytes): the copy or download '
                               'did not finish; copy it again')
+    is_zip = _check_file(path)
     corrupt = (f'{path} is not a readable PyTorch file (truncated or corrupt?): copy it again '
                'or re-save it with pointcam_ros.model.checkpoint.save_checkpoint')
     code = (f'{path} holds code or objects other than tensors and plain data, so it is not '
@@ -369,7 +555,8 @@ def _read(path: Path) -> Any:
         with warnings.catch_warnings():
             # torch warns about pickle protocols on stderr before refusing; the error says it.
             warnings.filterwarnings('ignore', message='.*pickle protocol', category=UserWarning)
-            return torch.load(path, map_location='cpu', weights_only=True)
+            # mmap: tensor data stays in the file until _check_state_dict has bounded it.
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         detail = str(exc.__context__ or exc).splitlines()[0][:200]
         if zipfile.is_zipfile(path):
@@ -419,9 +606,12 @@ def load_checkpoint(path: Optional[PathLike] = None,
                               f'pointcam_ros reads version {FORMAT_VERSION}: upgrade it')
     try:
         checked = _check_payload(payload)
+        # The model of the checked architecture (bounded by MAX_PARAMETERS) is the skeleton
+        # the weights must fit, compared from their metadata before any value is read.
+        model = PointNetClassifier(checked.config)
+        _check_state_dict(payload['state_dict'], model.state_dict())
     except _FieldError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
-    model = PointNetClassifier(checked.config)
     try:
         model.load_state_dict(payload['state_dict'], strict=True)
     except RuntimeError as exc:
