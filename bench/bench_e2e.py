@@ -18,7 +18,10 @@ For each sensor: start pointcam_node as its own process, publish pre-simulated
 scans (driver layout, restamped with the current time) at the sensor's rate
 for --duration seconds, and measure publish -> saliency received. Prints
 p50/p99 latency, scans without an output (dropped), the node's own
-diagnostics, and the node's resident memory after warm-up and at the end.
+diagnostics, the node's resident memory after warm-up and at the end, and the
+answer's split from the node's ``stage_p50_ms``: transport in, waiting in the
+mailbox, decode, pipeline, building the ROS messages, publishing, and the
+delivery of the outputs (the p50 latency minus the node's stages).
 A soak test is the same with a long duration:
 
     .venv/bin/python bench/bench_e2e.py --sensors vlp16 hdl64 os1_128 --duration 60
@@ -31,6 +34,7 @@ node runs as ``python -c`` of :func:`pointcam_ros.ros.node.main`.
 """
 
 import argparse
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -38,6 +42,7 @@ import sys
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from machine import describe, rss_mib
 import numpy as np
 from pointcam_ros.ros.dds import use_large_data_profile
@@ -98,6 +103,15 @@ def run_sensor(name: str, duration: float, device: str, variants: int,
                 latencies.append(1e3 * (now - sent.pop(key)))
 
     node.create_subscription(PointCloud2, 'pointcam/saliency', on_saliency, reliable)
+    diagnostics: dict = {}
+
+    def on_diagnostics(msg):
+        for status in msg.status:
+            if status.name.endswith(': points'):
+                with lock:
+                    diagnostics.update({kv.key: kv.value for kv in status.values})
+
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -146,12 +160,19 @@ def run_sensor(name: str, duration: float, device: str, variants: int,
     with lock:
         received = len(latencies)
         values = list(latencies)
+        stages = json.loads(diagnostics.get('stage_p50_ms', '{}'))
     p50, p99 = np.percentile(values, [50, 99]) if values else (float('nan'),) * 2
     points = messages[0].width * messages[0].height
     print(f'{name}: {points} points/scan at {rate_hz:.0f} Hz for {duration:.0f} s: '
           f'published {published}, answered {received}, dropped {published - received}; '
           f'latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; node RSS {rss_start:.0f} MiB -> '
           f'{rss_end:.0f} MiB ({100 * (rss_end / rss_start - 1):+.1f} %)', flush=True)
+    if stages:
+        inside = sum(stages.values())
+        parts = ', '.join(f'{stage} {ms:.1f}' for stage, ms in stages.items())
+        print(f'  split of the answer (node medians, ms; since the node started): {parts}; '
+              f'delivery of the outputs (p50 latency minus these) {p50 - inside:.1f}; '
+              f'all but the pipeline {p50 - stages.get("pipeline", 0.0):.1f}', flush=True)
 
 
 def main():

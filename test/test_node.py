@@ -390,6 +390,10 @@ def test_diagnostics_follow_the_recent_window(harness, sim):
     assert 'scans explained in the last 3 s' in message
     assert int(values['rejected']) > before  # counters stay cumulative
     assert int(values['window_rejected']) == 0
+    stages = json.loads(values['stage_p50_ms'])  # test stamps are not of this clock
+    assert set(stages) == {'mailbox', 'decode', 'pipeline', 'build', 'publish'}, stages
+    assert stages['pipeline'] > 0 and min(stages.values()) >= 0
+    assert float(values['latency_p50_ms']) >= stages['pipeline']
 
 
 def test_empty_cloud_gets_an_empty_saliency_cloud(harness):
@@ -435,14 +439,14 @@ def test_worker_survives_failures_and_diagnostics_show_them(sim):
         _, _, values = _wait_level(h, OK, name)
         assert values['method'] == 'xgradcam'
 
-        def broken_process(msg):
+        def broken_process(points):
             raise MemoryError('injected processing failure')
 
-        node.pipeline.process_cloud = broken_process
+        node.pipeline.process = broken_process
         h.points_pub.publish(to_ros_cloud(cloud, _header()))
         _, message, values = _wait_level(h, ERROR, name)
         assert 'scans failed' in message and 'injected' in values['last_reject_reason']
-        del node.pipeline.process_cloud
+        del node.pipeline.process
         assert node._worker.is_alive()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and h.last_status(name)[0] != OK:

@@ -51,7 +51,7 @@ import numpy as np
 from pointcam_ros.common.config import (
     ConfigError, node_params, output_prefixes, PipelineConfig)
 from pointcam_ros.common.scan_mailbox import Mailbox
-from pointcam_ros.formats.cloud_io import CloudFormatError
+from pointcam_ros.formats.cloud_io import CloudFormatError, read_cloud, saliency_cloud
 from pointcam_ros.formats.markers import object_markers
 from pointcam_ros.perception.pipeline import object_limit, ScanError, ScenePipeline
 from pointcam_ros.ros.ros_main import declare_from_schema, run_main
@@ -68,6 +68,14 @@ PIPELINE_NAMES = frozenset(spec.name for spec in PipelineConfig.params())
 MAX_REASON_KINDS = 32
 #: ``last_reject_reason`` is cut to this many characters.
 MAX_REASON_TEXT = 300
+#: Stages of one answered scan whose times /diagnostics reports (``stage_p50_ms``):
+#: transport in (header stamp to the subscription callback, see
+#: ``TRANSPORT_PLAUSIBLE_S``), waiting in the mailbox,
+#: decoding, the pipeline, building the ROS messages, publishing them.
+STAGES = ('transport_in', 'mailbox', 'decode', 'pipeline', 'build', 'publish')
+#: ``transport_in`` is counted only for header stamps this much older than the arrival
+#: at most (a driver stamping with the same clock); sim time or old bags are left out.
+TRANSPORT_PLAUSIBLE_S = 5.0
 #: The PointCloud2 type name as ``get_topic_names_and_types`` reports it.
 CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 
@@ -104,6 +112,7 @@ class TopicStats:
     input_times: deque = field(default_factory=lambda: deque(maxlen=200))
     output_times: deque = field(default_factory=lambda: deque(maxlen=200))
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
+    stage_ms: dict = field(default_factory=lambda: {s: deque(maxlen=1000) for s in STAGES})
 
     def note(self, outcome: str, now: float, window: float) -> None:
         """Record ``outcome`` (processed, rejected, error, dropped, skipped) at ``now``."""
@@ -153,7 +162,8 @@ class PointcamNode(Node):
         self._failed: Optional[PipelineConfig] = None  # the config that could not be applied
         self._worker_errors = 0
         self._lock = threading.Lock()
-        self._mailbox: Mailbox[PointCloud2] = Mailbox()
+        # (message, wall time of its arrival, monotonic time of its arrival)
+        self._mailbox: Mailbox[tuple[PointCloud2, float, float]] = Mailbox()
         self._started = time.monotonic()
         self._stats = {topic: TopicStats() for topic in topics}
         self._outputs = {}
@@ -229,7 +239,7 @@ class PointcamNode(Node):
     def cloud_callback(self, topic: str, msg: PointCloud2) -> None:
         """Keep only the newest scan per topic and wake the worker."""
         now = time.monotonic()
-        replaced = self._mailbox.put(topic, msg)
+        replaced = self._mailbox.put(topic, (msg, time.time(), now))
         with self._lock:
             stats = self._stats[topic]
             stats.received += 1
@@ -244,10 +254,10 @@ class PointcamNode(Node):
             taken = self._mailbox.take()
             if taken is None:
                 return
-            topic, msg = taken
+            topic, (msg, arrived_wall, arrived) = taken
             try:
                 self._apply_requested()
-                self._process(topic, msg)
+                self._process(topic, msg, arrived_wall, arrived)
             except Exception as exc:  # noqa: B902 - the worker must keep serving
                 if not self.context.ok():
                     return  # shutting down: publishing failed because the context is gone
@@ -256,7 +266,8 @@ class PointcamNode(Node):
                                         throttle_duration_sec=5.0)
 
     def _count(self, topic: str, outcome: str, error: Optional[BaseException] = None,
-               latency_ms: Optional[float] = None, capped: int = 0) -> None:
+               latency_ms: Optional[float] = None, capped: int = 0,
+               stages: Optional[dict[str, float]] = None) -> None:
         now = time.monotonic()
         with self._lock:
             stats = self._stats[topic]
@@ -267,6 +278,8 @@ class PointcamNode(Node):
                 stats.latencies_ms.append(latency_ms)
                 stats.objects_capped += capped
                 stats.scans_capped += capped > 0
+                for stage, ms in (stages or {}).items():
+                    stats.stage_ms[stage].append(ms)
             elif outcome == 'skipped':
                 stats.skipped += 1
             else:
@@ -281,23 +294,39 @@ class PointcamNode(Node):
                         text = f'{type(error).__name__}: {text}'
                     stats.add_reason(reason_kind(error), text)
 
-    def _process(self, topic: str, msg: PointCloud2) -> None:
+    def _process(self, topic: str, msg: PointCloud2, arrived_wall: float,
+                 arrived: float) -> None:
+        """Decode, explain, encode and publish one scan; time each stage."""
         started = time.monotonic()
         saliency_pub, labels_pub = self._outputs[topic]
         if saliency_pub.get_subscription_count() + labels_pub.get_subscription_count() == 0:
             self._count(topic, 'skipped')
             return
+        stages = {'mailbox': 1e3 * (started - arrived)}
+        since_stamp = arrived_wall - (msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+        if 0.0 <= since_stamp < TRANSPORT_PLAUSIBLE_S:  # a stamp of this clock (not sim time)
+            stages['transport_in'] = 1e3 * since_stamp
         try:
-            result, cloud = self.pipeline.process_cloud(msg)
+            points = read_cloud(msg)
+            decoded = time.monotonic()
+            result = self.pipeline.process(points.xyz)
         except (CloudFormatError, ScanError) as exc:
             self._count(topic, 'rejected', exc)
             self.get_logger().warning(f'rejected scan on {topic}: {exc}',
                                       throttle_duration_sec=5.0)
             return
-        saliency_pub.publish(to_ros_cloud(cloud, msg.header))
-        labels_pub.publish(to_ros_markers(object_markers(result.objects), msg.header))
-        self._count(topic, 'processed', latency_ms=1e3 * (time.monotonic() - started),
-                    capped=result.objects_capped)
+        processed = time.monotonic()
+        cloud = to_ros_cloud(saliency_cloud(points.xyz, result.saliency, result.class_id,
+                                            result.object_id), msg.header)
+        markers = to_ros_markers(object_markers(result.objects), msg.header)
+        built = time.monotonic()
+        saliency_pub.publish(cloud)
+        labels_pub.publish(markers)
+        published = time.monotonic()
+        stages.update(decode=1e3 * (decoded - started), pipeline=1e3 * (processed - decoded),
+                      build=1e3 * (built - processed), publish=1e3 * (published - built))
+        self._count(topic, 'processed', latency_ms=1e3 * (published - started),
+                    capped=result.objects_capped, stages=stages)
         if result.objects_capped:
             self.get_logger().warning(
                 f'{topic}: {result.objects_capped} clusters over the per-scan cap of '
@@ -383,6 +412,9 @@ class PointcamNode(Node):
                     'input_rate_hz': f'{_rate(s.input_times, now):.2f}',
                     'output_rate_hz': f'{_rate(s.output_times, now):.2f}',
                     'latencies': list(s.latencies_ms),
+                    'stage_p50_ms': json.dumps({
+                        stage: round(float(np.median(times)), 2)
+                        for stage, times in s.stage_ms.items() if times}),
                     'received': s.received, 'processed': s.processed, 'dropped': s.dropped,
                     'rejected': s.rejected, 'errors': s.errors,
                     'skipped_no_subscribers': s.skipped,
