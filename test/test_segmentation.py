@@ -264,3 +264,23 @@ def test_a_person_by_a_wall_is_split_off_but_a_sparse_wall_stays_whole(module):
     sparse, num_sparse = wall_with_person(gap=3.0, spacing=0.42, ring_step=2.1)
     ids, count = split(sparse[:num_sparse])
     assert count == 1
+
+
+def test_the_range_design_gives_the_same_clusters_in_torch_on_the_cpu(street_scans):
+    """Issue 23: the range-image design; the torch path runs its clustering in numpy."""
+    config = PipelineConfig(segmentation='range')
+    for name, (xyz, _, _) in street_scans.items():
+        expected = segment_scene(xyz, config)
+        labels, _, count, _ = segmentation_torch.segment_scene(torch.from_numpy(xyz), config)
+        assert count == expected.num_objects > 10, name
+        np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
+
+
+def test_the_range_design_finds_more_street_objects_that_touch(street_scans):
+    """People by cars and walls: the angle criterion finds more road users as one cluster."""
+    found = {'voxel': 0, 'range': 0}
+    for xyz, truth, scene in street_scans.values():
+        for design in found:
+            found[design] += found_as_one_cluster(xyz, truth, scene,
+                                                  PipelineConfig(segmentation=design))[0]
+    assert found['range'] > found['voxel'], found

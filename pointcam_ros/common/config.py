@@ -189,8 +189,8 @@ class PipelineConfig:
     segmentation: str = _param('voxel', "'voxel': voxel clusters, wide ones split finer; "
                                "'range': then the range-image angle criterion cuts clusters "
                                'wider than 1.2 m (people by cars, walls, trees) and re-joins '
-                               'over-split pieces up to car size (docs/segmentation.md; about '
-                               '2x the segmentation time)', choices=('voxel', 'range'))
+                               'over-split pieces up to car size (docs/segmentation.md; '
+                               '2-3x the segmentation time)', choices=('voxel', 'range'))
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',

@@ -48,6 +48,13 @@ than 1 - ``SPLIT_KEEP`` of a cluster's points in pieces too small to
 classify is not taken: that cluster is sparse (far, seen by few rings), not
 merged.
 
+``PipelineConfig.segmentation = 'range'`` (issue #23; opt-in, 2-3 times
+the time): after the split pass, clusters wider than :data:`RANGE_WIDE` are
+cut by the range-image angle criterion of depth_clustering (a person in
+front of a wall or beside a car, a pedestrian under a tree) and the pieces
+that over-split a car are re-joined
+(:mod:`~pointcam_ros.perception.range_image`, ``docs/segmentation.md``).
+
 Bound, for ``M`` finite input points and any accepted parameters: time
 O(M log M) (a handful of sorts and binary searches over the points, ``13``
 searches over ``V <= M`` occupied voxels) and memory O(M) (a few dozen bytes
@@ -68,6 +75,7 @@ from typing import Optional, TypeVar
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.range_image import range_clusters
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -498,14 +506,57 @@ def keep_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     return remap
 
 
-def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
+#: Clustering designs of :func:`segment_scene` (``bench/segmentation_compare.py`` measures
+#: them). ``voxel``: voxel components, wide ones split finer (:func:`split_wide_clusters`).
+#: ``range``: ``voxel``, then the clusters wider than :data:`RANGE_WIDE` cut by the angle
+#: criterion and over-split pieces re-joined (:mod:`~pointcam_ros.perception.range_image`).
+#: Measured only: ``range-nosplit`` (``range`` without the finer split), ``range-nomerge``
+#: (without the split and without re-joining: the issue's feasibility check) and ``angle``
+#: (the angle criterion alone, depth_clustering). ``PipelineConfig.segmentation`` selects
+#: ``voxel`` or ``range``.
+DESIGNS = ('voxel', 'range', 'range-nosplit', 'range-nomerge', 'angle')
+#: m; voxel clusters wider (x or y) than this are cut by the angle criterion (designs range*).
+RANGE_WIDE = 1.2
+
+
+def cluster_points(xyz: np.ndarray, height: np.ndarray, config: PipelineConfig,
+                   design: Optional[str] = None) -> tuple[np.ndarray, int]:
+    """
+    Cluster ``(V, 3)`` float32 non-ground points: ``(V,)`` int64 ids ``0..K-1`` and ``K``.
+
+    ``height`` (V,) float32 above the local ground; ``design`` one of
+    :data:`DESIGNS` (default ``config.segmentation``). ValueError for an
+    unknown design.
+    """
+    design = config.segmentation if design is None else design
+    if design not in DESIGNS:
+        raise ValueError(f'unknown segmentation design {design!r}; use one of {DESIGNS}')
+    if design == 'angle':
+        one = np.zeros(len(xyz), np.int64)
+        return range_clusters(xyz, height, one, 1, config.min_cluster_points, wide=-1.0,
+                              merge=False)
+    cluster, count = cluster_voxels(xyz, config.cluster_tolerance, config.cluster_z_tolerance)
+    if count == 0:
+        return cluster.astype(np.int64), 0
+    if design in ('voxel', 'range'):
+        cluster, count = split_wide_clusters(cluster, count, xyz, config)
+    if design == 'voxel':
+        return cluster, count
+    return range_clusters(xyz, height, cluster, count, config.min_cluster_points,
+                          wide=RANGE_WIDE, merge=design != 'range-nomerge',
+                          extent=cluster_extent(cluster, count, xyz, axes=2))
+
+
+def segment_scene(xyz: np.ndarray, config: PipelineConfig,
+                  design: Optional[str] = None) -> Segmentation:
     """
     Split ``(M, 3)`` float32 finite points into ground, objects and the rest.
 
     Ground: points of the region of interest at most ``ground_threshold``
     above the local ground level (every point's height above it is kept).
-    Objects: voxel clusters of the rest, wide ones split
-    (:func:`split_wide_clusters`), that pass :func:`keep_clusters`.
+    Objects: clusters of the rest (:func:`cluster_points`; ``design``, one of
+    :data:`DESIGNS`, defaults to ``config.segmentation``) that pass
+    :func:`keep_clusters`.
     """
     num = len(xyz)
     labels = np.full(num, -1, np.int32)
@@ -519,11 +570,9 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig) -> Segmentation:
     ground = np.zeros(num, bool)
     ground[roi_idx[low]] = True
     above = roi_idx[~low]
-    cluster, count = cluster_voxels(xyz[above], config.cluster_tolerance,
-                                    config.cluster_z_tolerance)
+    cluster, count = cluster_points(xyz[above], above_ground[above], config, design)
     if count == 0:
         return Segmentation(labels, ground, plane, 0, above_ground)
-    cluster, count = split_wide_clusters(cluster, count, xyz[above], config)
     remap = keep_clusters(cluster, count, xyz[above], config)
     labels[above] = remap[cluster]
     return Segmentation(labels, ground, plane, int((remap >= 0).sum()), above_ground)

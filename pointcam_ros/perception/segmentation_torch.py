@@ -40,6 +40,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception import segmentation as numpy_segmentation
 from pointcam_ros.perception.segmentation import (
     DIRECT_SPAN, follow_ground, FORWARD_OFFSETS, GROUND_FLAT, GROUND_QUANTILE, GROUND_SECTORS,
     RANGE_EDGES_SQ, ransac_draws, SPLIT_KEEP, SPLIT_PASSES, SPLIT_STEP, upward_or)
@@ -355,7 +356,9 @@ def segment_scene(xyz: Tensor, config: PipelineConfig,
     Returns ``labels`` (M,) int64 (object ``0..K-1`` or -1), the ground
     ``plane`` (4,) float64, ``K`` and each point's height above the local
     ground level (M,) float32 (NaN outside the region of interest); identical
-    to ``segmentation.segment_scene``.
+    to ``segmentation.segment_scene``. ``config.segmentation == 'range'``:
+    the clustering of the non-ground points runs on the host in the numpy
+    code (:func:`~pointcam_ros.perception.segmentation.cluster_points`).
     ``tables``: :func:`device_tables` of ``config.seed`` on the device (made
     here if not given).
     """
@@ -371,6 +374,16 @@ def segment_scene(xyz: Tensor, config: PipelineConfig,
     above_ground[roi_idx] = height - ground_level(roi, height, tables)
     above = roi_idx[above_ground[roi_idx] > config.ground_threshold]
     points = xyz[above]
+    if config.segmentation != 'voxel':
+        # The range-image design runs on the host, in the numpy code itself: one copy of
+        # the non-ground points each way, and the same clusters by construction.
+        cluster, count = numpy_segmentation.cluster_points(
+            points.cpu().numpy(), above_ground[above].cpu().numpy(), config)
+        if count == 0:
+            return labels, plane, 0, above_ground
+        remap = numpy_segmentation.keep_clusters(cluster, count, points.cpu().numpy(), config)
+        labels[above] = torch.from_numpy(remap[cluster].astype(np.int64)).to(device)
+        return labels, plane, int((remap >= 0).sum()), above_ground
     cluster, count = cluster_voxels(points, config.cluster_tolerance,
                                     config.cluster_z_tolerance)
     if count == 0:

@@ -1,0 +1,450 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Range-image segmentation: the angle criterion of depth_clustering, without ring order.
+
+Bogoslavskyi and Stachniss, "Fast range image-based segmentation of sparse
+3D laser scans for online operation" (IROS 2016): two neighbouring returns
+belong together when the angle ``beta`` between the farther one's beam and
+the line joining the two is larger than ``theta`` (10 degrees); a person
+0.3 m in front of a wall makes ``beta`` of a few degrees, a surface seen
+head-on ~90 degrees.
+
+Neighbours come from the points' angles alone, so neither ring numbers nor
+the driver's point order are needed (a KITTI ``.bin``, a cloud whose NaN
+rows were dropped): the points are seen from the origin (sensor frame).
+
+* Along a ring: points are binned by elevation (:data:`ELEVATION_BIN`, finer
+  than any preset's beam spacing) and sorted by azimuth in each bin; each
+  point is paired with the next one and the one after (the image's
+  neighbours 1 and 2 steps away, :data:`STEPS`).
+* Across rings: binned by azimuth (:data:`AZIMUTH_BIN`, coarser than any
+  preset's column step) and sorted by elevation; the next point and the one
+  after.
+* A pair counts when its gap is at most :data:`REACH` times the scan's
+  typical spacing (the median gap; across rings per elevation bin, since
+  real beams are not evenly spread), so one missing return is bridged and
+  a hole (glass, a gap between two people, the sky) is not.
+
+``beta`` uses the true angle between the two beams, so a bin holding two
+lasers (real sensors are not on a grid) still gives correct angles.
+Everything is a few sorts and element-wise arithmetic: O(N log N) time, O(N)
+memory, no per-point Python loop. A cloud that does not look like a scan
+from the origin (:func:`is_range_scan`) is not cut at all: the voxel
+clusters stand.
+
+The pieces the criterion cuts are re-joined by :func:`merge_pieces` where
+their union is no larger than a car and neither piece looks like a person;
+see there. Its Python loop runs over candidate pairs of pieces: at most the
+cut pairs (four per point) plus, per cluster of at most
+:data:`MAX_PAIRWISE` pieces, the pairs of pieces that come close; each
+test is O(:data:`DIRECTIONS`).
+"""
+
+import math
+from typing import Optional
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+#: rad; elevation bins of the ring neighbours (the presets' beams are 0.33-2 deg apart).
+ELEVATION_BIN = math.radians(0.25)
+#: rad; azimuth bins of the neighbours across rings (wider than any column step).
+AZIMUTH_BIN = math.radians(0.4)
+#: A neighbour is at most this many typical spacings away (2: one return missing).
+REACH = 2.5
+#: rad; smaller gaps are the same beam or column (not counted in the typical spacing).
+SAME_ANGLE = math.radians(0.05)
+#: rad; the typical spacing of a scan too sparse to measure it.
+DEFAULT_SPACING = math.radians(0.4)
+#: rad; points farther apart than this along rings (typically) are not a LiDAR scan
+#: (the presets step 0.17-0.35 degrees, a VLP-16 at 20 Hz 0.4).
+MAX_SPACING = math.radians(1.0)
+#: rad; the angle criterion's threshold (depth_clustering's default).
+THETA = math.radians(10.0)
+#: Steps to the neighbours paired along each sort (1: adjacent, 2: one return skipped).
+STEPS = (1, 2)
+#: A cloud where fewer of the points have an image neighbour is not a range scan.
+MIN_LINKED_SHARE = 0.5
+#: m; a piece is person-sized with a footprint at most this long...
+PERSON_FOOTPRINT = 1.0
+#: m; ...and a top this high above the ground...
+PERSON_TOP = (1.0, 2.2)
+#: m; ...or a footprint at most this long and wide with a top at least this high (a
+#: cyclist, a person striding or with a bag).
+RIDER = (2.0, 1.0, 1.4)
+#: m; two pieces are re-joined when their union's footprint fits this (length, width)...
+CAR_FOOTPRINT = (5.5, 2.4)
+#: m; ...and they come this close (their xy bounding boxes).
+MERGE_GAP = 0.5
+
+
+def polar(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuth in ``[-pi, pi]`` and elevation ``(N,)`` float64 of ``(N, 3)`` float32 points."""
+    x, y, z = (xyz[:, i].astype(np.float64) for i in range(3))
+    return np.arctan2(y, x), np.arctan2(z, np.hypot(x, y))
+
+
+def _sorted_pairs(group: np.ndarray, along: np.ndarray,
+                  wrap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Points next to each other along ``along`` in one ``group``: ``i, j, gap, step`` ``(P,)``.
+
+    ``group`` (N,) int64 bin of each point (``0 <= group < 2**20``), ``along``
+    (N,) float64 the sort coordinate in ``[-pi, pi]``; each point is paired
+    with its successors :data:`STEPS` away in the same group (int64 ``i, j``,
+    float64 ``gap`` = how much further ``j`` is, int64 ``step``). ``wrap``:
+    the coordinate is an angle, so the last points of each group are also
+    paired with its first ones across +-pi.
+    """
+    order = np.argsort(group * 8.0 + along)  # group, then along (ties: any order)
+    g, a = group[order], along[order]
+    pairs = [(np.zeros(0, np.int64),) * 2 + (np.zeros(0), np.zeros(0, np.int64))]
+    for step in STEPS:
+        if len(order) <= step:
+            break
+        same = g[step:] == g[:-step]
+        pairs.append((order[:-step][same], order[step:][same], (a[step:] - a[:-step])[same],
+                      np.full(int(same.sum()), step)))
+    if wrap and len(order) > 1:
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        ends = np.r_[starts[1:], len(g)] - 1
+        for after in range(max(STEPS)):  # the first point after -pi, the next...
+            for before in range(max(STEPS) - after):  # ...and the last ones before +pi
+                first, last = starts + after, ends - before
+                ok = first < last - max(STEPS) + 1  # not already paired directly
+                first, last = first[ok], last[ok]
+                pairs.append((order[last], order[first], a[first] + 2 * math.pi - a[last],
+                              np.full(len(first), before + after + 1)))
+    return tuple(np.concatenate(column) for column in zip(*pairs))
+
+
+def spacing(group: np.ndarray, gap: np.ndarray, step: np.ndarray,
+            bins: int) -> np.ndarray:
+    """
+    Typical angle between adjacent returns ``(bins,)`` float64 (rad), per bin of ``group``.
+
+    The median of the positive gaps (above :data:`SAME_ANGLE`) between
+    points one step apart (``step`` 1), per bin ``group`` (P,) int64 in
+    ``[0, bins)``; bins without any take the median of all, and a scan
+    without any :data:`DEFAULT_SPACING`.
+    """
+    use = (step == 1) & (gap > SAME_ANGLE)
+    g, d = group[use], gap[use]
+    out = np.full(bins, np.median(d) if len(d) else DEFAULT_SPACING)
+    if len(d):
+        order = np.argsort(g * 8.0 + d)  # bin, then gap (gaps < 8 rad)
+        g, d = g[order], d[order]
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        counts = np.diff(np.r_[starts, len(g)])
+        out[g[starts]] = d[starts + counts // 2]
+    return out
+
+
+def neighbour_pairs(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """
+    Range-image neighbour pairs ``(P,)`` int64 ``i, j`` of ``(N, 3)`` float32 points.
+
+    Along rings and across them, as the module describes; a pair may appear
+    twice (harmless for connected components). How far a neighbour may be
+    follows the scan: :data:`REACH` times the typical spacing of returns
+    (:func:`spacing`; along rings one value for the scan, across rings one
+    per elevation bin, since beams are not evenly spread). Also returns that
+    typical spacing along rings (rad), which tells whether the points are a
+    scan at all (:func:`is_range_scan`).
+    """
+    if len(xyz) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), math.inf
+    azimuth, elevation = polar(xyz)
+    row = np.floor((elevation + math.pi / 2) / ELEVATION_BIN).astype(np.int64)
+    column = np.floor((azimuth + math.pi) / AZIMUTH_BIN).astype(np.int64)
+    rows = int(row.max()) + 1
+    s1, t1, gap1, step1 = _sorted_pairs(row, azimuth, wrap=True)
+    along = float(spacing(np.zeros(len(s1), np.int64), gap1, step1, 1)[0])
+    keep1 = gap1 <= REACH * along
+    s2, t2, gap2, step2 = _sorted_pairs(column, elevation, wrap=False)
+    across = spacing(row[s2], gap2, step2, rows)
+    keep2 = gap2 <= REACH * across[row[s2]]
+    return (np.concatenate([s1[keep1], s2[keep2]]), np.concatenate([t1[keep1], t2[keep2]]),
+            along)
+
+
+def beta_angle(xyz: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """
+    Angle ``beta`` ``(P,)`` float64 (rad) of each pair of ``(N, 3)`` float32 points.
+
+    ``beta = atan2(d2 sin(alpha), d1 - d2 cos(alpha))``, ``d1 >= d2`` the two
+    ranges, ``alpha`` the angle between the two beams.
+    """
+    points = xyz.astype(np.float64)
+    distance = np.sqrt(np.einsum('ij,ij->i', points, points))
+    da, db = distance[source], distance[target]
+    dot = np.einsum('ij,ij->i', points[source], points[target])
+    cos = np.clip(dot / np.maximum(da * db, 1e-300), -1.0, 1.0)
+    sin = np.sqrt(1.0 - cos * cos)
+    d1, d2 = np.maximum(da, db), np.minimum(da, db)
+    return np.arctan2(d2 * sin, d1 - d2 * cos)
+
+
+def label_components(num: int, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, int]:
+    """Label the connected components ``(num,)`` int64 of ``num`` nodes joined by pairs."""
+    graph = coo_matrix((np.ones(len(source), np.int8), (source, target)),
+                       shape=(num, num)).tocsr()
+    count, component = connected_components(graph, directed=False)
+    return component.astype(np.int64), int(count)
+
+
+def is_range_scan(num: int, source: np.ndarray, along: float) -> bool:
+    """
+    Whether ``num`` points look like a spinning LiDAR's scan from the origin.
+
+    ``source`` the first points of their image neighbour pairs, ``along``
+    the typical spacing along rings (:func:`neighbour_pairs`). A scan has
+    returns at most :data:`MAX_SPACING` apart along its rings and at least
+    :data:`MIN_LINKED_SHARE` of its points with an image neighbour; a
+    sparse or synthetic cloud, or one not seen from the origin, has not.
+    """
+    if num == 0 or not along <= MAX_SPACING:
+        return False
+    linked = np.zeros(num, bool)
+    linked[source] = True
+    return bool(linked.mean() >= MIN_LINKED_SHARE)
+
+
+def angle_pieces(xyz: np.ndarray, cluster: np.ndarray, count: int, split: np.ndarray,
+                 theta: float = THETA) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """
+    Cut the clusters flagged in ``split`` along the angle criterion.
+
+    ``xyz`` (N, 3) float32 points (sensor frame), ``cluster`` (N,) int64 ids
+    of ``count`` clusters, ``split`` (count,) bool. Inside a flagged cluster
+    two points stay together when they are image neighbours with ``beta >
+    theta``; clusters not flagged are kept as they are. Returns the new ids
+    ``(N,)`` int64 ``0..K-1`` (each used), ``K``, and the cut pairs ``(C,)``
+    int64 ``i, j`` (image neighbours of one flagged cluster that the
+    criterion parted), for :func:`merge_pieces`. If the flagged points are
+    not a range scan (:func:`is_range_scan`) nothing is cut: the voxel
+    clusters are returned as they came.
+    """
+    cluster = cluster.astype(np.int64)
+    empty = np.zeros(0, np.int64)
+    sub = np.flatnonzero(split[cluster])
+    source, target, along = neighbour_pairs(xyz[sub])
+    if not is_range_scan(len(sub), source, along):
+        return cluster, count, empty, empty
+    source, target = sub[source], sub[target]
+    inside = cluster[source] == cluster[target]
+    source, target = source[inside], target[inside]
+    joined = beta_angle(xyz, source, target) > theta
+    local = np.full(len(xyz), -1, np.int64)
+    local[sub] = np.arange(len(sub))
+    component, _ = label_components(len(sub), local[source[joined]], local[target[joined]])
+    pieces = cluster.copy()
+    pieces[sub] = count + component
+    _, pieces = np.unique(pieces, return_inverse=True)
+    pieces = pieces.reshape(-1)
+    return pieces, int(pieces.max()) + 1, source[~joined], target[~joined]
+
+
+#: Directions (over 180 degrees) along which footprints are measured: a rectangle at most
+#: 5.6 degrees off (a 4.5 x 1.8 m car measures at most 4.6 x 2.2 m).
+DIRECTIONS = 16
+#: Pieces of one cluster are compared pairwise (bounding boxes) up to this many pieces;
+#: beyond, only pieces that the angle criterion parted are candidates.
+MAX_PAIRWISE = 200
+
+
+def direction_extents(xy: np.ndarray, group: np.ndarray,
+                      count: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Lowest and highest projection ``(count, DIRECTIONS)`` of each group's points.
+
+    ``xy`` (N, 2) float32 or float64, ``group`` (N,) int64 ids ``0..count-1``
+    (every id used); the extents have ``xy``'s dtype. The extents of a union
+    are the elementwise min / max of its parts'.
+    """
+    angles = np.arange(DIRECTIONS) * (math.pi / DIRECTIONS)
+    order = np.argsort(group)
+    starts = np.searchsorted(group[order], np.arange(count))
+    projected = xy[order] @ np.stack([np.cos(angles), np.sin(angles)]).astype(xy.dtype)
+    return (np.minimum.reduceat(projected, starts, axis=0),
+            np.maximum.reduceat(projected, starts, axis=0))
+
+
+def rectangle(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
+    """Length and width (m) of the smallest rectangle over the directions (``(D,)`` extents)."""
+    length, width = rectangles(lo[None], hi[None])
+    return float(length[0]), float(width[0])
+
+
+def rectangles(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Length and width ``(K,)`` of the smallest rectangle around each of K groups.
+
+    ``lo``, ``hi`` (K, DIRECTIONS) projection extents (:func:`direction_extents`):
+    the rectangle along direction ``d`` is ``span[d]`` by ``span[d + DIRECTIONS / 2]``.
+    """
+    span = hi - lo
+    half = DIRECTIONS // 2
+    across = np.concatenate([span[:, half:], span[:, :half]], axis=1)
+    best = np.argmin(span * across, axis=1)
+    a = np.take_along_axis(span, best[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(across, best[:, None], axis=1)[:, 0]
+    return np.maximum(a, b), np.minimum(a, b)
+
+
+def candidate_pairs(lo: np.ndarray, hi: np.ndarray, owner: np.ndarray,
+                    cut_a: np.ndarray, cut_b: np.ndarray) -> np.ndarray:
+    """
+    Pairs of pieces to try joining ``(C, 2)`` int64, closest bounding boxes first.
+
+    ``lo``, ``hi`` (K, 2) float64 xy bounding boxes; ``owner`` (K,) int64 the
+    cluster of each piece. Pieces of one cluster within :data:`MERGE_GAP` of
+    each other (clusters of at most :data:`MAX_PAIRWISE` pieces), and the
+    pieces of every cut pair ``cut_a, cut_b`` (C',) int64.
+    """
+    order = np.argsort(owner, kind='stable')
+    bounds = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1], True])
+    pairs = [np.stack([cut_a, cut_b], axis=1)]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        ids = order[start:stop]
+        if not 2 <= len(ids) <= MAX_PAIRWISE:
+            continue
+        gap = np.maximum(np.maximum(lo[ids][:, None] - hi[ids][None], 0),
+                         np.maximum(lo[ids][None] - hi[ids][:, None], 0))
+        a, b = np.nonzero(np.triu(np.hypot(gap[..., 0], gap[..., 1]) <= MERGE_GAP, 1))
+        pairs.append(np.stack([ids[a], ids[b]], axis=1))
+    pairs = np.sort(np.concatenate(pairs), axis=1)
+    keys = np.unique(pairs[:, 0] * len(owner) + pairs[:, 1])
+    a, b = keys // len(owner), keys % len(owner)
+    a, b = a[a != b], b[a != b]
+    pairs = np.stack([a, b], axis=1)
+    gap = np.maximum(np.maximum(lo[a] - hi[b], 0), np.maximum(lo[b] - hi[a], 0))
+    return pairs[np.argsort(np.hypot(gap[:, 0], gap[:, 1]), kind='stable')]
+
+
+def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count: int,
+                 parent: np.ndarray, min_points: int, cut: tuple[np.ndarray, np.ndarray],
+                 car: tuple[float, float] = CAR_FOOTPRINT) -> tuple[np.ndarray, int]:
+    """
+    Re-join pieces of one cluster that the angle criterion over-split.
+
+    ``xyz`` (N, 3) float32, ``height`` (N,) float32 above the local ground,
+    ``pieces`` (N,) int64 ids ``0..count-1`` (each used), ``parent`` (N,)
+    int64 the cluster each point came from (pieces of two clusters are never
+    joined), ``cut`` the point pairs the criterion parted
+    (:func:`angle_pieces`). Candidates come from :func:`candidate_pairs`;
+    closest first, two groups are joined when
+
+    * one of them has fewer than ``min_points`` points (crumbs: mixed pixels,
+      a lone ring, a far object's few returns), or
+    * neither looks like a person or a rider (top :data:`PERSON_TOP` above
+      the ground and a footprint at most :data:`PERSON_FOOTPRINT` long, or
+      within :data:`RIDER`) and the union's footprint fits ``car`` (length,
+      width): the sides, bonnet and roof of a car seen at a slant.
+
+    Footprints are the smallest rectangles over :data:`DIRECTIONS`
+    directions, kept per group as projection extents (a union's are the
+    min / max of its parts'), so a check costs O(DIRECTIONS). Returns
+    ``(N,)`` int64 ids ``0..K-1`` and ``K``. The Python loop runs over
+    candidate pairs of pieces, not points.
+    """
+    if count < 2:
+        return pieces, count
+    lo, hi = direction_extents(xyz[:, :2], pieces, count)
+    box_lo = np.stack([lo[:, 0], lo[:, DIRECTIONS // 2]], axis=1)  # x, y bounding boxes
+    box_hi = np.stack([hi[:, 0], hi[:, DIRECTIONS // 2]], axis=1)
+    top = np.full(count, -np.inf)
+    np.maximum.at(top, pieces, np.nan_to_num(height, nan=0.0).astype(np.float64))
+    sizes = np.bincount(pieces, minlength=count)
+    owner = np.zeros(count, np.int64)
+    owner[pieces] = parent
+    candidates = candidate_pairs(box_lo, box_hi, owner, pieces[cut[0]], pieces[cut[1]])
+    root = np.arange(count)
+    lo_l, hi_l, top_l, sizes_l = list(lo), list(hi), top.tolist(), sizes.tolist()
+
+    def find(k: int) -> int:
+        while root[k] != k:
+            root[k] = root[root[k]]
+            k = int(root[k])
+        return k
+
+    def looks_like_person(length, width, top):  # numbers or (K,) arrays
+        rider = (length <= RIDER[0]) & (width <= RIDER[1]) & (top >= RIDER[2])
+        return (PERSON_TOP[0] <= top) & (top <= PERSON_TOP[1]) & (
+            (length <= PERSON_FOOTPRINT) | rider)
+
+    persons = looks_like_person(*rectangles(lo, hi), top).tolist()  # per group, while whole
+
+    def person(k: int) -> bool:
+        if persons[k] is None:
+            persons[k] = bool(looks_like_person(*rectangle(lo_l[k], hi_l[k]), top_l[k]))
+        return persons[k]
+
+    for a, b in candidates.tolist():
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            continue
+        union_lo, union_hi = np.minimum(lo_l[ra], lo_l[rb]), np.maximum(hi_l[ra], hi_l[rb])
+        if min(sizes_l[ra], sizes_l[rb]) >= min_points:  # crumbs join without a check
+            if person(ra) or person(rb):
+                continue
+            length, width = rectangle(union_lo, union_hi)
+            if length > car[0] or width > car[1]:
+                continue
+        keep, gone = min(ra, rb), max(ra, rb)
+        root[gone] = keep
+        lo_l[keep], hi_l[keep] = union_lo, union_hi
+        sizes_l[keep] += sizes_l[gone]
+        top_l[keep] = max(top_l[keep], top_l[gone])
+        persons[keep] = None
+    final = root.copy()
+    while True:  # pointer jumping: every piece to its group's root
+        jumped = final[final]
+        if np.array_equal(jumped, final):
+            break
+        final = jumped
+    _, merged = np.unique(final, return_inverse=True)
+    merged = merged.reshape(-1)
+    return merged[pieces], int(merged.max()) + 1
+
+
+def range_clusters(xyz: np.ndarray, height: np.ndarray, cluster: np.ndarray, count: int,
+                   min_points: int, wide: float = 1.2, merge: bool = True,
+                   extent: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
+    """
+    Angle-criterion pieces of the clusters wider than ``wide``, re-joined where over-split.
+
+    ``xyz`` (N, 3) float32 non-ground points, ``height`` (N,) float32 above
+    the ground, ``cluster`` (N,) int ids of ``count`` voxel clusters,
+    ``extent`` (count,) float32 their xy extent (computed if None; 0 wide =
+    every cluster). Returns ``(N,)`` int64 ids ``0..K-1`` and ``K``.
+    """
+    cluster = cluster.astype(np.int64)
+    if extent is None:
+        extent = np.zeros(count, np.float32)
+        for axis in range(2):
+            lo = np.full(count, np.inf, np.float32)
+            hi = np.full(count, -np.inf, np.float32)
+            np.minimum.at(lo, cluster, xyz[:, axis])
+            np.maximum.at(hi, cluster, xyz[:, axis])
+            extent = np.maximum(extent, hi - lo)
+    split = extent > np.float32(wide)
+    pieces, num, cut_a, cut_b = angle_pieces(xyz, cluster, count, split)
+    if merge:
+        pieces, num = merge_pieces(xyz, height, pieces, num, cluster, min_points,
+                                   (cut_a, cut_b))
+    return pieces, num
