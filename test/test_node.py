@@ -391,7 +391,8 @@ def test_diagnostics_follow_the_recent_window(harness, sim):
     assert int(values['rejected']) > before  # counters stay cumulative
     assert int(values['window_rejected']) == 0
     stages = json.loads(values['stage_p50_ms'])  # test stamps are not of this clock
-    assert set(stages) == {'mailbox', 'decode', 'pipeline', 'build', 'publish'}, stages
+    assert set(stages) == {'mailbox', 'decode', 'pipeline', 'build', 'publish', 'labels'}, \
+        stages
     assert stages['pipeline'] > 0 and min(stages.values()) >= 0
     assert float(values['latency_p50_ms']) >= stages['pipeline']
 

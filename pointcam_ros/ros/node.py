@@ -71,8 +71,9 @@ MAX_REASON_TEXT = 300
 #: Stages of one answered scan whose times /diagnostics reports (``stage_p50_ms``):
 #: transport in (header stamp to the subscription callback, see
 #: ``TRANSPORT_PLAUSIBLE_S``), waiting in the mailbox,
-#: decoding, the pipeline, building the ROS messages, publishing them.
-STAGES = ('transport_in', 'mailbox', 'decode', 'pipeline', 'build', 'publish')
+#: decoding, the pipeline, building and publishing the saliency cloud, then building and
+#: publishing the label markers.
+STAGES = ('transport_in', 'mailbox', 'decode', 'pipeline', 'build', 'publish', 'labels')
 #: ``transport_in`` is counted only for header stamps this much older than the arrival
 #: at most (a driver stamping with the same clock); sim time or old bags are left out.
 TRANSPORT_PLAUSIBLE_S = 5.0
@@ -316,16 +317,22 @@ class PointcamNode(Node):
                                       throttle_duration_sec=5.0)
             return
         processed = time.monotonic()
-        cloud = to_ros_cloud(saliency_cloud(points.xyz, result.saliency, result.class_id,
-                                            result.object_id), msg.header)
-        markers = to_ros_markers(object_markers(result.objects), msg.header)
-        built = time.monotonic()
-        saliency_pub.publish(cloud)
-        labels_pub.publish(markers)
-        published = time.monotonic()
+        built = published = processed
+        # The saliency cloud first (the answer RViz and recorders wait for), then the
+        # markers; each only when someone subscribes to it.
+        if saliency_pub.get_subscription_count():
+            cloud = to_ros_cloud(saliency_cloud(points.xyz, result.saliency, result.class_id,
+                                                result.object_id), msg.header)
+            built = time.monotonic()
+            saliency_pub.publish(cloud)
+            published = time.monotonic()
+        if labels_pub.get_subscription_count():
+            labels_pub.publish(to_ros_markers(object_markers(result.objects), msg.header))
+        labelled = time.monotonic()
         stages.update(decode=1e3 * (decoded - started), pipeline=1e3 * (processed - decoded),
-                      build=1e3 * (built - processed), publish=1e3 * (published - built))
-        self._count(topic, 'processed', latency_ms=1e3 * (published - started),
+                      build=1e3 * (built - processed), publish=1e3 * (published - built),
+                      labels=1e3 * (labelled - published))
+        self._count(topic, 'processed', latency_ms=1e3 * (labelled - started),
                     capped=result.objects_capped, stages=stages)
         if result.objects_capped:
             self.get_logger().warning(
