@@ -27,11 +27,9 @@ import time
 
 import numpy as np
 from pointcam_ros.common.config import node_params
-from pointcam_ros.formats.cloud_io import CLOUD_ERROR_KINDS, CloudFormatError
-from pointcam_ros.formats.cloud_io import pack_cloud, read_cloud
+from pointcam_ros.formats.cloud_io import CLOUD_ERROR_KINDS, pack_cloud, read_cloud
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
-from pointcam_ros.perception.pipeline import ScanError
-from pointcam_ros.ros.node import MAX_REASON_KINDS, PointcamNode, reason_kind, TopicStats
+from pointcam_ros.ros.node import PointcamNode
 from pointcam_ros.ros.ros_msgs import to_ros_cloud
 from pointcam_ros.ros.sim_node import SIM_PARAMS
 from pointcam_ros.sim.clouds import scan_to_cloud
@@ -483,26 +481,6 @@ def test_storm_short():
     assert int(diag['rejected']) >= 20 and int(diag['errors']) == 0, diag
 
 
-def test_reject_reasons_are_counted_by_kind_never_by_text():
-    """Random field names in 10,000 rejects make one key; any number of kinds stays bounded."""
-    stats = TopicStats()
-    rng = np.random.default_rng(0)
-    for _ in range(10_000):
-        name = ''.join(chr(c) for c in rng.integers(97, 123, 12))
-        error = CloudFormatError(f"field '{name}' appears twice", kind='duplicate_field')
-        stats.add_reason(reason_kind(error), str(error))
-    assert stats.reasons == {'CloudFormatError: duplicate_field': 10_000}
-    assert name in stats.last_reason
-    stats.add_reason(reason_kind(ScanError('too big', 'too_many_points')), 'x' * 10_000)
-    assert stats.reasons['ScanError: too_many_points'] == 1 and len(stats.last_reason) == 300
-    for i in range(500):  # a worker error of a new exception class each time
-        stats.add_reason(reason_kind(type(f'Error{i}', (RuntimeError,), {})('boom')), 'boom')
-    assert len(stats.reasons) == MAX_REASON_KINDS + 1  # the rest under 'other'
-    assert stats.reasons['other'] == 500 - (MAX_REASON_KINDS - 2)
-    with pytest.raises(ValueError, match='unknown CloudFormatError kind'):
-        CloudFormatError('text', kind='made_up')
-
-
 def test_wrong_input_topic_is_obvious_in_the_console():
     """
     Remapped to a topic nobody publishes: the mistake shows in the console.
@@ -523,7 +501,7 @@ def test_wrong_input_topic_is_obvious_in_the_console():
         level, message, values = h.last_status(name)
         assert 'no scan received' in message and values['input_topic'] == \
             '/wrong/velodyne_points' and values['seconds_since_last_scan'] == 'never'
-        time.sleep(1.5)  # the console warning follows the diagnostics
+        time.sleep(2.5)  # the console warning follows the diagnostics, once a window
     finally:
         h.close()
         code, output = stop_process(process)
@@ -533,7 +511,10 @@ def test_wrong_input_topic_is_obvious_in_the_console():
     warning = [line for line in output.splitlines() if 'no scan on /wrong/velodyne_points'
                in line]
     assert warning, output
-    assert '/wrong/points (1 publisher)' in warning[0], warning[0]
+    # Once the test's publisher is discovered, the warning names it (not the node's output).
+    assert any('/wrong/points (1 publisher)' in line for line in warning), warning
+    assert not any('/wrong/pointcam/saliency' in line.split('publishers:')[1]
+                   for line in warning), warning
     assert 'see pointcam_node --help' in output and "'no_such_parameter'" in output
 
 

@@ -39,18 +39,15 @@ rejected or dropped scans, OK otherwise; the counters stay cumulative.
 Parameters: ``pointcam_node --help`` or :func:`~pointcam_ros.common.config.markdown_table`.
 """
 
-from collections import Counter, deque
-from dataclasses import dataclass, field
-import json
 import threading
 import time
 from typing import Any, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import numpy as np
 from pointcam_ros.common.config import (
     ConfigError, node_params, output_prefixes, PipelineConfig)
 from pointcam_ros.common.scan_mailbox import Mailbox
+from pointcam_ros.common.scan_stats import ScanStats
 from pointcam_ros.formats.cloud_io import CloudFormatError, read_cloud, saliency_cloud
 from pointcam_ros.formats.markers import object_markers
 from pointcam_ros.perception.pipeline import object_limit, ScanError, ScenePipeline
@@ -64,80 +61,11 @@ from visualization_msgs.msg import MarkerArray
 
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 PIPELINE_NAMES = frozenset(spec.name for spec in PipelineConfig.params())
-#: ``reject_reasons`` keeps at most this many kinds per topic; further ones count as 'other'.
-MAX_REASON_KINDS = 32
-#: ``last_reject_reason`` is cut to this many characters.
-MAX_REASON_TEXT = 300
-#: Stages of one answered scan whose times /diagnostics reports (``stage_p50_ms``):
-#: transport in (header stamp to the subscription callback, see
-#: ``TRANSPORT_PLAUSIBLE_S``), waiting in the mailbox,
-#: decoding, the pipeline, building and publishing the saliency cloud, then building and
-#: publishing the label markers.
-STAGES = ('transport_in', 'mailbox', 'decode', 'pipeline', 'build', 'publish', 'labels')
 #: ``transport_in`` is counted only for header stamps this much older than the arrival
 #: at most (a driver stamping with the same clock); sim time or old bags are left out.
 TRANSPORT_PLAUSIBLE_S = 5.0
 #: The PointCloud2 type name as ``get_topic_names_and_types`` reports it.
 CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
-
-
-def reason_kind(exc: BaseException) -> str:
-    """
-    Return the counting key of a rejected or failed scan: exception class and ``kind``.
-
-    ``CloudFormatError: duplicate_field``, ``ScanError: too_many_points``, or the
-    class name alone for other exceptions. Never the message, which may hold any
-    text a publisher sends (field names), so the set of keys stays small.
-    """
-    kind = getattr(exc, 'kind', '')
-    return f'{type(exc).__name__}: {kind}' if isinstance(kind, str) and kind \
-        else type(exc).__name__
-
-
-@dataclass
-class TopicStats:
-    """Counters, recent outcomes and timings of one input topic (guarded by the node's lock)."""
-
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    errors: int = 0
-    skipped: int = 0
-    last_reason: str = ''
-    reasons: Counter = field(default_factory=Counter)  # reason_kind -> count, bounded
-    last_input: Optional[float] = None  # monotonic time of the newest scan
-    objects_capped: int = 0  # clusters left unexplained by the per-scan object cap
-    scans_capped: int = 0
-    recent: deque = field(default_factory=deque)  # (monotonic time, outcome)
-    input_times: deque = field(default_factory=lambda: deque(maxlen=200))
-    output_times: deque = field(default_factory=lambda: deque(maxlen=200))
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
-    stage_ms: dict = field(default_factory=lambda: {s: deque(maxlen=1000) for s in STAGES})
-
-    def note(self, outcome: str, now: float, window: float) -> None:
-        """Record ``outcome`` (processed, rejected, error, dropped, skipped) at ``now``."""
-        self.recent.append((now, outcome))
-        while self.recent and now - self.recent[0][0] > window:
-            self.recent.popleft()
-
-    def add_reason(self, kind: str, text: str) -> None:
-        """Count a reject/error of ``kind``; keep its text (cut) as the last reason."""
-        if kind not in self.reasons and len(self.reasons) >= MAX_REASON_KINDS:
-            kind = 'other'
-        self.reasons[kind] += 1
-        self.last_reason = text[:MAX_REASON_TEXT]
-
-    def window_counts(self, now: float, window: float) -> Counter:
-        """Outcomes of the last ``window`` seconds."""
-        return Counter(outcome for t, outcome in self.recent if now - t <= window)
-
-
-def _rate(times: deque, now: float, window: float = 5.0) -> float:
-    recent = [t for t in times if now - t <= window]
-    if len(recent) < 2:
-        return 0.0
-    return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
 
 class PointcamNode(Node):
@@ -159,14 +87,11 @@ class PointcamNode(Node):
         self.pipeline.reconfigure(config)
         self.config = config  # applied to the pipeline
         self._requested = config  # what the parameters say (applied from the next scan)
-        self._config_error = ''  # why _requested could not be applied, '' when it was
         self._failed: Optional[PipelineConfig] = None  # the config that could not be applied
-        self._worker_errors = 0
         self._lock = threading.Lock()
         # (message, wall time of its arrival, monotonic time of its arrival)
         self._mailbox: Mailbox[tuple[PointCloud2, float, float]] = Mailbox()
-        self._started = time.monotonic()
-        self._stats = {topic: TopicStats() for topic in topics}
+        self._stats = ScanStats(topics, self._window, time.monotonic())
         self._outputs = {}
         self._resolved: dict[str, str] = {}  # input topic as given -> resolved name
         self._idle_warned: dict[str, float] = {}  # topic -> monotonic time of the last warning
@@ -225,15 +150,15 @@ class PointcamNode(Node):
             try:
                 self.pipeline.reconfigure(self._requested)
             except Exception as exc:  # noqa: B902 - shown as ERROR, the old config stays
-                self._worker_errors += 1
-                self._config_error = f'{type(exc).__name__}: {exc}'
+                self._stats.worker_errors += 1
+                self._stats.config_error = f'{type(exc).__name__}: {exc}'
                 self._failed = self._requested
                 self.get_logger().error(
                     f'parameters not applied, still using the previous ones: {exc!r}',
                     throttle_duration_sec=5.0)
                 return
             self.config = self._requested
-            self._config_error, self._failed = '', None
+            self._stats.config_error, self._failed = '', None
 
     # --- input -----------------------------------------------------------------------------
 
@@ -242,13 +167,7 @@ class PointcamNode(Node):
         now = time.monotonic()
         replaced = self._mailbox.put(topic, (msg, time.time(), now))
         with self._lock:
-            stats = self._stats[topic]
-            stats.received += 1
-            stats.input_times.append(now)
-            stats.last_input = now
-            if replaced:
-                stats.dropped += 1
-                stats.note('dropped', now, self._window)
+            self._stats.received(topic, now, replaced)
 
     def _work(self) -> None:
         while True:
@@ -267,33 +186,10 @@ class PointcamNode(Node):
                                         throttle_duration_sec=5.0)
 
     def _count(self, topic: str, outcome: str, error: Optional[BaseException] = None,
-               latency_ms: Optional[float] = None, capped: int = 0,
-               stages: Optional[dict[str, float]] = None) -> None:
-        now = time.monotonic()
+               **details: Any) -> None:
+        """Record a scan's outcome in the statistics (see :meth:`ScanStats.count`)."""
         with self._lock:
-            stats = self._stats[topic]
-            stats.note(outcome, now, self._window)
-            if outcome == 'processed':
-                stats.processed += 1
-                stats.output_times.append(now)
-                stats.latencies_ms.append(latency_ms)
-                stats.objects_capped += capped
-                stats.scans_capped += capped > 0
-                for stage, ms in (stages or {}).items():
-                    stats.stage_ms[stage].append(ms)
-            elif outcome == 'skipped':
-                stats.skipped += 1
-            else:
-                if outcome == 'rejected':
-                    stats.rejected += 1
-                else:
-                    stats.errors += 1
-                    self._worker_errors += 1
-                if error is not None:
-                    text = str(error)
-                    if outcome == 'error':
-                        text = f'{type(error).__name__}: {text}'
-                    stats.add_reason(reason_kind(error), text)
+            self._stats.count(topic, outcome, time.monotonic(), error, **details)
 
     def _process(self, topic: str, msg: PointCloud2, arrived_wall: float,
                  arrived: float) -> None:
@@ -342,35 +238,6 @@ class PointcamNode(Node):
 
     # --- diagnostics ---------------------------------------------------------------------
 
-    def _level(self, window: Counter, idle: Optional[float]) -> tuple[bytes, str]:
-        """
-        Level and message from the outcomes of the recent window (see module docstring).
-
-        ``idle``: seconds without any scan on the topic, or None when one came
-        within the window.
-        """
-        span = f'in the last {self._window:g} s'
-        if self._config_error:
-            return DiagnosticStatus.ERROR, f'parameters not applied: {self._config_error}'
-        if window['error']:
-            return DiagnosticStatus.ERROR, f'{window["error"]} scans failed {span}'
-        if window['rejected'] or window['dropped']:
-            return DiagnosticStatus.WARN, (f'{window["dropped"]} dropped, '
-                                           f'{window["rejected"]} rejected {span}')
-        if window['processed']:
-            return DiagnosticStatus.OK, f'{window["processed"]} scans explained {span}'
-        if idle is not None:
-            return DiagnosticStatus.WARN, f'no scan received for {idle:.0f} s'
-        if window['skipped']:
-            return DiagnosticStatus.OK, (f'{window["skipped"]} scans not explained {span}: '
-                                         'no subscriber to the outputs')
-        return DiagnosticStatus.OK, f'no scan to explain {span}'
-
-    def _idle_seconds(self, stats: TopicStats, now: float) -> Optional[float]:
-        """Seconds without a scan on a topic once that reaches the window, else None."""
-        idle = now - (stats.last_input if stats.last_input is not None else self._started)
-        return idle if idle >= self._window else None
-
     def _warn_idle(self, idle_topics: Sequence[str]) -> None:
         """
         Warn (once per window and topic) that an input receives nothing.
@@ -382,9 +249,10 @@ class PointcamNode(Node):
         due = [t for t in idle_topics if now - self._idle_warned.get(t, -1e18) >= self._window]
         if not due:
             return
+        own = {saliency.topic_name for saliency, _ in self._outputs.values()}
         seen = []
         for name, types in self.get_topic_names_and_types():
-            if CLOUD_TYPE in types:
+            if CLOUD_TYPE in types and name not in own:
                 publishers = self.count_publishers(name)
                 if publishers:
                     seen.append(f'{name} ({publishers} publisher{"s" * (publishers > 1)})')
@@ -405,48 +273,18 @@ class PointcamNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         with self._lock:
             config = self.config
-            node_values = {'worker_errors': self._worker_errors,
-                           'config_error': self._config_error}
-            snapshot = {}
-            idle_topics = []
-            for topic, s in self._stats.items():
-                window = s.window_counts(now, self._window)
-                idle = self._idle_seconds(s, now)
-                if idle is not None:
-                    idle_topics.append(topic)
-                level, message = self._level(window, idle)
-                snapshot[topic] = (level, message, {
-                    'input_rate_hz': f'{_rate(s.input_times, now):.2f}',
-                    'output_rate_hz': f'{_rate(s.output_times, now):.2f}',
-                    'latencies': list(s.latencies_ms),
-                    'stage_p50_ms': json.dumps({
-                        stage: round(float(np.median(times)), 2)
-                        for stage, times in s.stage_ms.items() if times}),
-                    'received': s.received, 'processed': s.processed, 'dropped': s.dropped,
-                    'rejected': s.rejected, 'errors': s.errors,
-                    'skipped_no_subscribers': s.skipped,
-                    'window_s': f'{self._window:g}', 'window_processed': window['processed'],
-                    'window_dropped': window['dropped'],
-                    'window_rejected': window['rejected'], 'window_errors': window['error'],
-                    'last_reject_reason': s.last_reason,
-                    'reject_reasons': json.dumps(dict(s.reasons.most_common())),
-                    'seconds_since_last_scan': ('never' if s.last_input is None
-                                                else f'{now - s.last_input:.1f}'),
-                    'scans_capped': s.scans_capped, 'objects_capped': s.objects_capped,
-                    'object_cap': object_limit(config.method),
-                    'input_topic': self._resolved[topic]})
+            snapshot = {topic: self._stats.status(topic, now) for topic in self._stats.topics}
+            idle_topics = [topic for topic in self._stats.topics
+                           if self._stats.idle_seconds(topic, now) is not None]
         for topic, (level, message, values) in snapshot.items():
             status = DiagnosticStatus()
             status.name = f'{self.get_fully_qualified_name()}: {topic}'
             status.hardware_id = str(self.pipeline.device)
-            status.level, status.message = level, message
-            latencies = values.pop('latencies')
-            p50, p99 = (np.percentile(latencies, [50, 99]) if latencies else (0.0, 0.0))
+            status.level, status.message = bytes([level]), message
             values.update({
-                'latency_p50_ms': f'{p50:.1f}', 'latency_p99_ms': f'{p99:.1f}',
-                **node_values, 'device': str(self.pipeline.device),
-                'model': self.pipeline.loaded.path, 'method': config.method,
-                'target_class': config.target_class or '(predicted)'})
+                'input_topic': self._resolved[topic], 'object_cap': object_limit(config.method),
+                'device': str(self.pipeline.device), 'model': self.pipeline.loaded.path,
+                'method': config.method, 'target_class': config.target_class or '(predicted)'})
             status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
             array.status.append(status)
         self._diagnostics.publish(array)
