@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The one parameter schema: validator, generated YAML, README table, ROS descriptors."""
+"""The one parameter schema: validator, generated YAML, docs table, ROS descriptors."""
 
 from pathlib import Path
 import re
@@ -44,12 +44,11 @@ def test_shipped_yaml_is_the_generated_one():
 
 
 def test_readme_parameter_table_is_the_generated_one():
-    readme = (ROOT / 'README.md').read_text()
-    match = re.search(r'<!-- params:begin -->\n(.*?)<!-- params:end -->', readme, re.S)
-    if match is None:
-        pytest.skip('README.md has no <!-- params:begin --> ... <!-- params:end --> block yet')
+    doc = (ROOT / 'docs' / 'parameters.md').read_text()
+    match = re.search(r'<!-- params:begin -->\n(.*?)<!-- params:end -->', doc, re.S)
+    assert match is not None, 'docs/parameters.md lost its params:begin/params:end markers'
     assert match.group(1).strip() == markdown_table().strip(), \
-        'paste markdown_table() between the params markers of README.md'
+        'paste markdown_table() between the params markers of docs/parameters.md'
 
 
 def test_markdown_table_has_one_row_per_parameter():

@@ -19,7 +19,7 @@ Every field of :class:`PipelineConfig` carries its description, unit and
 allowed range (:class:`Param`); :data:`NODE_PARAMS` adds the parameters that
 only ``pointcam_node`` has. One validator (``PipelineConfig.__post_init__``)
 serves the node, ``pointcam_bag`` and the Python API; the node builds its
-``ParameterDescriptor``s, ``--help`` text, the README table
+``ParameterDescriptor``s, ``--help`` text, the table in ``docs/parameters.md``
 (:func:`markdown_table`) and ``config/pointcam.yaml`` (:func:`params_yaml`)
 from the same specs.
 
@@ -159,12 +159,12 @@ class PipelineConfig:
     target_class: str = _param('', "class to explain for every object; '' = each object's "
                                'predicted class')
     min_confidence: float = _param(0.59, 'calibrated confidence below which an object is '
-                                   'shown as "unknown (car 0.41)" (0.59 keeps 98 % of the '
-                                   "shipped model's correct labels on validation data)",
-                                   low=0.0, high=1.0)
+                                   'shown as "unknown (car 0.41)"; the default is the value '
+                                   "chosen for the shipped model on validation data "
+                                   '(docs/model.md)', low=0.0, high=1.0)
     cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "
-                              'default, one per core: 10-20x slower on busy cores', low=0,
-                              high=256, read_only=True)
+                              'default, one per core, much slower when the cores are busy '
+                              '(docs/parameters.md)', low=0, high=256, read_only=True)
     min_range: float = _param(1.0, 'ignore points closer than this (the robot itself)',
                               unit='m', low=0.0, high=500.0)
     max_range: float = _param(60.0, 'ignore points farther than this', unit='m', low=0.1,
@@ -189,8 +189,8 @@ class PipelineConfig:
     segmentation: str = _param('voxel', "'voxel': voxel clusters, wide ones split finer; "
                                "'range': then the range-image angle criterion cuts clusters "
                                'wider than 1.2 m (people by cars, walls, trees) and re-joins '
-                               'over-split pieces up to car size (docs/segmentation.md; '
-                               '2-3x the segmentation time)', choices=('voxel', 'range'))
+                               'over-split pieces up to car size; slower '
+                               '(docs/segmentation.md)', choices=('voxel', 'range'))
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',
@@ -285,7 +285,7 @@ def _value_text(value: Any) -> str:
 
 
 def markdown_table(params: Optional[Sequence[Param]] = None) -> str:
-    """README table of ``params`` (default: the node's): name, default, range, meaning."""
+    """Markdown table of ``params`` (default: the node's): name, default, range, meaning."""
     rows = ['| parameter | default | allowed | meaning |', '|---|---|---|---|']
     for spec in params if params is not None else node_params():
         meaning = spec.description.replace('|', '\\|')
