@@ -23,7 +23,7 @@ import numpy as np
 from pointcam_ros.common.config import output_prefix
 from pointcam_ros.formats.bag_io import typestore
 from pointcam_ros.ros.demo import LABELS, POINTS, Recording, SALIENCY, summary, TOPICS
-from pointcam_ros.tools.render import largest_objects, render_snapshot
+from pointcam_ros.tools.render import largest_objects, render_snapshot, snapshot_numbers
 import pytest
 from rosbags.highlevel import AnyReader
 
@@ -128,3 +128,12 @@ def test_ctrl_c_ends_the_demo_early_and_keeps_the_recording(tmp_path):
     assert 'saliency clouds out (node -> recorder):' in out
     bags = [p for p in tmp_path.iterdir() if p.name.startswith('demo_') and p.is_dir()]
     assert len(bags) == 1 and list(bags[0].glob('*.mcap'))
+
+
+def test_snapshot_marks_are_unique_numbers_close_ups_first_then_nearest():
+    """The top view carries short marks (the key beside it the texts), so none pile up."""
+    labels = {7: (np.array([30.0, 0.0, 0.0]), 'car 0.9'), 3: (np.array([2.0, 1.0, 0.0]), 'tree'),
+              5: (np.array([-10.0, 0.0, 0.0]), 'pole'), 9: (np.array([1.0, 0.0, 0.0]), 'car')}
+    names = snapshot_numbers(labels, chosen=[7, 5])
+    assert names == {7: '#1', 5: '#2', 9: '3', 3: '4'}
+    assert len(set(names.values())) == len(labels)

@@ -30,24 +30,47 @@ def _pyplot():
     return plt
 
 
+#: What the marks of a snapshot mean (its legend and key).
+LEGEND_NOTES = (
+    'car 0.93: class and calibrated confidence',
+    'unknown (car 0.41): confidence below min_confidence',
+    '[sliver] / [oversize]: a shape rule overrode the model',
+    '(too flat to classify / too big for a road user)',
+)
+
+
 def _overview(ax: Any, xyz: np.ndarray, saliency: np.ndarray, object_id: np.ndarray,
-              labels: Sequence[tuple[np.ndarray, str]], extent: float, title: str) -> Any:
-    """Draw the top view into ``ax``; return the scatter that carries the colour scale."""
+              labels: Sequence[tuple[np.ndarray, str]], extent: float, title: str,
+              numbers_only: bool = False) -> Any:
+    """
+    Draw the top view into ``ax``; return the scatter that carries the colour scale.
+
+    ``labels``: (centre (3,), text) per object; with ``numbers_only`` the text
+    is a short number drawn on the object (the full text goes into a key
+    beside the view, so labels never pile up).
+    """
     near = (np.abs(xyz[:, 0]) <= extent) & (np.abs(xyz[:, 1]) <= extent)
     rest = near & (object_id < 0)
-    ax.scatter(xyz[rest, 0], xyz[rest, 1], s=0.3, c='0.75', linewidths=0)
+    ax.scatter(xyz[rest, 0], xyz[rest, 1], s=0.3, c='0.75', linewidths=0,
+               label='ground and points of no object')
     obj = near & (object_id >= 0)
     order = np.argsort(saliency[obj])
     points = ax.scatter(xyz[obj, 0][order], xyz[obj, 1][order], s=3,
                         c=saliency[obj][order], cmap=SALIENCY_CMAP, vmin=0, vmax=1,
-                        linewidths=0)
+                        linewidths=0, label='object points, by saliency')
     for center, text in labels:
         if abs(center[0]) <= extent and abs(center[1]) <= extent:
+            if numbers_only:
+                ax.annotate(text, (center[0], center[1]), xytext=(0, 5),
+                            textcoords='offset points', fontsize=7, color='navy',
+                            ha='center', fontweight='bold' if text.startswith('#') else None)
+                continue
             right = center[0] > 0.4 * extent  # keep text inside the axes
             ax.annotate(text, (center[0], center[1]), xytext=(-4 if right else 4, 6),
                         textcoords='offset points', fontsize=7, color='navy',
                         ha='right' if right else 'left')
-    ax.plot([0], [0], marker='^', color='green', ms=8)
+    ax.plot([0], [0], marker='^', color='green', ms=8, linestyle='none',
+            label='the sensor (x forward)')
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)
     ax.set_aspect('equal')
@@ -145,28 +168,38 @@ def render_snapshot(xyz: np.ndarray, saliency: np.ndarray, object_id: np.ndarray
     ``closeups`` objects with the most points (objects whose label starts
     with a ``demote`` prefix last), in 3D seen from the sensor's side, every
     point coloured by its saliency, titled "#k <label text>, n pts".
-    ``extent`` (half-width of the top view, m) defaults to the farthest
-    labelled object plus a margin, within [15, 40]. Returns the close-up ids.
+    ``extent`` (half-width of the top view, m) defaults to the labelled
+    objects' extent: the 90th percentile of their distance along x or y plus
+    a margin, within [10, 60]. On the top view each object carries a number
+    only (close-up objects ``#k``); the key beside it lists every number with
+    its label, nearest first, and a legend explains every mark. Returns the
+    close-up ids.
     """
     plt = _pyplot()
     demoted = [i for i, (_, text) in labels.items() if text.startswith(tuple(demote))]
     chosen = largest_objects(object_id, closeups, demoted)
     if extent is None:
         far = [max(abs(c[0]), abs(c[1])) for c, _ in labels.values()]
-        extent = float(np.clip(max(far, default=15.0) + 3.0, 15.0, 40.0))
-    numbered = [(center, f'#{chosen.index(i) + 1} {text}' if i in chosen else text)
-                for i, (center, text) in sorted(labels.items())]
+        extent = float(np.clip(np.percentile(far, 90) + 4.0 if far else 15.0, 10.0, 60.0))
+    names = snapshot_numbers(labels, chosen)
+    marks = [(center, names[i]) for i, (center, _) in labels.items()]
     rows, columns = 3, 2
-    fig = plt.figure(figsize=(16, 9))
-    grid = fig.add_gridspec(rows, 2 + columns, width_ratios=[1.5, 1.5, 1, 1])
+    fig = plt.figure(figsize=(19, 9))
+    grid = fig.add_gridspec(rows, 3 + columns, width_ratios=[1.5, 1.5, 1.0, 1, 1])
     overview = fig.add_subplot(grid[:, :2])
-    points = _overview(overview, xyz, saliency, object_id, numbered, extent, title)
+    points = _overview(overview, xyz, saliency, object_id, marks, extent, title,
+                       numbers_only=True)
+    legend = overview.legend(loc='lower left', fontsize=7, framealpha=0.8)
+    for handle in getattr(legend, 'legend_handles', None) or legend.legendHandles:
+        if hasattr(handle, 'set_sizes'):  # the scatters' tiny dots, made visible
+            handle.set_sizes([16])
     fig.colorbar(points, ax=overview, fraction=0.035, label='saliency (Grad-CAM)')
+    _key(fig.add_subplot(grid[:, 2]), labels, names)
     for k in range(rows * columns):
         if k >= len(chosen):
-            fig.add_subplot(grid[k // columns, 2 + k % columns]).axis('off')
+            fig.add_subplot(grid[k // columns, 3 + k % columns]).axis('off')
             continue
-        ax = fig.add_subplot(grid[k // columns, 2 + k % columns], projection='3d')
+        ax = fig.add_subplot(grid[k // columns, 3 + k % columns], projection='3d')
         oid = chosen[k]
         mask = object_id == oid
         text = labels.get(oid, (None, f'object {oid}'))[1]
@@ -175,6 +208,35 @@ def render_snapshot(xyz: np.ndarray, saliency: np.ndarray, object_id: np.ndarray
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return chosen
+
+
+def snapshot_numbers(labels: Mapping[int, tuple[np.ndarray, str]],
+                     chosen: Sequence[int]) -> dict[int, str]:
+    """
+    Return the mark of every labelled object on the top view: ``#k`` for close-up k.
+
+    The others are numbered on from ``len(chosen) + 1``, nearest to the sensor first.
+    """
+    names = {oid: f'#{k + 1}' for k, oid in enumerate(chosen) if oid in labels}
+    rest = sorted((i for i in labels if i not in names),
+                  key=lambda i: (float(np.hypot(*labels[i][0][:2])), i))
+    names.update({oid: str(len(chosen) + 1 + k) for k, oid in enumerate(rest)})
+    return names
+
+
+def _key(ax: Any, labels: Mapping[int, tuple[np.ndarray, str]], names: Mapping[int, str],
+         rows: int = 44) -> None:
+    """List each object's mark and label text (close-ups first, then by distance)."""
+    ax.axis('off')
+    order = sorted(labels, key=lambda i: (not names[i].startswith('#'),
+                                          int(names[i].lstrip('#'))))
+    lines = [f'{names[i]:>4}  {labels[i][1]}' for i in order]
+    if len(lines) > rows:
+        lines = lines[:rows - 1] + [f'  ... and {len(lines) - rows + 1} more']
+    ax.text(0.0, 1.0, '\n'.join(['objects (#k: close-up)'] + lines), va='top',
+            family='monospace', fontsize=7, transform=ax.transAxes)
+    ax.text(0.0, 0.0, '\n'.join(LEGEND_NOTES), va='bottom', fontsize=7,
+            transform=ax.transAxes, color='0.25')
 
 
 def render_objects(objects: Sequence[tuple[np.ndarray, np.ndarray, str]], path: Path,
