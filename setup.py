@@ -41,7 +41,7 @@ setup(
             'pointcam_dataset = pointcam_ros.learn.train:dataset_main',
             'pointcam_eval = pointcam_ros.learn.evaluate:main',
             'pointcam_demo = pointcam_ros.ros.entry:demo',
-            'pointcam_bag = pointcam_ros.tools.bag_tool:main',
+            'pointcam_bag = pointcam_ros.tools.bag_cli:main',
         ],
     },
 )

@@ -33,7 +33,8 @@ from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.clouds import scan_to_cloud
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
-from pointcam_ros.tools.bag_tool import BagError, explain_bag, main, UsageError
+from pointcam_ros.tools.bag_cli import main
+from pointcam_ros.tools.bag_tool import BagError, explain_bag, UsageError
 import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -402,7 +403,7 @@ def test_cpu_threads_option_overrides_params(tmp_path, tiny_model):
     source = _one_scan_bag(tmp_path / 'in')
     params = tmp_path / 'params.yaml'
     PipelineConfig(model_path=tiny_model, device='cpu', cpu_threads=2).to_yaml(params)
-    code = ('import sys; from pointcam_ros.tools.bag_tool import main; '
+    code = ('import sys; from pointcam_ros.tools.bag_cli import main; '
             'sys.exit(main(sys.argv[1:]))')
     common = [sys.executable, '-c', code, str(source), '--params', str(params), '--quiet']
     default = subprocess.run([*common, '-o', str(tmp_path / 'a')], capture_output=True,
@@ -417,7 +418,7 @@ def test_cpu_threads_option_overrides_params(tmp_path, tiny_model):
 
 def test_main_restores_the_callers_signal_handlers(tmp_path, tiny_model):
     """pointcam_bag's main() may run inside another program: its SIGTERM handler is temporary."""
-    from pointcam_ros.tools.bag_tool import main
+    from pointcam_ros.tools.bag_cli import main
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     source = _one_scan_bag(tmp_path / 'in')
     assert main([str(source), '-o', str(tmp_path / 'out'), '--model', tiny_model, '--device',

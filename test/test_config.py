@@ -19,7 +19,7 @@ import re
 from pointcam_ros.common.config import (
     ConfigError, markdown_table, NODE_PARAMS, node_params, params_yaml, PipelineConfig)
 from pointcam_ros.ros.ros_main import descriptor_for
-from pointcam_ros.tools import bag_tool
+from pointcam_ros.tools import bag_cli
 import pytest
 import yaml
 
@@ -87,8 +87,8 @@ def test_integers_are_accepted_for_floats_and_integral_floats_for_ints():
 def test_pointcam_bag_uses_the_same_validator(tmp_path, caplog):
     params = tmp_path / 'p.yaml'
     params.write_text('/**:\n  ros__parameters:\n    ground_threshold: 0.005\n')
-    code = bag_tool.main([str(tmp_path / 'missing_bag'), '-o', str(tmp_path / 'out'),
-                          '--params', str(params)])
+    code = bag_cli.main([str(tmp_path / 'missing_bag'), '-o', str(tmp_path / 'out'),
+                         '--params', str(params)])
     assert code == 1
     assert 'ground_threshold: must be in [0.01, 5] m, got 0.005' in caplog.text
     assert not (tmp_path / 'out').exists()

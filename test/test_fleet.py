@@ -17,9 +17,11 @@
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -27,7 +29,8 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.bag_io import (
     is_pointcam_output, PARTIAL_MARKER, recorded_sources, source_fingerprint)
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.tools.bag_tool import explain_bag, main, UsageError
+from pointcam_ros.tools.bag_cli import main
+from pointcam_ros.tools.bag_tool import explain_bag, UsageError
 from pointcam_ros.tools.fleet import (
     explain_bags, FleetError, FleetOptions, LayoutError, LocalBackend, RayBackend,
     SUMMARY_NAME)
@@ -83,12 +86,21 @@ def serial(drives, config, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def ray_session():
+def ray_session(tmp_path_factory):
     """Start one local Ray cluster for the whole module (start-up costs seconds)."""
     ray = pytest.importorskip('ray')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    # Ray's sessions, logs and sockets go to a test temp folder, not /tmp/ray, which it
+    # never removes. Its socket paths (folder + ~60 characters) must fit in 107 bytes.
+    folder = tmp_path_factory.mktemp('ray')
+    if len(str(folder)) > 40:
+        folder = Path(tempfile.mkdtemp(prefix='ray'))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=str(folder))
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(params=['jobs2', 'ray'])
@@ -238,7 +250,7 @@ def test_layout_errors_stop_the_run_before_any_work(tmp_path, drives, config):
 
 
 def _pointcam_bag(*args, env=None, timeout=300):
-    code = 'import sys; from pointcam_ros.tools.bag_tool import main; sys.exit(main())'
+    code = 'import sys; from pointcam_ros.tools.bag_cli import main; sys.exit(main())'
     return subprocess.run([sys.executable, '-c', code, *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=env)
 
@@ -273,7 +285,7 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, drives, tiny_mod
             "        if name.split('.')[0] == 'ray':\n"
             "            raise ImportError('no ray here')\n"
             'sys.meta_path.insert(0, Block())\n'
-            'from pointcam_ros.tools.bag_tool import main\n'
+            'from pointcam_ros.tools.bag_cli import main\n'
             'sys.exit(main(sys.argv[1:]))\n')
     result = subprocess.run([sys.executable, '-c', code, str(drives), '-o',
                              str(tmp_path / 'out'), '--model', tiny_model, '--quiet', '--ray'],
@@ -287,7 +299,7 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, drives, tiny_mod
 def test_interrupted_run_keeps_finished_bags_and_leaves_no_partial(tmp_path, tiny_model):
     bags = [_bag(tmp_path / 'in' / f'long{k}', 300) for k in range(2)]
     out = tmp_path / 'out'
-    code = 'import sys; from pointcam_ros.tools.bag_tool import main; sys.exit(main())'
+    code = 'import sys; from pointcam_ros.tools.bag_cli import main; sys.exit(main())'
     proc = subprocess.Popen([sys.executable, '-c', code, *map(str, bags), '-o', str(out),
                              '--model', tiny_model, '--device', 'cpu', '--jobs', '2',
                              '--quiet'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

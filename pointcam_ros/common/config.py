@@ -160,7 +160,7 @@ class PipelineConfig:
                                'predicted class')
     min_confidence: float = _param(0.59, 'calibrated confidence below which an object is '
                                    'shown as "unknown (car 0.41)"; the default is the value '
-                                   "chosen for the shipped model on validation data "
+                                   'chosen for the shipped model on validation data '
                                    '(docs/model.md)', low=0.0, high=1.0)
     cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "
                               'default, one per core, much slower when the cores are busy '

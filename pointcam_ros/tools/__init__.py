@@ -12,4 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Command-line tools without ROS: the bag tool and rendering."""
+"""
+Command-line tools without ROS: the bag tool and rendering.
+
+``pointcam_bag`` is :mod:`~pointcam_ros.tools.bag_cli` (its command line) over
+:mod:`~pointcam_ros.tools.bag_tool` (one bag) and :mod:`~pointcam_ros.tools.fleet`
+(many bags, on local processes or Ray); neither of those imports the command line.
+"""

@@ -12,8 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+
 """
-``pointcam_bag``: explain a recorded drive offline, bag in, bag out.
+``pointcam_bag``'s work: explain a recorded drive offline, bag in, bag out.
 
 Reads rosbag2 bags (MCAP or SQLite3) or ROS 1 ``.bag`` files with
 ``rosbags`` (no ROS install needed), runs the same :class:`ScenePipeline`
@@ -21,39 +22,30 @@ and configuration as the node on every PointCloud2 scan, and writes a new
 rosbag2 MCAP bag with the saliency clouds and label markers on the node's
 topic names (``/pointcam/saliency``, ``/pointcam/labels``; with several
 input topics ``/pointcam/<topic>/...``), stamped with the original
-timestamps; ``--copy-inputs`` copies the input topics too. The input is
+timestamps; ``copy_inputs`` copies the input topics too. The input is
 only read; the output appears under its name only when complete. Input
 topics are the bag's PointCloud2 topics that are not pointcam outputs
 (:func:`is_pointcam_topic`), so a bag recorded next to the node works too.
 
-    pointcam_bag drive_bag -o drive_explained [--params config/pointcam.yaml]
-
-Several bags, a folder of bags or ``--each``: OUTPUT is a folder with one
-explained bag per input and ``summary.json``, on ``--jobs N`` local worker
-processes or a Ray cluster (``--ray``); see :mod:`pointcam_ros.tools.fleet`.
-
-    pointcam_bag drives/ -o explained/ --jobs 4 [--resume]
-    pointcam_bag drives/*.bag -o explained/ --ray auto --gpus-per-task 0.5
+The command line is :mod:`pointcam_ros.tools.bag_cli`; several bags at once
+(a fleet's drives, on local processes or Ray) are
+:mod:`pointcam_ros.tools.fleet`, which explains each with :func:`explain_bag`.
 """
 
-import argparse
 from collections import Counter
 from dataclasses import dataclass, field
 import logging
 import os
 from pathlib import Path
-import signal
-import sys
 import time
 from typing import Callable, Optional, Sequence
 
-from pointcam_ros.common.config import ConfigError, output_prefixes, PipelineConfig
+from pointcam_ros.common.config import ConfigError, output_prefixes
 from pointcam_ros.formats.bag_io import (
-    BagExistsError, check_output, EXPLANATION, is_bag, MARKER_ARRAY, POINTCLOUD2,
-    rosbags_cloud, rosbags_markers, SafeBagWriter, typestore)
+    check_output, EXPLANATION, is_bag, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud,
+    rosbags_markers, SafeBagWriter, typestore)
 from pointcam_ros.formats.cloud_io import CloudFormatError
 from pointcam_ros.formats.markers import object_markers
-from pointcam_ros.model.checkpoint import CheckpointError
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from rosbags.highlevel import AnyReader
 import torch
@@ -77,10 +69,6 @@ class UsageError(ValueError):
 
 class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so the partial output is removed."""
-
-
-def _raise_interrupted(signum: int, frame) -> None:
-    raise Interrupted(signal.Signals(signum).name)
 
 
 @dataclass
@@ -296,156 +284,3 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
         reader.close()
     summary.total_seconds = time.perf_counter() - started
     return summary
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description='Explain the PointCloud2 scans of rosbags with Grad-CAM. One bag: OUTPUT '
-                    'is the explained bag. Several bags, a folder of bags, or --each: OUTPUT '
-                    'is a folder that gets one explained bag per input (named after it) and '
-                    'summary.json.')
-    parser.add_argument('inputs', nargs='+', type=Path,
-                        help='rosbag2 folder(s) (MCAP or SQLite3), ROS 1 .bag file(s), or '
-                             'folder(s) of bags')
-    parser.add_argument('-o', '--output', type=Path, required=True,
-                        help='output rosbag2 (MCAP) folder, or with several bags the output '
-                             'folder; an output bag must not exist')
-    parser.add_argument('--topics', nargs='+', default=[],
-                        help='PointCloud2 topics (default: the only one in the bag that is '
-                             'not a pointcam output)')
-    parser.add_argument('--params', type=Path,
-                        help='node parameter YAML (default: the shipped defaults)')
-    parser.add_argument('--model', help='checkpoint; overrides model_path of --params')
-    parser.add_argument('--device', help='auto, cpu, cuda; overrides --params')
-    parser.add_argument('--cpu-threads', type=int,
-                        help='torch threads on the CPU; overrides --params (several bags: '
-                             'default cores / jobs per worker)')
-    parser.add_argument('--copy-inputs', action='store_true',
-                        help='copy the input scans into the output bag too')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace an earlier pointcam_bag explanation (once the new one '
-                             'is complete) that holds only its own files; recordings, links '
-                             'and anything else are never replaced')
-    parser.add_argument('--quiet', action='store_true', help='no progress bar')
-    fleet = parser.add_argument_group('several bags')
-    fleet.add_argument('--each', action='store_true',
-                       help='one output bag per input inside the OUTPUT folder, even for one '
-                            'bag (implied by several inputs or a folder of bags)')
-    fleet.add_argument('--merge', action='store_true',
-                       help='read several inputs as one recording (e.g. split ROS 1 bags) '
-                            'into one output bag, as before')
-    fleet.add_argument('--jobs', type=int,
-                       help='worker processes (default 1; with --ray: as many as the '
-                            "cluster's CPUs or GPUs allow)")
-    fleet.add_argument('--resume', action='store_true',
-                       help='skip bags whose complete output exists and was explained from '
-                            'the same input (path, file sizes and times); redo the others')
-    fleet.add_argument('--ray', nargs='?', const='', metavar='ADDRESS',
-                       help="run on a Ray cluster: 'auto', an address, or none for a local "
-                            'one (put it after the bags, or write --ray=ADDRESS)')
-    fleet.add_argument('--gpus-per-task', type=float, default=0.0,
-                       help='with --ray: GPUs per worker (they then use device cuda)')
-    fleet.add_argument('--cpus-per-task', type=float, default=1.0,
-                       help='with --ray: CPUs per worker (and its torch threads)')
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line of ``pointcam_bag``."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    from pointcam_ros.tools import fleet  # here: fleet imports this module
-    if args.each and args.merge:
-        parser.error('--each and --merge exclude each other')
-    several = args.each or (len(args.inputs) > 1 and not args.merge) or (
-        len(args.inputs) == 1 and fleet.is_folder_of_bags(args.inputs[0]) and not args.merge)
-    fleet_only = [name for name, given in (
-        ('--jobs', args.jobs is not None), ('--resume', args.resume),
-        ('--ray', args.ray is not None), ('--gpus-per-task', bool(args.gpus_per_task)))
-        if given]
-    if args.ray is None and (args.gpus_per_task or args.cpus_per_task != 1.0):
-        parser.error('--gpus-per-task and --cpus-per-task are for --ray; local workers use '
-                     '--jobs, --device and --cpu-threads')
-    if fleet_only and not several:
-        parser.error(f'{", ".join(fleet_only)} explain several bags into a folder: give '
-                     'several bags, a folder of bags, or --each')
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
-    if args.topics:
-        try:
-            output_topics(args.topics, args.copy_inputs)
-        except UsageError as exc:
-            return _usage_error(parser, exc)
-    previous = {signum: signal.signal(signum, _raise_interrupted)
-                for signum in (signal.SIGTERM, signal.SIGHUP)}
-    try:  # main() may run inside another program (tests, notebooks): restore its handlers
-        return _main_several(args, fleet) if several else _main_one(args)
-    except UsageError as exc:
-        return _usage_error(parser, exc)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _usage_error(parser: argparse.ArgumentParser, exc: Exception) -> int:
-    """Report a command that cannot work as argparse does (usage line, exit code 2)."""
-    parser.print_usage(sys.stderr)
-    LOG.error('%s', exc)
-    return 2
-
-
-def _main_one(args: argparse.Namespace) -> int:
-    """Explain one bag (or several read as one recording) into ``args.output``."""
-    try:
-        pipeline = ScenePipeline(_config(args))
-        summary = explain_bag(args.inputs, args.output, pipeline, args.topics,
-                              args.copy_inputs, args.overwrite, progress=not args.quiet)
-    except UsageError:
-        raise
-    except (BagError, BagExistsError, CheckpointError, ValueError, OSError) as exc:
-        LOG.error('%s', exc)
-        return 1
-    except KeyboardInterrupt as exc:
-        LOG.error('interrupted (%s): no output was written', str(exc) or 'SIGINT')
-        return 130
-    print(summary.describe())
-    print(f'wrote {args.output}')
-    return 0
-
-
-def _config(args: argparse.Namespace) -> PipelineConfig:
-    """--params, then --model, --device and --cpu-threads on top."""
-    config = PipelineConfig.from_yaml(args.params) if args.params else PipelineConfig()
-    changes = {k: v for k, v in (('model_path', args.model), ('device', args.device),
-                                 ('cpu_threads', args.cpu_threads)) if v is not None}
-    return config.replace(**changes)
-
-
-def _main_several(args: argparse.Namespace, fleet) -> int:
-    """Explain each bag into the folder ``args.output``; 1 if any bag failed."""
-    options = fleet.FleetOptions(tuple(args.topics), args.copy_inputs, args.overwrite,
-                                 args.resume, progress=not args.quiet)
-    try:
-        config = _config(args)
-        if args.ray is not None:
-            backend = fleet.RayBackend(args.ray or None, args.jobs, args.gpus_per_task,
-                                       args.cpus_per_task)
-        else:
-            backend = fleet.LocalBackend(args.jobs or 1)
-        summary = fleet.explain_bags(args.inputs, args.output, config, options, backend)
-    except UsageError:
-        raise
-    except (fleet.FleetError, BagExistsError, CheckpointError, ValueError, OSError) as exc:
-        LOG.error('%s', exc)
-        return 1
-    except KeyboardInterrupt as exc:
-        LOG.error('interrupted (%s): finished bags are kept, unfinished ones left no output; '
-                  'see %s; rerun with --resume to go on', str(exc) or 'SIGINT',
-                  args.output / fleet.SUMMARY_NAME)
-        return 130
-    print(summary.describe())
-    print(f'wrote {args.output / fleet.SUMMARY_NAME}')
-    return 1 if summary.count('failed') else 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
