@@ -43,7 +43,6 @@ import argparse
 from dataclasses import dataclass, field
 import glob
 import math
-import os
 from pathlib import Path
 import sys
 import time
@@ -52,21 +51,13 @@ from typing import Optional
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.segmentation import DESIGNS, region_of_interest, segment_scene
+import realdata  # bench/realdata.py: readers shared with real_check.py
 import torch
 
 ROAD_USERS = ('car', 'truck', 'pedestrian', 'cyclist')
 OUTCOMES = ('one', 'under', 'over', 'miss')
 #: Runs per scan and design; the fastest is the time counted (``--repeat``).
 REPEAT = 1
-#: SemanticKITTI semantic ids of road users (semantic-kitti.yaml), moving ones included.
-SEMKITTI = {10: 'car', 252: 'car', 18: 'truck', 258: 'truck', 13: 'truck', 257: 'truck',
-            20: 'truck', 259: 'truck', 30: 'pedestrian', 254: 'pedestrian', 31: 'cyclist',
-            253: 'cyclist', 32: 'cyclist', 255: 'cyclist'}
-#: Argoverse 2 categories of road users.
-AV2 = {'REGULAR_VEHICLE': 'car', 'PEDESTRIAN': 'pedestrian', 'BICYCLIST': 'cyclist',
-       'MOTORCYCLIST': 'cyclist', 'WHEELED_RIDER': 'cyclist', 'BOX_TRUCK': 'truck',
-       'LARGE_VEHICLE': 'truck', 'BUS': 'truck', 'TRUCK': 'truck', 'TRUCK_CAB': 'truck',
-       'ARTICULATED_BUS': 'truck', 'SCHOOL_BUS': 'truck'}
 
 
 @dataclass
@@ -148,22 +139,14 @@ def simulated(args: argparse.Namespace, config: PipelineConfig, designs: list[st
 def semantic_kitti(root: Path, config: PipelineConfig, designs: list[str],
                    min_points: int) -> Optional[dict]:
     """Tallies on SemanticKITTI scans under ``root`` (instances from the label files)."""
-    files = sorted(glob.glob(str(root / 'semantickitti/sequences/*/velodyne/*.bin')))
-    if not files:
+    scans = list(realdata.semantic_kitti(root))
+    if not scans:
         return None
     tallies = {d: Tally() for d in designs}
-    for path in files:
-        xyz = np.fromfile(path, np.float32).reshape(-1, 4)[:, :3].copy()
-        label = np.fromfile(path.replace('velodyne', 'labels').replace('.bin', '.label'),
-                            np.uint32)
-        semantic, instance = label & 0xFFFF, label >> 16
-        objects = []
-        for sem, name in SEMKITTI.items():
-            for inst in np.unique(instance[(semantic == sem) & (instance > 0)]):
-                truth = (semantic == sem) & (instance == inst)
-                objects.append((name, truth))
-        objects = _enough(xyz, objects, config, min_points)
-        run_designs(xyz, objects, config, designs, tallies, visible_only=True)
+    for scan in scans:
+        objects = _enough(scan.xyz, [(o.name, o.mask) for o in scan.objects], config,
+                          min_points)
+        run_designs(scan.xyz, objects, config, designs, tallies, visible_only=True)
     return tallies
 
 
@@ -191,47 +174,21 @@ def kitti(root: Path, config: PipelineConfig, designs: list[str],
     return tallies
 
 
-def _cuboid_mask(xyz: np.ndarray, row: dict, offset: np.ndarray) -> np.ndarray:
-    """``(M,)`` bool: points (sensor frame) inside one Argoverse 2 cuboid (ego frame)."""
-    qw, qx, qy, qz = row['qw'], row['qx'], row['qy'], row['qz']
-    yaw = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
-    center = np.array([row['tx_m'], row['ty_m'], row['tz_m']]) - offset
-    d = xyz.astype(np.float64) - center
-    c, s = math.cos(yaw), math.sin(yaw)
-    along, across = d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c
-    return ((np.abs(along) <= row['length_m'] / 2) & (np.abs(across) <= row['width_m'] / 2)
-            & (np.abs(d[:, 2]) <= row['height_m'] / 2))
-
-
 def argoverse(root: Path, config: PipelineConfig, designs: list[str],
               min_points: int) -> Optional[dict]:
     """Tallies on the Argoverse 2 sweeps under ``root / 'av2'`` (needs pyarrow)."""
-    logs = sorted(glob.glob(str(root / 'av2/*/annotations.feather')))
-    if not logs:
+    if not glob.glob(str(root / 'av2/*/annotations.feather')):
         return None
     try:
-        import pyarrow.feather as feather
+        scans = list(realdata.argoverse(root))
     except ImportError:
         print('argoverse 2: pyarrow missing, skipped (pip install pyarrow)', file=sys.stderr)
         return None
-    calib = next(iter(glob.glob(str(root / 'av2/*/calibration/egovehicle_SE3_sensor.feather'))))
-    table = feather.read_table(calib).to_pydict()
-    up = table['sensor_name'].index('up_lidar')
-    offset = np.array([table['tx_m'][up], table['ty_m'][up], table['tz_m'][up]])
     tallies = {d: Tally() for d in designs}
-    for log in logs:
-        boxes = feather.read_table(log).to_pydict()
-        for sweep in sorted(glob.glob(os.path.join(os.path.dirname(log), 'sensors/lidar/*'))):
-            stamp = int(Path(sweep).stem)
-            cols = feather.read_table(sweep).to_pydict()
-            xyz = (np.stack([cols['x'], cols['y'], cols['z']], 1) - offset).astype(np.float32)
-            objects = []
-            for i, (when, category) in enumerate(zip(boxes['timestamp_ns'], boxes['category'])):
-                if when == stamp and category in AV2:
-                    row = {k: boxes[k][i] for k in boxes}
-                    objects.append((AV2[category], _cuboid_mask(xyz, row, offset)))
-            run_designs(xyz, _enough(xyz, objects, config, min_points), config, designs,
-                        tallies, visible_only=True)
+    for scan in scans:
+        objects = _enough(scan.xyz, [(o.name, o.mask) for o in scan.objects], config,
+                          min_points)
+        run_designs(scan.xyz, objects, config, designs, tallies, visible_only=True)
     return tallies
 
 

@@ -307,7 +307,7 @@ def test_several_input_topics_get_their_own_outputs(node_process, sim):
     ('device:=banana', 'device'),
     ('method:=lime', 'method'),
     ('seed:=abc', 'seed'),  # wrong type
-    ('min_range:=70.0', 'max_range'),  # cross-field rule
+    ('min_range:=170.0', 'max_range'),  # cross-field rule
     ('target_class:=bus', 'target_class'),  # not a class of the model
     # Two inputs, one output namespace: two sensors would interleave on one topic.
     ("input_topics:=['/lidar/front', '/lidar_front']", 'input_topics'),

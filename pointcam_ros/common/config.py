@@ -167,7 +167,7 @@ class PipelineConfig:
                               '(docs/parameters.md)', low=0, high=256, read_only=True)
     min_range: float = _param(1.0, 'ignore points closer than this (the robot itself)',
                               unit='m', low=0.0, high=500.0)
-    max_range: float = _param(60.0, 'ignore points farther than this', unit='m', low=0.1,
+    max_range: float = _param(100.0, 'ignore points farther than this', unit='m', low=0.1,
                               high=1000.0)
     min_z: float = _param(-4.0, 'lowest point height kept, sensor frame', unit='m',
                           low=-100.0, high=100.0)

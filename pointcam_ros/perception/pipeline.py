@@ -74,7 +74,7 @@ from pointcam_ros.model.preprocess import normalized_channels, RANGE_SCALE, resa
 from pointcam_ros.model.preprocess import VIEW_NORMALIZATIONS, with_heights
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
-    background_index, CORE_SHARE, OVERSIZE, shape_rule, SLIVER)
+    background_index, BACKGROUND_RULES, CORE_SHARE, plane_fits, shape_rule, SLIVER)
 from pointcam_ros.perception.segmentation import segment_scene
 from scipy.spatial import cKDTree, ConvexHull, QhullError
 import torch
@@ -408,16 +408,18 @@ class ScenePipeline:
         """
         background = background_index(self.class_names)
         object_class = np.empty(len(counts), np.int32)
+        planes = plane_fits(xyz, labels, len(counts))
         for k in range(len(counts)):
             center, size, yaw = boxes[k, :3].copy(), boxes[k, 3:6].copy(), float(boxes[k, 6])
             class_id = int(predicted[k])
-            kind, reason = shape_rule(size, self.class_names[class_id], core=cores[k])
-            if kind == OVERSIZE and background >= 0:
+            kind, reason = shape_rule(size, self.class_names[class_id], core=cores[k],
+                                      plane=planes[k])
+            if kind in BACKGROUND_RULES and background >= 0:
                 reason = (f'the model said {self.class_names[class_id]} '
                           f'{float(probs[k, class_id]):.2f}; {reason}')
                 class_id = background
             confidence = float(probs[k, class_id])
-            unknown = (kind == SLIVER or (kind == OVERSIZE and background < 0)
+            unknown = (kind == SLIVER or (kind in BACKGROUND_RULES and background < 0)
                        or (not kind and confidence < config.min_confidence)
                        or not np.isfinite(confidence))
             object_class[k] = UNKNOWN if unknown else class_id
