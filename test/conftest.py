@@ -18,6 +18,7 @@ from pathlib import Path
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -27,7 +28,8 @@ _SKIP = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', '__py
 
 
 def pytest_configure(config):
-    """Keep DDS traffic on this machine and away from other test runs."""
+    """Keep DDS traffic on this machine and away from other test runs; no .hypothesis/."""
+    _hypothesis_home_in_a_temp_folder(config)
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
@@ -35,6 +37,19 @@ def pytest_configure(config):
     # best-effort samples larger than its 512 KB shared-memory segments.
     from pointcam_ros.ros.dds import use_large_data_profile
     use_large_data_profile(os.environ)
+
+
+def _hypothesis_home_in_a_temp_folder(config):
+    """Keep hypothesis's example database and caches out of the repo (it writes ./.hypothesis)."""
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return
+    if os.environ.get('HYPOTHESIS_STORAGE_DIRECTORY'):
+        return  # the caller chose a place, e.g. to keep failing examples between runs
+    folder = tempfile.mkdtemp(prefix='pointcam-hypothesis-')
+    set_hypothesis_home_dir(folder)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def randomized_model(config, seed: int = 0, dtype=None):

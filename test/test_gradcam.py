@@ -502,3 +502,89 @@ def test_one_factory_passes_options_and_shares_one_base(model):
     assert all(isinstance(make_explainer(n, model), Explainer) for n in EXPLAINERS)
     with pytest.raises(TypeError):
         make_explainer('pointshift', model, buckets=(1,))
+
+
+# --- Every CAM method against its paper's formula, by plain autograd ------------------------
+
+#: A tiny model for the paper references. Its feature map ends in a ReLU, as the papers
+#: assume (XGrad-CAM's sum of a channel's activations is then its L1 norm).
+TINY = PointNetConfig(num_classes=3, mlp1=(6,), mlp2=(10, 8), head=(7,), tnet_conv=(6, 8),
+                      tnet_fc=(6,), feature_transform=True)
+
+
+def _paper_cam(name, model, points, target):
+    """
+    Return CAM (N,), weights and the class score of one unpadded object, as in the paper.
+
+    Independent of the package's closed forms: A is taken from the model by a forward
+    hook, every derivative comes from torch.autograd through the whole model (max-pool
+    included), and Grad-CAM++ uses its general form, with the second and third
+    derivatives of Y = exp(S) computed element by element by autograd.
+    """
+    captured = []
+    handle = model.cam_layer.register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        score = model(points)[0, target]
+    finally:
+        handle.remove()
+    features = captured[0]
+    act = features[0].detach()  # A (C, N)
+    if name == 'gradcam++':
+        # Chattopadhay et al. 2018, eq. 10 for Y = exp(S) (their eq. 17-19):
+        # a_kp = Y''_kp / (2 Y''_kp + sum_q A_kq Y'''_kp), w_k = sum_p a_kp ReLU(Y'_kp).
+        y = torch.exp(score)
+        (d1,) = torch.autograd.grad(y, features, create_graph=True)
+        # Diagonals of the second and third derivatives, all elements at once (vmap).
+        basis = torch.eye(act.numel(), dtype=act.dtype).view(-1, *features.shape)
+        (h,) = torch.autograd.grad(d1, features, basis, create_graph=True,
+                                   is_grads_batched=True)
+        d2 = h.flatten(1).diagonal().view_as(act)
+        (t,) = torch.autograd.grad(d2, features, basis[:, 0], is_grads_batched=True)
+        d3 = t.flatten(1).diagonal().view_as(act)
+        d2 = d2.detach()
+        denom = 2 * d2 + act.sum(dim=1, keepdim=True) * d3
+        alpha = torch.where(d2 != 0, d2 / torch.where(denom != 0, denom, 1.0), 0.0)
+        weights = (alpha * torch.relu(d1[0].detach())).sum(dim=1)
+        return torch.relu(weights @ act), weights, y.detach()
+    (grad,) = torch.autograd.grad(score, features)
+    grad = grad[0]
+    if name == 'gradcam':  # Selvaraju et al. 2017: w_k = 1/N sum_p dS/dA_kp
+        weights = grad.mean(dim=1)
+        cam = weights @ act
+    elif name == 'xgradcam':  # Fu et al. 2020: w_k = sum_p A_kp / ||A_k||_1 dS/dA_kp
+        norm = act.abs().sum(dim=1, keepdim=True)
+        weights = (act / torch.where(norm != 0, norm, 1.0) * grad).sum(dim=1)
+        cam = weights @ act
+    else:  # HiResCAM, Draelos & Carin 2020: CAM_p = sum_k dS/dA_kp A_kp, weights per point
+        weights = grad
+        cam = (grad * act).sum(dim=0)
+    return torch.relu(cam), weights, score.detach()
+
+
+@pytest.mark.parametrize('name', CAM_METHODS)
+def test_each_cam_method_equals_its_papers_formula_in_float64(name):
+    model = randomized_model(TINY, seed=31, dtype=torch.float64)
+    padded, mask = _padded_batch(torch.float64, seed=32, batch=4, width=16)
+    plain = torch.randn(4, 3, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(33))
+    positive = 0
+    for points, m in ((padded, mask), (plain, None)):
+        counts = [16] * 4 if m is None else m.sum(dim=1).tolist()
+        for target in (None, torch.tensor([2, 0, 1, 2])):
+            ours = make_explainer(name, model)(points, m, target=target)
+            for b, n in enumerate(counts):
+                # The reference sees the object's real points only, without padding or mask.
+                cam, weights, score = _paper_cam(name, model, points[b:b + 1, :, :n],
+                                                 int(ours.target[b]))
+                # Grad-CAM++ differentiates Y = exp(S): its weights and CAM are exp(S) times
+                # those of pytorch-grad-cam's form (gradients of S), which the package uses.
+                scale = score if name == 'gradcam++' else 1.0
+                got = ours.weights[b, :, :n] if name == 'hirescam' else ours.weights[b]
+                torch.testing.assert_close(got * scale, weights, rtol=1e-9, atol=1e-12)
+                torch.testing.assert_close(ours.cam[b, :n] * scale, cam, rtol=1e-9, atol=1e-12)
+                torch.testing.assert_close(ours.saliency[b, :n], normalize_cam(cam[None])[0],
+                                           rtol=1e-9, atol=1e-12)
+                assert (ours.cam[b, n:] == 0).all()
+                if name == 'hirescam':
+                    assert (ours.weights[b, :, n:] == 0).all()
+                positive += bool((cam > 0).any())
+    assert positive >= 8  # of the 16 CAMs compared, most have some positive evidence

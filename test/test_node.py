@@ -460,7 +460,7 @@ def test_worker_survives_failures_and_diagnostics_show_them(sim):
         node.destroy_node()
 
 
-def test_storm_short():
+def test_storm_short(tmp_path):
     """A short hostile storm (bench/bench_storm.py runs the long one)."""
     ensure_rclpy()
     sys.path.insert(0, str(ROOT / 'bench'))
@@ -468,7 +468,8 @@ def test_storm_short():
         from bench_storm import run_storm
     finally:
         sys.path.remove(str(ROOT / 'bench'))
-    out = run_storm(messages=200, rate=100.0, namespace='/storm_short')
+    out = run_storm(messages=200, rate=100.0, namespace='/storm_short',
+                    log_path=tmp_path / 'node.log')
     assert out['alive'] and out['exit_code'] == 0, out['log']
     assert out['tracebacks_in_log'] == 0
     assert out['answered_after_storm'] == 5
