@@ -15,13 +15,15 @@
 """Range-image segmentation (issue #23): people by walls and cars come apart, cars stay whole."""
 
 import math
+import zlib
 
 import numpy as np
 from pointcam_ros.common.config import ConfigError, PipelineConfig
 from pointcam_ros.perception import range_image, segmentation_torch
 from pointcam_ros.perception.range_image import (
-    beta_angle, is_range_scan, merge_pieces, neighbour_pairs)
-from pointcam_ros.perception.segmentation import cluster_points, segment_scene
+    beta_angle, dense_rank, direction_extents, is_range_scan, merge_pieces, neighbour_pairs,
+    rectangle, rectangles)
+from pointcam_ros.perception.segmentation import cluster_points, segment_scene, unique_inverse
 import pytest
 import torch
 
@@ -189,3 +191,73 @@ def test_an_unknown_design_is_refused_with_the_known_ones():
         PipelineConfig(segmentation='angles')
     with pytest.raises(ValueError, match='range-nomerge'):
         cluster_points(np.zeros((3, 3), np.float32), np.zeros(3, np.float32), VOXEL, 'x')
+
+
+def street() -> tuple[np.ndarray, np.ndarray]:
+    """Scan a street with an HDL-32E: a facade and two people, parked cars, a cyclist, a tree."""
+    boxes = [box(14.0, 0.0, 0.4, 24.0, 3.0),  # a facade
+             box(13.5, -3.0, 0.4, 0.5, 1.75), box(13.5, -2.3, 0.4, 0.5, 1.7),  # people by it
+             box(6.0, -5.0, 4.5, 1.8, 1.0), box(5.8, -5.0, 2.4, 1.6, 1.5),  # a car
+             box(10.6, -5.0, 4.5, 1.8, 1.0), box(10.4, -5.0, 2.4, 1.6, 1.5),  # parked behind
+             box(8.3, -3.7, 1.8, 0.6, 1.7),  # a cyclist beside them
+             box(-8.0, 6.0, 0.3, 0.3, 2.5), ((-9.5, 4.5, 0.7), (-6.5, 7.5, 2.7)),  # a tree
+             box(-7.0, 4.2, 0.4, 0.4, 1.8),  # a person under it
+             box(-12.0, -6.0, 5.0, 2.0, 2.8), box(-6.0, -6.3, 4.2, 1.8, 1.4)]  # a van, a car
+    return cast(boxes, *hdl32())
+
+
+@pytest.mark.parametrize('config, objects, sizes, crc', [
+    (VOXEL, 6, [1179, 913, 1849, 1248, 30, 51], 1042881015),
+    (RANGE, 7, [995, 913, 1849, 184, 1248, 30, 51], 708822803)])
+def test_the_labels_are_those_of_the_reference_implementation(config, objects, sizes, crc):
+    """
+    Parity: the faster code gives the labels of the first ``range`` implementation.
+
+    ``sizes`` and the CRC-32 of the labels (little-endian int32) were recorded with the
+    code of 2026-12-04 (before the sorts were shared, the merge loop was trimmed and the
+    unique calls were replaced); bench/profile_segmentation.py --check-reference does the
+    same on simulated scans of every sensor.
+    """
+    xyz, _ = street()
+    assert len(xyz) == 53142
+    result = segment_scene(xyz, config)
+    assert result.num_objects == objects
+    assert np.bincount(result.labels[result.labels >= 0]).tolist() == sizes
+    assert zlib.crc32(result.labels.astype('<i4').tobytes()) == crc
+
+
+def test_the_fast_helpers_equal_their_plain_numpy_forms():
+    """dense_rank and unique_inverse are np.unique; extents, rectangle and beta as written."""
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 50, 1000) * 7
+    _, inverse = np.unique(values, return_inverse=True)
+    np.testing.assert_array_equal(dense_rank(values, 350), inverse.reshape(-1))
+    keys = rng.integers(-2 ** 40, 2 ** 40, 1000)
+    keys[::3] = keys[0]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    got_unique, got_inverse = unique_inverse(keys)
+    np.testing.assert_array_equal(got_unique, unique)
+    np.testing.assert_array_equal(got_inverse, inverse.reshape(-1))
+    xy = rng.normal(0.0, 5.0, (5000, 2)).astype(np.float32)  # more rows than one product
+    group = rng.integers(0, 40, len(xy))
+    lo, hi = direction_extents(xy, group, 40)
+    angles = np.arange(range_image.DIRECTIONS) * (math.pi / range_image.DIRECTIONS)
+    projected = xy @ np.stack([np.cos(angles), np.sin(angles)]).astype(np.float32)
+    for k in (0, 17, 39):
+        np.testing.assert_array_equal(lo[k], projected[group == k].min(axis=0))
+        np.testing.assert_array_equal(hi[k], projected[group == k].max(axis=0))
+    length, width = rectangles(lo, hi)
+    assert [rectangle(lo[k], hi[k]) for k in range(40)] == list(zip(length.tolist(),
+                                                                    width.tolist()))
+    xyz, _ = street()
+    source, target, _ = neighbour_pairs(xyz)
+    points = xyz.astype(np.float64)
+    distance = np.sqrt(np.einsum('ij,ij->i', points, points))
+    dot = np.einsum('ij,ij->i', points[source], points[target])
+    cos = np.clip(dot / np.maximum(distance[source] * distance[target], 1e-300), -1.0, 1.0)
+    d1 = np.maximum(distance[source], distance[target])
+    d2 = np.minimum(distance[source], distance[target])
+    expected = np.arctan2(d2 * np.sqrt(1.0 - cos * cos), d1 - d2 * cos)
+    # The same bits with this numpy (its einsum sums three terms as (x + z) + y); any sum order
+    # stays within rounding.
+    np.testing.assert_allclose(beta_angle(xyz, source, target), expected, rtol=0, atol=1e-12)

@@ -284,3 +284,37 @@ def test_the_range_design_finds_more_street_objects_that_touch(street_scans):
             found[design] += found_as_one_cluster(xyz, truth, scene,
                                                   PipelineConfig(segmentation=design))[0]
     assert found['range'] > found['voxel'], found
+
+
+def test_split_pieces_are_the_cluster_and_fine_component_pairs():
+    """
+    A piece of the split pass is (old cluster, fine component), even where a component spans two.
+
+    The fast path numbers pieces by their fine component alone when no component
+    spans two clusters; cluster ids drawn at random make components span several,
+    which takes the other path. Same partition as the plain pair numbering.
+    """
+    rng = np.random.default_rng(0)
+    config = PipelineConfig(split_size=3.0, min_cluster_points=3)
+    for _ in range(20):
+        xyz = (rng.uniform(-8, 8, (800, 3)) * [1, 1, 0.2]).astype(np.float32)
+        cluster = rng.integers(0, 4, len(xyz))
+        got, count = split_wide_clusters(cluster.copy(), 4, xyz, config)
+        expected = cluster.copy()  # one pass, the plain way (min_cluster_points 3)
+        wide = np.zeros(4, bool)
+        for k in range(4):
+            inside = xyz[cluster == k, :2]
+            wide[k] = (inside.max(axis=0) - inside.min(axis=0)).max() > np.float32(3.0)
+        members = np.flatnonzero(wide[cluster])
+        fine, num = cluster_voxels(xyz[members], min(config.split_tolerance,
+                                                     0.6 * config.cluster_tolerance),
+                                   config.cluster_z_tolerance)
+        _, piece = np.unique(cluster[members] * num + fine, return_inverse=True)
+        piece = piece.reshape(-1)
+        usable = np.bincount(piece)[piece] >= 3
+        old = cluster[members]
+        kept, total = np.bincount(old[usable], minlength=4), np.bincount(old, minlength=4)
+        take = kept[old] >= 0.8 * total[old]
+        expected[members[take]] = 4 + piece[take]
+        # The result refines this first pass and never joins what it cut.
+        assert len(set(zip(got.tolist(), expected.tolist()))) == count

@@ -41,20 +41,21 @@ rows were dropped): the points are seen from the origin (sensor frame).
 ``beta`` uses the true angle between the two beams, so a bin holding two
 lasers (real sensors are not on a grid) still gives correct angles.
 Everything is a few sorts and element-wise arithmetic: O(N log N) time, O(N)
-memory, no per-point Python loop. A cloud that does not look like a scan
-from the origin (:func:`is_range_scan`) is not cut at all: the voxel
-clusters stand.
+memory, no per-point Python loop; a scan's points usually arrive ring by
+ring, and the sort along rings (timsort) is then close to O(N). A cloud
+that does not look like a scan from the origin (:func:`is_range_scan`) is
+not cut at all: the voxel clusters stand.
 
 The pieces the criterion cuts are re-joined by :func:`merge_pieces` where
 their union is no larger than a car and neither piece looks like a person;
 see there. Its Python loop runs over candidate pairs of pieces: at most the
 cut pairs (four per point) plus, per cluster of at most
-:data:`MAX_PAIRWISE` pieces, the pairs of pieces that come close; each
-test is O(:data:`DIRECTIONS`).
+:data:`MAX_PAIRWISE` pieces, the pairs of pieces that come close
+(:func:`close_pairs`, a sweep); each test is O(:data:`DIRECTIONS`).
 """
 
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -110,7 +111,11 @@ def _sorted_pairs(group: np.ndarray, along: np.ndarray,
     the coordinate is an angle, so the last points of each group are also
     paired with its first ones across +-pi.
     """
-    order = np.argsort(group * 8.0 + along)  # group, then along (ties: any order)
+    key = group * 8.0 + along  # group, then along
+    # A ring's points usually come in azimuth order: timsort ('stable') runs through those
+    # in O(N) (ties: kept in input order). Across rings, ties (one beam's points in a
+    # column) are left in the order of numpy's default sort, which picks the pairs.
+    order = np.argsort(key, kind='stable' if wrap else None)
     g, a = group[order], along[order]
     pairs = [(np.zeros(0, np.int64),) * 2 + (np.zeros(0), np.zeros(0, np.int64))]
     for step in STEPS:
@@ -144,6 +149,10 @@ def spacing(group: np.ndarray, gap: np.ndarray, step: np.ndarray,
     """
     use = (step == 1) & (gap > SAME_ANGLE)
     g, d = group[use], gap[use]
+    if bins == 1:  # one bin: its upper median, by a partition instead of a sort
+        if not len(d):
+            return np.full(1, DEFAULT_SPACING)
+        return np.full(1, np.partition(d, len(d) // 2)[len(d) // 2])
     out = np.full(bins, np.median(d) if len(d) else DEFAULT_SPACING)
     if len(d):
         order = np.argsort(g * 8.0 + d)  # bin, then gap (gaps < 8 rad)
@@ -187,16 +196,32 @@ def beta_angle(xyz: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     Angle ``beta`` ``(P,)`` float64 (rad) of each pair of ``(N, 3)`` float32 points.
 
     ``beta = atan2(d2 sin(alpha), d1 - d2 cos(alpha))``, ``d1 >= d2`` the two
-    ranges, ``alpha`` the angle between the two beams.
+    ranges, ``alpha`` the angle between the two beams. ``source``, ``target``
+    (P,) int64 point indices. Float64 throughout; the dot products are summed
+    as ``(x x' + z z') + y y'`` (numpy's ``einsum`` order for three terms, so
+    the angles are the same bits as before), on gathered 1-D columns.
     """
-    points = xyz.astype(np.float64)
-    distance = np.sqrt(np.einsum('ij,ij->i', points, points))
+    x, y, z = (xyz[:, i].astype(np.float64) for i in range(3))
+    distance = np.sqrt((x * x + z * z) + y * y)
     da, db = distance[source], distance[target]
-    dot = np.einsum('ij,ij->i', points[source], points[target])
+    dot = (x[source] * x[target] + z[source] * z[target]) + y[source] * y[target]
     cos = np.clip(dot / np.maximum(da * db, 1e-300), -1.0, 1.0)
     sin = np.sqrt(1.0 - cos * cos)
     d1, d2 = np.maximum(da, db), np.minimum(da, db)
     return np.arctan2(d2 * sin, d1 - d2 * cos)
+
+
+def dense_rank(values: np.ndarray, bound: int) -> np.ndarray:
+    """
+    Rank ``(N,)`` int64 ids in ``[0, bound)`` among the ids used: ``(N,)`` int64 ``0..K-1``.
+
+    The same as ``np.unique(values, return_inverse=True)[1]`` (order kept), in
+    O(N + bound) instead of a sort.
+    """
+    used = np.zeros(bound, bool)
+    used[values] = True
+    rank = np.cumsum(used) - 1
+    return rank[values]
 
 
 def label_components(num: int, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, int]:
@@ -242,29 +267,34 @@ def angle_pieces(xyz: np.ndarray, cluster: np.ndarray, count: int, split: np.nda
     cluster = cluster.astype(np.int64)
     empty = np.zeros(0, np.int64)
     sub = np.flatnonzero(split[cluster])
-    source, target, along = neighbour_pairs(xyz[sub])
+    points = xyz[sub]  # all the work below is on these, in their indices
+    source, target, along = neighbour_pairs(points)
     if not is_range_scan(len(sub), source, along):
         return cluster, count, empty, empty
-    source, target = sub[source], sub[target]
-    inside = cluster[source] == cluster[target]
+    owner = cluster[sub]
+    inside = owner[source] == owner[target]
     source, target = source[inside], target[inside]
-    joined = beta_angle(xyz, source, target) > theta
-    local = np.full(len(xyz), -1, np.int64)
-    local[sub] = np.arange(len(sub))
-    component, _ = label_components(len(sub), local[source[joined]], local[target[joined]])
+    joined = beta_angle(points, source, target) > theta
+    component, _ = label_components(len(sub), source[joined], target[joined])
     pieces = cluster.copy()
     pieces[sub] = count + component
-    _, pieces = np.unique(pieces, return_inverse=True)
-    pieces = pieces.reshape(-1)
-    return pieces, int(pieces.max()) + 1, source[~joined], target[~joined]
+    pieces = dense_rank(pieces, count + len(sub))
+    parted = ~joined
+    return pieces, int(pieces.max()) + 1, sub[source[parted]], sub[target[parted]]
 
 
 #: Directions (over 180 degrees) along which footprints are measured: a rectangle at most
 #: 5.6 degrees off (a 4.5 x 1.8 m car measures at most 4.6 x 2.2 m).
 DIRECTIONS = 16
+#: Rows per matrix product of :func:`direction_extents`: OpenBLAS runs a larger product on
+#: all cores, which on a shared machine costs ~40 times more than one core (each row's
+#: result does not depend on the others, so chunks give the same bits).
+_GEMM_ROWS = 4096
 #: Pieces of one cluster are compared pairwise (bounding boxes) up to this many pieces;
 #: beyond, only pieces that the angle criterion parted are candidates.
 MAX_PAIRWISE = 200
+#: Per direction, the direction at right angles (``d + DIRECTIONS / 2``, cyclic).
+_ACROSS = (np.arange(DIRECTIONS) + DIRECTIONS // 2) % DIRECTIONS
 
 
 def direction_extents(xy: np.ndarray, group: np.ndarray,
@@ -277,17 +307,30 @@ def direction_extents(xy: np.ndarray, group: np.ndarray,
     are the elementwise min / max of its parts'.
     """
     angles = np.arange(DIRECTIONS) * (math.pi / DIRECTIONS)
-    order = np.argsort(group)
+    # Any order within a group gives the same extents; 16-bit ids sort by radix, in O(N).
+    order = np.argsort(group.astype(np.uint16) if count <= 2 ** 16 else group, kind='stable')
     starts = np.searchsorted(group[order], np.arange(count))
-    projected = xy[order] @ np.stack([np.cos(angles), np.sin(angles)]).astype(xy.dtype)
+    basis = np.stack([np.cos(angles), np.sin(angles)]).astype(xy.dtype)
+    ordered = xy[order]
+    projected = np.empty((len(ordered), DIRECTIONS), xy.dtype)
+    for start in range(0, len(ordered), _GEMM_ROWS):  # the same bits as one product
+        np.matmul(ordered[start:start + _GEMM_ROWS], basis,
+                  out=projected[start:start + _GEMM_ROWS])
     return (np.minimum.reduceat(projected, starts, axis=0),
             np.maximum.reduceat(projected, starts, axis=0))
 
 
 def rectangle(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
-    """Length and width (m) of the smallest rectangle over the directions (``(D,)`` extents)."""
-    length, width = rectangles(lo[None], hi[None])
-    return float(length[0]), float(width[0])
+    """
+    Length and width (m) of the smallest rectangle over the directions (``(D,)`` extents).
+
+    One group's :func:`rectangles`, the same numbers without its 2-D overhead.
+    """
+    span = hi - lo
+    across = span[_ACROSS]
+    best = int(np.argmin(span * across))
+    a, b = span[best], across[best]
+    return float(max(a, b)), float(min(a, b))
 
 
 def rectangles(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,6 +349,40 @@ def rectangles(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(a, b), np.minimum(a, b)
 
 
+def close_pairs(lo: np.ndarray, hi: np.ndarray,
+                owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Pieces of one cluster whose xy bounding boxes are within :data:`MERGE_GAP`: ``(C,)`` ``a, b``.
+
+    ``lo``, ``hi`` (K, 2) float32 boxes, ``owner`` (K,) int64 clusters; only
+    clusters of 2 to :data:`MAX_PAIRWISE` pieces. A sweep along x: per
+    cluster the pieces sorted by their lowest x, each paired with those
+    that start at most ``MERGE_GAP`` (plus 1 mm, so no pair is missed by
+    rounding) beyond its highest x; on those, the exact test (the gap's
+    ``hypot`` in float32, at least its x part). O(K log K + pairs tested),
+    not all pairs of a cluster.
+    """
+    per_cluster = np.bincount(owner)
+    pieces = np.flatnonzero((per_cluster[owner] >= 2) & (per_cluster[owner] <= MAX_PAIRWISE))
+    if len(pieces) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    start, stop = lo[pieces, 0].astype(np.float64), hi[pieces, 0].astype(np.float64)
+    base = float(start.min())
+    stride = float(stop.max()) - base + 1.0  # a cluster's keys never reach the next's
+    rank = dense_rank(owner[pieces], len(per_cluster)).astype(np.float64) * stride
+    key = rank + (start - base)
+    order = np.argsort(key, kind='stable')
+    reach = (rank + (stop - base) + (MERGE_GAP + 1e-3))[order]
+    later = np.searchsorted(key[order], reach, side='right') - np.arange(len(order)) - 1
+    later = np.maximum(later, 0)  # partners after each sorted position, in its cluster
+    i = np.repeat(np.arange(len(order)), later)
+    j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(later) - later, later)
+    a, b = pieces[order[i]], pieces[order[j]]
+    gap = np.maximum(np.maximum(lo[a] - hi[b], 0), np.maximum(lo[b] - hi[a], 0))
+    close = np.hypot(gap[:, 0], gap[:, 1]) <= MERGE_GAP
+    return a[close], b[close]
+
+
 def candidate_pairs(lo: np.ndarray, hi: np.ndarray, owner: np.ndarray,
                     cut_a: np.ndarray, cut_b: np.ndarray) -> np.ndarray:
     """
@@ -316,24 +393,28 @@ def candidate_pairs(lo: np.ndarray, hi: np.ndarray, owner: np.ndarray,
     each other (clusters of at most :data:`MAX_PAIRWISE` pieces), and the
     pieces of every cut pair ``cut_a, cut_b`` (C',) int64.
     """
-    order = np.argsort(owner, kind='stable')
-    bounds = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1], True])
-    pairs = [np.stack([cut_a, cut_b], axis=1)]
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        ids = order[start:stop]
-        if not 2 <= len(ids) <= MAX_PAIRWISE:
-            continue
-        gap = np.maximum(np.maximum(lo[ids][:, None] - hi[ids][None], 0),
-                         np.maximum(lo[ids][None] - hi[ids][:, None], 0))
-        a, b = np.nonzero(np.triu(np.hypot(gap[..., 0], gap[..., 1]) <= MERGE_GAP, 1))
-        pairs.append(np.stack([ids[a], ids[b]], axis=1))
-    pairs = np.sort(np.concatenate(pairs), axis=1)
+    a, b = close_pairs(lo, hi, owner)
+    pairs = np.sort(np.concatenate([np.stack([cut_a, cut_b], axis=1),
+                                    np.stack([a, b], axis=1)]), axis=1)
     keys = np.unique(pairs[:, 0] * len(owner) + pairs[:, 1])
     a, b = keys // len(owner), keys % len(owner)
     a, b = a[a != b], b[a != b]
     pairs = np.stack([a, b], axis=1)
     gap = np.maximum(np.maximum(lo[a] - hi[b], 0), np.maximum(lo[b] - hi[a], 0))
     return pairs[np.argsort(np.hypot(gap[:, 0], gap[:, 1]), kind='stable')]
+
+
+def _looks_like_person(length: Union[float, np.ndarray], width: Union[float, np.ndarray],
+                       top: Union[float, np.ndarray]) -> Union[bool, np.ndarray]:
+    """
+    Person- or rider-sized (see :func:`merge_pieces`): numbers, or ``(K,)`` arrays.
+
+    ``length``, ``width`` (m) of the footprint, ``top`` (m) above the ground;
+    a bool, or ``(K,)`` bool for arrays.
+    """
+    rider = (length <= RIDER[0]) & (width <= RIDER[1]) & (top >= RIDER[2])
+    return (PERSON_TOP[0] <= top) & (top <= PERSON_TOP[1]) & (
+        (length <= PERSON_FOOTPRINT) | rider)
 
 
 def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count: int,
@@ -358,67 +439,75 @@ def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count:
 
     Footprints are the smallest rectangles over :data:`DIRECTIONS`
     directions, kept per group as projection extents (a union's are the
-    min / max of its parts'), so a check costs O(DIRECTIONS). Returns
-    ``(N,)`` int64 ids ``0..K-1`` and ``K``. The Python loop runs over
-    candidate pairs of pieces, not points.
+    min / max of its parts'), so a check costs O(DIRECTIONS). Only pieces of
+    clusters cut in two or more can be joined, so only their points are
+    projected. Returns ``(N,)`` int64 ids ``0..K-1`` and ``K``. The Python
+    loop runs over candidate pairs of pieces, not points.
     """
     if count < 2:
         return pieces, count
-    lo, hi = direction_extents(xyz[:, :2], pieces, count)
-    box_lo = np.stack([lo[:, 0], lo[:, DIRECTIONS // 2]], axis=1)  # x, y bounding boxes
-    box_hi = np.stack([hi[:, 0], hi[:, DIRECTIONS // 2]], axis=1)
-    top = np.full(count, -np.inf)
-    np.maximum.at(top, pieces, np.nan_to_num(height, nan=0.0).astype(np.float64))
-    sizes = np.bincount(pieces, minlength=count)
     owner = np.zeros(count, np.int64)
     owner[pieces] = parent
-    candidates = candidate_pairs(box_lo, box_hi, owner, pieces[cut[0]], pieces[cut[1]])
-    root = np.arange(count)
-    lo_l, hi_l, top_l, sizes_l = list(lo), list(hi), top.tolist(), sizes.tolist()
-
-    def find(k: int) -> int:
-        while root[k] != k:
-            root[k] = root[root[k]]
-            k = int(root[k])
-        return k
-
-    def looks_like_person(length, width, top):  # numbers or (K,) arrays
-        rider = (length <= RIDER[0]) & (width <= RIDER[1]) & (top >= RIDER[2])
-        return (PERSON_TOP[0] <= top) & (top <= PERSON_TOP[1]) & (
-            (length <= PERSON_FOOTPRINT) | rider)
-
-    persons = looks_like_person(*rectangles(lo, hi), top).tolist()  # per group, while whole
-
-    def person(k: int) -> bool:
-        if persons[k] is None:
-            persons[k] = bool(looks_like_person(*rectangle(lo_l[k], hi_l[k]), top_l[k]))
-        return persons[k]
-
-    for a, b in candidates.tolist():
-        ra, rb = find(a), find(b)
-        if ra == rb:
+    involved = np.flatnonzero(np.bincount(owner)[owner] >= 2)  # (n,) pieces of cut clusters
+    if len(involved) < 2:
+        return pieces, count
+    local = np.full(count, -1, np.int64)  # piece id -> 0..n-1, order kept
+    local[involved] = np.arange(len(involved))
+    members = np.flatnonzero(local[pieces] >= 0)
+    group = local[pieces[members]]
+    lo, hi = direction_extents(xyz[members, :2], group, len(involved))
+    box_lo = np.stack([lo[:, 0], lo[:, DIRECTIONS // 2]], axis=1)  # x, y bounding boxes
+    box_hi = np.stack([hi[:, 0], hi[:, DIRECTIONS // 2]], axis=1)
+    top = np.full(len(involved), -np.inf)
+    np.maximum.at(top, group, np.nan_to_num(height[members], nan=0.0).astype(np.float64))
+    cut_a, cut_b = local[pieces[cut[0]]], local[pieces[cut[1]]]
+    parted = cut_a != cut_b  # two pieces (then both involved), not one
+    candidates = candidate_pairs(box_lo, box_hi, owner[involved], cut_a[parted], cut_b[parted])
+    root = list(range(len(involved)))
+    lo_l, hi_l = list(lo), list(hi)
+    top_l = top.tolist()
+    sizes_l = np.bincount(group, minlength=len(involved)).tolist()
+    persons = _looks_like_person(*rectangles(lo, hi), top).tolist()  # per group, while whole
+    car_length, car_width = car
+    # Two flat lists, not one of [a, b] lists: thousands of small lists would set off the
+    # garbage collector's full passes (over every object of the process, torch's too).
+    for a, b in zip(candidates[:, 0].tolist(), candidates[:, 1].tolist()):
+        while root[a] != a:  # find, with path halving
+            root[a] = root[root[a]]
+            a = root[a]
+        while root[b] != b:
+            root[b] = root[root[b]]
+            b = root[b]
+        if a == b:
             continue
-        union_lo, union_hi = np.minimum(lo_l[ra], lo_l[rb]), np.maximum(hi_l[ra], hi_l[rb])
-        if min(sizes_l[ra], sizes_l[rb]) >= min_points:  # crumbs join without a check
-            if person(ra) or person(rb):
+        if a > b:
+            a, b = b, a  # the group keeps the smaller root
+        if sizes_l[a] >= min_points and sizes_l[b] >= min_points:  # crumbs join unchecked
+            if persons[a] is None:
+                persons[a] = bool(_looks_like_person(*rectangle(lo_l[a], hi_l[a]), top_l[a]))
+            if persons[a]:
                 continue
+            if persons[b] is None:
+                persons[b] = bool(_looks_like_person(*rectangle(lo_l[b], hi_l[b]), top_l[b]))
+            if persons[b]:
+                continue
+            union_lo, union_hi = np.minimum(lo_l[a], lo_l[b]), np.maximum(hi_l[a], hi_l[b])
             length, width = rectangle(union_lo, union_hi)
-            if length > car[0] or width > car[1]:
+            if length > car_length or width > car_width:
                 continue
-        keep, gone = min(ra, rb), max(ra, rb)
-        root[gone] = keep
-        lo_l[keep], hi_l[keep] = union_lo, union_hi
-        sizes_l[keep] += sizes_l[gone]
-        top_l[keep] = max(top_l[keep], top_l[gone])
-        persons[keep] = None
-    final = root.copy()
-    while True:  # pointer jumping: every piece to its group's root
-        jumped = final[final]
-        if np.array_equal(jumped, final):
-            break
-        final = jumped
-    _, merged = np.unique(final, return_inverse=True)
-    merged = merged.reshape(-1)
+        else:
+            union_lo, union_hi = np.minimum(lo_l[a], lo_l[b]), np.maximum(hi_l[a], hi_l[b])
+        root[b] = a
+        lo_l[a], hi_l[a] = union_lo, union_hi
+        sizes_l[a] += sizes_l[b]
+        if top_l[b] > top_l[a]:
+            top_l[a] = top_l[b]
+        persons[a] = None
+    final = np.arange(count)
+    for k in range(len(root)):  # every piece to its group's root (roots come first)
+        root[k] = root[root[k]]
+    final[involved] = involved[root]
+    merged = dense_rank(final, count)
     return merged[pieces], int(merged.max()) + 1
 
 

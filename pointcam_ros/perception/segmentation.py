@@ -30,7 +30,7 @@ the local level.
 
 Clustering: connected components of the OCCUPIED voxels (``cluster_tolerance``
 wide, ``cluster_z_tolerance`` high, 26-neighbourhood). The occupied voxel keys
-are sorted (``np.unique`` on int64 keys), the neighbours of each voxel are
+are sorted (:func:`unique_inverse` on int64 keys), the neighbours of each voxel are
 found among the occupied ones by ``searchsorted`` for the 13 forward offsets,
 and ``scipy.sparse.csgraph.connected_components`` labels the graph. No dense
 grid is built, so the bounding box of the scan does not matter.
@@ -48,8 +48,8 @@ than 1 - ``SPLIT_KEEP`` of a cluster's points in pieces too small to
 classify is not taken: that cluster is sparse (far, seen by few rings), not
 merged.
 
-``PipelineConfig.segmentation = 'range'`` (issue #23; opt-in, 2-3 times
-the time): after the split pass, clusters wider than :data:`RANGE_WIDE` are
+``PipelineConfig.segmentation = 'range'`` (issue #23; opt-in, about twice
+the time of ``voxel``): after the split pass, clusters wider than :data:`RANGE_WIDE` are
 cut by the range-image angle criterion of depth_clustering (a person in
 front of a wall or beside a car, a pedestrian under a tree) and the pieces
 that over-split a car are re-joined
@@ -75,7 +75,7 @@ from typing import Optional, TypeVar
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.perception.range_image import range_clusters
+from pointcam_ros.perception.range_image import dense_rank, range_clusters
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -159,13 +159,22 @@ def plane_height(xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
     return xyz[:, 0] * p[0] + xyz[:, 1] * p[1] + xyz[:, 2] * p[2] + p[3]
 
 
-def _order_statistic(values: np.ndarray, fraction: float) -> float:
-    """Linear-interpolated ``fraction`` quantile of ``(n,)`` float32 ``values``, in float64."""
-    position = fraction * (len(values) - 1)
-    below = int(np.floor(position))
-    part = np.partition(values, [below, min(below + 1, len(values) - 1)])
-    lo, hi = float(part[below]), float(part[min(below + 1, len(values) - 1)])
-    return lo + (position - below) * (hi - lo)
+def _order_statistics(values: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
+    """
+    Linear-interpolated quantiles of ``(n,)`` float32 ``values`` at ``fractions``, in float64.
+
+    One partition for all of them (each order statistic is the same value as
+    after a full sort).
+    """
+    positions = [fraction * (len(values) - 1) for fraction in fractions]
+    below = [int(np.floor(position)) for position in positions]
+    above = [min(b + 1, len(values) - 1) for b in below]
+    part = np.partition(values, sorted(set(below + above)))
+    out = []
+    for position, b, a in zip(positions, below, above):
+        lo, hi = float(part[b]), float(part[a])
+        out.append(lo + (position - b) * (hi - lo))
+    return out
 
 
 def candidate_planes(low: np.ndarray, triples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +214,10 @@ def fit_ground(xyz: np.ndarray, threshold: float, seed: int,
     """
     if len(xyz) < 3:
         return np.array([0.0, 0.0, 1.0, -(float(xyz[:, 2].min()) if len(xyz) else 0.0)])
-    low = xyz[xyz[:, 2] <= np.float32(_order_statistic(xyz[:, 2], 0.6))]
-    fallback = np.array([0.0, 0.0, 1.0, -_order_statistic(xyz[:, 2], 0.05)])
+    z = np.ascontiguousarray(xyz[:, 2])
+    cut, floor = _order_statistics(z, (0.6, 0.05))
+    low = xyz[z <= np.float32(cut)]
+    fallback = np.array([0.0, 0.0, 1.0, -floor])
     if len(low) < 3:
         return fallback
     triples, score = draws if draws is not None else ransac_draws(seed)
@@ -272,17 +283,19 @@ def grid_coordinates(values: np.ndarray, sizes: np.ndarray,
     """
     cells = np.floor(values.astype(np.float64) / np.asarray(sizes, np.float64))
     out = np.empty(cells.shape, np.int64)
+    span = np.empty(cells.shape[1], np.int64)
     for axis in range(cells.shape[1]):
         column = cells[:, axis]
         lo, hi = column.min(), column.max()
         if hi - lo < DIRECT_SPAN:
             out[:, axis] = (column - lo).astype(np.int64) + pad
+            span[axis] = int(hi - lo) + 2 * pad + 1  # the largest coordinate + pad + 1
         else:
             unique, inverse = np.unique(column, return_inverse=True)
             steps = np.minimum(np.diff(unique), pad + 1).astype(np.int64)
             ranks = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64) + pad
             out[:, axis] = ranks[inverse.reshape(-1)]
-    span = out.max(axis=0) + pad + 1
+            span[axis] = int(ranks[-1]) + pad + 1
     if float(np.prod(span.astype(np.float64))) >= 2.0 ** 62:
         raise ValueError('the points span too many cells to key in int64 '
                          f'({span.tolist()}); reduce max_range or the height band')
@@ -341,7 +354,9 @@ def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
     bins = np.searchsorted(RANGE_EDGES_SQ, r2, side='right').astype(np.int64) - 1
     width = int(bins.max()) + 1
     cell = ring_sector(xyz) * width + bins
-    order = np.argsort(cell * 2 ** 32 + sortable_bits(height))  # by cell, then height
+    # By cell, then height; ties are equal heights, so any order gives the same levels
+    # ('stable': timsort, fast on a scan's ring order).
+    order = np.argsort(cell * 2 ** 32 + sortable_bits(height), kind='stable')
     ordered = cell[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     counts = np.diff(np.append(starts, len(ordered)))
@@ -384,6 +399,23 @@ def voxel_coordinates(xyz: np.ndarray, tolerance: float,
     return grid_coordinates(xyz, np.array([tolerance, tolerance, z_tolerance]), pad=1)
 
 
+def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    ``np.unique(keys, return_inverse=True)`` of ``(M,)`` int64: ``(V,)`` sorted, ``(M,)`` int64.
+
+    A stable argsort (timsort: fast on the runs of a scan's ring order) and a
+    scatter instead of numpy's quicksort; the same arrays.
+    """
+    order = np.argsort(keys, kind='stable')
+    ordered = keys[order]
+    first = np.empty(len(keys), bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(keys), np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
 def cluster_voxels(xyz: np.ndarray, tolerance: float,
                    z_tolerance: float) -> tuple[np.ndarray, int]:
     """
@@ -398,8 +430,7 @@ def cluster_voxels(xyz: np.ndarray, tolerance: float,
         return np.zeros(0, np.int32), 0
     cells, span = voxel_coordinates(xyz, tolerance, z_tolerance)
     keys = (cells[:, 0] * span[1] + cells[:, 1]) * span[2] + cells[:, 2]
-    voxels, inverse = np.unique(keys, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    voxels, inverse = unique_inverse(keys)
     strides = np.array([span[1] * span[2], span[2], 1], np.int64)
     sources, targets = [], []
     for offset in FORWARD_OFFSETS @ strides:
@@ -468,15 +499,16 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
                                             config.cluster_z_tolerance)
         # A piece is (old cluster, fine component): never two old clusters joined.
         old = cluster[members]
-        piece = old * num_pieces + pieces
-        _, piece_index = np.unique(piece, return_inverse=True)
-        piece_index = piece_index.reshape(-1)
-        usable = np.bincount(piece_index)[piece_index] >= config.min_cluster_points
+        piece = pieces.astype(np.int64)
+        home = np.zeros(num_pieces, np.int64)
+        home[piece] = old  # a fine component's cluster (nearly always only one)
+        if np.any(home[piece] != old):  # one spans two clusters: pieces are the pairs
+            piece = unique_inverse(old * num_pieces + piece)[1]
+        usable = np.bincount(piece)[piece] >= config.min_cluster_points
         kept = np.bincount(old[usable], minlength=count)  # integer counts: exact everywhere
         take = kept[old] >= SPLIT_KEEP * np.bincount(old, minlength=count)[old]
         cluster[members[take]] = count + piece[take]
-        _, cluster = np.unique(cluster, return_inverse=True)
-        cluster = cluster.reshape(-1).astype(np.int64)
+        cluster = dense_rank(cluster, count + len(members))  # kept ones, then pieces
         count = int(cluster.max()) + 1
         tolerance *= SPLIT_STEP
     return cluster, count
