@@ -107,12 +107,18 @@ def test_demo_that_cannot_start_says_why_and_exits_1(tmp_path):
     assert 'Traceback' not in result.stderr and 'terminate called' not in result.stderr
 
 
+def _default_sigint() -> None:
+    # A test run started in the background (CI) inherits SIGINT ignored, and Python keeps
+    # ignoring it; a terminal's Ctrl-C reaches a process whose SIGINT is the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_the_demo_early_and_keeps_the_recording(tmp_path):
     """Ctrl-C while recording: children stopped, summary printed, bag kept, no traceback."""
     exe = str(Path(sys.executable).parent / 'pointcam_demo')
     process = subprocess.Popen([exe, '--duration', '600', '--out', str(tmp_path), '--device',
                                 'cpu'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_default_sigint)
     try:
         for line in process.stdout:  # until the recording starts
             if 'recording 600 s' in line:
