@@ -28,9 +28,10 @@ import time
 import numpy as np
 from pointcam_ros.common.config import node_params
 from pointcam_ros.formats.cloud_io import CLOUD_ERROR_KINDS, pack_cloud, read_cloud
+from pointcam_ros.formats.cloud_io import saliency_cloud
 from pointcam_ros.formats.sensor_layouts import LIVOX_CUSTOM, OUSTER_ORIGINAL
 from pointcam_ros.ros.node import PointcamNode
-from pointcam_ros.ros.ros_msgs import to_ros_cloud
+from pointcam_ros.ros.ros_msgs import saliency_message, to_ros_cloud
 from pointcam_ros.ros.sim_node import SIM_PARAMS
 from pointcam_ros.sim.clouds import scan_to_cloud
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
@@ -558,3 +559,21 @@ def test_ctrl_c_and_sigterm_exit_cleanly(executable, signum, after, sim):
     assert code in (0, 130), output
     assert 'Traceback' not in output and 'RCLError' not in output, output
     assert 'cannot start' not in output, output
+
+
+def test_the_node_saliency_message_is_the_packed_cloud_byte_for_byte():
+    """The one-copy message of the hot path serialises exactly as the packed cloud does."""
+    from rclpy.serialization import serialize_message
+    rng = np.random.default_rng(3)
+    num = 1_001
+    xyz = rng.normal(size=(num, 3)).astype(np.float32)
+    saliency = rng.random(num).astype(np.float32)
+    labels, ids = rng.integers(-2, 7, num), rng.integers(-1, 40, num)
+    header = _header()
+    fast = saliency_message(xyz, saliency, labels, ids, header)
+    reference = to_ros_cloud(saliency_cloud(xyz, saliency, labels, ids), header)
+    assert serialize_message(fast) == serialize_message(reference)
+    empty = saliency_message(xyz[:0], saliency[:0], labels[:0], ids[:0], header)
+    assert empty.width == 0 and len(empty.data) == 0
+    with pytest.raises(ValueError, match='labels has shape'):
+        saliency_message(xyz, saliency, labels[:-1], ids, header)

@@ -466,16 +466,34 @@ def saliency_cloud(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
 
     """
     num = xyz.shape[0]
+    out = np.empty(num, dtype=_SALIENCY_DTYPE)
+    fill_saliency_records(out, xyz, saliency, labels, object_ids)
+    return PackedCloud(height=1, width=num, fields=list(SALIENCY_FIELDS), is_bigendian=False,
+                       point_step=SALIENCY_POINT_STEP, row_step=SALIENCY_POINT_STEP * num,
+                       data=out.tobytes(), is_dense=True)
+
+
+def fill_saliency_records(buffer: Any, xyz: np.ndarray, saliency: np.ndarray,
+                          labels: np.ndarray, object_ids: np.ndarray) -> None:
+    """
+    Write the saliency cloud's points into ``buffer``, in place.
+
+    ``buffer``: any writable buffer of ``M * SALIENCY_POINT_STEP`` bytes (a numpy
+    array, or the ``array.array`` a ROS message will own, which saves copying
+    the cloud twice); the other arguments as in :func:`saliency_cloud`.
+    """
+    num = xyz.shape[0]
     for name, arr in (('saliency', saliency), ('labels', labels), ('object_ids', object_ids)):
         if arr.shape != (num,):
             raise ValueError(f'{name} has shape {arr.shape}, expected ({num},)')
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise ValueError(f'xyz must be (M, 3), got {xyz.shape}')
-    out = np.empty(num, dtype=_SALIENCY_DTYPE)
+    out = np.frombuffer(buffer, dtype=_SALIENCY_DTYPE) if not isinstance(buffer, np.ndarray) \
+        else buffer
+    if out.shape != (num,):
+        raise ValueError(f'buffer holds {out.nbytes} bytes, expected {num} points of '
+                         f'{SALIENCY_POINT_STEP}')
     out['xyz'] = xyz
     out['intensity'] = saliency
     out['label'] = labels
     out['object_id'] = object_ids
-    return PackedCloud(height=1, width=num, fields=list(SALIENCY_FIELDS), is_bigendian=False,
-                       point_step=SALIENCY_POINT_STEP, row_step=SALIENCY_POINT_STEP * num,
-                       data=out.tobytes(), is_dense=True)

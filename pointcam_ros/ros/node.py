@@ -48,11 +48,11 @@ from pointcam_ros.common.config import (
     ConfigError, node_params, output_prefixes, PipelineConfig)
 from pointcam_ros.common.scan_mailbox import Mailbox
 from pointcam_ros.common.scan_stats import ScanStats
-from pointcam_ros.formats.cloud_io import CloudFormatError, read_cloud, saliency_cloud
+from pointcam_ros.formats.cloud_io import CloudFormatError, read_cloud
 from pointcam_ros.formats.markers import object_markers
 from pointcam_ros.perception.pipeline import object_limit, ScanError, ScenePipeline
 from pointcam_ros.ros.ros_main import declare_from_schema, run_main
-from pointcam_ros.ros.ros_msgs import to_ros_cloud, to_ros_markers
+from pointcam_ros.ros.ros_msgs import saliency_message, to_ros_markers
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -217,8 +217,8 @@ class PointcamNode(Node):
         # The saliency cloud first (the answer RViz and recorders wait for), then the
         # markers; each only when someone subscribes to it.
         if saliency_pub.get_subscription_count():
-            cloud = to_ros_cloud(saliency_cloud(points.xyz, result.saliency, result.class_id,
-                                                result.object_id), msg.header)
+            cloud = saliency_message(points.xyz, result.saliency, result.class_id,
+                                     result.object_id, msg.header)
             built = time.monotonic()
             saliency_pub.publish(cloud)
             published = time.monotonic()

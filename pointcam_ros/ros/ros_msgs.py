@@ -17,7 +17,9 @@
 import array
 from typing import Any, Optional, Sequence
 
-from pointcam_ros.formats.cloud_io import PackedCloud
+import numpy as np
+from pointcam_ros.formats.cloud_io import (
+    fill_saliency_records, PackedCloud, SALIENCY_FIELDS, SALIENCY_POINT_STEP)
 from pointcam_ros.formats.markers import MarkerSpec
 from sensor_msgs.msg import PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
@@ -44,6 +46,32 @@ def to_ros_cloud(cloud: PackedCloud, header: Optional[Any]) -> PointCloud2:
     data.frombytes(cloud.data)
     msg.data = data
     msg.is_dense = bool(cloud.is_dense)
+    return msg
+
+
+def saliency_message(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
+                     object_ids: np.ndarray, header: Optional[Any]) -> PointCloud2:
+    """
+    Build the saliency cloud as an rclpy ``PointCloud2``, written straight into its data.
+
+    The same message as ``to_ros_cloud(saliency_cloud(...), header)`` (arguments
+    as in :func:`~pointcam_ros.formats.cloud_io.saliency_cloud`), with one copy
+    of the points instead of three: the node's hot path.
+    """
+    num = xyz.shape[0]
+    data = array.array('B', bytes(num * SALIENCY_POINT_STEP))
+    fill_saliency_records(data, xyz, saliency, labels, object_ids)
+    msg = PointCloud2()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = 1, num
+    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in SALIENCY_FIELDS]
+    msg.is_bigendian = False
+    msg.point_step = SALIENCY_POINT_STEP
+    msg.row_step = SALIENCY_POINT_STEP * num
+    msg.data = data
+    msg.is_dense = True
     return msg
 
 
