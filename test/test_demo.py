@@ -13,6 +13,7 @@
 # limitations under the License.
 """The README's demo: simulator and node as processes, recorded to a real MCAP bag."""
 
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -118,7 +119,7 @@ def test_ctrl_c_ends_the_demo_early_and_keeps_the_recording(tmp_path):
     exe = str(Path(sys.executable).parent / 'pointcam_demo')
     process = subprocess.Popen([exe, '--duration', '600', '--out', str(tmp_path), '--device',
                                 'cpu'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, preexec_fn=_default_sigint)
+                               text=True, preexec_fn=_default_sigint, start_new_session=True)
     try:
         for line in process.stdout:  # until the recording starts
             if 'recording 600 s' in line:
@@ -127,8 +128,9 @@ def test_ctrl_c_ends_the_demo_early_and_keeps_the_recording(tmp_path):
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # never leave the demo's simulator and node behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == 0, out + err
     assert 'interrupted after' in err and 'Traceback' not in err, err
     assert 'saliency clouds out (node -> recorder):' in out
