@@ -101,7 +101,7 @@ class PackedCloud:
     is_bigendian: bool
     point_step: int
     row_step: int
-    data: bytes
+    data: bytes  # or a bytes-like buffer, e.g. array.array('B') (saliency_cloud's buffer)
     is_dense: bool
 
 
@@ -439,7 +439,7 @@ _SALIENCY_DTYPE = np.dtype({'names': ['xyz', 'intensity', 'label', 'object_id'],
 
 
 def saliency_cloud(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
-                   object_ids: np.ndarray) -> PackedCloud:
+                   object_ids: np.ndarray, buffer: Optional[Any] = None) -> PackedCloud:
     """
     Build the output saliency cloud, one point per valid input point.
 
@@ -461,26 +461,14 @@ def saliency_cloud(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
         ``(M,) int`` object id within the scan (INT32 ``object_id``),
         ``NO_OBJECT`` (-1) outside objects.
 
+    buffer:
+        Optional writable buffer of ``M * SALIENCY_POINT_STEP`` bytes (e.g. the
+        ``array.array('B')`` a ROS message will own): the points are written
+        into it and it becomes ``data``, saving the copy into ``bytes``.
+
     Returns an unorganized (``height == 1``) little-endian cloud with
     :data:`SALIENCY_FIELDS`; give it the input's header when publishing.
 
-    """
-    num = xyz.shape[0]
-    out = np.empty(num, dtype=_SALIENCY_DTYPE)
-    fill_saliency_records(out, xyz, saliency, labels, object_ids)
-    return PackedCloud(height=1, width=num, fields=list(SALIENCY_FIELDS), is_bigendian=False,
-                       point_step=SALIENCY_POINT_STEP, row_step=SALIENCY_POINT_STEP * num,
-                       data=out.tobytes(), is_dense=True)
-
-
-def fill_saliency_records(buffer: Any, xyz: np.ndarray, saliency: np.ndarray,
-                          labels: np.ndarray, object_ids: np.ndarray) -> None:
-    """
-    Write the saliency cloud's points into ``buffer``, in place.
-
-    ``buffer``: any writable buffer of ``M * SALIENCY_POINT_STEP`` bytes (a numpy
-    array, or the ``array.array`` a ROS message will own, which saves copying
-    the cloud twice); the other arguments as in :func:`saliency_cloud`.
     """
     num = xyz.shape[0]
     for name, arr in (('saliency', saliency), ('labels', labels), ('object_ids', object_ids)):
@@ -488,8 +476,8 @@ def fill_saliency_records(buffer: Any, xyz: np.ndarray, saliency: np.ndarray,
             raise ValueError(f'{name} has shape {arr.shape}, expected ({num},)')
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise ValueError(f'xyz must be (M, 3), got {xyz.shape}')
-    out = np.frombuffer(buffer, dtype=_SALIENCY_DTYPE) if not isinstance(buffer, np.ndarray) \
-        else buffer
+    out = (np.empty(num, dtype=_SALIENCY_DTYPE) if buffer is None
+           else np.frombuffer(buffer, dtype=_SALIENCY_DTYPE))
     if out.shape != (num,):
         raise ValueError(f'buffer holds {out.nbytes} bytes, expected {num} points of '
                          f'{SALIENCY_POINT_STEP}')
@@ -497,3 +485,6 @@ def fill_saliency_records(buffer: Any, xyz: np.ndarray, saliency: np.ndarray,
     out['intensity'] = saliency
     out['label'] = labels
     out['object_id'] = object_ids
+    return PackedCloud(height=1, width=num, fields=list(SALIENCY_FIELDS), is_bigendian=False,
+                       point_step=SALIENCY_POINT_STEP, row_step=SALIENCY_POINT_STEP * num,
+                       data=out.tobytes() if buffer is None else buffer, is_dense=True)

@@ -18,8 +18,7 @@ import array
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from pointcam_ros.formats.cloud_io import (
-    fill_saliency_records, PackedCloud, SALIENCY_FIELDS, SALIENCY_POINT_STEP)
+from pointcam_ros.formats.cloud_io import PackedCloud, saliency_cloud, SALIENCY_POINT_STEP
 from pointcam_ros.formats.markers import MarkerSpec
 from sensor_msgs.msg import PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
@@ -30,7 +29,8 @@ def to_ros_cloud(cloud: PackedCloud, header: Optional[Any]) -> PointCloud2:
     Wrap a packed cloud into an rclpy ``PointCloud2`` with the given header.
 
     ``data`` is handed over as ``array.array('B')`` so the generated setter
-    stores it with one memcpy instead of checking every byte.
+    stores it with one memcpy instead of checking every byte; a cloud whose
+    data already is one is not copied.
     """
     msg = PointCloud2()
     if header is not None:
@@ -42,8 +42,10 @@ def to_ros_cloud(cloud: PackedCloud, header: Optional[Any]) -> PointCloud2:
     msg.is_bigendian = bool(cloud.is_bigendian)
     msg.point_step = cloud.point_step
     msg.row_step = cloud.row_step
-    data = array.array('B')
-    data.frombytes(cloud.data)
+    data = cloud.data
+    if not (isinstance(data, array.array) and data.typecode == 'B'):
+        data = array.array('B')
+        data.frombytes(cloud.data)
     msg.data = data
     msg.is_dense = bool(cloud.is_dense)
     return msg
@@ -58,21 +60,8 @@ def saliency_message(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
     as in :func:`~pointcam_ros.formats.cloud_io.saliency_cloud`), with one copy
     of the points instead of three: the node's hot path.
     """
-    num = xyz.shape[0]
-    data = array.array('B', bytes(num * SALIENCY_POINT_STEP))
-    fill_saliency_records(data, xyz, saliency, labels, object_ids)
-    msg = PointCloud2()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = 1, num
-    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                  for f in SALIENCY_FIELDS]
-    msg.is_bigendian = False
-    msg.point_step = SALIENCY_POINT_STEP
-    msg.row_step = SALIENCY_POINT_STEP * num
-    msg.data = data
-    msg.is_dense = True
-    return msg
+    data = array.array('B', bytes(xyz.shape[0] * SALIENCY_POINT_STEP))
+    return to_ros_cloud(saliency_cloud(xyz, saliency, labels, object_ids, buffer=data), header)
 
 
 def to_ros_markers(specs: Sequence[MarkerSpec], header: Any) -> MarkerArray:
