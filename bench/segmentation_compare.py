@@ -140,8 +140,12 @@ def semantic_kitti(root: Path, config: PipelineConfig, designs: list[str],
                    min_points: int) -> Optional[dict]:
     """Tallies on SemanticKITTI scans under ``root`` (instances from the label files)."""
     scans = list(realdata.semantic_kitti(root))
-    if not scans:
-        return None
+    return _labelled_scans(scans, config, designs, min_points) if scans else None
+
+
+def _labelled_scans(scans: list, config: PipelineConfig, designs: list[str],
+                    min_points: int) -> dict:
+    """Tallies on real scans whose ``objects`` carry a name and a point mask each."""
     tallies = {d: Tally() for d in designs}
     for scan in scans:
         objects = _enough(scan.xyz, [(o.name, o.mask) for o in scan.objects], config,
@@ -184,12 +188,7 @@ def argoverse(root: Path, config: PipelineConfig, designs: list[str],
     except ImportError:
         print('argoverse 2: pyarrow missing, skipped (pip install pyarrow)', file=sys.stderr)
         return None
-    tallies = {d: Tally() for d in designs}
-    for scan in scans:
-        objects = _enough(scan.xyz, [(o.name, o.mask) for o in scan.objects], config,
-                          min_points)
-        run_designs(scan.xyz, objects, config, designs, tallies, visible_only=True)
-    return tallies
+    return _labelled_scans(scans, config, designs, min_points)
 
 
 def print_table(title: str, tallies: dict) -> None:
