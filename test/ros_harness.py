@@ -15,6 +15,7 @@
 """Test helpers: a real rclpy node spinning in a thread, and node processes."""
 
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import threading
@@ -118,15 +119,33 @@ class Harness:
         self.node.destroy_node()
 
 
-def start_process(executable: str, *ros_args: str, install: Optional[Path] = None
-                  ) -> subprocess.Popen:
-    """Start a console script of this venv (or of a colcon install space) with --ros-args."""
+def _sigint(ignored: bool) -> Callable[[], None]:
+    """
+    Return a ``preexec_fn`` that gives a child SIGINT ignored or at its default.
+
+    Where a test run starts decides what its children inherit (a background
+    CI run: ignored), so tests of Ctrl-C say which case they mean: at the
+    default, as a terminal's Ctrl-C finds it, or ignored, as nohup or a
+    background start leaves it, where rclpy's own handler still shuts the
+    context down.
+    """
+    handler = signal.SIG_IGN if ignored else signal.SIG_DFL
+    return lambda: signal.signal(signal.SIGINT, handler)
+
+
+def start_process(executable: str, *ros_args: str, install: Optional[Path] = None,
+                  sigint_ignored: bool = False) -> subprocess.Popen:
+    """
+    Start a console script of this venv (or of a colcon install space) with --ros-args.
+
+    SIGINT is at its default in the child, or ignored with ``sigint_ignored``.
+    """
     if install is None:
         command = [str(Path(sys.executable).parent / executable)]
         if ros_args:
             command += ['--ros-args', *ros_args]
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+                                text=True, preexec_fn=_sigint(sigint_ignored))
     venv_bin = Path(sys.executable).parent
     script = install / 'pointcam_ros' / 'lib' / 'pointcam_ros' / executable
     args = ' '.join(['--ros-args', *ros_args]) if ros_args else ''
