@@ -48,6 +48,10 @@ from tqdm import tqdm
 
 #: First scene seed of each split; a split of n scenes uses seeds start..start+n-1.
 SPLIT_SEEDS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
+#: Scene sizes (m, half width) a data set's scenes are drawn from: out to the pipeline's
+#: default ``max_range`` (100 m), so the model sees the sparse far objects and far
+#: clutter (facades, trees, signs at 50-100 m) that the node will hand it.
+SCENE_EXTENTS = (45.0, 100.0)
 
 
 @dataclass
@@ -145,17 +149,19 @@ def simulate_scan(seed: int, sensors: Optional[Sequence[str]] = None,
     """
     Scan scene ``seed`` as :func:`simulate_objects` does, before it cuts the scan up.
 
-    Sensor, scene kind and mount height drawn as described there. Returns
-    the valid points ``(M, 3)`` float32, their object ids and class ids
-    ``(M,)`` (-1: no object).
+    Sensor, scene kind and mount height drawn as described there, the
+    scene's size from :data:`SCENE_EXTENTS`. Returns the valid points
+    ``(M, 3)`` float32, their object ids and class ids ``(M,)`` (-1: no
+    object).
     """
     from pointcam_ros.sim.simulator import random_scene, scan, scene_kind_for_seed, SENSORS
     sensors = tuple(SENSORS) if sensors is None else sensors
     rng = np.random.default_rng(seed)
     sensor = SENSORS[sensors[int(rng.integers(len(sensors)))]]
     kind = scene_kind_for_seed(seed) if not kinds else kinds[seed % len(kinds)]
-    scene = random_scene(seed, kind=kind)
-    return scan(scene, sensor, seed, mount_height=float(rng.uniform(1.6, 2.0))).flat()
+    mount_height = float(rng.uniform(1.6, 2.0))
+    scene = random_scene(seed, kind=kind, extent=float(rng.uniform(*SCENE_EXTENTS)))
+    return scan(scene, sensor, seed, mount_height=mount_height).flat()
 
 
 def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_cluster_points,

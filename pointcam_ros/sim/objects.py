@@ -31,7 +31,8 @@ from pointcam_ros.sim.surfaces import (
     box, ellipsoid, foliage, GLASS, limb, merge, MESH, Surface, WINDOW)
 
 #: Object classes the simulator labels; ``background`` is everything else that
-#: sticks out of the ground (walls, fences, hedges, bushes, furniture, parked bicycles).
+#: sticks out of the ground (walls, fences, hedges, shrubs, bushes, furniture, signs and
+#: billboards, bus shelters, parked bicycles).
 CLASS_NAMES = ('car', 'truck', 'pedestrian', 'cyclist', 'pole', 'tree', 'background')
 CAR, TRUCK, PEDESTRIAN, CYCLIST, POLE, TREE, BACKGROUND = range(7)
 
@@ -328,11 +329,64 @@ def bush(rng: np.random.Generator) -> Surface:
 
 
 def hedge(rng: np.random.Generator, length: Optional[float] = None) -> Surface:
-    """Build a porous hedge along x (background)."""
+    """Build a trimmed hedge along x, 0.6-3 m tall, porous to dense (background)."""
     length = length or rng.uniform(2.0, 10.0)
-    width, height = rng.uniform(0.5, 1.2), rng.uniform(0.6, 2.0)
+    width, height = rng.uniform(0.5, 1.2), rng.uniform(0.6, 3.0)
     return foliage(rng, (length / 2, width / 2, height / 2), (0, 0, height / 2),
-                   rng.uniform(80, 250), shape='box')
+                   rng.uniform(80, 400), shape='box')
+
+
+def shrubbery(rng: np.random.Generator, length: Optional[float] = None) -> Surface:
+    """
+    Build a row of shrubs grown together along x, 1.2-3.5 m tall (background).
+
+    Untrimmed roadside vegetation: overlapping dense crowns with an uneven
+    top and front, from the ground up. At range its dense face returns like
+    a 2-3 m tall box a few metres long, the size of a van or a truck's side,
+    so the classifier must learn it from this, not from trimmed hedges alone.
+    """
+    length = length or rng.uniform(2.5, 12.0)
+    parts = []
+    x = -length / 2
+    while x < length / 2:
+        reach = rng.uniform(0.6, 1.6)
+        height, depth = rng.uniform(1.2, 3.5), rng.uniform(0.5, 1.5)
+        parts.append(foliage(rng, (reach, depth, height / 2),
+                             (x + reach, rng.normal(0, 0.2), height / 2 + rng.uniform(-0.1, 0.2)),
+                             rng.uniform(120, 400)))
+        x += reach * rng.uniform(1.0, 1.6)
+    return merge(parts)
+
+
+def billboard(rng: np.random.Generator, kind: Optional[str] = None) -> Surface:
+    """
+    Build a raised flat panel on posts along x: a billboard, a large road sign or a bus shelter.
+
+    Labelled background. The panel (1-4.5 m wide, 0.6-2.5 m tall) hangs
+    0.8-3 m above the ground on one or two thin posts, which a sensor often
+    misses, so it shows as a floating plane; a shelter adds glass walls and a
+    roof slab 2.3-2.6 m up.
+    """
+    kind = kind or str(rng.choice(['billboard', 'sign', 'shelter'], p=[0.4, 0.35, 0.25]))
+    shade = float(rng.uniform(0.2, 0.8))
+    if kind == 'shelter':
+        length, depth, roof = rng.uniform(3.0, 6.0), rng.uniform(1.2, 1.8), rng.uniform(2.3, 2.6)
+        parts = [box((length + 0.2, depth + 0.3, 0.12), (0, 0, roof), shade),
+                 box((length, 0.03, roof - 0.2), (0, depth / 2, roof / 2), 0.1, GLASS),
+                 box((0.03, depth, roof - 0.2), (-length / 2, 0, roof / 2), 0.1, GLASS),
+                 box((1.3, 0.08, 1.9), (length / 2 - 0.8, depth / 2 + 0.05, 1.3), 0.7)]
+        parts += [limb((x, y, 0), (x, y, roof), 0.04, 0.3)
+                  for x in (-length / 2, length / 2) for y in (-depth / 2, depth / 2)]
+        return merge(parts)
+    width = rng.uniform(1.0, 2.2) if kind == 'sign' else rng.uniform(2.0, 4.5)
+    height = rng.uniform(0.6, 1.5) if kind == 'sign' else rng.uniform(1.2, 2.5)
+    bottom = rng.uniform(1.8, 3.0) if kind == 'sign' else rng.uniform(0.8, 2.5)
+    thickness = rng.uniform(0.04, 0.1) if kind == 'sign' else rng.uniform(0.1, 0.4)
+    parts = [box((width, thickness, height), (0, 0, bottom + height / 2), shade)]
+    posts = (0.0,) if width < 1.6 else (-width / 3, width / 3)
+    radius = rng.uniform(0.04, 0.12)
+    parts += [limb((x, 0, 0), (x, 0, bottom), radius, 0.3) for x in posts]
+    return merge(parts)
 
 
 def wall(rng: np.random.Generator, length: Optional[float] = None) -> Surface:
@@ -419,7 +473,9 @@ def building(rng: np.random.Generator, length: float, depth: float,
 
     The facade is cut into bays set back 0-0.8 m (recesses, entrances),
     with windows (mostly no return) on every floor and shop windows on some
-    ground floors.
+    ground floors; some shops have an awning 2.4-3.2 m up and some upper
+    floors balconies (a slab with a parapet 0.8-1.6 m out), the floating
+    pieces a facade shows beside its glass.
     """
     height = height or rng.uniform(3.5, 16.0)
     shade = float(rng.uniform(0.15, 0.6))
@@ -437,7 +493,17 @@ def building(rng: np.random.Generator, length: float, depth: float,
             if floor == 0 and shop:
                 parts.append(box((bay * 0.8, 0.04, 2.0), (x + bay / 2, setback - 0.03, 1.3), 0.1,
                                  WINDOW))
+                if rng.random() < 0.4:  # awning
+                    out = rng.uniform(0.8, 2.0)
+                    parts.append(box((bay * 0.85, out, 0.1), (x + bay / 2, setback - out / 2,
+                                                              rng.uniform(2.4, 3.2)),
+                                     float(rng.uniform(0.2, 0.7))))
                 continue
+            if floor > 0 and rng.random() < 0.2:  # balcony: slab and parapet
+                out, wide = rng.uniform(0.8, 1.6), min(bay * 0.8, rng.uniform(1.5, 4.0))
+                parts += [box((wide, out, 0.15), (x + bay / 2, setback - out / 2, z0), shade),
+                          box((wide, 0.06, 1.0), (x + bay / 2, setback - out, z0 + 0.5),
+                              shade)]
             count = max(1, int(bay / rng.uniform(2.0, 3.0)))
             for k in range(count):
                 cx = x + (k + 0.5) * bay / count
@@ -453,5 +519,6 @@ KINDS: dict[str, tuple[Callable[[np.random.Generator], Surface], int]] = {
     'cyclist': (cyclist, CYCLIST), 'pole': (pole, POLE), 'tree': (tree, TREE),
     'bicycle': (bicycle, BACKGROUND), 'bush': (bush, BACKGROUND),
     'hedge': (hedge, BACKGROUND), 'wall': (wall, BACKGROUND), 'fence': (fence, BACKGROUND),
-    'furniture': (furniture, BACKGROUND),
+    'furniture': (furniture, BACKGROUND), 'shrubbery': (shrubbery, BACKGROUND),
+    'billboard': (billboard, BACKGROUND),
 }

@@ -178,6 +178,15 @@ class _Placer:
                     break
 
 
+#: Scene size (m) that the counts of scattered things are drawn for (:func:`_count`).
+BASE_EXTENT = 45.0
+
+
+def _count(rng: np.random.Generator, low: int, high: int, extent: float) -> int:
+    """Draw a count in [``low``, ``high``) for a 45 m scene, grown by ``extent`` / 45."""
+    return int(round(int(rng.integers(low, high)) * extent / BASE_EXTENT))
+
+
 def _group(placer: _Placer, x: float, y: float, heading: float, size: int,
            walking: bool) -> None:
     """People standing or walking together, 0.5-1.2 m apart."""
@@ -192,7 +201,13 @@ def _group(placer: _Placer, x: float, y: float, heading: float, size: int,
 
 def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: float,
             center: float, walk: float) -> None:
-    """Road along x centred on y = ``center`` with half width ``road``; sidewalks ``walk``."""
+    """
+    Road along x centred on y = ``center`` with half width ``road``; sidewalks ``walk``.
+
+    The street runs from -``extent`` to ``extent``; counts of scattered
+    things (furniture, people, traffic) grow with its length as in
+    :func:`_campus`.
+    """
     sides = ((-1, center - road), (1, center + road))
     for side, curb in sides:
         facade = curb + side * walk
@@ -209,15 +224,16 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
             x = -extent
             while x < extent:
                 length = rng.uniform(4, 14)
-                kind = str(rng.choice(['hedge', 'wall', 'fence']))
-                builder = {'hedge': obj.hedge, 'wall': obj.wall, 'fence': obj.fence}[kind]
+                kind = str(rng.choice(['hedge', 'wall', 'fence', 'shrubbery']))
+                builder = {'hedge': obj.hedge, 'wall': obj.wall, 'fence': obj.fence,
+                           'shrubbery': obj.shrubbery}[kind]
                 placer.add(kind, x + length / 2, facade + side * 0.5, 0.0,
                            surface=builder(rng, length), margin=0.05)
                 x += length + rng.uniform(1, 4)
-            placer.scatter('bush', int(rng.integers(2, 8)), lambda: (
+            placer.scatter('bush', _count(rng, 2, 8, extent), lambda: (
                 rng.uniform(-extent, extent), facade + side * rng.uniform(1.5, garden + 1),
                 rng.uniform(-math.pi, math.pi)), margin=0.05)
-            placer.scatter('tree', int(rng.integers(0, 4)), lambda: (
+            placer.scatter('tree', _count(rng, 0, 4, extent), lambda: (
                 rng.uniform(-extent, extent), facade + side * rng.uniform(1.5, garden + 1),
                 rng.uniform(-math.pi, math.pi)), footprint=(0.3, 0.3))
         # Parked cars (vans among them) and some trucks along the curb, bumper to bumper.
@@ -239,7 +255,7 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
         for x in np.arange(-extent + rng.uniform(0, spacing), extent, spacing):
             placer.add('pole', x, curb + side * 0.7, (0.0 if side < 0 else math.pi),
                        surface=obj.pole(rng, 'lamp'), margin=0.05)
-        placer.scatter('pole', int(rng.integers(1, 5)), lambda: (
+        placer.scatter('pole', _count(rng, 1, 5, extent), lambda: (
             rng.uniform(-extent, extent), curb + side * rng.uniform(0.6, 1.0),
             rng.uniform(-math.pi, math.pi)), margin=0.05)
         if rng.random() < 0.6:
@@ -247,7 +263,10 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
             for x in np.arange(-extent + rng.uniform(0, spacing), extent, spacing):
                 placer.add('tree', x, curb + side * rng.uniform(1.2, 2.0), rng.uniform(0, 6),
                            footprint=(0.3, 0.3))
-        placer.scatter('furniture', int(rng.integers(2, 10)), lambda: (
+        placer.scatter('billboard', _count(rng, 0, 3, extent), lambda: (
+            rng.uniform(-extent, extent), curb + side * rng.uniform(0.8, walk),
+            0.0 if rng.random() < 0.7 else math.pi / 2), margin=0.1)
+        placer.scatter('furniture', _count(rng, 2, 10, extent), lambda: (
             rng.uniform(-extent, extent), curb + side * rng.uniform(0.8, walk - 0.8),
             rng.uniform(-math.pi, math.pi)), margin=0.1)
         if rng.random() < 0.4:  # a row of bollards
@@ -261,7 +280,7 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
                 placer.add('bicycle', x0 + 0.75 * k, facade - side * 1.5,
                            math.pi / 2 + rng.normal(0, 0.1), margin=0.0)
         # People on the sidewalk: alone, in groups, next to parked cars.
-        for _ in range(int(rng.integers(3, 9))):
+        for _ in range(_count(rng, 3, 9, extent)):
             x, y = rng.uniform(-extent, extent), curb + side * rng.uniform(0.9, walk - 0.7)
             if rng.random() < 0.4:
                 _group(placer, x, y, rng.choice([0.0, math.pi]), int(rng.integers(2, 5)),
@@ -269,7 +288,7 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
             else:
                 _group(placer, x, y, rng.choice([0.0, math.pi]), 1, walking=rng.random() < 0.7)
     parked = [o for o in placer.scene.objects if o.kind == 'car']
-    for car in rng.permutation(len(parked))[:int(rng.integers(1, 4))]:
+    for car in rng.permutation(len(parked))[:_count(rng, 1, 4, extent)]:
         o = parked[int(car)]
         _, size = o.box()
         person = obj.person(rng, pose='stand')
@@ -283,13 +302,13 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
                 break
     # Traffic: cars, trucks, buses, cyclists near the curb, people crossing.
     lanes = np.arange(center - road + 2.8, center + road - 2.5, 3.2)
-    for _ in range(int(rng.integers(0, 5))):
+    for _ in range(_count(rng, 0, 5, extent)):
         kind = 'truck' if rng.random() < 0.3 else 'car'
         heading = 0.0 if rng.random() < 0.5 else math.pi
         placer.scatter(kind, 1, lambda: (rng.uniform(-extent, extent), rng.choice(lanes),
                                          heading + rng.normal(0, 0.03)),
                        speed=rng.uniform(4, 12), margin=0.5)
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(_count(rng, 2, 7, extent)):
         side = rng.choice([-1, 1])
         placer.scatter('cyclist', 1, lambda: (
             rng.uniform(-extent, extent), center + side * (road - rng.uniform(1.6, 2.6)),
@@ -302,16 +321,22 @@ def _street(placer: _Placer, rng: np.random.Generator, extent: float, road: floa
 
 
 def _campus(placer: _Placer, rng: np.random.Generator, extent: float) -> None:
-    """Scattered buildings, clumps of trees over bushes, hedges, paths with people."""
+    """
+    Scattered buildings, clumps of trees over bushes, hedges, paths with people.
+
+    Things are placed at distances drawn uniformly up to ``extent``; their
+    counts grow with ``extent`` (as drawn for 45 m, times ``extent`` / 45)
+    so the density at any distance stays the same in a larger scene.
+    """
     def anywhere(low: float = 4.0) -> tuple[float, float, float]:
         dist, bearing = rng.uniform(low, extent), rng.uniform(-math.pi, math.pi)
         return dist * math.cos(bearing), dist * math.sin(bearing), rng.uniform(-math.pi, math.pi)
 
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(_count(rng, 1, 5, extent)):
         length, depth = rng.uniform(15, 45), rng.uniform(10, 25)
         surface = obj.building(rng, length, depth)
         placer.scatter('building', 1, lambda: anywhere(18.0), surface=surface, margin=1.0)
-    for _ in range(int(rng.integers(3, 9))):  # tree clumps: crowns merge, bushes beneath
+    for _ in range(_count(rng, 3, 9, extent)):  # tree clumps: crowns merge, bushes beneath
         x, y, _ = anywhere(5.0)
         for _ in range(int(rng.integers(1, 6))):
             placer.add('tree', x + rng.normal(0, 2.5), y + rng.normal(0, 2.5),
@@ -319,17 +344,19 @@ def _campus(placer: _Placer, rng: np.random.Generator, extent: float) -> None:
         for _ in range(int(rng.integers(0, 5))):
             placer.add('bush', x + rng.normal(0, 3), y + rng.normal(0, 3), rng.uniform(0, 6),
                        margin=0.0)
-    placer.scatter('bush', int(rng.integers(2, 10)), anywhere, margin=0.05)
-    placer.scatter('hedge', int(rng.integers(1, 6)), anywhere, margin=0.1)
-    placer.scatter('wall', int(rng.integers(0, 3)), anywhere)
-    placer.scatter('fence', int(rng.integers(0, 3)), anywhere)
-    placer.scatter('furniture', int(rng.integers(3, 10)), anywhere, margin=0.1)
-    placer.scatter('pole', int(rng.integers(2, 8)), anywhere, margin=0.1)
-    placer.scatter('bicycle', int(rng.integers(0, 5)), anywhere, margin=0.05)
-    for _ in range(int(rng.integers(4, 11))):  # people: alone or in groups, on paths
+    placer.scatter('bush', _count(rng, 2, 10, extent), anywhere, margin=0.05)
+    placer.scatter('hedge', _count(rng, 1, 6, extent), anywhere, margin=0.1)
+    placer.scatter('shrubbery', _count(rng, 1, 6, extent), anywhere, margin=0.1)
+    placer.scatter('billboard', _count(rng, 0, 3, extent), anywhere, margin=0.1)
+    placer.scatter('wall', _count(rng, 0, 3, extent), anywhere)
+    placer.scatter('fence', _count(rng, 0, 3, extent), anywhere)
+    placer.scatter('furniture', _count(rng, 3, 10, extent), anywhere, margin=0.1)
+    placer.scatter('pole', _count(rng, 2, 8, extent), anywhere, margin=0.1)
+    placer.scatter('bicycle', _count(rng, 0, 5, extent), anywhere, margin=0.05)
+    for _ in range(_count(rng, 4, 11, extent)):  # people: alone or in groups, on paths
         x, y, heading = anywhere(3.5)
         _group(placer, x, y, heading, int(rng.integers(1, 5)), walking=rng.random() < 0.6)
-    placer.scatter('cyclist', int(rng.integers(2, 6)), anywhere, speed=rng.uniform(3, 6))
+    placer.scatter('cyclist', _count(rng, 2, 6, extent), anywhere, speed=rng.uniform(3, 6))
     if rng.random() < 0.5:  # a parking lot: rows of cars side by side
         x0, y0, yaw = anywhere(8.0)
         for row in range(int(rng.integers(1, 3))):
@@ -342,13 +369,14 @@ def _campus(placer: _Placer, rng: np.random.Generator, extent: float) -> None:
                            y0 + u * math.sin(yaw) + v * math.cos(yaw),
                            yaw + math.pi / 2 + rng.normal(0, 0.05) + math.pi * (row % 2),
                            margin=0.05)
-    placer.scatter('car', int(rng.integers(0, 4)), anywhere, margin=0.3)
-    placer.scatter('truck', int(rng.integers(0, 2)), anywhere, margin=0.3)
+    placer.scatter('car', _count(rng, 0, 4, extent), anywhere, margin=0.3)
+    placer.scatter('truck', _count(rng, 0, 2, extent), anywhere, margin=0.3)
 
 
 #: Kinds drawn for each class in open scenes (background: any clutter).
 _OPEN_KINDS = (('car',), ('truck',), ('pedestrian',), ('cyclist',), ('pole',), ('tree',),
-               ('bush', 'hedge', 'wall', 'fence', 'furniture', 'furniture', 'bicycle'))
+               ('bush', 'hedge', 'wall', 'fence', 'furniture', 'furniture', 'bicycle',
+                'shrubbery', 'billboard'))
 
 
 def _open(placer: _Placer, rng: np.random.Generator, extent: float,
@@ -378,7 +406,7 @@ def scene_kind_for_seed(seed: int) -> str:
 
 
 def random_scene(seed: int, kind: str = 'open', num_objects: Optional[int] = None,
-                 extent: float = 45.0, class_weights: Optional[np.ndarray] = None) -> Scene:
+                 extent: float = BASE_EXTENT, class_weights: Optional[np.ndarray] = None) -> Scene:
     """
     Generate a scene of ``kind`` ('street', 'campus' or 'open'), deterministic for ``seed``.
 
