@@ -20,7 +20,15 @@ IoU >= 0.7, and the end-to-end class accuracy on those matched objects;
 then how often each shape rule (``DetectedObject.rule``) fired, on matched
 objects by their true class and on all reported objects.
 
+The road-user line is issue #23's measure: road users (car, truck,
+pedestrian, cyclist) within 40 m with >= 30 points that are found as one
+cluster *and shown with their class* (not "unknown"), over all of them; and
+false alarms: reported clusters whose points are mostly not a road user's
+(background, poles, trees, ground) shown as a road user, over all such
+clusters.
+
     .venv/bin/python bench/pipeline_quality.py --scenes 60
+    .venv/bin/python bench/pipeline_quality.py --scenes 20 --kind street campus
     .venv/bin/python bench/pipeline_quality.py --scenes 30 --kind street \
         --set cluster_tolerance=0.3
 """
@@ -32,13 +40,17 @@ from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SCENE_KINDS, SENSORS
 from settings import add_set_option, config_from_set
 
+ROAD_USERS = ('car', 'truck', 'pedestrian', 'cyclist')
+ROAD_USER_IDS = [CLASS_NAMES.index(name) for name in ROAD_USERS]
+
 
 def main():
     """Run the pipeline on simulated scenes and print match rate and accuracy."""
     parser = argparse.ArgumentParser(description='pipeline quality on simulated scenes')
     parser.add_argument('--scenes', type=int, default=60)
     parser.add_argument('--first-seed', type=int, default=4_000_000)
-    parser.add_argument('--kind', choices=SCENE_KINDS, default='open', help='scene kind')
+    parser.add_argument('--kind', choices=SCENE_KINDS, nargs='+', default=['open'],
+                        help='scene kinds; --scenes scenes of each')
     add_set_option(parser, 'cluster_tolerance=0.3')
     args = parser.parse_args()
     config = config_from_set(parser, args, device='cpu')
@@ -50,22 +62,32 @@ def main():
     rules_matched = {}  # (rule kind, true class) -> count
     rules_all = {}  # rule kind -> count over every reported object
     reported = 0
-    for seed in range(args.first_seed, args.first_seed + args.scenes):
-        scene = random_scene(seed, kind=args.kind)
+    shown_right = {name: [0, 0] for name in ROAD_USERS}  # found, shown right; eligible
+    not_road_users = false_alarms = 0
+    runs = [(kind, seed) for kind in args.kind
+            for seed in range(args.first_seed, args.first_seed + args.scenes)]
+    for kind, seed in runs:
+        scene = random_scene(seed, kind=kind)
         result = scan(scene, SENSORS[sensors[seed % len(sensors)]], seed)
-        xyz, truth_id, _ = result.flat()
+        xyz, truth_id, truth_class = result.flat()
         out = pipeline.process(xyz)
         reported += len(out.objects)
         for detected in out.objects:
             if detected.rule:
-                kind = detected.rule.split(':')[0]
-                rules_all[kind] = rules_all.get(kind, 0) + 1
+                rule = detected.rule.split(':')[0]
+                rules_all[rule] = rules_all.get(rule, 0) + 1
+            owners = truth_class[out.object_id == detected.object_id]
+            if np.isin(owners, ROAD_USER_IDS).mean() < 0.5:
+                not_road_users += 1
+                false_alarms += (not detected.unknown) and detected.class_name in ROAD_USERS
         for obj in scene.objects:
             truth = truth_id == obj.object_id
             if truth.sum() < 30 or np.hypot(*obj.center[:2]) > 40:
                 continue
             eligible += 1
             found[CLASS_NAMES[obj.class_id]][1] += 1
+            if CLASS_NAMES[obj.class_id] in ROAD_USERS:
+                shown_right[CLASS_NAMES[obj.class_id]][1] += 1
             ids = out.object_id[truth]
             ids = ids[ids >= 0]
             if len(ids) == 0:
@@ -81,14 +103,26 @@ def main():
                 key = (rule.split(':')[0], CLASS_NAMES[obj.class_id])
                 rules_matched[key] = rules_matched.get(key, 0) + 1
             correct += good
+            shown = out.objects[int(out.object_id[cluster][0])]
+            if CLASS_NAMES[obj.class_id] in ROAD_USERS:
+                shown_right[CLASS_NAMES[obj.class_id]][0] += good and not shown.unknown
             per_class[CLASS_NAMES[obj.class_id]][0] += good
             per_class[CLASS_NAMES[obj.class_id]][1] += 1
-    print(f'{args.scenes} {args.kind} scenes (seeds {args.first_seed}+): {eligible} objects '
+    kinds = '+'.join(args.kind)
+    print(f'{len(runs)} {kinds} scenes (seeds {args.first_seed}+): {eligible} objects '
           f'<= 40 m with >= 30 points; {matched} ({100 * matched / eligible:.1f} %) found as '
           f'one cluster with IoU >= 0.7; class accuracy on those {100 * correct / matched:.1f} %')
     print('  found as one cluster: '
           + ', '.join(f'{n} {m}/{e}' for n, (m, e) in found.items()))
     print('  classified right: ' + ', '.join(f'{n} {g}/{c}' for n, (g, c) in per_class.items()))
+    right = sum(r for r, _ in shown_right.values())
+    users = sum(e for _, e in shown_right.values())
+    print(f'road users found as one and shown right: {right}/{users} '
+          f'({100 * right / max(users, 1):.1f} %): '
+          + ', '.join(f'{n} {r}/{e}' for n, (r, e) in shown_right.items())
+          + f'; false alarms: {false_alarms}/{not_road_users} '
+          f'({100 * false_alarms / max(not_road_users, 1):.1f} %) of the clusters that are '
+          'not road users shown as one')
     print(f'shape rules on all {reported} reported objects: {rules_all or "none"}; on matched '
           f'objects (rule, true class): {rules_matched or "none"}')
 

@@ -128,7 +128,9 @@ def point_columns(objects: Sequence[np.ndarray]) -> int:
 
 
 def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]] = None,
-                     kinds: Optional[Sequence[str]] = None) -> list[tuple[np.ndarray, int]]:
+                     kinds: Optional[Sequence[str]] = None,
+                     segmentation: str = PipelineConfig.segmentation
+                     ) -> list[tuple[np.ndarray, int]]:
     """
     Scan scene ``seed`` with a sensor drawn from ``sensors`` (default: all); return its objects.
 
@@ -137,9 +139,10 @@ def simulate_objects(seed: int, min_points: int, sensors: Optional[Sequence[str]
     ``kinds[seed % len(kinds)]`` where ``kinds`` is given. Objects are cut
     out exactly as the node will see them: by the scene pipeline's
     segmentation (default :class:`PipelineConfig`, with ``min_cluster_points
-    = min_points``), labelled from the ground truth.
+    = min_points`` and the ``segmentation`` design), labelled from the
+    ground truth.
     """
-    config = PipelineConfig(min_cluster_points=min_points)
+    config = PipelineConfig(min_cluster_points=min_points, segmentation=segmentation)
     return segmented_objects(*simulate_scan(seed, sensors, kinds), config=config)
 
 
@@ -166,17 +169,20 @@ def simulate_scan(seed: int, sensors: Optional[Sequence[str]] = None,
 
 def build_dataset(seeds: Iterable[int], min_points: int = PipelineConfig.min_cluster_points,
                   sensors: Optional[Sequence[str]] = None, progress: bool = True,
-                  kinds: Optional[Sequence[str]] = None) -> ObjectDataset:
+                  kinds: Optional[Sequence[str]] = None,
+                  segmentation: str = PipelineConfig.segmentation) -> ObjectDataset:
     """
     Simulate the scenes of ``seeds`` (sensors drawn from ``sensors``, default all).
 
-    ``kinds``: scene kinds to use (default: the street/campus/open mix).
+    ``kinds``: scene kinds to use (default: the street/campus/open mix);
+    ``segmentation``: the design that cuts the objects out (``voxel`` or
+    ``range``, as the pipeline's parameter).
     """
     from pointcam_ros.sim.simulator import CLASS_NAMES
     seeds = list(seeds)
     points, labels, distance, origin = [], [], [], []
     for seed in tqdm(seeds, desc='scenes', unit='scene', disable=not progress):
-        for pts, label in simulate_objects(seed, min_points, sensors, kinds):
+        for pts, label in simulate_objects(seed, min_points, sensors, kinds, segmentation):
             points.append(pts)
             labels.append(label)
             distance.append(float(np.linalg.norm(pts.mean(axis=0)[:2])))
