@@ -38,7 +38,7 @@ setup(
             'pointcam_node = pointcam_ros.ros.entry:node',
             'pointcam_sim = pointcam_ros.ros.entry:sim',
             'pointcam_train = pointcam_ros.learn.train:main',
-            'pointcam_dataset = pointcam_ros.learn.train:dataset_main',
+            'pointcam_dataset = pointcam_ros.learn.dataset_cli:main',
             'pointcam_eval = pointcam_ros.learn.evaluate:main',
             'pointcam_demo = pointcam_ros.ros.entry:demo',
             'pointcam_bag = pointcam_ros.tools.bag_cli:main',

@@ -16,8 +16,9 @@ pointcam_bag throughput on simulated HDL-64E scans, and its overhead over the pi
 
 Writes an MCAP bag of --scans HDL-64E scans (Velodyne layout) to a temporary
 folder, runs explain_bag over it and prints scans/s and the share of time
-spent outside ScenePipeline.process_cloud, which does what the node does per scan
-(bag reading, deserialisation, message building, serialisation, writing).
+spent outside explain_cloud and its encode (formats/scan_io.py: decode, ScenePipeline.process,
+saliency cloud), which do what the node does per scan (bag reading, deserialisation,
+message building, serialisation, writing).
 
     .venv/bin/python bench/bench_bag.py [--device cuda] [--scans 50]
 """

@@ -43,15 +43,18 @@ from machine import describe
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud
-from pointcam_ros.perception import pipeline as pipeline_module
 from pointcam_ros.perception import segmentation_torch
+from pointcam_ros.perception import stages as stages_module
 from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.perception.stages import Stages
 import torch
 
 SEGMENT_STEPS = ('region_of_interest', 'fit_ground', 'ground_level', 'cluster_voxels',
                  'connected_components', 'split_wide_clusters', 'keep_clusters')
-PIPELINE_STEPS = ('_largest_objects_torch', '_oriented_boxes', 'core_sizes_torch')
-METHOD_STEPS = ('_explain', '_fill')
+#: Functions the torch stages call (looked up in the stages module at each call).
+PIPELINE_STEPS = ('largest_objects_torch', 'oriented_boxes_torch', 'core_sizes_torch')
+#: Methods: the model step of the stages, the labelling of the pipeline.
+METHOD_STEPS = ((Stages, 'model'), (ScenePipeline, '_label'))
 
 
 @contextlib.contextmanager
@@ -72,8 +75,8 @@ def step_timers(device: torch.device, totals: dict):
         return wrapper
 
     saved = [(segmentation_torch, name) for name in SEGMENT_STEPS]
-    saved += [(pipeline_module, name) for name in PIPELINE_STEPS]
-    saved += [(ScenePipeline, name) for name in METHOD_STEPS]
+    saved += [(stages_module, name) for name in PIPELINE_STEPS]
+    saved += list(METHOD_STEPS)
     originals = [(owner, name, getattr(owner, name)) for owner, name in saved]
     try:
         for owner, name, function in originals:

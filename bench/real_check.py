@@ -51,8 +51,8 @@ import numpy as np
 from pointcam_ros.common.atomic import write_text_atomic
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.results import SceneResult
-from pointcam_ros.learn.kitti import (
-    analyse_frame, cluster_flags, IMAGE_SIZE, KittiFrame, list_frames, read_frame, ROAD_USERS)
+from pointcam_ros.formats.kitti import IMAGE_SIZE, KittiFrame, list_frames, read_frame
+from pointcam_ros.learn.kitti import analyse_frame, cluster_flags, ROAD_USERS
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.rules import shape_features
 from pointcam_ros.perception.segmentation import region_of_interest, segment_scene

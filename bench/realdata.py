@@ -29,8 +29,9 @@ that set:
   calibration translation subtracted, rotation kept: the sensor is mounted
   level); road users are the cuboids of :data:`AV2` categories;
   ``clutter`` marks the points in no cuboid of any category.
-* KITTI object frames are read by :mod:`pointcam_ros.learn.kitti`
-  (``bench/real_check.py`` uses its in-view unlabelled clusters).
+* KITTI object frames are read by :mod:`pointcam_ros.formats.kitti`
+  (``bench/real_check.py`` uses the in-view unlabelled clusters of
+  :mod:`pointcam_ros.learn.kitti`).
 
 Needs ``pyarrow`` for Argoverse 2 (:func:`argoverse` raises ImportError
 without it). The data are never copied into the repository.

@@ -163,7 +163,7 @@ def _enough(xyz: np.ndarray, objects: list, config: PipelineConfig, min_points: 
 def kitti(root: Path, config: PipelineConfig, designs: list[str],
           min_points: int) -> Optional[dict]:
     """Tallies on the KITTI object frames under ``root / 'kitti'`` (boxes)."""
-    from pointcam_ros.learn.kitti import box_in_velodyne, KITTI_TYPES, list_frames, read_frame
+    from pointcam_ros.formats.kitti import box_in_velodyne, KITTI_TYPES, list_frames, read_frame
     folder = root / 'kitti'
     if not (folder / 'velodyne').is_dir():
         return None

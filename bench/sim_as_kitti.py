@@ -15,7 +15,7 @@
 Write simulated HDL-64E scans as a KITTI-format folder (velodyne/, label_2/, calib/).
 
 This is a stand-in for the real data when none is at hand. It exercises
-``pointcam_dataset --kitti`` and ``bench/real_check.py`` at full scan size
+``pointcam_dataset kitti`` and ``bench/real_check.py`` at full scan size
 (about 100k points), and it gives a ceiling for ``real_check``: the boxes are
 exact and the scans are clean. It measures nothing about the real world.
 
@@ -39,8 +39,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.learn.kitti import (
-    analyse_frame, frame_examples, IMAGE_SIZE, KittiCalib, list_frames, read_frame)
+from pointcam_ros.formats.kitti import IMAGE_SIZE, KittiCalib, list_frames, read_frame
+from pointcam_ros.learn.kitti import analyse_frame, frame_examples
 from pointcam_ros.sim.simulator import (
     CLASS_NAMES, random_scene, scan, Scene, SCENE_KINDS, SENSORS)
 
@@ -138,7 +138,7 @@ def write_frame(folder: Path, index: int, seed: int, kind: str = 'open',
 def audit(folder: Path, first_seed: int, kind: str = 'open',
           sensor: str = 'hdl64') -> dict[str, Counter]:
     """
-    Check the examples ``pointcam_dataset --kitti`` cuts against the simulator's truth.
+    Check the examples ``pointcam_dataset kitti`` cuts against the simulator's truth.
 
     Returns, per class of example, a count of the true class of the majority
     of its points ('ground' for ground points).
@@ -183,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'{args.out}: {args.frames} frames, {points / max(args.frames, 1):.0f} points and '
           f'{labels / max(args.frames, 1):.1f} labelled objects per frame')
     if args.audit:
-        print('examples cut by pointcam_dataset --kitti, by the true class of most of their '
+        print('examples cut by pointcam_dataset kitti, by the true class of most of their '
               'points:')
         truth = audit(args.out, args.first_seed, args.kind, args.sensor)
         for label, counts in sorted(truth.items()):

@@ -21,9 +21,9 @@ scripts/setup.sh
 BIN=.venv/bin
 WORK=${POINTCAM_WORK:-out/default_model}
 mkdir -p "$WORK"
-[[ -f $WORK/train.npz ]] || $BIN/pointcam_dataset --split train --scenes 1600 --out "$WORK/train.npz"
-[[ -f $WORK/val.npz ]] || $BIN/pointcam_dataset --split val --scenes 150 --out "$WORK/val.npz"
-[[ -f $WORK/test.npz ]] || $BIN/pointcam_dataset --split test --scenes 250 --out "$WORK/test.npz"
+[[ -f $WORK/train.npz ]] || $BIN/pointcam_dataset sim --split train --scenes 1600 --out "$WORK/train.npz"
+[[ -f $WORK/val.npz ]] || $BIN/pointcam_dataset sim --split val --scenes 150 --out "$WORK/val.npz"
+[[ -f $WORK/test.npz ]] || $BIN/pointcam_dataset sim --split test --scenes 250 --out "$WORK/test.npz"
 $BIN/pointcam_train --train "$WORK/train.npz" --val "$WORK/val.npz" --test "$WORK/test.npz" \
     --out "$WORK/model.pt" --epochs 18 --mirror --seed 0 --force "$@"
 install -m 644 "$WORK/model.pt" pointcam_ros/models/default_pointnet.pt

@@ -244,10 +244,14 @@ def test_saliency_cloud_of_zero_points_round_trips():
 
 def test_the_pipeline_answers_an_empty_cloud_with_an_empty_saliency_cloud(tiny_model):
     from pointcam_ros.common.config import PipelineConfig
+    from pointcam_ros.formats.markers import DELETEALL
+    from pointcam_ros.formats.scan_io import explain_cloud
     from pointcam_ros.perception.pipeline import ScenePipeline
     pipeline = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
-    result, out = pipeline.process_cloud(_empty(1, 0))
+    scan = explain_cloud(_empty(1, 0), pipeline.process)
+    result, out = scan.result, scan.cloud
     assert result.objects == [] and result.saliency.shape == (0,)
+    assert [marker.action for marker in scan.markers] == [DELETEALL]  # clears the last scan
     assert out.width == 0 and read_cloud(out).num_points == 0
 
 

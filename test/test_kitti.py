@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.formats.kitti import (
+    box_in_velodyne, KittiCalib, KittiFormatError, list_frames, read_calib, read_frame,
+    read_labels, read_velodyne)
 from pointcam_ros.learn.dataset import load_dataset, ObjectDataset, save_dataset
-from pointcam_ros.learn.dataset_cli import merge_datasets
-from pointcam_ros.learn.kitti import (
-    analyse_frame, box_in_velodyne, build_kitti_dataset, KittiCalib, KittiFormatError,
-    list_frames, read_calib, read_frame, read_labels, read_velodyne)
-from pointcam_ros.learn.train import dataset_main
+from pointcam_ros.learn.dataset_cli import main as dataset_main, merge_datasets
+from pointcam_ros.learn.kitti import analyse_frame, build_kitti_dataset
 from pointcam_ros.sim.simulator import CLASS_NAMES
 import pytest
 
@@ -353,24 +353,24 @@ def test_missing_folders_and_files(tmp_path, kitti_root):
 
 def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
     out = tmp_path / 'kitti.npz'
-    assert dataset_main(['--kitti', str(kitti_root), '--out', str(out), '--no-progress']) == 0
+    assert dataset_main(['kitti', str(kitti_root), '--out', str(out), '--no-progress']) == 0
     assert '7 objects' in capsys.readouterr().out
     kitti = load_dataset(out)
     assert sorted(kitti.seeds.tolist()) == [0, 0, 0, 0, 1, 1, 1]
     # refuses to overwrite what exists
     with pytest.raises(SystemExit):
-        dataset_main(['--kitti', str(kitti_root), '--out', str(out)])
+        dataset_main(['kitti', str(kitti_root), '--out', str(out)])
     frames = tmp_path / 'train.txt'
     frames.write_text('000001\n')
     only = tmp_path / 'only1.npz'
-    assert dataset_main(['--kitti', str(kitti_root), '--frame-list', str(frames),
+    assert dataset_main(['kitti', str(kitti_root), '--frame-list', str(frames),
                          '--out', str(only), '--no-progress']) == 0
     assert load_dataset(only).seeds.tolist() == [1, 1, 1]
     # a params file's min_cluster_points is the default --min-points: Person_sitting (36
     # points) goes
     params = tmp_path / 'params.yaml'
     PipelineConfig(min_cluster_points=40).to_yaml(params)
-    assert dataset_main(['--kitti', str(kitti_root), '--frame-list', str(frames), '--params',
+    assert dataset_main(['kitti', str(kitti_root), '--frame-list', str(frames), '--params',
                          str(params), '--out', str(tmp_path / 'p.npz'), '--no-progress']) == 0
     assert 'with < 40 visible points' in capsys.readouterr().out
     assert sorted(load_dataset(tmp_path / 'p.npz').labels.tolist()) == [
@@ -382,14 +382,14 @@ def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
                         class_names=list(CLASS_NAMES))
     save_dataset(old, tmp_path / 'old.npz')
     mixed = tmp_path / 'mixed.npz'
-    assert dataset_main(['--merge', str(tmp_path / 'old.npz'), str(out),
+    assert dataset_main(['merge', str(tmp_path / 'old.npz'), str(out),
                          '--out', str(mixed)]) == 1
     assert 'rebuild the older set' in capsys.readouterr().err and not mixed.exists()
     sim = ObjectDataset(points=[np.ones((20, 4), np.float32)], labels=np.array([4]),
                         distance=np.array([3.0], np.float32), seeds=np.array([77]),
                         class_names=list(CLASS_NAMES))
     save_dataset(sim, tmp_path / 'sim.npz')
-    assert dataset_main(['--merge', str(tmp_path / 'sim.npz'), str(out),
+    assert dataset_main(['merge', str(tmp_path / 'sim.npz'), str(out),
                          '--out', str(mixed)]) == 0
     merged = load_dataset(mixed)
     assert len(merged) == 8 and merged.labels[0] == 4 and merged.seeds[0] == 77
@@ -398,12 +398,12 @@ def test_cli_kitti_then_merge_with_simulated(tmp_path, kitti_root, capsys):
 
 
 def test_train_on_kitti_then_check_the_installed_model(tmp_path, kitti_root, capsys):
-    """pointcam_dataset --kitti -> train -> model_path in a params file -> real_check."""
+    """pointcam_dataset kitti -> train -> model_path in a params file -> real_check."""
     import torch
     from pointcam_ros.learn.train import train
     from pointcam_ros.model.checkpoint import load_checkpoint
     data = tmp_path / 'kitti.npz'
-    assert dataset_main(['--kitti', str(kitti_root), '--out', str(data), '--no-progress']) == 0
+    assert dataset_main(['kitti', str(kitti_root), '--out', str(data), '--no-progress']) == 0
     kitti = load_dataset(data)
     model = tmp_path / 'model.pt'
     arch = {'mlp1': (16,), 'mlp2': (32, 64), 'head': (32, 16), 'tnet_conv': (16, 32, 64),
@@ -437,7 +437,7 @@ def test_cli_reports_malformed_input(tmp_path, kitti_root, capsys):
         src = kitti_root / name
         (root / name).write_bytes(src.read_bytes())
     (root / 'label_2' / '000000.txt').write_text('Car 1 2 3\n')
-    assert dataset_main(['--kitti', str(root), '--out', str(tmp_path / 'x.npz'),
+    assert dataset_main(['kitti', str(root), '--out', str(tmp_path / 'x.npz'),
                          '--no-progress']) == 1
     err = capsys.readouterr().err
     assert 'label_2/000000.txt:1:' in err

@@ -19,6 +19,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'pointcam_ros'
@@ -119,3 +120,62 @@ def test_segmentation_needs_neither_torch_nor_open3d():
     result = _import_without(['pointcam_ros.perception.segmentation',
                               'pointcam_ros.perception.rules'], ['torch', 'open3d'])
     assert result.returncode == 0, result.stderr
+
+
+def test_perception_never_sees_a_pointcloud2():
+    """Issue 24.1: decode -> process -> encode lives in formats/scan_io, not in perception/."""
+    for layer, path in _modules():
+        if layer == 'perception':
+            codec = {n for n in _imports(path) if n.startswith('pointcam_ros.formats')}
+            assert not codec, f'{path.name} imports {codec}'
+
+
+def _layer_of(frame) -> str:
+    """Return the layer of the nearest pointcam_ros frame at or above ``frame`` ('' if none)."""
+    while frame is not None:
+        parts = str(frame.f_globals.get('__name__', '')).split('.')
+        if parts[0] == 'pointcam_ros' and len(parts) > 2 and parts[1] in LAYERS:
+            return parts[1]
+        frame = frame.f_back
+    return ''
+
+
+def test_one_scan_enters_each_layer_once(tiny_model):
+    """
+    Issue 24.7: a message's way to the saliency cloud and markers, as the node takes it.
+
+    The caller (the node, here the test) enters ``formats/`` once
+    (``explain_cloud``: decode, process, encode), which enters ``perception/``
+    once (the pipeline's ``process``, handed in); nothing below ``formats/``
+    calls back into it, and that hand-in is the only call up the layers into
+    ``perception/``.
+    """
+    from pointcam_ros.common.config import PipelineConfig
+    from pointcam_ros.formats.cloud_io import FieldSpec, FLOAT32, pack_cloud
+    from pointcam_ros.formats.scan_io import explain_cloud
+    from pointcam_ros.perception.pipeline import ScenePipeline
+    rng = np.random.default_rng(0)
+    ground = np.c_[rng.uniform(-20, 20, (4000, 2)), rng.normal(-1.8, 0.02, 4000)]
+    box = rng.uniform([5, 5, -1.7], [7, 6, -0.3], (400, 3))
+    xyz = np.r_[ground, box].astype(np.float32)
+    cloud = pack_cloud({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]},
+                       [FieldSpec(name, 4 * i, FLOAT32) for i, name in enumerate('xyz')], 12)
+    pipeline = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
+    entries = []
+
+    def profile(frame, event, arg):
+        if event == 'call':
+            callee, caller = _layer_of(frame), _layer_of(frame.f_back)
+            if callee and callee != caller:
+                entries.append((caller, callee, frame.f_code.co_name))
+
+    sys.setprofile(profile)
+    try:
+        scan = explain_cloud(cloud, pipeline.process, buffer=bytearray)
+    finally:
+        sys.setprofile(None)
+    assert len(scan.result.objects) == 1 and scan.cloud.width == len(xyz)
+    assert scan.markers is not None
+    assert [e for e in entries if e[0] == ''] == [('', 'formats', 'explain_cloud')]
+    assert [e for e in entries if e[1] == 'perception'] == [('formats', 'perception', 'process')]
+    assert [e for e in entries if e[1] == 'formats'] == [('', 'formats', 'explain_cloud')]

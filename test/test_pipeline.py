@@ -27,10 +27,10 @@ from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import (
     GROUND_NORMALIZATIONS, HEIGHT_SCALE, normalize_object, normalized_channels, resample_indices)
-from pointcam_ros.perception.pipeline import (
-    core_size, core_sizes_torch, hull_outline, sample_sizes, ScanError, ScenePipeline)
-from pointcam_ros.perception.rules import shape_rule
+from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
+from pointcam_ros.perception.rules import core_size, core_sizes_torch, shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
+from pointcam_ros.perception.stages import hull_outline, map_back_object, sample_sizes
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
 import pytest
 import torch
@@ -429,8 +429,8 @@ def test_small_objects_at_fewer_samples_give_the_full_samples_results(
         assert obj.target_class == pipeline.class_names[int(explained.predicted[k])]
         assert obj.confidence == pytest.approx(
             probs[k, pipeline.class_names.index(obj.class_name)], abs=1e-5)
-        expected = pipeline._map_back(points[members[k]], locals_[k],
-                                      explained.saliency[k].numpy())
+        expected = map_back_object(points[members[k]], locals_[k],
+                                   explained.saliency[k].numpy())
         np.testing.assert_allclose(out.saliency[members[k]], expected, atol=1e-5)
 
 

@@ -20,8 +20,8 @@ from pointcam_ros.learn.dataset import ObjectDataset
 from pointcam_ros.learn.train import train
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig, with_input_channels
 from pointcam_ros.model.preprocess import (
-    HEIGHT_SCALE, NORMALIZATIONS, normalize_object, normalized_channels, RANGE_SCALE)
-from pointcam_ros.perception.pipeline import _normalize_batch
+    HEIGHT_SCALE, NORMALIZATIONS, normalize_batch, normalize_object, normalized_channels,
+    RANGE_SCALE)
 import pytest
 import torch
 
@@ -107,9 +107,9 @@ def test_view_ground_adds_each_points_height_above_the_ground():
         normalize_object(hole, 'view_ground')
     batch = torch.from_numpy(hole[None])
     with pytest.raises(ValueError, match='without NaN'):
-        _normalize_batch(batch[..., :3].contiguous(), 'view_ground', batch[..., 3])
+        normalize_batch(batch[..., :3].contiguous(), 'view_ground', batch[..., 3])
     with pytest.raises(ValueError, match='height above the ground'):
-        _normalize_batch(torch.from_numpy(obj[None, :, :3]), 'view_ground')
+        normalize_batch(torch.from_numpy(obj[None, :, :3]), 'view_ground')
 
 
 @pytest.mark.parametrize('mode', NORMALIZATIONS)
@@ -118,7 +118,7 @@ def test_torch_twin_equals_numpy(mode):
     objects = [_with_height(_turn(_car_corner(rng), a), rng) for a in (0.0, 1.0, -2.5)]
     objects.append(np.zeros((300, 4), np.float32))  # at the sensor: no direction to turn to
     stacked = torch.from_numpy(np.stack(objects))
-    twin = _normalize_batch(stacked[..., :3].contiguous(), mode, stacked[..., 3]).numpy()
+    twin = normalize_batch(stacked[..., :3].contiguous(), mode, stacked[..., 3]).numpy()
     expected = np.stack([normalize_object(o, mode) for o in objects])
     assert twin.shape == expected.shape == (4, 300, normalized_channels(mode))
     np.testing.assert_allclose(twin, expected, atol=2e-5)

@@ -29,10 +29,11 @@ from pointcam_ros.learn.calibration import (
     reliability, softmax)
 from pointcam_ros.learn.dataset import (
     build_dataset, load_dataset, ObjectDataset, save_dataset, SPLIT_SEEDS)
-from pointcam_ros.learn.dataset_cli import main as real_data_main
+from pointcam_ros.learn.dataset_cli import COMMANDS as DATASET_COMMANDS
+from pointcam_ros.learn.dataset_cli import main as dataset_main, modern_argv
 from pointcam_ros.learn.evaluate import _drop_more, faithfulness
 from pointcam_ros.learn.metrics import accuracy_by_points, confusion_matrix, metrics
-from pointcam_ros.learn.train import calibrate, dataset_main, DEFAULT_ARCH, format_report
+from pointcam_ros.learn.train import calibrate, DEFAULT_ARCH, format_report
 from pointcam_ros.learn.train import main as train_main, train
 from pointcam_ros.model.checkpoint import load_checkpoint
 from pointcam_ros.tools.render import render_objects, render_scan
@@ -413,9 +414,14 @@ def scratch(tmp_path):
 
 
 def _argv(folder: Path, words: str) -> list[str]:
-    """Split ``words``; a word with a dot or named ``folder``/``kitti`` is a file in folder."""
-    return [str(folder / w) if '.' in w or w in ('folder', 'kitti') else w
-            for w in words.split()]
+    """
+    Split ``words``; a word with a dot or named ``folder``/``kitti`` is a file in folder.
+
+    A first word that is a ``pointcam_dataset`` subcommand stays as it is.
+    """
+    return [w if not i and w in DATASET_COMMANDS
+            else str(folder / w) if '.' in w or w in ('folder', 'kitti') else w
+            for i, w in enumerate(words.split())]
 
 
 def _refused(run, argv, folder, capsys, *expected):
@@ -490,30 +496,44 @@ def test_resuming_its_own_run_needs_no_force_for_out_and_state(scratch, capsys):
 
 
 def test_dataset_simulation_replaces_no_set_without_force(scratch, capsys):
-    _refused(dataset_main, _argv(scratch, '--split val --scenes 1 --out va.npz'), scratch,
+    _refused(dataset_main, _argv(scratch, 'sim --split val --scenes 1 --out va.npz'), scratch,
              capsys, '--out {0}/va.npz exists: pass --force')
-    _refused(dataset_main, _argv(scratch, '--split val --scenes 1 --force --out folder'),
+    _refused(dataset_main, _argv(scratch, 'sim --split val --scenes 1 --force --out folder'),
              scratch, capsys, '--out {0}/folder is a directory')
     before = _hashes(scratch)
-    assert dataset_main(_argv(scratch, '--split val --scenes 1 --force --out va.npz')) == 0
+    assert dataset_main(_argv(scratch, 'sim --split val --scenes 1 --force --out va.npz')) == 0
     after = _hashes(scratch)
     assert after.pop('va.npz') != before.pop('va.npz') and after == before
 
 
 @pytest.mark.parametrize('words, named', [
-    ('--merge tr.npz va.npz --out va.npz', '--out {0}/va.npz is the same file as --merge #2 '
+    ('merge tr.npz va.npz --out va.npz', '--out {0}/va.npz is the same file as input #2 '
      '{0}/va.npz'),
-    ('--merge tr.npz va.npz --out link.npz', 'is the same file as --merge #1'),
-    ('--kitti kitti --frame-list frames.txt --out frames.txt', 'the same file as --frame-list'),
-    ('--kitti kitti --params params.yaml --out params.yaml', 'the same file as --params'),
-    ('--kitti kitti --out kitti', '--out {0}/kitti is the same file as --kitti'),
+    ('merge tr.npz va.npz --out link.npz', 'is the same file as input #1'),
+    ('kitti kitti --frame-list frames.txt --out frames.txt', 'the same file as --frame-list'),
+    ('kitti kitti --params params.yaml --out params.yaml', 'the same file as --params'),
+    ('kitti kitti --out kitti', '--out {0}/kitti is the same file as ROOT'),
 ])
 def test_dataset_merge_and_kitti_never_write_over_an_input(scratch, capsys, words, named):
     argv = _argv(scratch, f'{words} --force')
-    _refused(real_data_main, argv, scratch, capsys, named, 'not even with --force')
-    _refused(dataset_main, argv, scratch, capsys, named)  # through the entry point
+    _refused(dataset_main, argv, scratch, capsys, named, 'not even with --force')
+    legacy = [f'--{argv[0]}', *argv[1:]]  # the flag form of earlier versions
+    _refused(dataset_main, legacy, scratch, capsys, named, 'the flag form is deprecated')
+
+
+@pytest.mark.parametrize('old, new', [
+    ('--split val --scenes 3 --out v.npz', 'sim --split val --scenes 3 --out v.npz'),
+    ('--out v.npz --scenes=3 --split val', 'sim --out v.npz --scenes=3 --split val'),
+    ('--kitti root --frame-list f.txt --out k.npz', 'kitti root --frame-list f.txt --out k.npz'),
+    ('--out k.npz --kitti=root', 'kitti root --out k.npz'),
+    ('--merge a.npz b.npz --out m.npz --force', 'merge a.npz b.npz --out m.npz --force'),
+    ('--out m.npz --merge a.npz b.npz', 'merge a.npz b.npz --out m.npz'),
+])
+def test_dataset_flag_forms_of_earlier_versions_become_subcommands(old, new):
+    assert modern_argv(old.split()) == new.split()
+    assert modern_argv(new.split()) is None and modern_argv(['--help']) is None
 
 
 def test_dataset_merge_replaces_no_set_without_force(scratch, capsys):
-    _refused(real_data_main, _argv(scratch, '--merge tr.npz va.npz --out te.npz'), scratch,
+    _refused(dataset_main, _argv(scratch, 'merge tr.npz va.npz --out te.npz'), scratch,
              capsys, '--out {0}/te.npz exists: pass --force')

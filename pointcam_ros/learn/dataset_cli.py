@@ -13,13 +13,17 @@
 # limitations under the License.
 
 """
-``pointcam_dataset`` for real data: cut a KITTI-format folder, or merge data sets.
+``pointcam_dataset``: build an object data set (.npz), one subcommand per source.
 
-    pointcam_dataset --kitti ~/kitti --frame-list ImageSets/train.txt --out data/kitti_train.npz
-    pointcam_dataset --merge data/train.npz data/kitti_train.npz --out data/mixed_train.npz
+    pointcam_dataset sim --split train --scenes 1500 --out data/train.npz
+    pointcam_dataset kitti ~/kitti --frame-list ImageSets/train.txt --out data/kitti_train.npz
+    pointcam_dataset merge data/train.npz data/kitti_train.npz --out data/mixed_train.npz
 
-(``pointcam_dataset --split ...`` simulates scenes: see :mod:`pointcam_ros.learn.train`,
-whose ``dataset_main`` hands ``--kitti`` and ``--merge`` command lines to :func:`main`.)
+``sim`` simulates scenes of one split (:func:`~pointcam_ros.learn.dataset.build_dataset`),
+``kitti`` cuts a KITTI-format folder (read by :mod:`pointcam_ros.formats.kitti`,
+cut by :mod:`pointcam_ros.learn.kitti`), ``merge`` concatenates data sets.
+The flag forms of earlier versions (``--split ...``, ``--kitti ROOT``,
+``--merge A B``) still run, with a deprecation note on stderr.
 
 :func:`check_outputs` is the overwrite rule of ``pointcam_dataset`` and
 ``pointcam_train``: no existing file is replaced without ``--force``, and no
@@ -34,7 +38,8 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.learn.dataset import load_dataset, ObjectDataset, point_columns, save_dataset
+from pointcam_ros.learn.dataset import build_dataset, load_dataset, ObjectDataset
+from pointcam_ros.learn.dataset import point_columns, save_dataset, SPLIT_SEEDS
 
 
 class Output(NamedTuple):
@@ -111,9 +116,10 @@ def merge_datasets(datasets: Sequence[ObjectDataset]) -> ObjectDataset:
         class_names=names)
 
 
-def _summary(path: Path, dataset: ObjectDataset) -> str:
+def _summary(path: Path, dataset: ObjectDataset, source: str = '') -> str:
+    """One line: ``path``, the objects (from ``source``) and their count per class."""
     counts = np.bincount(dataset.labels, minlength=len(dataset.class_names))
-    return f'{path}: {len(dataset)} objects; ' + ', '.join(
+    return f'{path}: {len(dataset)} objects{source}; ' + ', '.join(
         f'{n} {c}' for n, c in zip(dataset.class_names, counts))
 
 
@@ -124,22 +130,37 @@ def _read_frame_list(path: Path) -> list[str]:
         raise FileNotFoundError(f'{path}: cannot read the frame list ({exc.strerror})') from exc
 
 
+#: The subcommands, one per source of objects.
+COMMANDS = ('sim', 'kitti', 'merge')
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of ``pointcam_dataset --kitti`` / ``--merge``."""
+    """Return the parser of ``pointcam_dataset {sim,kitti,merge}``."""
     parser = argparse.ArgumentParser(
         prog='pointcam_dataset',
+        description='Build a labelled object data set (.npz): from simulated scenes (sim), '
+        'from labelled real scans in the KITTI object format (kitti), or by merging data '
+        'sets (merge). pointcam_dataset COMMAND --help shows the options of each.')
+    outputs = argparse.ArgumentParser(add_help=False)
+    outputs.add_argument('--out', type=Path, required=True, help='data set to write (.npz)')
+    outputs.add_argument('--force', action='store_true', help='overwrite an existing --out')
+    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    sim = commands.add_parser(
+        'sim', parents=[outputs], help='simulate scenes of one split (needs open3d)',
+        description='Build a labelled object data set from simulated LiDAR scans.')
+    sim.add_argument('--split', choices=sorted(SPLIT_SEEDS), required=True)
+    sim.add_argument('--scenes', type=int, required=True)
+    sim.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,
+                     help='smallest object kept (default: the pipeline default)')
+    sim.add_argument('--scene-kinds', nargs='+', metavar='KIND',
+                     help='street, campus and/or open (default: a mix of all three)')
+    kitti = commands.add_parser(
+        'kitti', parents=[outputs], help='cut labelled scans in the KITTI object format',
         description='Build an object data set from labelled real scans in the KITTI object '
-        'format (--kitti), or merge data sets (--merge). Simulated data: pointcam_dataset '
-        '--split ...')
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('--kitti', type=Path, metavar='ROOT',
-                        help='KITTI-format folder with velodyne/, label_2/, calib/ (or with '
-                        'training/ holding them)')
-    source.add_argument('--merge', type=Path, nargs='+', metavar='NPZ',
-                        help='data sets (.npz) to concatenate, e.g. simulated + KITTI')
-    parser.add_argument('--out', type=Path, required=True, help='data set to write (.npz)')
-    parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
-    kitti = parser.add_argument_group('--kitti options')
+        'format.')
+    kitti.add_argument('root', type=Path, metavar='ROOT',
+                       help='KITTI-format folder with velodyne/, label_2/, calib/ (or with '
+                       'training/ holding them)')
     kitti.add_argument('--frame-list', type=Path, metavar='TXT',
                        help='only these frames: one name per line, e.g. KITTI '
                        'ImageSets/train.txt (default: every scan in velodyne/)')
@@ -157,35 +178,108 @@ def build_parser() -> argparse.ArgumentParser:
                        help='leave out the background clusters (KITTI labels no poles or '
                        'trees, so its background holds them)')
     kitti.add_argument('--no-progress', action='store_true', help='no progress bar')
+    merge = commands.add_parser(
+        'merge', parents=[outputs], help='concatenate data sets with the same classes',
+        description='Concatenate data sets (.npz) with the same class list, in order, e.g. '
+        'simulated + KITTI.')
+    merge.add_argument('inputs', type=Path, nargs='+', metavar='NPZ',
+                       help='data sets to concatenate')
+    for command, run in ((sim, _sim), (kitti, _kitti), (merge, _merge)):
+        command.set_defaults(run=run, command_parser=command)
     return parser
 
 
+def modern_argv(argv: Sequence[str]) -> Optional[list[str]]:
+    """
+    Rewrite a flag-form command line of earlier versions as a subcommand one, or None.
+
+    ``--split ... --scenes ...`` becomes ``sim ...``, ``--kitti ROOT ...``
+    becomes ``kitti ROOT ...`` and ``--merge A B ...`` becomes ``merge A B
+    ...``. None when ``argv`` is not of the old form (a subcommand, help,
+    or nothing).
+    """
+    argv = list(argv)
+    flags = [arg.split('=', 1)[0] for arg in argv]
+    if not argv or argv[0] in COMMANDS or argv[0] in ('-h', '--help'):
+        return None
+    for flag, command in (('--kitti', 'kitti'), ('--merge', 'merge')):
+        if flag not in flags:
+            continue
+        at = flags.index(flag)
+        if '=' in argv[at]:
+            return [command, argv[at].split('=', 1)[1], *argv[:at], *argv[at + 1:]]
+        end = at + 1
+        while end < len(argv) and not argv[end].startswith('-') and (
+                command == 'merge' or end == at + 1):
+            end += 1
+        return [command, *argv[at + 1:end], *argv[:at], *argv[end:]]
+    if '--split' in flags or '--scenes' in flags:
+        return ['sim', *argv]
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``pointcam_dataset --kitti ROOT`` or ``--merge A B ...``; print a summary."""
+    """Run ``pointcam_dataset sim``, ``kitti ROOT`` or ``merge A B ...``; print a summary."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    modern = modern_argv(argv)
+    if modern is not None:
+        print(f'pointcam_dataset: the flag form is deprecated; use: pointcam_dataset '
+              f'{" ".join(modern)}', file=sys.stderr)
+        argv = modern
     parser = build_parser()
     args = parser.parse_args(argv)
-    inputs = {'--kitti': args.kitti, '--frame-list': args.frame_list, '--params': args.params}
-    inputs.update({f'--merge #{i}': path for i, path in enumerate(args.merge or (), start=1)})
+    return args.run(args, args.command_parser)
+
+
+def _refuse_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    inputs: Mapping[str, Optional[Path]]) -> None:
+    """Exit with a usage error if ``--out`` may not be written (before any work)."""
     problem = check_outputs([Output('--out', args.out, '--out')], inputs, args.force)
     if problem:
         parser.error(problem)
+
+
+def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``pointcam_dataset sim``: simulate ``--scenes`` scenes of ``--split``."""
+    _refuse_outputs(parser, args, {})  # before the first scene is simulated
+    start = SPLIT_SEEDS[args.split]
+    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points,
+                            kinds=args.scene_kinds)
+    save_dataset(dataset, args.out)
+    print(_summary(args.out, dataset, f' from {args.scenes} scenes'))
+    return 0
+
+
+def _merge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``pointcam_dataset merge A B ...``: concatenate data sets."""
+    _refuse_outputs(parser, args, {f'input #{i}': path
+                                   for i, path in enumerate(args.inputs, start=1)})
+    try:
+        parts = [load_dataset(path) for path in args.inputs]
+        dataset = merge_datasets(parts)
+    except (OSError, ValueError) as exc:
+        print(f'pointcam_dataset: error: {exc}', file=sys.stderr)
+        return 1
+    save_dataset(dataset, args.out)
+    print(_summary(args.out, dataset) + f' (merged from {len(parts)} files: ' +
+          ', '.join(f'{p} {len(d)}' for p, d in zip(args.inputs, parts)) + ')')
+    return 0
+
+
+def _kitti(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``pointcam_dataset kitti ROOT``: cut a KITTI-format folder into objects."""
+    _refuse_outputs(parser, args, {'ROOT': args.root, '--frame-list': args.frame_list,
+                                   '--params': args.params})
     if args.min_points is not None and args.min_points < 1:
         parser.error('--min-points must be >= 1')
     try:
-        if args.merge:
-            parts = [load_dataset(path) for path in args.merge]
-            dataset = merge_datasets(parts)
-            save_dataset(dataset, args.out)
-            print(_summary(args.out, dataset) + f' (merged from {len(parts)} files: ' +
-                  ', '.join(f'{p} {len(d)}' for p, d in zip(args.merge, parts)) + ')')
-            return 0
         from pointcam_ros.learn.kitti import build_kitti_dataset
         config = PipelineConfig.from_yaml(args.params) if args.params else PipelineConfig()
         min_points = args.min_points or config.min_cluster_points
         config = config.replace(min_cluster_points=min_points)
         frames = _read_frame_list(args.frame_list) if args.frame_list else None
         dataset, stats = build_kitti_dataset(
-            args.kitti, min_points, config, tuple(args.image_size),
+            args.root, min_points, config, tuple(args.image_size),
             background=not args.no_background, frames=frames, progress=not args.no_progress)
     except (OSError, ValueError) as exc:
         print(f'pointcam_dataset: error: {exc}', file=sys.stderr)

@@ -13,11 +13,13 @@
 # limitations under the License.
 
 """
-Train the PointNet classifier on simulated objects (``pointcam_train``) and build data sets.
+Train the PointNet classifier on object data sets (``pointcam_train``).
 
-    pointcam_dataset --split train --scenes 1500 --out data/train.npz
-    pointcam_dataset --split val --scenes 200 --out data/val.npz
+    pointcam_dataset sim --split train --scenes 1500 --out data/train.npz
+    pointcam_dataset sim --split val --scenes 200 --out data/val.npz
     pointcam_train --train data/train.npz --val data/val.npz --out model.pt
+
+The data sets come from ``pointcam_dataset`` (:mod:`~pointcam_ros.learn.dataset_cli`).
 
 After training, the best checkpoint is calibrated: a temperature is fitted on
 the validation set (:mod:`~pointcam_ros.learn.calibration`) and stored in it.
@@ -29,17 +31,14 @@ import json
 import logging
 from pathlib import Path
 import pickle
-import sys
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.atomic import write_text_atomic
-from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.batching import Augmentation, make_batch
 from pointcam_ros.learn.calibration import apply_report, calibration_report
-from pointcam_ros.learn.dataset import build_dataset, load_dataset, ObjectDataset, save_dataset
-from pointcam_ros.learn.dataset import SPLIT_SEEDS
+from pointcam_ros.learn.dataset import load_dataset, ObjectDataset
 from pointcam_ros.learn.dataset_cli import check_outputs, Output, same_file
 from pointcam_ros.learn.metrics import collect_logits, evaluate
 from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
@@ -236,37 +235,6 @@ def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) ->
     LOG.info('calibrated on %d val objects: T %.3f, ECE %.4f -> %.4f', report['count'],
              report['temperature'], report['ece_before'], report['ece_after'])
     return report
-
-
-def dataset_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``pointcam_dataset``: simulate scenes of one split (or --kitti, --merge) into a .npz."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(arg.split('=')[0] in ('--kitti', '--merge') for arg in argv):
-        from pointcam_ros.learn.dataset_cli import main as real_data_main
-        return real_data_main(argv)
-    parser = argparse.ArgumentParser(description='Build a labelled object data set from '
-                                     'simulated LiDAR scans (real scans: --kitti ROOT, see '
-                                     '--kitti ROOT --help; mixing: --merge A B).')
-    parser.add_argument('--split', choices=sorted(SPLIT_SEEDS), required=True)
-    parser.add_argument('--scenes', type=int, required=True)
-    parser.add_argument('--min-points', type=int, default=PipelineConfig.min_cluster_points,
-                        help='smallest object kept (default: the pipeline default)')
-    parser.add_argument('--scene-kinds', nargs='+', metavar='KIND',
-                        help='street, campus and/or open (default: a mix of all three)')
-    parser.add_argument('--out', type=Path, required=True, help='data set to write (.npz)')
-    parser.add_argument('--force', action='store_true', help='overwrite an existing --out')
-    args = parser.parse_args(argv)
-    problem = check_outputs([Output('--out', args.out, '--out')], {}, args.force)
-    if problem:  # before the first scene is simulated
-        parser.error(problem)
-    start = SPLIT_SEEDS[args.split]
-    dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points,
-                            kinds=args.scene_kinds)
-    save_dataset(dataset, args.out)
-    counts = np.bincount(dataset.labels, minlength=len(dataset.class_names))
-    print(f'{args.out}: {len(dataset)} objects from {args.scenes} scenes; ' + ', '.join(
-        f'{n} {c}' for n, c in zip(dataset.class_names, counts)))
-    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -12,9 +12,20 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Per-object preprocessing shared by training, evaluation and the pipeline."""
+"""
+Per-object preprocessing shared by training, evaluation and the pipeline.
+
+Numpy only at import time (the data set builders load it without torch):
+:func:`normalize_batch`, the torch twin of :func:`normalize_object` for a
+batch of objects on the device, imports torch when it is called.
+"""
+
+from typing import Optional, TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # the torch twin's annotations; torch loads only when it is called
+    from torch import Tensor
 
 
 #: How objects are normalised before the model (recorded in checkpoints).
@@ -128,6 +139,47 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
         radius = float(np.sqrt((out ** 2).sum(axis=1).max()))
         if radius > 0:
             out /= radius
+    return out
+
+
+def normalize_batch(samples: 'Tensor', mode: str, height: Optional['Tensor'] = None
+                    ) -> 'Tensor':
+    """
+    Torch twin of :func:`normalize_object` for a batch ``(K, n, 3)`` float32.
+
+    ``height`` (K, n) float32: each sample's height above the ground, which
+    :data:`GROUND_NORMALIZATIONS` need (ValueError without it). Returns a
+    new ``(K, n, C)`` float32 tensor on the samples' device, ``C`` =
+    :func:`normalized_channels`.
+    """
+    import torch
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {mode!r}')
+    if mode in GROUND_NORMALIZATIONS and (height is None or bool(torch.isnan(height).any())):
+        raise ValueError(f"normalization {mode!r} needs each point's height above the ground "
+                         '(a tensor without NaN)')
+    if mode == 'center_ground':
+        xy = samples[..., :2] - samples[..., :2].mean(dim=1, keepdim=True)
+        z = samples[..., 2:] - samples[..., 2:].amin(dim=1, keepdim=True)
+        return torch.cat([xy, z], dim=2)
+    centroid = samples.mean(dim=1, keepdim=True)  # (K, 1, 3)
+    out = samples - centroid
+    if mode in VIEW_NORMALIZATIONS:
+        planar = torch.hypot(centroid[..., 0], centroid[..., 1])  # (K, 1)
+        ahead = planar > 0
+        safe = torch.where(ahead, planar, torch.ones_like(planar))
+        cos = torch.where(ahead, centroid[..., 0] / safe, torch.ones_like(planar))
+        sin = torch.where(ahead, centroid[..., 1] / safe, torch.zeros_like(planar))
+        x, y = out[..., 0], out[..., 1]
+        turned = [cos * x + sin * y, cos * y - sin * x, out[..., 2]]
+        if mode in ('view_range', 'view_ground'):
+            turned.append((planar / RANGE_SCALE).expand_as(x))
+        if mode == 'view_ground':
+            turned.append(height / HEIGHT_SCALE)
+        return torch.stack(turned, dim=2)
+    if mode == 'unit_sphere':
+        radius = torch.sqrt((out * out).sum(dim=2).amax(dim=1))[:, None, None]
+        out = torch.where(radius > 0, out / radius.clamp_min(torch.finfo(out.dtype).tiny), out)
     return out
 
 

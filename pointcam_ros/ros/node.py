@@ -48,11 +48,11 @@ from pointcam_ros.common.config import (
     ConfigError, node_params, output_prefixes, PipelineConfig)
 from pointcam_ros.common.scan_mailbox import Mailbox
 from pointcam_ros.common.scan_stats import ScanStats
-from pointcam_ros.formats.cloud_io import CloudFormatError, read_cloud
-from pointcam_ros.formats.markers import object_markers
+from pointcam_ros.formats.cloud_io import CloudFormatError
+from pointcam_ros.formats.scan_io import explain_cloud
 from pointcam_ros.perception.pipeline import object_limit, ScanError, ScenePipeline
 from pointcam_ros.ros.ros_main import declare_from_schema, run_main
-from pointcam_ros.ros.ros_msgs import saliency_message, to_ros_markers
+from pointcam_ros.ros.ros_msgs import message_buffer, to_ros_cloud, to_ros_markers
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -193,7 +193,12 @@ class PointcamNode(Node):
 
     def _process(self, topic: str, msg: PointCloud2, arrived_wall: float,
                  arrived: float) -> None:
-        """Decode, explain, encode and publish one scan; time each stage."""
+        """
+        Decode, explain, encode and publish one scan; time each stage.
+
+        Decode -> process -> encode is one call,
+        :func:`~pointcam_ros.formats.scan_io.explain_cloud`, as in the bag tool.
+        """
         started = time.monotonic()
         saliency_pub, labels_pub = self._outputs[topic]
         if saliency_pub.get_subscription_count() + labels_pub.get_subscription_count() == 0:
@@ -203,31 +208,34 @@ class PointcamNode(Node):
         since_stamp = arrived_wall - (msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
         if 0.0 <= since_stamp < TRANSPORT_PLAUSIBLE_S:  # a stamp of this clock (not sim time)
             stages['transport_in'] = 1e3 * since_stamp
+        # Each output only when someone subscribes to it; the saliency cloud is written
+        # straight into the message's data.
         try:
-            points = read_cloud(msg)
-            decoded = time.monotonic()
-            result = self.pipeline.process(points.xyz)
+            scan = explain_cloud(msg, self.pipeline.process,
+                                 encode=bool(saliency_pub.get_subscription_count()),
+                                 labels=bool(labels_pub.get_subscription_count()),
+                                 buffer=message_buffer)  # decode -> process -> encode
         except (CloudFormatError, ScanError) as exc:
             self._count(topic, 'rejected', exc)
             self.get_logger().warning(f'rejected scan on {topic}: {exc}',
                                       throttle_duration_sec=5.0)
             return
+        result = scan.result
         processed = time.monotonic()
         built = published = processed
         # The saliency cloud first (the answer RViz and recorders wait for), then the
-        # markers; each only when someone subscribes to it.
-        if saliency_pub.get_subscription_count():
-            cloud = saliency_message(points.xyz, result.saliency, result.class_id,
-                                     result.object_id, msg.header)
+        # markers.
+        if scan.cloud is not None:
+            cloud = to_ros_cloud(scan.cloud, msg.header)  # takes the buffer over, no copy
             built = time.monotonic()
             saliency_pub.publish(cloud)
             published = time.monotonic()
-        if labels_pub.get_subscription_count():
-            labels_pub.publish(to_ros_markers(object_markers(result.objects), msg.header))
+        if scan.markers is not None:
+            labels_pub.publish(to_ros_markers(scan.markers, msg.header))
         labelled = time.monotonic()
-        stages.update(decode=1e3 * (decoded - started), pipeline=1e3 * (processed - decoded),
-                      build=1e3 * (built - processed), publish=1e3 * (published - built),
-                      labels=1e3 * (labelled - published))
+        stages.update(decode=1e3 * (processed - started) - scan.process_ms - scan.encode_ms,
+                      pipeline=scan.process_ms, build=scan.encode_ms + 1e3 * (built - processed),
+                      publish=1e3 * (published - built), labels=1e3 * (labelled - published))
         self._count(topic, 'processed', latency_ms=1e3 * (labelled - started),
                     capped=result.objects_capped, stages=stages)
         if result.objects_capped:

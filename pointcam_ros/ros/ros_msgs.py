@@ -17,8 +17,7 @@
 import array
 from typing import Any, Optional, Sequence
 
-import numpy as np
-from pointcam_ros.formats.cloud_io import PackedCloud, saliency_cloud, SALIENCY_POINT_STEP
+from pointcam_ros.formats.cloud_io import PackedCloud
 from pointcam_ros.formats.markers import MarkerSpec
 from sensor_msgs.msg import PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
@@ -51,17 +50,16 @@ def to_ros_cloud(cloud: PackedCloud, header: Optional[Any]) -> PointCloud2:
     return msg
 
 
-def saliency_message(xyz: np.ndarray, saliency: np.ndarray, labels: np.ndarray,
-                     object_ids: np.ndarray, header: Optional[Any]) -> PointCloud2:
+def message_buffer(size: int) -> array.array:
     """
-    Build the saliency cloud as an rclpy ``PointCloud2``, written straight into its data.
+    Return ``size`` zero bytes as ``array.array('B')``: data a ``PointCloud2`` takes over.
 
-    The same message as ``to_ros_cloud(saliency_cloud(...), header)`` (arguments
-    as in :func:`~pointcam_ros.formats.cloud_io.saliency_cloud`), with one copy
-    of the points instead of three: the node's hot path.
+    The node's saliency cloud is written straight into it
+    (``explain_cloud(..., buffer=message_buffer)``), and :func:`to_ros_cloud`
+    hands it to the message without a copy: one copy of the points instead
+    of three on the node's hot path.
     """
-    data = array.array('B', bytes(xyz.shape[0] * SALIENCY_POINT_STEP))
-    return to_ros_cloud(saliency_cloud(xyz, saliency, labels, object_ids, buffer=data), header)
+    return array.array('B', bytes(size))
 
 
 def to_ros_markers(specs: Sequence[MarkerSpec], header: Any) -> MarkerArray:

@@ -45,7 +45,7 @@ from pointcam_ros.formats.bag_io import (
     check_output, EXPLANATION, is_bag, MARKER_ARRAY, POINTCLOUD2, rosbags_cloud,
     rosbags_markers, SafeBagWriter, typestore)
 from pointcam_ros.formats.cloud_io import CloudFormatError
-from pointcam_ros.formats.markers import object_markers
+from pointcam_ros.formats.scan_io import explain_cloud
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from rosbags.highlevel import AnyReader
 import torch
@@ -264,7 +264,7 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                     writer.write_raw(connection.topic, connection.msgtype, timestamp, rawdata)
                 mark = time.perf_counter()
                 try:
-                    result, cloud = pipeline.process_cloud(msg)
+                    scan = explain_cloud(msg, pipeline.process)  # decode -> process -> encode
                 except (CloudFormatError, ScanError) as exc:
                     summary.rejected += 1
                     LOG.warning('skipping scan at %d ns on %s: %s', timestamp, connection.topic,
@@ -273,11 +273,11 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                 summary.pipeline_seconds += time.perf_counter() - mark
                 prefix = prefixes[connection.topic]
                 writer.write(f'{prefix}/saliency', POINTCLOUD2, timestamp,
-                             rosbags_cloud(store, cloud, msg.header))
+                             rosbags_cloud(store, scan.cloud, msg.header))
                 writer.write(f'{prefix}/labels', MARKER_ARRAY, timestamp,
-                             rosbags_markers(store, object_markers(result.objects), msg.header))
+                             rosbags_markers(store, scan.markers, msg.header))
                 summary.scans += 1
-                summary.objects.update(o.class_name for o in result.objects)
+                summary.objects.update(o.class_name for o in scan.result.objects)
                 processed_until = f'{timestamp} ns'
             bar.close()
     finally:
