@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Saliency methods on PointNet: the Grad-CAM family, occlusion, point-shift.
+Saliency methods on every model family: the Grad-CAM family, occlusion, point-shift.
 
 ``base`` (the Explainer base class and the one result type), ``head`` (the
 head's gradient in closed form), ``buckets`` (batch buckets and CUDA

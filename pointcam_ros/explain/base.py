@@ -26,9 +26,8 @@ implement :meth:`Explainer.explain` only.
 from dataclasses import dataclass
 from typing import ClassVar, Optional, Sequence, Union
 
-from pointcam_ros.model.pointnet import PointNetClassifier
 import torch
-from torch import Tensor
+from torch import nn, Tensor
 
 Target = Union[None, int, str, Sequence[Union[int, str]], Tensor]
 
@@ -46,7 +45,10 @@ class CamResult:
     was explained; ``predicted`` (B,) int64 arg-max class; floats in the
     model's dtype, everything on the model's device. ``weights`` are the
     channel weights a CAM method used, (B, C) (Grad-CAM: alpha) or
-    (B, C, N); None for the perturbation methods.
+    (B, C, M); None for the perturbation methods. ``layer_cam`` (B, M) is
+    the raw non-negative map on the CAM layer's own points when they are not
+    the input points (PointNet++ centroids; ``cam`` is then that map carried
+    to every input point), else None.
     """
 
     cam: Tensor
@@ -56,6 +58,7 @@ class CamResult:
     target: Tensor
     predicted: Tensor
     weights: Optional[Tensor] = None
+    layer_cam: Optional[Tensor] = None
 
 
 def normalize_cam(cam: Tensor, mask: Optional[Tensor] = None) -> Tensor:
@@ -132,7 +135,9 @@ class Explainer:
 
     Holds the model and the class names (for targets given by name); the
     call refuses a model in training mode (BatchNorm would mix the objects of
-    a batch), checks the input, and hands over to :meth:`explain`.
+    a batch), checks the input, and hands over to :meth:`explain`. The model
+    is any of :mod:`pointcam_ros.model.registry`'s families or any model of
+    the protocol of :mod:`pointcam_ros.model.protocol`.
     """
 
     #: The name :func:`~pointcam_ros.explain.gradcam.make_explainer` knows it by.
@@ -146,10 +151,14 @@ class Explainer:
     #: one CPU thread (``bench/bench_worst_case.py`` measures every method at its cap).
     max_objects: ClassVar[int] = 1024
 
-    def __init__(self, model: PointNetClassifier,
+    def __init__(self, model: nn.Module,
                  class_names: Optional[Sequence[str]] = None):
         self.model = model
         self.class_names = list(class_names) if class_names is not None else None
+        # Both the method and the model must be blind to repeats (PointNet is; DGCNN's
+        # kNN graphs and PointNet++'s ball queries are not; a wrapped model says).
+        self.duplicate_invariant = (type(self).duplicate_invariant
+                                    and bool(getattr(model, 'duplicate_invariant', False)))
 
     def __call__(self, points: Tensor, mask: Optional[Tensor] = None,
                  target: Target = None) -> CamResult:
@@ -184,7 +193,8 @@ class Explainer:
     @staticmethod
     def package(cam: Tensor, logits: Tensor, requested: Tensor, mask: Optional[Tensor],
                 weights: Optional[Tensor] = None,
-                probabilities: Optional[Tensor] = None) -> CamResult:
+                probabilities: Optional[Tensor] = None,
+                layer_cam: Optional[Tensor] = None) -> CamResult:
         """
         Build the result from a raw ``cam`` (B, N) and ``logits`` (B, K).
 
@@ -200,4 +210,4 @@ class Explainer:
             probabilities = torch.softmax(logits, dim=1)
         return CamResult(cam=cam, saliency=normalize_cam(cam), logits=logits,
                          probabilities=probabilities, target=target, predicted=predicted,
-                         weights=weights)
+                         weights=weights, layer_cam=layer_cam)

@@ -42,6 +42,23 @@ are siblings under the same :class:`~pointcam_ros.explain.base.Explainer`
 base. :data:`EXPLAINERS` and :func:`make_explainer` are the one registry and
 the one factory.
 
+Every model family (:mod:`pointcam_ros.model.registry`) runs this way: the
+map A is the output of ``model.cam_layer``, the input of the global pool;
+DGCNN pools by max and mean (d y / d A_k,p is d y / d max_k at the arg-max
+plus d y / d mean_k / N_b at every real point), and its and PointNet++'s
+heads have the same closed form (:func:`~pointcam_ros.explain.head.block_head_gradient`).
+PointNet++'s A lives on the last level's M centroids: the raw map
+``sum_k w_k A_k`` is computed there (``CamResult.layer_cam``, after ReLU)
+and carried to every input point with PointNet++'s feature-propagation
+weights (3 nearest real centroids, inverse squared distance,
+:func:`~pointcam_ros.model.protocol.interpolation_weights`), then ReLU: the
+CAM of the map the network's own feature propagation would give each point.
+Any other model of the protocol of :mod:`pointcam_ros.model.protocol`
+(e.g. :class:`~pointcam_ros.model.protocol.ExplainableModel`) runs by
+autograd through its ``cam_layer`` (a forward hook for the duration of the
+call), with ``cam_points`` giving the layer's points when they are not the
+input points. Either way all objects of a call go in one batched pass.
+
 Normalised saliency: ``CAM / max over the object's real points``; an object
 whose CAM is all zero (no positive evidence for the class) gets all zeros.
 Padding points (mask False) always get 0.
@@ -52,11 +69,13 @@ from typing import Optional, Sequence, Union
 from pointcam_ros.explain.base import (  # noqa: F401 - re-exported
     CamResult, Explainer, normalize_cam, resolve_target, Target)
 from pointcam_ros.explain.buckets import BucketRunner
-from pointcam_ros.explain.head import closed_form_problem, head_gradient, head_gradient_autograd
+from pointcam_ros.explain.head import block_head_gradient, closed_form_problem, head_gradient
+from pointcam_ros.explain.head import head_gradient_autograd
 from pointcam_ros.explain.perturbation import OcclusionSaliency, PointShiftSaliency
 from pointcam_ros.model.pointnet import masked_max_with_index, PointNetClassifier
+from pointcam_ros.model.protocol import interpolate, interpolation_weights, point_counts
 import torch
-from torch import Tensor
+from torch import nn, Tensor
 
 #: How :class:`GradCAM` gets d y_c / d g: closed form where the head allows, else autograd.
 GRADIENTS = ('auto', 'closed_form', 'autograd')
@@ -87,12 +106,23 @@ class GradCAM(Explainer):
     # (the subclasses) count each repeat, so they set this False.
     duplicate_invariant = True
 
-    def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
+    def __init__(self, model: nn.Module, class_names: Optional[Sequence[str]] = None,
                  *, gradients: str = 'auto',
                  buckets: Union[str, None, Sequence[int]] = 'auto', cuda_graphs: bool = True):
         super().__init__(model, class_names)
         if gradients not in GRADIENTS:
             raise ValueError(f'gradients must be one of {GRADIENTS}, got {gradients!r}')
+        if isinstance(model, PointNetClassifier):
+            self.path = 'pointnet'
+        elif all(hasattr(model, name) for name in ('cam_features', 'pool', 'classify',
+                                                   'POOLING')):
+            self.path = 'pooled'  # a model family: A, pools and head known
+        else:
+            self.path = 'hooks'  # any model of the protocol: autograd through cam_layer
+            if not isinstance(getattr(model, 'cam_layer', None), nn.Module):
+                raise ValueError(f'{type(model).__name__} names no CAM layer: give it a '
+                                 'cam_layer module (see pointcam_ros.model.protocol, '
+                                 'ExplainableModel)')
         problem = closed_form_problem(model)
         if gradients == 'closed_form' and problem is not None:
             raise ValueError(f"no closed-form head gradient: {problem}; use gradients='autograd'")
@@ -108,10 +138,12 @@ class GradCAM(Explainer):
         Return weights of shape (B, C) or (B, C, N) for ``sum_k w_k * A_k``.
 
         ``activations`` A (B, C, N) (padding zeroed when
-        ``needs_point_gradients``), ``pooled_grad`` d y_c / d g (B, C),
-        ``point_grad`` d y_c / d A (B, C, N) when ``needs_point_gradients``,
-        ``counts`` (B, 1) real points per object. Grad-CAM: the mean point
-        gradient, which is the pooled gradient / N_b (exact for a max-pool).
+        ``needs_point_gradients``), ``pooled_grad`` d y_c / d g (B, C) (the
+        sum over points of d y_c / d A: for DGCNN's max and mean pools the
+        sum of both pools' gradients), ``point_grad`` d y_c / d A (B, C, N)
+        when ``needs_point_gradients``, ``counts`` (B, 1) real points per
+        object (N is the CAM layer's points, M for PointNet++). Grad-CAM: the
+        mean point gradient, which is the pooled gradient / N_b.
         """
         return pooled_grad / counts
 
@@ -124,6 +156,10 @@ class GradCAM(Explainer):
         (B,) int64 (-1: predicted class). Pure tensor work, no host sync on
         the closed-form path: this is what the CUDA graphs capture.
         """
+        if self.path == 'pooled':
+            return self._forward_pooled(points, mask, requested)
+        if self.path == 'hooks':
+            return self._forward_hooked(points, mask, requested)
         model = self.model
         activations, _ = model.local_features(points, mask)
         pooled, argmax = masked_max_with_index(activations, mask)
@@ -149,7 +185,120 @@ class GradCAM(Explainer):
             cam = (weights * activations).sum(dim=1)
         result = self.package(cam, logits, requested, mask, weights)
         return (result.cam, result.saliency, result.logits, result.probabilities,
-                result.target, result.predicted, result.weights)
+                result.target, result.predicted, result.weights, None)
+
+    def _forward_pooled(self, points: Tensor, mask: Optional[Tensor], requested: Tensor
+                        ) -> tuple[Tensor, ...]:
+        """
+        :meth:`forward` for a model family: A, its pools and the head gradient.
+
+        d y / d A is rebuilt exactly from d y / d pooled: a max-pool's part
+        at the arg-max point, a mean-pool's part spread over the real points.
+        """
+        model = self.model
+        cam_map = model.cam_features(points, mask)
+        activations, layer_mask = cam_map.features, cam_map.mask
+        pooled, argmax = model.pool(activations, layer_mask)
+        if self.gradients == 'closed_form':
+            logits, pooled_grad = block_head_gradient(model, pooled, requested)
+        else:
+            logits, pooled_grad = head_gradient_autograd(model, pooled, requested)
+        counts = point_counts(layer_mask, activations)
+        channels = activations.shape[1]
+        if self.needs_point_gradients and layer_mask is not None:
+            activations = activations.masked_fill(~layer_mask[:, None, :], 0.0)
+        total = torch.zeros_like(pooled_grad[:, :channels])
+        point_grad = torch.zeros_like(activations) if self.needs_point_gradients else None
+        for i, kind in enumerate(model.POOLING):
+            part = pooled_grad[:, i * channels:(i + 1) * channels]
+            total = total + part  # the sum over points of this pool's d y / d A
+            if point_grad is None:
+                continue
+            if kind == 'max':
+                point_grad = point_grad.scatter_add(2, argmax[:, :, None], part[:, :, None])
+            elif kind == 'mean':
+                spread = (part / counts)[:, :, None].expand_as(point_grad)
+                if layer_mask is not None:
+                    spread = spread.masked_fill(~layer_mask[:, None, :], 0.0)
+                point_grad = point_grad + spread
+            else:
+                raise ValueError(f'unknown pooling {kind!r} of {type(model).__name__}')
+        return self._finish(points, mask, requested, logits, activations, total, point_grad,
+                            counts, layer_mask, cam_map.xyz)
+
+    def _forward_hooked(self, points: Tensor, mask: Optional[Tensor], requested: Tensor
+                        ) -> tuple[Tensor, ...]:
+        """
+        :meth:`forward` for any model of the protocol: autograd through ``cam_layer``.
+
+        Forward hooks on ``cam_layer`` (and ``cam_points``) live for this call only.
+        """
+        model = self.model
+        captured: dict = {}
+
+        def keep(name: str):
+            return lambda module, inputs, output: captured.__setitem__(name, output)
+
+        handles = [model.cam_layer.register_forward_hook(keep('features'))]
+        tap = getattr(model, 'cam_points', None)
+        if tap is not None:
+            handles.append(tap.register_forward_hook(keep('points')))
+        try:
+            with torch.enable_grad():
+                logits = model(points.detach().requires_grad_(True), mask)
+                activations = captured['features']
+                target = torch.where(requested >= 0, requested, logits.detach().argmax(dim=1))
+                (point_grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(),
+                                                    activations)
+        finally:
+            for handle in handles:
+                handle.remove()
+        logits, activations = logits.detach(), activations.detach()
+        xyz, layer_mask = None, mask
+        if 'points' in captured:
+            found = captured['points']
+            xyz, layer_mask = found if isinstance(found, tuple) else (found, None)
+            xyz = xyz.detach()
+        elif activations.shape[2] != points.shape[2]:
+            raise ValueError(f'the CAM layer has {activations.shape[2]} points, the input '
+                             f'{points.shape[2]}: the model must name cam_points (where the '
+                             "layer's points are), see pointcam_ros.model.protocol")
+        counts = point_counts(layer_mask, activations)
+        if layer_mask is not None:
+            point_grad = point_grad.masked_fill(~layer_mask[:, None, :], 0.0)
+            if self.needs_point_gradients:
+                activations = activations.masked_fill(~layer_mask[:, None, :], 0.0)
+        return self._finish(points, mask, requested, logits, activations, point_grad.sum(dim=2),
+                            point_grad if self.needs_point_gradients else None, counts,
+                            layer_mask, xyz)
+
+    def _finish(self, points: Tensor, mask: Optional[Tensor], requested: Tensor,
+                logits: Tensor, activations: Tensor, total_grad: Tensor,
+                point_grad: Optional[Tensor], counts: Tensor, layer_mask: Optional[Tensor],
+                layer_xyz: Optional[Tensor]) -> tuple[Tensor, ...]:
+        """
+        Weights, map on the layer's points, carried to the input points; the result tuple.
+
+        ``activations`` A (B, C, M), ``total_grad`` the sum over points of
+        d y / d A (B, C), ``point_grad`` d y / d A (B, C, M) or None,
+        ``counts`` (B, 1) real layer points, ``layer_xyz`` (B, 3, M) or None
+        (M == N: the input points).
+        """
+        weights = self.channel_weights(activations, total_grad, point_grad, counts)
+        if weights.dim() == 2:
+            raw = torch.bmm(weights[:, None, :], activations)[:, 0]
+        else:
+            raw = (weights * activations).sum(dim=1)
+        layer_cam = None
+        if layer_xyz is not None:
+            layer_cam = torch.relu(raw)
+            if layer_mask is not None:
+                layer_cam = layer_cam.masked_fill(~layer_mask, 0.0)
+            index, blend = interpolation_weights(points[:, :3], layer_xyz, layer_mask)
+            raw = interpolate(raw, index, blend)
+        result = self.package(raw, logits, requested, mask, weights, layer_cam=layer_cam)
+        return (result.cam, result.saliency, result.logits, result.probabilities,
+                result.target, result.predicted, result.weights, result.layer_cam)
 
     def warm_up(self, num_points: int, masked: bool = False) -> int:
         """
@@ -239,7 +388,7 @@ REGISTRY: dict[str, type[Explainer]] = {cls.name: cls for cls in (
 EXPLAINERS = tuple(REGISTRY)
 
 
-def make_explainer(name: str, model: PointNetClassifier,
+def make_explainer(name: str, model: nn.Module,
                    class_names: Optional[Sequence[str]] = None, **options) -> Explainer:
     """
     Create any explainer of :data:`EXPLAINERS` by name; ValueError for other names.

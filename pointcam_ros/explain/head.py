@@ -31,11 +31,19 @@ which is exactly what autograd computes (ReLU's derivative is taken as 0 at
 logits and gradient come from one pure forward graph: no autograd, fine
 under ``torch.no_grad`` and ``torch.inference_mode``, and capturable in a
 CUDA graph. :func:`head_gradient_autograd` is the reference.
+
+DGCNN's and PointNet++'s heads (:class:`~pointcam_ros.model.protocol.HeadBlock`:
+Linear, BatchNorm1d, ReLU or LeakyReLU, Dropout) have the same closed form,
+with LeakyReLU's gate ``[pre > 0] + slope * [pre <= 0]`` (torch's derivative,
+slope at 0): :func:`block_head_gradient`.
 """
 
 from typing import Optional
 
+from pointcam_ros.model.dgcnn import DGCNNClassifier
 from pointcam_ros.model.pointnet import LinearBlock, PointNetClassifier
+from pointcam_ros.model.pointnet2 import PointNet2Classifier
+from pointcam_ros.model.protocol import HeadBlock
 import torch
 from torch import nn, Tensor
 
@@ -46,8 +54,13 @@ def closed_form_problem(model: PointNetClassifier) -> Optional[str]:
 
     Supported: ``model.head`` made of :class:`LinearBlock` (Linear, Dropout or
     Identity, BatchNorm1d with running statistics, ReLU) and a Linear
-    ``classifier``, with :meth:`PointNetClassifier.classify` not overridden.
+    ``classifier``, with :meth:`PointNetClassifier.classify` not overridden;
+    for DGCNN and PointNet++ (:func:`block_head_problem`) plain
+    :class:`~pointcam_ros.model.protocol.HeadBlock` s. Any other model has
+    no closed form here.
     """
+    if not isinstance(model, PointNetClassifier):
+        return block_head_problem(model)
     if type(model).classify is not PointNetClassifier.classify:
         return f'{type(model).__name__} overrides classify()'
     if not isinstance(model.classifier, nn.Linear):
@@ -108,3 +121,59 @@ def head_gradient_autograd(model: PointNetClassifier, pooled: Tensor, requested:
         target = torch.where(requested >= 0, requested, logits.detach().argmax(dim=1))
         (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), leaf)
     return logits.detach(), grad
+
+
+def block_head_problem(model: nn.Module) -> Optional[str]:
+    """
+    Say why a DGCNN or PointNet++ head has no closed form, or return None when it has.
+
+    Supported: ``model.head`` made of plain :class:`HeadBlock` (Linear,
+    BatchNorm1d with running statistics, ReLU or LeakyReLU, Dropout or
+    Identity), a Linear ``classifier``, ``classify`` not overridden.
+    """
+    if not isinstance(model, (DGCNNClassifier, PointNet2Classifier)):
+        return f'{type(model).__name__} is not a model family with a known head'
+    if type(model).classify not in (DGCNNClassifier.classify, PointNet2Classifier.classify):
+        return f'{type(model).__name__} overrides classify()'
+    if not isinstance(model.classifier, nn.Linear):
+        return 'the classifier is not an nn.Linear'
+    for i, block in enumerate(model.head):
+        if not isinstance(block, HeadBlock) or type(block).forward is not HeadBlock.forward:
+            return f'head[{i}] is not a plain HeadBlock'
+        activation = type(block.act)
+        if not isinstance(block.linear, nn.Linear) or activation not in (nn.ReLU, nn.LeakyReLU):
+            return f'head[{i}] is not Linear ... ReLU or LeakyReLU'
+        if not isinstance(block.drop, (nn.Dropout, nn.Identity)):
+            return f'head[{i}].drop is neither Dropout nor Identity'
+        bn = block.bn
+        if not isinstance(bn, nn.BatchNorm1d) or bn.running_var is None:
+            return f'head[{i}].bn is not a BatchNorm1d with running statistics'
+    return None
+
+
+def block_head_gradient(model: nn.Module, pooled: Tensor, requested: Tensor
+                        ) -> tuple[Tensor, Tensor]:
+    """
+    Logits (B, K) and d y_target / d pooled (B, P) of a :class:`HeadBlock` head, no autograd.
+
+    As :func:`head_gradient`; ``requested`` (B,) int64, -1 for the predicted
+    class. :func:`block_head_problem` must return None; ``eval()`` mode.
+    """
+    hidden = pooled
+    gates = []  # per block: (W (F_out, F_in), s * activation slope (B, F_out))
+    for block in model.head:
+        bn = block.bn
+        pre = bn(block.linear(hidden))
+        hidden = block.act(pre)  # Dropout is the identity in eval()
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        slope = block.act.negative_slope if isinstance(block.act, nn.LeakyReLU) else 0.0
+        positive = (pre > 0).to(pre.dtype)
+        gates.append((block.linear.weight, (positive + slope * (1 - positive)) * scale))
+    logits = model.classifier(hidden)
+    target = torch.where(requested >= 0, requested, logits.argmax(dim=1))
+    grad = model.classifier.weight.index_select(0, target)
+    for weight, gate in reversed(gates):
+        grad = (grad * gate) @ weight
+    return logits, grad

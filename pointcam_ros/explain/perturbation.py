@@ -22,9 +22,8 @@ result; neither looks at a feature map.
 from typing import Optional, Sequence
 
 from pointcam_ros.explain.base import CamResult, Explainer
-from pointcam_ros.model.pointnet import PointNetClassifier
 import torch
-from torch import Tensor
+from torch import nn, Tensor
 
 
 class OcclusionSaliency(Explainer):
@@ -42,7 +41,7 @@ class OcclusionSaliency(Explainer):
     name = 'occlusion'
     max_objects = 32  # 17 forward passes per object at the full N samples
 
-    def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
+    def __init__(self, model: nn.Module, class_names: Optional[Sequence[str]] = None,
                  groups: int = 16, chunk: int = 256):
         super().__init__(model, class_names)
         if groups < 1 or chunk < 1:
@@ -112,7 +111,7 @@ class PointShiftSaliency(Explainer):
     name = 'pointshift'
     max_objects = 128  # a backward through the whole network at the full N samples
 
-    def __init__(self, model: PointNetClassifier, class_names: Optional[Sequence[str]] = None,
+    def __init__(self, model: nn.Module, class_names: Optional[Sequence[str]] = None,
                  alpha: float = 1.0):
         super().__init__(model, class_names)
         self.alpha = alpha

@@ -19,7 +19,6 @@ from typing import Sequence
 import numpy as np
 from pointcam_ros.learn.batching import make_batch
 from pointcam_ros.learn.dataset import ObjectDataset
-from pointcam_ros.model.pointnet import PointNetClassifier
 import torch
 
 
@@ -71,7 +70,7 @@ def accuracy_by_points(truth: np.ndarray, predicted: np.ndarray, num_points: np.
 
 
 @torch.no_grad()
-def collect_logits(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
+def collect_logits(model: torch.nn.Module, dataset: ObjectDataset, num_points: int,
                    normalization: str, device: torch.device, batch_size: int = 128,
                    seed: int = 0) -> np.ndarray:
     """Return the logits ``(M, K)`` float64 of every object (fixed-seed resampling)."""
@@ -85,7 +84,7 @@ def collect_logits(model: PointNetClassifier, dataset: ObjectDataset, num_points
     return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
 
 
-def predict(model: PointNetClassifier, dataset: ObjectDataset, num_points: int,
+def predict(model: torch.nn.Module, dataset: ObjectDataset, num_points: int,
             normalization: str, device: torch.device, batch_size: int = 128,
             seed: int = 0) -> np.ndarray:
     """Predicted class ``(M,)`` int64 of every object (fixed-seed resampling)."""

@@ -13,7 +13,11 @@
 # limitations under the License.
 
 """
-Train the PointNet classifier on object data sets (``pointcam_train``).
+Train a classifier on object data sets (``pointcam_train``).
+
+The network is PointNet by default; ``--arch dgcnn`` or ``--arch pointnet2``
+(or ``--arch '{"family": "dgcnn", "k": 16}'``) trains another family of
+:mod:`pointcam_ros.model.registry`, and the checkpoint records which.
 
     pointcam_dataset sim --split train --scenes 1500 --out data/train.npz
     pointcam_dataset sim --split val --scenes 200 --out data/val.npz
@@ -43,9 +47,11 @@ from pointcam_ros.learn.dataset_cli import check_outputs, Output, same_file
 from pointcam_ros.learn.metrics import collect_logits, evaluate
 from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
-from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier, PointNetConfig
+from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier
 from pointcam_ros.model.pointnet import with_input_channels
 from pointcam_ros.model.preprocess import normalized_channels, object_columns, VIEW_NORMALIZATIONS
+from pointcam_ros.model.registry import build_model, DEFAULT_FAMILY, FAMILIES, family_config
+from pointcam_ros.model.registry import family_of
 import torch
 from tqdm import tqdm
 
@@ -78,7 +84,10 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
     ``init``: a checkpoint whose weights start the training (fine-tuning);
     its architecture and class names are used, ``arch`` is ignored; if
     ``normalization`` makes more input channels than it takes (``view_range``
-    from a 3-channel model), the added channels start with zero weights.
+    from a 3-channel model), the added channels start with zero weights
+    (PointNet only). ``arch``: the architecture's sizes, with an optional
+    ``'family'`` key (:data:`~pointcam_ros.model.registry.FAMILIES`, default
+    PointNet with :data:`DEFAULT_ARCH`).
     """
     if select not in SELECT:
         raise ValueError(f'select must be one of {SELECT}, got {select!r}')
@@ -108,15 +117,21 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                              "with the checkpoint's own normalization")
         LOG.info('fine-tuning %s (normalization %s) with normalization %s', init,
                  start.normalization, normalization)
+        if model.config.in_channels < channels and not isinstance(model, PointNetClassifier):
+            raise ValueError(f'{init} is a {family_of(model)} model taking '
+                             f'{model.config.in_channels} input channels; widening the input '
+                             'is for PointNet only: fine-tune with its own normalization')
         if model.config.in_channels < channels:  # e.g. center -> view_range: zero weights
             LOG.info('%s: input widened from %d to %d channels', init,
                      model.config.in_channels, channels)
             model = with_input_channels(model, channels)
         config = model.config
     else:
-        config = PointNetConfig(num_classes=len(train_set.class_names), in_channels=channels,
-                                **(arch or DEFAULT_ARCH))
-        model = PointNetClassifier(config).to(device)
+        sizes = dict(arch or DEFAULT_ARCH)
+        family = sizes.pop('family', DEFAULT_FAMILY)
+        model = build_model(family, len(train_set.class_names), channels, **sizes).to(device)
+        config = model.config
+    family = family_of(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     state_path = out.with_name(out.name + '.state.pt')
@@ -129,6 +144,9 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
                              f"{inputs['normalization']} --num-points {inputs['num_points']}: "
                              'resume with the same')
         saved = json.loads(state.get('architecture', 'null'))
+        if state.get('family', DEFAULT_FAMILY) != family:
+            raise ValueError(f"{resume} trained a {state.get('family', DEFAULT_FAMILY)} model, "
+                             f'not {family}: resume with the same --arch')
         if saved is not None and saved != config.to_dict():
             raise ValueError(f'{resume} was trained with architecture {saved}, not '
                              f'{config.to_dict()}: resume with the same --arch')
@@ -163,11 +181,14 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
             batch = make_batch([train_set.points[i] for i in idx], num_points, normalization,
                                rng, augment=augmentation).to(device)
             target = torch.from_numpy(train_set.labels[idx]).to(device)
-            output = model.run(batch)
-            loss = torch.nn.functional.cross_entropy(output.logits, target,
-                                                     label_smoothing=0.05)
-            if output.feature_transform is not None:
-                loss = loss + 1e-3 * orthogonality_loss(output.feature_transform)
+            if isinstance(model, PointNetClassifier):
+                output = model.run(batch)
+                logits, transform = output.logits, output.feature_transform
+            else:
+                logits, transform = model(batch), None
+            loss = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.05)
+            if transform is not None:
+                loss = loss + 1e-3 * orthogonality_loss(transform)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -186,14 +207,14 @@ def train(train_set: ObjectDataset, val_set: ObjectDataset, out: Path, *, epochs
         torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict(), 'epoch': epoch + 1, 'best': best,
                     'history': json.dumps(history),
-                    'architecture': json.dumps(config.to_dict()),
+                    'architecture': json.dumps(config.to_dict()), 'family': family,
                     'inputs': json.dumps({'normalization': normalization,
                                           'num_points': num_points})}, state_path)
     if select == 'last' and history:
         save(history[-1])
     return {'history': history, 'best_val_accuracy': best, 'selected': select,
             'normalization': normalization,
-            'num_points': num_points, 'architecture': config.to_dict(),
+            'num_points': num_points, 'family': family, 'architecture': config.to_dict(),
             'augmentation': asdict(augmentation),
             'train_objects': len(train_set), 'val_objects': len(val_set)}
 
@@ -238,8 +259,9 @@ def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) ->
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``pointcam_train``: train PointNet and write a checkpoint plus a JSON report."""
-    parser = argparse.ArgumentParser(description='Train the PointNet classifier.')
+    """``pointcam_train``: train a classifier and write a checkpoint plus a JSON report."""
+    parser = argparse.ArgumentParser(description='Train a point-cloud classifier (PointNet, '
+                                     'DGCNN or PointNet++).')
     parser.add_argument('--train', type=Path, required=True, help='training set (.npz)')
     parser.add_argument('--val', type=Path, required=True, help='validation set (.npz)')
     parser.add_argument('--test', type=Path, help='optional held-out test set (.npz)')
@@ -275,9 +297,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--no-rotate', action='store_true',
                         help='no random rotation about the up axis (always off for '
                         f'{", ".join(VIEW_NORMALIZATIONS)})')
-    parser.add_argument('--arch', metavar='JSON', default='{}',
-                        help='architecture fields to change from the default '
-                        f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\' '
+    parser.add_argument('--arch', metavar='FAMILY|JSON', default='{}',
+                        help=f'model family ({", ".join(FAMILIES)}; default pointnet) or '
+                        'architecture fields to change from its defaults, with an optional '
+                        '"family" key; PointNet\'s default is '
+                        f'{json.dumps(DEFAULT_ARCH)}, e.g. \'{{"mlp2": [128, 1024]}}\', '
+                        '\'dgcnn\' or \'{"family": "pointnet2", "radii": [0.4, 0.8]}\' '
                         '(ignored with --init; give the same --arch with --resume)')
     parser.add_argument('--select', choices=SELECT, default='best',
                         help='checkpoint to write: the epoch with the best validation '
@@ -311,14 +336,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        changes = json.loads(args.arch)
-        if not isinstance(changes, dict):
-            raise ValueError('--arch must be a JSON object')
-        fixed = sorted({'num_classes', 'in_channels'} & set(changes))
-        if fixed:
-            raise ValueError(f'{fixed} follow from the data set, not from --arch')
-        arch = {**DEFAULT_ARCH, **changes}
-        PointNetConfig(num_classes=1, **arch)  # reject unknown fields and bad widths now
+        arch = parse_arch(args.arch)
     except (TypeError, ValueError) as exc:
         parser.error(f'--arch {args.arch}: {exc}')
     device = resolve_device(args.device)
@@ -355,6 +373,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     write_text_atomic(report_path, json.dumps(report, indent=2))
     print(format_report(report))
     return 0
+
+
+def parse_arch(value: str) -> dict:
+    """
+    Turn ``--arch`` (a family name, or a JSON object of sizes) into ``train``'s ``arch``.
+
+    Returns the sizes with their ``'family'``; PointNet starts from
+    :data:`DEFAULT_ARCH`, the other families from their configs' defaults.
+    Raises ValueError for unknown families or fields and bad values.
+    """
+    if value.strip() in FAMILIES:
+        changes: object = {'family': value.strip()}
+    else:
+        changes = json.loads(value)
+    if not isinstance(changes, dict):
+        raise ValueError(f'--arch must be a family ({", ".join(FAMILIES)}) or a JSON object')
+    changes = dict(changes)
+    family = changes.pop('family', DEFAULT_FAMILY)
+    fixed = sorted({'num_classes', 'in_channels'} & set(changes))
+    if fixed:
+        raise ValueError(f'{fixed} follow from the data set, not from --arch')
+    arch = {**(DEFAULT_ARCH if family == DEFAULT_FAMILY else {}), **changes}
+    family_config(family, num_classes=1, in_channels=3, **arch)  # reject bad fields now
+    return {'family': family, **arch}
 
 
 def format_report(report: dict) -> str:

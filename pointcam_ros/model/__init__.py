@@ -12,4 +12,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""PointNet, its checkpoints and the preprocessing of objects (torch)."""
+"""
+The model families, their checkpoints and the preprocessing of objects (torch).
+
+``build_model`` (:mod:`~pointcam_ros.model.registry`) builds PointNet, DGCNN
+or PointNet++ by name; it is imported on first use, so importing this package
+does not import torch.
+"""
+
+
+def __getattr__(name: str):
+    """Import ``build_model`` and ``FAMILIES`` from the registry on first use."""
+    if name in ('build_model', 'FAMILIES'):
+        from pointcam_ros.model import registry
+        return getattr(registry, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

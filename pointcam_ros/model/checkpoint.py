@@ -18,7 +18,8 @@ Model checkpoints: one ``.pt`` file with weights and everything needed to use th
 Format (``format_version`` 1), a dict of plain types and tensors only::
 
     format: 'pointcam_ros.checkpoint'   format_version: 1
-    architecture: PointNetConfig.to_dict()
+    family: a name of pointcam_ros.model.registry.FAMILIES (optional, default 'pointnet')
+    architecture: the family's config.to_dict() (PointNetConfig, DGCNNConfig, ...)
     class_names: [str, ...]             num_points: int
     normalization: one of NORMALIZATIONS
     state_dict: {name: Tensor}          info: {str: number/str/list} (free-form)
@@ -35,9 +36,13 @@ broken file fails with a :class:`CheckpointError` naming the file and the
 field instead of exhausting memory or producing NaN scores: loading needs at
 most about three times the model's own size (float64 weights of a float32
 model, read once from the file, plus the model).
-State dicts of fxia22/pointnet.pytorch ``PointNetCls`` and
-yanx27/Pointnet_Pointnet2_pytorch ``pointnet_cls.get_model`` are imported
-by :func:`import_reference_state_dict`.
+Every family's architecture is checked field by field against its bounds
+and its parameters are counted (on the ``meta`` device for DGCNN and
+PointNet++) before the skeleton is built; a family this version does not
+know is refused by name. State dicts of fxia22/pointnet.pytorch
+``PointNetCls``, yanx27/Pointnet_Pointnet2_pytorch ``pointnet_cls.get_model``
+and ``pointnet2_cls_ssg.get_model``, and WangYueFt/dgcnn ``DGCNN`` are
+imported by :func:`import_reference_state_dict`.
 """
 
 from dataclasses import dataclass, field, fields
@@ -54,9 +59,14 @@ import warnings
 import zipfile
 
 from pointcam_ros.common.atomic import atomic_path
+from pointcam_ros.model.dgcnn import DGCNNClassifier, DGCNNConfig
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.model.pointnet2 import PointNet2Classifier, PointNet2Config
 from pointcam_ros.model.preprocess import NORMALIZATIONS
+from pointcam_ros.model.registry import (
+    build_from_config, DEFAULT_FAMILY, FAMILIES, family_of, parameter_count_of)
 import torch
+from torch import nn
 
 FORMAT = 'pointcam_ros.checkpoint'
 FORMAT_VERSION = 1
@@ -93,6 +103,12 @@ MAX_PICKLE_BYTES = 2 ** 20
 MAX_RECORDS = 4096
 #: Bytes of storage one state-dict entry may hold beyond 8 bytes (float64) per value.
 STORAGE_SLACK = 4096
+#: Most neighbours of a DGCNN EdgeConv (k).
+MAX_NEIGHBOURS = 128
+#: Most centroids of a PointNet++ level (npoint) and most points of a ball (nsample).
+MAX_CENTROIDS = 8192
+#: Largest PointNet++ ball radius (input units: metres, or unit-sphere radii).
+MAX_RADIUS = 1000.0
 #: Allowed calibration temperature (softmax(logits / T)): the interval in which
 #: :func:`pointcam_ros.learn.calibration.fit_temperature` searches. Outside it the
 #: confidences collapse to one-hot or uniform, and 1e-300 makes every one NaN.
@@ -115,9 +131,15 @@ class _FieldError(ValueError):
 
 @dataclass
 class LoadedModel:
-    """A model in ``eval()`` mode plus the metadata of its checkpoint."""
+    """
+    A model in ``eval()`` mode plus the metadata of its checkpoint.
 
-    model: PointNetClassifier
+    ``model`` is of any family of :mod:`pointcam_ros.model.registry`, or
+    any model of the protocol of :mod:`pointcam_ros.model.protocol` when a
+    caller builds a LoadedModel itself (``docs/models.md``).
+    """
+
+    model: nn.Module
     class_names: list[str]
     num_points: int
     normalization: str
@@ -234,6 +256,136 @@ def parameter_count(config: PointNetConfig) -> int:
     return total
 
 
+def _check_widths(name: str, widths: Any, min_layers: int, high: int = MAX_WIDTH,
+                  reason: str = 'the width of one layer') -> tuple[int, ...]:
+    if not isinstance(widths, (list, tuple)):
+        raise _FieldError(name, f'must be a list of layer widths, got {type(widths).__name__}')
+    if not min_layers <= len(widths) <= MAX_LAYERS:
+        raise _FieldError(name, f'has {len(widths)} layers, outside {min_layers}..'
+                          f'{MAX_LAYERS} (the layer count per block)')
+    return tuple(_check_int(f'{name}[{i}]', w, 1, high, reason) for i, w in enumerate(widths))
+
+
+def _check_float(name: str, value: Any, low: float, high: float, reason: str) -> float:
+    if not _is_number(value) or not math.isfinite(value) or not low <= value <= high:
+        raise _FieldError(name, f'must be a number in [{low}, {high}] ({reason}), got '
+                          f'{value!r:.60}')
+    return float(value)
+
+
+def _check_dropout(value: Any) -> float:
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise _FieldError('architecture.dropout', f'must be a number in [0, 1), got '
+                          f'{value!r:.60}')
+    return float(value)
+
+
+def _check_radii(name: str, radii: Any) -> tuple[float, ...]:
+    if not isinstance(radii, (list, tuple)) or not 1 <= len(radii) <= MAX_LAYERS:
+        raise _FieldError(name, f'must be a list of 1..{MAX_LAYERS} radii, got {radii!r:.60}')
+    out = tuple(_check_float(f'{name}[{i}]', r, 0.0, MAX_RADIUS, 'a ball radius')
+                for i, r in enumerate(radii))
+    if not all(r > 0 for r in out):
+        raise _FieldError(name, f'must be > 0, got {list(out)}')
+    return out
+
+
+def _check_mlps(name: str, mlps: Any) -> tuple[tuple[int, ...], ...]:
+    if not isinstance(mlps, (list, tuple)) or not 1 <= len(mlps) <= MAX_LAYERS:
+        raise _FieldError(name, f'must be a list of 1..{MAX_LAYERS} lists of layer widths, '
+                          f'got {mlps!r:.60}')
+    return tuple(_check_widths(f'{name}[{i}]', m, 1) for i, m in enumerate(mlps))
+
+
+#: Per family but PointNet: architecture key -> its check (name, value) -> checked value.
+_FAMILY_FIELDS = {
+    'dgcnn': {
+        'k': lambda n, v: _check_int(n, v, 1, MAX_NEIGHBOURS, 'neighbours per point'),
+        'edge': lambda n, v: _check_widths(n, v, 1),
+        'emb_dims': lambda n, v: _check_int(n, v, 1, MAX_WIDTH, 'the width of one layer'),
+        'head': lambda n, v: _check_widths(n, v, 0),
+        'dropout': lambda n, v: _check_dropout(v),
+        'negative_slope': lambda n, v: _check_float(n, v, 0.0, 0.999, 'a LeakyReLU slope'),
+    },
+    'pointnet2': {
+        'npoints': lambda n, v: _check_widths(n, v, 1, MAX_CENTROIDS, 'centroids of a level'),
+        'radii': _check_radii,
+        'nsamples': lambda n, v: _check_widths(n, v, 1, MAX_CENTROIDS, 'points of a ball'),
+        'mlps': _check_mlps,
+        'global_mlp': lambda n, v: _check_widths(n, v, 1),
+        'head': lambda n, v: _check_widths(n, v, 0),
+        'dropout': lambda n, v: _check_dropout(v),
+    },
+}
+
+
+def _check_family(value: Any) -> str:
+    if not isinstance(value, str) or value not in FAMILIES:
+        raise _FieldError('family', f'is {value!r:.60}, a model family unknown to this '
+                          f"pointcam_ros (known: {', '.join(sorted(FAMILIES))}): upgrade "
+                          'pointcam_ros, or load the weights with the code that defines it')
+    return value
+
+
+def _check_family_architecture(family: str, arch: Any) -> Any:
+    """Check a DGCNN or PointNet++ ``architecture`` key by key; raise _FieldError."""
+    if family == 'pointnet':
+        return _check_architecture(arch)
+    if not isinstance(arch, dict):
+        raise _FieldError('architecture', f'must be a dict, got {type(arch).__name__}')
+    checks = _FAMILY_FIELDS[family]
+    known = {'num_classes', 'in_channels', *checks}
+    for key in arch:
+        if key not in known:
+            raise _FieldError(f'architecture.{key}', f'is unknown to this pointcam_ros for '
+                              f"family {family} (known: {', '.join(sorted(known))}): "
+                              'upgrade pointcam_ros')
+    if 'num_classes' not in arch:
+        raise _FieldError('architecture.num_classes', 'is missing')
+    values: dict[str, Any] = {'num_classes': _check_int(
+        'architecture.num_classes', arch['num_classes'], *CLASS_RANGE, 'the class count')}
+    if 'in_channels' in arch:
+        values['in_channels'] = _check_int('architecture.in_channels', arch['in_channels'],
+                                           3, MAX_IN_CHANNELS, 'x, y, z plus extra channels')
+    for key, check in checks.items():
+        if key in arch:
+            values[key] = check(f'architecture.{key}', arch[key])
+    try:
+        config = FAMILIES[family].config(**values)
+    except ValueError as exc:  # rules across fields, e.g. one radius per level
+        raise _FieldError('architecture', str(exc)) from exc
+    count = parameter_count_of(family, config)
+    if count > MAX_PARAMETERS:
+        raise _FieldError('architecture', f'describes a model with {count:,} parameters, more '
+                          f'than the limit of {MAX_PARAMETERS:,} (about '
+                          f'{4 * MAX_PARAMETERS // 2**20} MiB of weights)')
+    return config
+
+
+def _point_features(family: str, config: Any, num_points: int) -> list[tuple[int, str]]:
+    """Values per object of the largest per-point tensors of a model at ``num_points``."""
+    if family == 'pointnet':
+        widest = max(config.mlp1 + config.mlp2 + (
+            config.tnet_conv if config.input_transform or config.feature_transform else ()))
+        return [(num_points * widest, f'{num_points} x the widest per-point layer {widest}')]
+    if family == 'dgcnn':
+        k = min(config.k, num_points)
+        widest = max(2 * config.in_channels, *(2 * w for w in config.edge[:-1]), *config.edge)
+        return [(num_points * k * widest,
+                 f'{num_points} points x k {k} x the widest edge feature {widest}'),
+                (num_points * num_points, f'{num_points} x {num_points} kNN distances'),
+                (num_points * config.emb_dims, f'{num_points} x emb_dims {config.emb_dims}')]
+    out, points = [], num_points
+    for npoint, nsample, mlp in zip(config.npoints, config.nsamples, config.mlps):
+        out.append((npoint * min(nsample, points) * max(mlp),
+                    f'{npoint} centroids x nsample {nsample} x the widest layer {max(mlp)}'))
+        out.append((npoint * points, f'{npoint} centroids x {points} ball-query distances'))
+        points = npoint
+    out.append((points * max(config.global_mlp), f'{points} centroids x the widest global '
+                f'layer {max(config.global_mlp)}'))
+    return out
+
+
 def _check_class_names(names: Any, num_classes: int) -> list[str]:
     if not isinstance(names, (list, tuple)):
         raise _FieldError('class_names', f'must be a list of str, got {type(names).__name__}')
@@ -344,12 +496,13 @@ def _check_temperature(value: Any) -> float:
 class _Checked(NamedTuple):
     """The fields of a payload that passed :func:`_check_payload`."""
 
-    config: PointNetConfig
+    config: Any  # the family's config (PointNetConfig, DGCNNConfig, PointNet2Config)
     class_names: list[str]
     num_points: int
     normalization: str
     info: dict[str, Any]
     temperature: float
+    family: str = DEFAULT_FAMILY
 
 
 def _check_payload(payload: dict) -> _Checked:
@@ -362,16 +515,16 @@ def _check_payload(payload: dict) -> _Checked:
     for key in ('architecture', 'class_names', 'num_points', 'normalization', 'state_dict'):
         if key not in payload:
             raise _FieldError(key, 'is missing')
-    config = _check_architecture(payload['architecture'])
+    family = _check_family(payload.get('family', DEFAULT_FAMILY))
+    config = _check_family_architecture(family, payload['architecture'])
     class_names = _check_class_names(payload['class_names'], config.num_classes)
     num_points = _check_int('num_points', payload['num_points'], *NUM_POINTS_RANGE,
                             'points sampled per object; memory grows with it')
-    widest = max(config.mlp1 + config.mlp2 + (config.tnet_conv if config.input_transform
-                                              or config.feature_transform else ()))
-    if num_points * widest > MAX_POINT_FEATURES:
-        raise _FieldError('num_points', f'{num_points} x the widest per-point layer {widest} '
-                          f'= {num_points * widest:,} values per object, more than '
-                          f'{MAX_POINT_FEATURES:,} (64 MiB of float32 per object and layer)')
+    for values, what in _point_features(family, config, num_points):
+        if values > MAX_POINT_FEATURES:
+            raise _FieldError('num_points', f'{what} = {values:,} values per object, more '
+                              f'than {MAX_POINT_FEATURES:,} (64 MiB of float32 per object '
+                              'and layer)')
     normalization = payload['normalization']
     if normalization not in NORMALIZATIONS:
         raise _FieldError('normalization', f'must be one of {NORMALIZATIONS}, got '
@@ -380,12 +533,13 @@ def _check_payload(payload: dict) -> _Checked:
     if not isinstance(info, dict) or not all(isinstance(k, str) for k in info):
         raise _FieldError('info', f'must be a dict with str keys, got {info!r:.60}')
     temperature = _check_temperature(payload.get('temperature', 1.0))
-    return _Checked(config, class_names, num_points, normalization, dict(info), temperature)
+    return _Checked(config, class_names, num_points, normalization, dict(info), temperature,
+                    family)
 
 
 # --- save and load ------------------------------------------------------------------------
 
-def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequence[str],
+def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str],
                     num_points: int, normalization: str,
                     info: Optional[Mapping[str, Any]] = None,
                     temperature: float = 1.0) -> None:
@@ -396,19 +550,21 @@ def save_checkpoint(path: PathLike, model: PointNetClassifier, class_names: Sequ
     confidences: ``softmax(logits / temperature)`` (1.0 = uncalibrated). Raises
     ValueError if the metadata does not fit the model or breaks a bound
     that :func:`load_checkpoint` enforces (so no unloadable file is written),
-    or if the weights hold NaN/Inf.
+    if the weights hold NaN/Inf, or if ``model`` is not of a registered
+    family (a checkpoint holds no code). The family is stored by name.
     """
     try:
         _check_temperature(temperature)
     except _FieldError as exc:
         raise ValueError(f'cannot save {path}: {exc}') from exc
+    family = family_of(model)
     if len(class_names) != model.config.num_classes:
         raise ValueError(f'{len(class_names)} class names for a model with '
                          f'{model.config.num_classes} classes')
     if normalization not in NORMALIZATIONS:
         raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization}')
     payload = {
-        'format': FORMAT, 'format_version': FORMAT_VERSION,
+        'format': FORMAT, 'format_version': FORMAT_VERSION, 'family': family,
         'architecture': model.config.to_dict(), 'class_names': list(class_names),
         'num_points': int(num_points), 'normalization': normalization,
         'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -587,17 +743,18 @@ def load_checkpoint(path: Optional[PathLike] = None,
 
     Raises :class:`CheckpointError`, naming the file and the field, if the
     file is missing, a directory, empty, corrupt, holds code, is of another
-    format or version, breaks a bound (widths, layers, parameters, classes,
-    ``num_points``), holds NaN/Inf weights, or its weights do not fit its
-    architecture.
+    format or version or of a model family it does not know, breaks a bound
+    (widths, layers, parameters, classes, ``num_points``), holds NaN/Inf
+    weights, or its weights do not fit its architecture.
     """
     path = default_model_path() if path is None or str(path) == '' else Path(path)
     payload = _read(path)
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise CheckpointError(
             f"{path} is not a pointcam_ros checkpoint (field 'format' is not {FORMAT!r}). "
-            'For a state dict of fxia22/pointnet.pytorch or yanx27/Pointnet_Pointnet2_pytorch '
-            'call pointcam_ros.model.checkpoint.import_reference_state_dict(state_dict, '
+            'For a state dict of fxia22/pointnet.pytorch, yanx27/Pointnet_Pointnet2_pytorch '
+            '(PointNet, PointNet++ SSG) or WangYueFt/dgcnn call '
+            'pointcam_ros.model.checkpoint.import_reference_state_dict(state_dict, '
             'class_names), then save_checkpoint(path, model, class_names, num_points, '
             'normalization).')
     version = payload.get('format_version')
@@ -608,7 +765,7 @@ def load_checkpoint(path: Optional[PathLike] = None,
         checked = _check_payload(payload)
         # The model of the checked architecture (bounded by MAX_PARAMETERS) is the skeleton
         # the weights must fit, compared from their metadata before any value is read.
-        model = PointNetClassifier(checked.config)
+        model = build_from_config(checked.family, checked.config)
         _check_state_dict(payload['state_dict'], model.state_dict())
     except _FieldError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
@@ -648,9 +805,17 @@ _REFERENCE_MAP = (
 
 
 def import_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
-                                class_names: Sequence[str]) -> PointNetClassifier:
+                                class_names: Sequence[str], **sizes: Any) -> nn.Module:
     """
-    Build a model from a fxia22 ``PointNetCls`` or yanx27 ``get_model`` state dict.
+    Build a model from a state dict of a reference implementation; the family from its keys.
+
+    ``feat.conv1`` ...: PointNet, below. ``conv5.0`` / ``linear3`` ...:
+    WangYueFt/dgcnn ``DGCNN`` (:func:`import_dgcnn_state_dict`). ``sa1.mlp_convs``
+    ...: yanx27 ``pointnet2_cls_ssg.get_model`` (:func:`import_pointnet2_state_dict`).
+    ``sizes`` are the hyper-parameters the weights do not show (DGCNN's ``k``,
+    PointNet++'s ``npoints``, ``radii``, ``nsamples``; ``dropout``).
+
+    PointNet: a fxia22 ``PointNetCls`` or yanx27 ``get_model`` state dict.
 
     Both repositories use the same key names (``feat.stn.conv1.weight``,
     ``feat.conv3``, ``fc3`` ...); the input channels, the feature transform
@@ -662,6 +827,13 @@ def import_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
     if 'model_state_dict' in state_dict:
         state_dict = state_dict['model_state_dict']
     state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    if any(key.startswith('sa1.') for key in state_dict):
+        return import_pointnet2_state_dict(state_dict, class_names, **sizes)
+    if 'conv5.0.weight' in state_dict or 'linear3.weight' in state_dict:
+        return import_dgcnn_state_dict(state_dict, class_names, **sizes)
+    if sizes:
+        raise CheckpointError(f'sizes {sorted(sizes)} apply to DGCNN and PointNet++ state '
+                              'dicts; a PointNet state dict shows all of its sizes')
     try:
         conv1 = state_dict['feat.conv1.weight']
         fc3 = state_dict['fc3.weight']
@@ -701,3 +873,135 @@ def import_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
     except RuntimeError as exc:
         raise CheckpointError(f'state dict does not fit a PointNet classifier: {exc}') from exc
     return model.eval()
+
+
+def _numbered(state_dict: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
+    """Sorted numbers of the keys matching ``pattern`` (one group of digits)."""
+    found = sorted({int(m.group(1)) for key in state_dict
+                    if (m := re.fullmatch(pattern, key))})
+    if found and found != list(range(found[0], found[0] + len(found))):
+        raise CheckpointError(f'layers {found} of {pattern!r} are not numbered in sequence')
+    return found
+
+
+def _load_mapped(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                 mapping: Sequence[tuple[str, str]], what: str) -> nn.Module:
+    """Rename ``state_dict`` by ``(source prefix, model prefix)`` pairs; load strictly."""
+    mapped = {}
+    for key, value in state_dict.items():
+        for src, dst in mapping:
+            if key.startswith(src + '.'):
+                mapped[dst + key[len(src):]] = value
+                break
+        else:
+            raise CheckpointError(f"unexpected key '{key}' in the {what} state dict")
+    try:
+        model.load_state_dict(mapped, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f'state dict does not fit a {what} classifier: {exc}') from exc
+    return model.eval()
+
+
+def import_dgcnn_state_dict(state_dict: Mapping[str, torch.Tensor],
+                            class_names: Sequence[str], *, k: int = 20,
+                            dropout: float = 0.5) -> DGCNNClassifier:
+    """
+    Build a :class:`~pointcam_ros.model.dgcnn.DGCNNClassifier` from a WangYueFt ``DGCNN``.
+
+    Keys (``module.`` prefixes of DataParallel stripped): EdgeConvs
+    ``conv1`` .. ``conv4`` (``Sequential(Conv2d, BatchNorm2d, LeakyReLU)``),
+    embedding ``conv5`` (Conv1d, BatchNorm1d), head ``linear1`` (no bias),
+    ``bn6``, ``linear2``, ``bn7`` and the classifier ``linear3``.
+    ``bn1`` .. ``bn5`` are the same modules as ``conv1.1`` .. ``conv5.1``
+    (registered twice there), so they must equal them. Widths and input
+    channels are read from the tensors; ``k`` (their ``--k``) and ``dropout``
+    are not in the weights. Raises :class:`CheckpointError` on any mismatch.
+    """
+    convs = _numbered(state_dict, r'conv(\d+)\.0\.weight')
+    linears = _numbered(state_dict, r'linear(\d+)\.weight')
+    if len(convs) < 2 or convs[0] != 1 or not linears or linears[0] != 1:
+        raise CheckpointError('not a WangYueFt/dgcnn DGCNN state dict: missing conv1.0, '
+                              'conv2.0 ... and linear1 ...')
+    last = convs[-1]  # the embedding conv
+    classes = int(state_dict[f'linear{linears[-1]}.weight'].shape[0])
+    if classes != len(class_names):
+        raise CheckpointError(f'the state dict has {classes} classes but '
+                              f'{len(class_names)} class names were given')
+    state = dict(state_dict)
+    for i in convs:  # bn<i> is conv<i>.1 under a second name
+        for key in [key for key in state if key.startswith(f'bn{i}.')]:
+            twin = f'conv{i}.1.' + key[len(f'bn{i}.'):]
+            if twin not in state:
+                state[twin] = state[key]
+            elif not torch.equal(state[twin], state[key]):
+                raise CheckpointError(f"'{key}' differs from '{twin}', which is the same "
+                                      'module in WangYueFt/dgcnn: the state dict is broken')
+            del state[key]
+    try:
+        config = DGCNNConfig(
+            num_classes=classes,
+            in_channels=int(state_dict['conv1.0.weight'].shape[1]) // 2, k=k,
+            edge=tuple(int(state_dict[f'conv{i}.0.weight'].shape[0]) for i in convs[:-1]),
+            emb_dims=int(state_dict[f'conv{last}.0.weight'].shape[0]),
+            head=tuple(int(state_dict[f'linear{j}.weight'].shape[0]) for j in linears[:-1]),
+            dropout=dropout)
+    except ValueError as exc:
+        raise CheckpointError(f'not a usable DGCNN state dict: {exc}') from exc
+    mapping = [(f'conv{i}.0', f'edge_convs.{i - 1}.conv') for i in convs[:-1]]
+    mapping += [(f'conv{i}.1', f'edge_convs.{i - 1}.bn') for i in convs[:-1]]
+    mapping += [(f'conv{last}.0', 'embed.conv'), (f'conv{last}.1', 'embed.bn')]
+    mapping += [(f'linear{j}', f'head.{j - 1}.linear') for j in linears[:-1]]
+    mapping += [(f'bn{last + j}', f'head.{j - 1}.bn') for j in linears[:-1]]
+    mapping += [(f'linear{linears[-1]}', 'classifier')]
+    return _load_mapped(DGCNNClassifier(config), state, mapping, 'DGCNN')
+
+
+def import_pointnet2_state_dict(state_dict: Mapping[str, torch.Tensor],
+                                class_names: Sequence[str], *,
+                                npoints: Sequence[int] = (512, 128),
+                                radii: Sequence[float] = (0.2, 0.4),
+                                nsamples: Sequence[int] = (32, 64),
+                                dropout: float = 0.4) -> PointNet2Classifier:
+    """
+    Build a :class:`~pointcam_ros.model.pointnet2.PointNet2Classifier` from yanx27's SSG model.
+
+    Keys of ``pointnet2_cls_ssg.get_model`` (a training checkpoint's
+    ``model_state_dict`` is unwrapped by :func:`import_reference_state_dict`):
+    set abstractions ``sa1`` .. ``sa3`` with ``mlp_convs.{i}`` (Conv2d 1x1)
+    and ``mlp_bns.{i}`` (BatchNorm2d), the last one grouping all; head
+    ``fc1``, ``bn1``, ``fc2``, ``bn2`` and the classifier ``fc3``. Widths and
+    input channels (3, or 6 with normals) are read from the tensors; the
+    sampling sizes are not in the weights: the defaults are yanx27's (N =
+    1024 points in the unit sphere). The model returns ``fc3``'s logits
+    (yanx27 returns their log-softmax: same arg-max and probabilities).
+    """
+    levels = _numbered(state_dict, r'sa(\d+)\.mlp_convs\.0\.weight')
+    fcs = _numbered(state_dict, r'fc(\d+)\.weight')
+    if len(levels) < 2 or levels[0] != 1 or not fcs or fcs[0] != 1:
+        raise CheckpointError('not a yanx27 pointnet2_cls_ssg state dict: missing '
+                              'sa1.mlp_convs.0, sa2 ... and fc1 ...')
+    classes = int(state_dict[f'fc{fcs[-1]}.weight'].shape[0])
+    if classes != len(class_names):
+        raise CheckpointError(f'the state dict has {classes} classes but '
+                              f'{len(class_names)} class names were given')
+
+    def widths(level: int) -> tuple[int, ...]:
+        layers = _numbered(state_dict, rf'sa{level}\.mlp_convs\.(\d+)\.weight')
+        return tuple(int(state_dict[f'sa{level}.mlp_convs.{j}.weight'].shape[0])
+                     for j in layers)
+
+    try:
+        config = PointNet2Config(
+            num_classes=classes,
+            in_channels=int(state_dict['sa1.mlp_convs.0.weight'].shape[1]),
+            npoints=tuple(npoints), radii=tuple(radii), nsamples=tuple(nsamples),
+            mlps=tuple(widths(i) for i in levels[:-1]), global_mlp=widths(levels[-1]),
+            head=tuple(int(state_dict[f'fc{j}.weight'].shape[0]) for j in fcs[:-1]),
+            dropout=dropout)
+    except ValueError as exc:
+        raise CheckpointError(f'not a usable PointNet++ state dict: {exc}') from exc
+    mapping = [(f'sa{i}', f'sa.{i - 1}') for i in levels]
+    mapping += [(f'fc{j}', f'head.{j - 1}.linear') for j in fcs[:-1]]
+    mapping += [(f'bn{j}', f'head.{j - 1}.bn') for j in fcs[:-1]]
+    mapping += [(f'fc{fcs[-1]}', 'classifier')]
+    return _load_mapped(PointNet2Classifier(config), state_dict, mapping, 'PointNet++')

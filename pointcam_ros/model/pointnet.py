@@ -26,7 +26,7 @@ T-Nets' and the global one) ignores them, and everything else is per point.
 """
 
 from dataclasses import asdict, dataclass, replace
-from typing import NamedTuple, Optional, Sequence
+from typing import ClassVar, NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn, Tensor
@@ -157,6 +157,14 @@ class PointNetClassifier(nn.Module):
 
     #: Name of the module whose output is the local feature map A (B, C_A, N).
     CAM_LAYER = 'mlp2'
+    #: Registry name (:func:`pointcam_ros.model.registry.build_model`).
+    family: ClassVar[str] = 'pointnet'
+    #: Global pools over A that feed the head.
+    POOLING: ClassVar[tuple[str, ...]] = ('max',)
+    #: Repeating points changes neither the T-Nets' nor the global max-pool.
+    duplicate_invariant: ClassVar[bool] = True
+    #: The CAM layer's points are the input points.
+    cam_points = None
 
     def __init__(self, config: PointNetConfig):
         super().__init__()
