@@ -34,8 +34,9 @@ numpy/scipy segmentation, per-object sampling with ``numpy.random``, a
 k-d tree for the map back. ``torch`` (the default on CUDA): the whole scan
 path on the device, from one host-to-device copy of the points to one copy
 of the results back: region of interest, ground fit, voxel connected
-components (:mod:`~pointcam_ros.perception.segmentation_torch`, identical
-clusters to numpy), sampling (a seeded random order per object, cycled when
+components (:mod:`~pointcam_ros.perception.segmentation` on tensors, through
+:mod:`~pointcam_ros.perception.segmentation_torch`; identical clusters to
+numpy), sampling (a seeded random order per object, cycled when
 an object has fewer than N points), normalisation, model and explanation,
 nearest-sample map back and the oriented boxes. The two backends draw
 different samples, so their saliency differs slightly; clusters do not.
@@ -75,7 +76,8 @@ from pointcam_ros.model.preprocess import VIEW_NORMALIZATIONS, with_heights
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, CORE_SHARE, plane_fits, shape_rule, SLIVER)
-from pointcam_ros.perception.segmentation import segment_scene
+from pointcam_ros.perception.segmentation import (
+    segment_scene, segmentation_tables, SegmentationTables)
 from scipy.spatial import cKDTree, ConvexHull, QhullError
 import torch
 from torch import Tensor
@@ -144,7 +146,7 @@ class ScenePipeline:
         self.backend = backend
         self.config = config
         self.explainer = None
-        self._tables: Optional[segmentation_torch.DeviceTables] = None
+        self._tables: Optional[SegmentationTables] = None
         self.reconfigure(config)
 
     @property
@@ -168,7 +170,7 @@ class ScenePipeline:
         if self.device.type == 'cuda' and hasattr(explainer, 'warm_up'):
             explainer.warm_up(self.loaded.num_points)  # capture CUDA graphs now, not per scan
         # The ground fit's random draws depend on the seed only: on the device once.
-        tables = segmentation_torch.device_tables(config.seed, self.device)
+        tables = segmentation_tables(config.seed, segmentation_torch, self.device)
         self.explainer, self._tables, self.config = explainer, tables, config
 
     @staticmethod
@@ -308,7 +310,7 @@ class ScenePipeline:
 
         One copy of the points to the device, one copy of all results back,
         and the small ground-level table's round trip in
-        ``segmentation_torch.ground_level``.
+        ``segmentation.ground_level``.
         """
         timings = result.timings
         device = self.device
@@ -319,8 +321,9 @@ class ScenePipeline:
             count = 1 if len(xyz) else 0
             height = points[:, 2] - points[:, 2].min() if count else points[:, 2]
         else:
-            labels, _, count, height = segmentation_torch.segment_scene(points, config,
-                                                                        self._tables)
+            segmentation = segment_scene(points, config, tables=self._tables)
+            labels, count = segmentation.labels.to(torch.int64), segmentation.num_objects
+            height = segmentation.height
             limit = object_limit(config.method)
             result.objects_capped = max(0, count - limit)
             labels, count = _largest_objects_torch(labels, count, limit)
