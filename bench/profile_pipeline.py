@@ -43,7 +43,7 @@ from machine import describe
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud
-from pointcam_ros.perception import segmentation_torch
+from pointcam_ros.perception import segmentation, segmentation_torch
 from pointcam_ros.perception import stages as stages_module
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.stages import Stages
@@ -74,7 +74,8 @@ def step_timers(device: torch.device, totals: dict):
             return out
         return wrapper
 
-    saved = [(segmentation_torch, name) for name in SEGMENT_STEPS]
+    saved = [(segmentation_torch if name == 'connected_components' else segmentation, name)
+             for name in SEGMENT_STEPS]
     saved += [(stages_module, name) for name in PIPELINE_STEPS]
     saved += list(METHOD_STEPS)
     originals = [(owner, name, getattr(owner, name)) for owner, name in saved]

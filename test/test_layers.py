@@ -117,8 +117,19 @@ assert len(out.objects) == 1 and out.objects[0].num_points > 700, out.objects
 
 
 def test_segmentation_needs_neither_torch_nor_open3d():
+    """The shared algorithm and its numpy backend import and run without torch (issue 23)."""
+    run = """
+import numpy as np
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.segmentation import segment_scene
+rng = np.random.default_rng(0)
+ground = np.c_[rng.uniform(-20, 20, (20000, 2)), rng.normal(-1.8, 0.02, 20000)]
+box = rng.uniform([5, 5, -1.7], [7, 6, -0.3], (800, 3))
+assert segment_scene(np.r_[ground, box].astype('f4'), PipelineConfig()).num_objects == 1
+"""
     result = _import_without(['pointcam_ros.perception.segmentation',
-                              'pointcam_ros.perception.rules'], ['torch', 'open3d'])
+                              'pointcam_ros.perception.segmentation_numpy',
+                              'pointcam_ros.perception.rules'], ['torch', 'open3d'], then=run)
     assert result.returncode == 0, result.stderr
 
 

@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 from pointcam_ros.common.config import ConfigError, PipelineConfig
-from pointcam_ros.perception import range_image, segmentation_torch
+from pointcam_ros.perception import range_image
 from pointcam_ros.perception.range_image import (
     beta_angle, dense_rank, direction_extents, is_range_scan, merge_pieces, neighbour_pairs,
     rectangle, rectangles)
@@ -181,9 +181,9 @@ def test_torch_gives_the_numpy_clusters_with_the_range_design():
     xyz, _ = cast([box(8.0, 3.0, 4.5, 1.8, 1.0), box(7.8, 3.0, 2.4, 1.6, 1.5),
                    box(8.8, 1.75, 0.4, 0.4, 1.75), box(10.0, -2.0, 0.4, 12.0, 3.0)], *hdl32())
     expected = segment_scene(xyz, RANGE)
-    labels, _, count, _ = segmentation_torch.segment_scene(torch.from_numpy(xyz), RANGE)
-    assert count == expected.num_objects >= 3
-    np.testing.assert_array_equal(labels.numpy(), expected.labels)
+    got = segment_scene(torch.from_numpy(xyz), RANGE)
+    assert got.num_objects == expected.num_objects >= 3
+    np.testing.assert_array_equal(got.labels.numpy(), expected.labels)
 
 
 def test_an_unknown_design_is_refused_with_the_known_ones():

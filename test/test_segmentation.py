@@ -12,16 +12,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Segmentation: occupied-voxel components, the numpy ground fit, numpy == torch."""
+"""Segmentation: occupied-voxel components, the ground fit, numpy == torch on every sensor."""
 
 import tracemalloc
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.perception import segmentation_torch
+from pointcam_ros.learn.dataset import simulate_scan
+from pointcam_ros.perception import segmentation_numpy, segmentation_torch
 from pointcam_ros.perception.segmentation import (
-    cluster_voxels, DIRECT_SPAN, fit_ground, ground_level, plane_height, segment_scene,
-    split_wide_clusters)
+    array_namespace, cluster_voxels, dense_rank, DIRECT_SPAN, fit_ground, ground_level,
+    plane_height, segment_scene, Segmentation, segmentation_tables, split_wide_clusters,
+    unique_inverse)
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import pytest
 from scipy import ndimage
@@ -99,7 +101,7 @@ def test_coordinates_beyond_a_direct_key_are_compressed_keeping_adjacency(offset
     for group in groups:
         assert len(set(labels[group])) == 1
     assert len({labels[g[0]] for g in groups}) == len(groups)
-    torch_labels, torch_count = segmentation_torch.cluster_voxels(torch.from_numpy(xyz), 0.5, 1.0)
+    torch_labels, torch_count = cluster_voxels(torch.from_numpy(xyz), 0.5, 1.0)
     assert torch_count == count
     np.testing.assert_array_equal(torch_labels.numpy(), labels)
 
@@ -146,30 +148,97 @@ def test_local_ground_follows_a_sag_but_not_a_cars_side():
     assert (height[400:] - level[400:] > 0.25).all()
 
 
+def assert_same_segmentation(got: Segmentation, expected: Segmentation, name: str) -> None:
+    """
+    Check that the torch result equals the numpy one: labels, ground and count exactly.
+
+    The plane to 1e-12 (the two libraries' eigh may differ in the last bits)
+    and the heights to 1e-5 m (bit for bit on the CPU today; the CUDA test
+    allows 1e-4).
+    """
+    assert isinstance(got, Segmentation) and isinstance(got.labels, torch.Tensor), name
+    assert got.num_objects == expected.num_objects, name
+    assert got.labels.dtype == torch.int32 and expected.labels.dtype == np.int32
+    np.testing.assert_array_equal(got.labels.numpy(), expected.labels, err_msg=name)
+    np.testing.assert_array_equal(got.ground.numpy(), expected.ground, err_msg=name)
+    np.testing.assert_allclose(got.plane.numpy(), expected.plane, rtol=0, atol=1e-12,
+                               err_msg=name)
+    np.testing.assert_allclose(got.height.numpy(), expected.height, rtol=0, atol=1e-5,
+                               err_msg=name)
+
+
 def test_torch_segmentation_gives_identical_clusters_on_the_cpu(scans):
     """The GPU code path, run on the CPU: same ground, same clusters, same numbering."""
     for config in (PipelineConfig(), PipelineConfig(cluster_tolerance=0.2,
                                                     cluster_z_tolerance=0.3,
                                                     split_size=3.0,
                                                     min_cluster_points=5, max_range=100.0)):
+        tables = segmentation_tables(config.seed, segmentation_torch, 'cpu')
         for name, xyz in scans.items():
             expected = segment_scene(xyz, config)
-            labels, plane, count, height = segmentation_torch.segment_scene(
-                torch.from_numpy(xyz), config)
-            assert count == expected.num_objects > 3, name
-            np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
-            np.testing.assert_allclose(plane.numpy(), expected.plane, rtol=0, atol=1e-12)
-            np.testing.assert_allclose(height.numpy(), expected.height, rtol=0, atol=1e-5,
-                                       err_msg=name)
+            got = segment_scene(torch.from_numpy(xyz), config, tables=tables)
+            assert expected.num_objects > 3, name
+            assert_same_segmentation(got, expected, name)
+
+
+@pytest.mark.parametrize('sensor', list(SENSORS))
+def test_torch_gives_the_numpy_segmentation_of_a_street_on_every_sensor(sensor):
+    """Issue 23: one algorithm, two backends; both designs on a street scan of each preset."""
+    xyz = simulate_scan(3_300_000, sensors=[sensor], kinds=['street'])[0]
+    points = torch.from_numpy(xyz)
+    for design in ('voxel', 'range'):
+        config = PipelineConfig(segmentation=design)
+        expected = segment_scene(xyz, config)
+        assert expected.num_objects > 10, (sensor, design)
+        assert_same_segmentation(segment_scene(points, config), expected, f'{sensor} {design}')
 
 
 def test_torch_splits_wide_street_clusters_identically_on_the_cpu(street_scans):
     for name, (xyz, _, _) in street_scans.items():
         expected = segment_scene(xyz, PipelineConfig())
-        labels, _, count, _ = segmentation_torch.segment_scene(torch.from_numpy(xyz),
-                                                               PipelineConfig())
-        assert count == expected.num_objects > 10, name
-        np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
+        got = segment_scene(torch.from_numpy(xyz), PipelineConfig())
+        assert expected.num_objects > 10, name
+        assert_same_segmentation(got, expected, name)
+
+
+def test_the_backend_primitives_agree():
+    """Each primitive of the two backends gives the same arrays (torch on the CPU)."""
+    rng = np.random.default_rng(5)
+    num = 2000
+    source = rng.integers(0, num, 1500)
+    target = rng.integers(0, num, 1500)
+    expected, count = segmentation_numpy.connected_components(num, source, target)
+    got, got_count = segmentation_torch.connected_components(
+        num, torch.from_numpy(source), torch.from_numpy(target))
+    assert got_count == count and 100 < count < num
+    np.testing.assert_array_equal(got.numpy(), expected)
+    # Canonical ids: in the order of each component's smallest node.
+    _, first = np.unique(expected, return_index=True)
+    assert np.all(np.diff(first) > 0)
+    index = rng.integers(0, 50, 5000)
+    values = rng.normal(size=5000).astype(np.float32)
+    for name in ('scatter_min', 'scatter_max'):
+        start = np.zeros(50, np.float32)
+        want = getattr(segmentation_numpy, name)(start.copy(), index, values)
+        have = getattr(segmentation_torch, name)(torch.from_numpy(start), torch.from_numpy(index),
+                                                 torch.from_numpy(values))
+        np.testing.assert_array_equal(have.numpy(), want)
+    fractions = (0.6, 0.05, 0.0, 1.0)
+    assert (segmentation_torch.order_statistics(torch.from_numpy(values), fractions)
+            == segmentation_numpy.order_statistics(values, fractions))
+    keys = rng.integers(-2 ** 40, 2 ** 40, 3000)
+    keys[::3] = keys[1]
+    unique, inverse = unique_inverse(keys)
+    got_unique, got_inverse = unique_inverse(torch.from_numpy(keys))
+    np.testing.assert_array_equal(got_unique.numpy(), unique)
+    np.testing.assert_array_equal(got_inverse.numpy(), inverse)
+    ids = rng.integers(0, 40, 500) * 3
+    np.testing.assert_array_equal(dense_rank(torch.from_numpy(ids), 120).numpy(),
+                                  dense_rank(ids, 120))
+    assert array_namespace(keys) is segmentation_numpy
+    assert array_namespace(torch.from_numpy(keys)) is segmentation_torch
+    with pytest.raises(TypeError, match='numpy arrays or torch tensors'):
+        array_namespace(keys.tolist())
 
 
 def found_as_one_cluster(xyz, truth, scene, config) -> tuple[int, int]:
@@ -213,11 +282,12 @@ def test_split_pieces_never_join_separate_clusters():
                     1).astype(np.float32)
     cluster = (np.arange(4000) % 2).astype(np.int64)  # two clusters, interleaved in space
     config = PipelineConfig(split_size=5.0)
-    for module, ids in ((None, cluster), (segmentation_torch, torch.from_numpy(cluster))):
-        if module is None:
-            out, count = split_wide_clusters(ids, 2, wall, config)
+    for backend in ('numpy', 'torch'):
+        if backend == 'numpy':
+            out, count = split_wide_clusters(cluster, 2, wall, config)
         else:
-            out, count = module.split_wide_clusters(ids, 2, torch.from_numpy(wall), config)
+            out, count = split_wide_clusters(torch.from_numpy(cluster), 2,
+                                             torch.from_numpy(wall), config)
             out = out.numpy()
         # each wall is cut at its gap, and no piece holds points of both walls
         assert count == 4
@@ -249,8 +319,8 @@ def test_a_person_by_a_wall_is_split_off_but_a_sparse_wall_stays_whole(module):
         one = np.zeros(len(xyz), np.int64)  # what 0.5 m voxels made of it: one cluster
         if module == 'numpy':
             return split_wide_clusters(one, 1, xyz, config)
-        ids, count = segmentation_torch.split_wide_clusters(
-            torch.from_numpy(one), 1, torch.from_numpy(xyz), config)
+        ids, count = split_wide_clusters(torch.from_numpy(one), 1, torch.from_numpy(xyz),
+                                         config)
         return ids.numpy(), count
 
     xyz, num_wall = wall_with_person(gap=0.35, spacing=0.05)
@@ -271,9 +341,9 @@ def test_the_range_design_gives_the_same_clusters_in_torch_on_the_cpu(street_sca
     config = PipelineConfig(segmentation='range')
     for name, (xyz, _, _) in street_scans.items():
         expected = segment_scene(xyz, config)
-        labels, _, count, _ = segmentation_torch.segment_scene(torch.from_numpy(xyz), config)
-        assert count == expected.num_objects > 10, name
-        np.testing.assert_array_equal(labels.numpy(), expected.labels, err_msg=name)
+        got = segment_scene(torch.from_numpy(xyz), config)
+        assert expected.num_objects > 10, name
+        assert_same_segmentation(got, expected, name)
 
 
 def test_the_range_design_finds_more_street_objects_that_touch(street_scans):

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.formats.cloud_io import read_cloud
-from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.segmentation import segment_scene
 import pytest
@@ -67,11 +66,10 @@ def test_split_segmentation_on_cuda_gives_the_numpy_clusters():
     xyz = street_scene()
     config = PipelineConfig()
     expected = segment_scene(xyz, config)
-    labels, plane, count, height = segmentation_torch.segment_scene(
-        torch.from_numpy(xyz).cuda(), config)
-    assert count == expected.num_objects >= 4
-    np.testing.assert_array_equal(labels.cpu().numpy(), expected.labels)
-    np.testing.assert_allclose(height.cpu().numpy(), expected.height, rtol=0, atol=1e-4)
+    got = segment_scene(torch.from_numpy(xyz).cuda(), config)
+    assert got.labels.is_cuda and got.num_objects == expected.num_objects >= 4
+    np.testing.assert_array_equal(got.labels.cpu().numpy(), expected.labels)
+    np.testing.assert_allclose(got.height.cpu().numpy(), expected.height, rtol=0, atol=1e-4)
     # The person stands apart from the wall (its feet are ground), each car is a cluster.
     person = expected.labels[68_000:68_400]
     wall = expected.labels[60_000:68_000]

@@ -34,8 +34,9 @@ numpy/scipy segmentation, per-object sampling with ``numpy.random``, a
 k-d tree for the map back. ``torch`` (the default on CUDA): the whole scan
 path on the device, from one host-to-device copy of the points to one copy
 of the results back: region of interest, ground fit, voxel connected
-components (:mod:`~pointcam_ros.perception.segmentation_torch`, identical
-clusters to numpy), sampling (a seeded random order per object, cycled when
+components (:mod:`~pointcam_ros.perception.segmentation` on tensors, through
+:mod:`~pointcam_ros.perception.segmentation_torch`; identical clusters to
+numpy), sampling (a seeded random order per object, cycled when
 an object has fewer than N points), normalisation, model and explanation,
 nearest-sample map back and the oriented boxes. The two backends draw
 different samples, so their saliency differs slightly; clusters do not.
@@ -87,6 +88,7 @@ from pointcam_ros.model.preprocess import normalized_channels
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, plane_fits, shape_rule, SLIVER)
+from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
 import torch
 
@@ -168,7 +170,7 @@ class ScenePipeline:
         limit = object_limit(config.method)
         if self.backend == 'torch':
             # The ground fit's random draws depend on the seed only: on the device once.
-            tables = segmentation_torch.device_tables(config.seed, self.device)
+            tables = segmentation_tables(config.seed, segmentation_torch, self.device)
             stages = TorchStages(config, self.loaded, explainer, self.device, limit, tables)
         else:
             stages = NumpyStages(config, self.loaded, explainer, self.device, limit)

@@ -15,9 +15,19 @@
 """
 Scan segmentation: region of interest, ground removal, clustering into objects.
 
-numpy and scipy only (no torch, no open3d), so the lean runtime imports it;
-:mod:`pointcam_ros.perception.segmentation_torch` is the same algorithm in
-torch for the GPU and gives identical clusters.
+Written once over an array namespace ``xp`` (issue #23): the functions
+take numpy arrays or torch tensors (on any device) and answer in the same
+backend (only :func:`ransac_draws` and the small :func:`follow_ground` are
+numpy on the host for both). :func:`array_namespace` picks the backend
+module: :mod:`~pointcam_ros.perception.segmentation_numpy` (numpy and
+scipy; no torch, no open3d, so the lean runtime imports this module
+without them) or :mod:`~pointcam_ros.perception.segmentation_torch`
+(imported only when a tensor comes in). Those modules hold the array-API
+spellings that differ between the libraries and the few primitives that
+truly do (connected components, scatter min/max, order statistics, sorted
+unique keys); everything else is here, so the two backends give the same
+clusters, numbered alike, by construction (``docs/segmentation.md``, "One
+algorithm, two backends").
 
 Ground, in two steps. A plane: deterministic RANSAC (seeded RNG,
 ``RANSAC_ITERATIONS`` candidate planes from fixed draws, scored on at most
@@ -32,8 +42,9 @@ Clustering: connected components of the OCCUPIED voxels (``cluster_tolerance``
 wide, ``cluster_z_tolerance`` high, 26-neighbourhood). The occupied voxel keys
 are sorted (:func:`unique_inverse` on int64 keys), the neighbours of each voxel are
 found among the occupied ones by ``searchsorted`` for the 13 forward offsets,
-and ``scipy.sparse.csgraph.connected_components`` labels the graph. No dense
-grid is built, so the bounding box of the scan does not matter.
+and the backend's ``connected_components`` labels the graph (scipy's csgraph,
+or label propagation in torch). No dense grid is built, so the bounding box
+of the scan does not matter.
 
 Wide clusters: in streets, parked cars in a row, a pedestrian by a wall or
 a bush by a facade touch at this voxel size and become one cluster, often
@@ -71,13 +82,20 @@ cells are adjacent; ValueError only if even the compressed keys overflow
 """
 
 from dataclasses import dataclass
-from typing import Optional, TypeVar
+import sys
+from types import ModuleType
+from typing import Any, NamedTuple, Optional, TYPE_CHECKING, TypeVar, Union
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.perception.range_image import dense_rank, range_clusters
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from pointcam_ros.perception import segmentation_numpy
+from pointcam_ros.perception.range_image import range_clusters
+
+if TYPE_CHECKING:  # torch is imported only where tensors come in (array_namespace)
+    import torch
+
+#: An array of either backend: a numpy array, or a torch tensor on any device.
+Array = Union[np.ndarray, 'torch.Tensor']
 
 #: Candidate planes drawn by the ground RANSAC (fixed: the result is reproducible).
 RANSAC_ITERATIONS = 100
@@ -113,10 +131,37 @@ SPLIT_STEP = 0.6
 SPLIT_KEEP = 0.8
 
 
+def array_namespace(array: Any) -> ModuleType:
+    """
+    Return the backend module (``xp``) of ``array``, a numpy array or a torch tensor.
+
+    :mod:`~pointcam_ros.perception.segmentation_numpy` for a numpy array,
+    :mod:`~pointcam_ros.perception.segmentation_torch` for a tensor (torch
+    is imported only then). TypeError for anything else.
+    """
+    if isinstance(array, np.ndarray):
+        return segmentation_numpy
+    torch_module = sys.modules.get('torch')
+    if torch_module is not None and isinstance(array, torch_module.Tensor):
+        from pointcam_ros.perception import segmentation_torch
+        return segmentation_torch
+    raise TypeError(f'the segmentation takes numpy arrays or torch tensors, not {type(array)}')
+
+
+def _f32(value: float) -> float:
+    """
+    ``value`` rounded to float32, as a Python float.
+
+    Compared with float32 arrays it gives the same answer whether a backend
+    compares in float32 or in float64 (it is exactly representable in both).
+    """
+    return float(np.float32(value))
+
+
 @dataclass
 class Segmentation:
     """
-    Result of segmenting ``M`` points.
+    Result of segmenting ``M`` points, in the backend of the points (numpy, or torch on a device).
 
     ``labels`` (M,) int32: object index ``0..num_objects-1``, or -1 (ground,
     outside the region of interest, filtered cluster). ``ground`` (M,) bool.
@@ -126,18 +171,19 @@ class Segmentation:
     (:data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS`).
     """
 
-    labels: np.ndarray
-    ground: np.ndarray
-    plane: np.ndarray
+    labels: Array
+    ground: Array
+    plane: Array
     num_objects: int
-    height: np.ndarray
+    height: Array
 
 
-def region_of_interest(xyz: np.ndarray, config: PipelineConfig) -> np.ndarray:
-    """``(M,)`` bool: points inside the range ring and height band of ``config``."""
-    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-    return ((r2 >= np.float32(config.min_range ** 2)) & (r2 <= np.float32(config.max_range ** 2))
-            & (xyz[:, 2] >= np.float32(config.min_z)) & (xyz[:, 2] <= np.float32(config.max_z)))
+class SegmentationTables(NamedTuple):
+    """Constants of the segmentation in one backend (and device), made once per seed."""
+
+    triples: Array  # (RANSAC_ITERATIONS, 3) float64, see ransac_draws
+    score: Array  # (RANSAC_SCORE_POINTS,) float64
+    edges_sq: Array  # (len(RANGE_EDGES),) float32: RANGE_EDGES_SQ
 
 
 def ransac_draws(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,59 +193,59 @@ def ransac_draws(seed: int) -> tuple[np.ndarray, np.ndarray]:
     ``triples`` (RANSAC_ITERATIONS, 3) float64 in [0, 1): which three low
     points make each candidate plane; ``score`` (RANSAC_SCORE_POINTS,) float64
     in [0, 1): which low points score them. Scaled by the number of low points,
-    so the numpy and torch fits draw the same points.
+    so that every backend draws the same points.
     """
     rng = np.random.default_rng(seed)
     return rng.random((RANSAC_ITERATIONS, 3)), rng.random(RANSAC_SCORE_POINTS)
 
 
-def plane_height(xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
-    """Signed height ``(M,)`` float32 of ``(M, 3)`` float32 points above ``plane`` (4,)."""
-    p = plane.astype(np.float32)
+def segmentation_tables(seed: int, xp: ModuleType = segmentation_numpy,
+                        device: Any = None) -> SegmentationTables:
+    """Make the RANSAC draws of ``seed`` and the range bins in backend ``xp`` on ``device``."""
+    triples, score = ransac_draws(seed)
+    return SegmentationTables(*(xp.asarray(t, device=device)
+                                for t in (triples, score, RANGE_EDGES_SQ)))
+
+
+def region_of_interest(xyz: Array, config: PipelineConfig) -> Array:
+    """``(M,)`` bool: points of ``(M, 3)`` float32 ``xyz`` in the range ring and height band."""
+    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
+    return ((r2 >= _f32(config.min_range ** 2)) & (r2 <= _f32(config.max_range ** 2))
+            & (xyz[:, 2] >= _f32(config.min_z)) & (xyz[:, 2] <= _f32(config.max_z)))
+
+
+def plane_height(xyz: Array, plane: Array) -> Array:
+    """Signed height ``(M,)`` float32 of ``(M, 3)`` float32 points above ``plane`` (4,) float64."""
+    xp = array_namespace(xyz)
+    p = xp.astype(plane, xp.float32)
     return xyz[:, 0] * p[0] + xyz[:, 1] * p[1] + xyz[:, 2] * p[2] + p[3]
 
 
-def _order_statistics(values: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
-    """
-    Linear-interpolated quantiles of ``(n,)`` float32 ``values`` at ``fractions``, in float64.
-
-    One partition for all of them (each order statistic is the same value as
-    after a full sort).
-    """
-    positions = [fraction * (len(values) - 1) for fraction in fractions]
-    below = [int(np.floor(position)) for position in positions]
-    above = [min(b + 1, len(values) - 1) for b in below]
-    part = np.partition(values, sorted(set(below + above)))
-    out = []
-    for position, b, a in zip(positions, below, above):
-        lo, hi = float(part[b]), float(part[a])
-        out.append(lo + (position - b) * (hi - lo))
-    return out
-
-
-def candidate_planes(low: np.ndarray, triples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def candidate_planes(low: Array, triples: Array) -> tuple[Array, Array]:
     """
     RANSAC candidates through three of the ``(n, 3)`` float32 ``low`` points each.
 
-    Returns unit normals ``(I, 4)`` float64 ``a, b, c, d`` and ``(I,)`` bool
-    (the three points were not collinear). Written as plain element-wise
-    float64 arithmetic so the torch version gives the same bits.
+    ``triples`` (I, 3) float64 in [0, 1) pick the points. Returns unit
+    normals ``(I, 4)`` float64 ``a, b, c, d`` and ``(I,)`` bool (the three
+    points were not collinear), in plain element-wise float64 arithmetic so
+    that every backend gives the same bits.
     """
-    pick = np.minimum((triples * len(low)).astype(np.int64), len(low) - 1)
-    p = low[pick].astype(np.float64)  # (I, 3, 3)
+    xp = array_namespace(low)
+    pick = xp.clip(xp.astype(triples * len(low), xp.int64), 0, len(low) - 1)
+    p = xp.astype(low[pick], xp.float64)  # (I, 3, 3)
     u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
-    n = np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
+    n = xp.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
                   u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
                   u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=1)
-    norm = np.sqrt(n[:, 0] * n[:, 0] + n[:, 1] * n[:, 1] + n[:, 2] * n[:, 2])
+    norm = xp.sqrt(n[:, 0] * n[:, 0] + n[:, 1] * n[:, 1] + n[:, 2] * n[:, 2])
     valid = norm > 1e-12
-    n = n / np.where(valid, norm, 1.0)[:, None]
+    n = n / xp.where(valid, norm, 1.0)[:, None]
     d = -(n[:, 0] * p[:, 0, 0] + n[:, 1] * p[:, 0, 1] + n[:, 2] * p[:, 0, 2])
-    return np.concatenate([n, d[:, None]], axis=1), valid
+    return xp.concat([n, d[:, None]], axis=1), valid
 
 
-def fit_ground(xyz: np.ndarray, threshold: float, seed: int,
-               draws: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+def fit_ground(xyz: Array, threshold: float, seed: int,
+               draws: Optional[tuple[Array, Array]] = None) -> Array:
     """
     Fit the ground plane ``(4,)`` float64 with normal pointing up to ``(M, 3)`` float32 points.
 
@@ -209,31 +255,36 @@ def fit_ground(xyz: np.ndarray, threshold: float, seed: int,
     drawn points wins (first one on ties), then :func:`refine_plane` refits it
     on all its inliers. If no near-horizontal plane (normal within ~25 degrees
     of vertical) comes out, a horizontal plane at the 5th height percentile is
-    returned instead. ``draws`` (from :func:`ransac_draws`) may be passed to
-    skip drawing them again.
+    returned instead. ``draws`` (:func:`ransac_draws`, in the backend of
+    ``xyz``: :class:`SegmentationTables`) may be passed to skip drawing them again.
     """
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
     if len(xyz) < 3:
-        return np.array([0.0, 0.0, 1.0, -(float(xyz[:, 2].min()) if len(xyz) else 0.0)])
-    z = np.ascontiguousarray(xyz[:, 2])
-    cut, floor = _order_statistics(z, (0.6, 0.05))
-    low = xyz[z <= np.float32(cut)]
-    fallback = np.array([0.0, 0.0, 1.0, -floor])
+        offset = -(float(xyz[:, 2].min()) if len(xyz) else 0.0)
+        return xp.asarray([0.0, 0.0, 1.0, offset], dtype=xp.float64, device=device)
+    z = xyz[:, 2]
+    cut, floor = xp.order_statistics(z, (0.6, 0.05))
+    low = xyz[z <= _f32(cut)]
+    fallback = xp.asarray([0.0, 0.0, 1.0, -floor], dtype=xp.float64, device=device)
     if len(low) < 3:
         return fallback
-    triples, score = draws if draws is not None else ransac_draws(seed)
+    if draws is None:
+        draws = segmentation_tables(seed, xp, device)[:2]
+    triples, score = draws
     planes, valid = candidate_planes(low, triples)
-    sample = low[np.minimum((score * len(low)).astype(np.int64), len(low) - 1)]
-    sample = sample.astype(np.float64)
-    distance = np.abs(planes[:, 0:1] * sample[:, 0] + planes[:, 1:2] * sample[:, 1]
+    sample = low[xp.clip(xp.astype(score * len(low), xp.int64), 0, len(low) - 1)]
+    sample = xp.astype(sample, xp.float64)
+    distance = xp.abs(planes[:, 0:1] * sample[:, 0] + planes[:, 1:2] * sample[:, 1]
                       + planes[:, 2:3] * sample[:, 2] + planes[:, 3:4])  # (I, S)
-    counts = np.where(valid, (distance <= threshold).sum(axis=1), -1)
-    best = int(np.argmax(counts))
-    if counts[best] < 3:
+    counts = xp.where(valid, xp.sum(distance <= threshold, axis=1), -1)
+    best = int(xp.argmax(counts))
+    if int(counts[best]) < 3:
         return fallback
     return upward_or(refine_plane(low, planes[best], threshold), fallback)
 
 
-#: A (4,) plane: a numpy array here, a torch tensor in segmentation_torch.
+#: A (4,) plane of either backend.
 PlaneT = TypeVar('PlaneT')
 
 
@@ -241,132 +292,147 @@ def upward_or(plane: PlaneT, fallback: PlaneT) -> PlaneT:
     """
     Turn ``plane`` (4,) to point up; return ``fallback`` unless it is near horizontal.
 
-    Works on numpy arrays and torch tensors alike (the two ground-fit backends
-    share it): the normal must be within ~25 degrees of vertical (n_z >= 0.9).
+    The normal must be within ~25 degrees of vertical (n_z >= 0.9).
     """
     if plane[2] < 0:
         plane = -plane
     return fallback if plane[2] < 0.9 else plane
 
 
-def refine_plane(xyz: np.ndarray, plane: np.ndarray, threshold: float) -> np.ndarray:
+def refine_plane(xyz: Array, plane: Array, threshold: float) -> Array:
     """
-    Least-squares refit ``(4,)`` of a unit-normal plane to its inliers within ``threshold``.
+    Refit ``(4,)`` float64 a unit-normal plane to its inliers within ``threshold`` (least squares).
 
-    The refit uses every inlier (at a fixed stride to at most ~10k) instead
-    of three points, so the plane does not depend on which three were drawn.
+    ``xyz`` (M, 3) float32, ``plane`` (4,) float64. The refit uses every
+    inlier (at a fixed stride to at most ~10k) instead of three points, so
+    the plane does not depend on which three were drawn.
     """
-    inliers = xyz[np.abs(plane_height(xyz, plane)) <= np.float32(threshold)]
-    inliers = inliers[::max(1, len(inliers) // 10_000)].astype(np.float64)  # fixed stride
+    xp = array_namespace(xyz)
+    inliers = xyz[xp.abs(plane_height(xyz, plane)) <= _f32(threshold)]
+    inliers = xp.astype(inliers[::max(1, len(inliers) // 10_000)], xp.float64)  # fixed stride
     if len(inliers) < 3:
         return plane
-    center = inliers.mean(axis=0)
+    center = xp.mean(inliers, axis=0)
     centered = inliers - center
-    _, vectors = np.linalg.eigh(centered.T @ centered)
+    _, vectors = xp.linalg.eigh(centered.T @ centered)
     normal = vectors[:, 0]  # smallest eigenvalue
     if normal @ plane[:3] < 0:
         normal = -normal
-    return np.array([*normal, -normal @ center])
+    return xp.concat([normal, (-normal @ center).reshape(1)])
 
 
-def grid_coordinates(values: np.ndarray, sizes: np.ndarray,
-                     pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def grid_keys(values: Array, sizes: list[float], pad: int = 1) -> tuple[Array, list[int]]:
     """
-    Integer cell coordinates ``(M, D)`` int64 of ``(M, D)`` float32 points and the span ``(D,)``.
+    Int64 cell keys ``(M,)`` of ``(M, D)`` float32 points and the key strides (D ints).
 
-    Cells are ``sizes`` (D,) wide. Coordinates start at ``pad`` and ``span``
-    is the largest coordinate plus ``pad + 1``, so a coordinate moved by up
-    to ``pad`` stays inside ``[0, span)``. An axis spanning more than
-    ``DIRECT_SPAN`` cells is compressed: its distinct cell indices are ranked
-    with gaps capped at ``pad + 1``, so which cells lie within ``pad`` of each
-    other is kept. Raises ValueError if the keys would not fit an int64.
+    Cells are ``sizes`` (D floats) wide. Per axis, coordinates start at
+    ``pad`` and span the largest coordinate plus ``pad + 1``, so a cell moved
+    by ``d`` (each ``|d_i| <= pad``) stays inside the span and has the key
+    ``key + d . strides``. An axis spanning more than ``DIRECT_SPAN`` cells is
+    compressed: its distinct cell indices are ranked with gaps capped at
+    ``pad + 1``, so which cells lie within ``pad`` of each other is kept.
+    Raises ValueError if the keys would not fit an int64.
     """
-    cells = np.floor(values.astype(np.float64) / np.asarray(sizes, np.float64))
-    out = np.empty(cells.shape, np.int64)
-    span = np.empty(cells.shape[1], np.int64)
-    for axis in range(cells.shape[1]):
-        column = cells[:, axis]
-        lo, hi = column.min(), column.max()
+    xp = array_namespace(values)
+    keys, spans = None, []
+    for axis in range(values.shape[1]):
+        column = xp.floor(xp.astype(values[:, axis], xp.float64) / float(sizes[axis]))
+        lo, hi = float(column.min()), float(column.max())
         if hi - lo < DIRECT_SPAN:
-            out[:, axis] = (column - lo).astype(np.int64) + pad
-            span[axis] = int(hi - lo) + 2 * pad + 1  # the largest coordinate + pad + 1
+            coordinate = xp.astype(column - lo, xp.int64) + pad
+            spans.append(int(hi - lo) + 2 * pad + 1)  # the largest coordinate + pad + 1
         else:
-            unique, inverse = np.unique(column, return_inverse=True)
-            steps = np.minimum(np.diff(unique), pad + 1).astype(np.int64)
-            ranks = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64) + pad
-            out[:, axis] = ranks[inverse.reshape(-1)]
-            span[axis] = int(ranks[-1]) + pad + 1
-    if float(np.prod(span.astype(np.float64))) >= 2.0 ** 62:
+            unique, inverse = unique_inverse(column)
+            steps = xp.astype(xp.clip(xp.diff(unique), 0, pad + 1), xp.int64)
+            ranks = xp.cumulative_sum(xp.concat([xp.zeros((1,), xp.int64, xp.device(steps)),
+                                                 steps])) + pad
+            coordinate = ranks[inverse]
+            spans.append(int(ranks[-1]) + pad + 1)
+        keys = coordinate if keys is None else keys * spans[-1] + coordinate
+    if float(np.prod(np.array(spans, np.float64))) >= 2.0 ** 62:
         raise ValueError('the points span too many cells to key in int64 '
-                         f'({span.tolist()}); reduce max_range or the height band')
-    return out, span
+                         f'({spans}); reduce max_range or the height band')
+    strides = [int(np.prod(spans[axis + 1:], dtype=np.int64)) for axis in range(len(spans))]
+    return keys, strides
 
 
-def sortable_bits(values: np.ndarray) -> np.ndarray:
+def sortable_bits(values: Array) -> Array:
     """
     Map ``(M,)`` float32 to int64 in ``[0, 2**32)`` with the same order (exact, no ties added).
 
     The IEEE bits of a negative float are flipped so that integer order is
-    float order; numpy and torch compute the same integers.
+    float order; every backend computes the same integers.
     """
-    bits = values.view(np.int32).astype(np.int64)
+    xp = array_namespace(values)
+    bits = xp.astype(values.view(xp.int32), xp.int64)
     return (bits ^ ((bits >> 31) & 0x7FFFFFFF)) + 2 ** 31
 
 
-def ring_sector(xyz: np.ndarray) -> np.ndarray:
+def ring_sector(xyz: Array) -> Array:
     """
     Azimuth sector ``(M,)`` int64 in ``[0, GROUND_SECTORS)`` of ``(M, 3)`` float32 points.
 
     Sectors are equal steps of the "diamond angle" (``y / (|x| + |y|)`` per
     quadrant), monotonic in the azimuth and computed with one IEEE division,
-    so numpy and torch put every point in the same sector.
+    so every backend puts every point in the same sector.
     """
+    xp = array_namespace(xyz)
     x, y = xyz[:, 0], xyz[:, 1]
-    total = np.abs(x) + np.abs(y)
-    t = np.divide(y, total, out=np.zeros_like(y), where=total > 0)
-    angle = np.where(x >= 0, np.where(y >= 0, t, np.float32(4) + t), np.float32(2) - t)
-    sector = np.floor(angle * np.float32(GROUND_SECTORS / 4)).astype(np.int64)
-    return np.clip(sector, 0, GROUND_SECTORS - 1)
+    total = xp.abs(x) + xp.abs(y)
+    positive = total > 0
+    t = xp.where(positive, y / xp.where(positive, total, 1.0), 0.0)
+    angle = xp.where(x >= 0, xp.where(y >= 0, t, 4.0 + t), 2.0 - t)
+    sector = xp.astype(xp.floor(angle * float(GROUND_SECTORS // 4)), xp.int64)
+    return xp.clip(sector, 0, GROUND_SECTORS - 1)
 
 
-def ground_level(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
+def ground_level(xyz: Array, height: Array, edges_sq: Optional[Array] = None) -> Array:
     """
     Local ground level ``(M,)`` float32 of ``(M, 3)`` float32 points, as a height above the plane.
 
-    ``height`` (M,) float32 is each point's height above the fitted plane.
-    Real ground is not one plane (a sag or a crest moves it 0.5 m at 35 m),
-    so the level is followed outward along each azimuth sector, as in
-    Himmelsbach et al., "Fast segmentation of 3D point clouds for ground
-    vehicles" (IV 2010): per cell (sector x range bin, ``RANGE_EDGES``) the
-    ``GROUND_QUANTILE`` lowest height is the ground there if the cell is flat
-    (its points rise at most ``GROUND_FLAT`` above it: several rings at one
-    range are a vertical face) and it rises at most
+    ``height`` (M,) float32 is each point's height above the fitted plane;
+    ``edges_sq`` :data:`RANGE_EDGES_SQ` in the backend of ``xyz`` (made here
+    if not given). Real ground is not one plane (a sag or a crest moves it
+    0.5 m at 35 m), so the level is followed outward along each azimuth
+    sector, as in Himmelsbach et al., "Fast segmentation of 3D point clouds
+    for ground vehicles" (IV 2010): per cell (sector x range bin,
+    ``RANGE_EDGES``) the ``GROUND_QUANTILE`` lowest height is the ground
+    there if the cell is flat (its points rise at most ``GROUND_FLAT`` above
+    it: several rings at one range are a vertical face) and it rises at most
     ``GROUND_STEP`` + ``GROUND_SLOPE`` per metre (up to ``GROUND_GAP``) above
-    the last ground seen nearer in the sector (the plane at the sensor to begin with); otherwise
-    the cell holds an object (a car's lowest ring, a wall) and keeps that last
-    level. Downward steps are always ground. Work: one sort of the points and
-    one pass over the occupied range bins (at most ``len(RANGE_EDGES)``),
-    ``GROUND_SECTORS`` wide.
+    the last ground seen nearer in the sector (the plane at the sensor to
+    begin with); otherwise the cell holds an object (a car's lowest ring, a
+    wall) and keeps that last level. Downward steps are always ground. Work:
+    one sort of the points and one pass over the occupied range bins (at
+    most ``len(RANGE_EDGES)``), ``GROUND_SECTORS`` wide, on the host
+    (:func:`follow_ground`).
     """
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
     if len(xyz) == 0:
-        return np.zeros(0, np.float32)
+        return xp.zeros((0,), xp.float32, device)
+    if edges_sq is None:
+        edges_sq = xp.asarray(RANGE_EDGES_SQ, device=device)
     r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-    bins = np.searchsorted(RANGE_EDGES_SQ, r2, side='right').astype(np.int64) - 1
-    width = int(bins.max()) + 1
+    bins = xp.searchsorted(edges_sq, r2, side='right') - 1
+    occupied = xp.to_numpy(xp.flatnonzero(xp.bincount(bins)))  # ascending range bins
+    width = int(occupied[-1]) + 1
     cell = ring_sector(xyz) * width + bins
     # By cell, then height; ties are equal heights, so any order gives the same levels
-    # ('stable': timsort, fast on a scan's ring order).
-    order = np.argsort(cell * 2 ** 32 + sortable_bits(height), kind='stable')
+    # ('stable': timsort in numpy, fast on a scan's ring order).
+    order = xp.argsort(cell * 2 ** 32 + sortable_bits(height), stable=True)
     ordered = cell[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    counts = np.diff(np.append(starts, len(ordered)))
-    rank = (GROUND_QUANTILE * (counts - 1).astype(np.float64)).astype(np.int64)
+    first = xp.ones((len(ordered),), xp.bool, device)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = xp.flatnonzero(first)
+    counts = xp.diff(xp.concat([starts, xp.asarray([len(ordered)], xp.int64, device)]))
+    rank = xp.astype(GROUND_QUANTILE * xp.astype(counts - 1, xp.float64), xp.int64)
     low = height[order[starts + rank]]
-    flat = height[order[starts + counts - 1]] - low <= GROUND_FLAT  # not a vertical face
-    table = np.full(GROUND_SECTORS * width, np.inf, np.float32)
+    flat = height[order[starts + counts - 1]] - low <= _f32(GROUND_FLAT)  # not a vertical face
+    table = xp.full((GROUND_SECTORS * width,), float('inf'), xp.float32, device)
     table[ordered[starts[flat]]] = low[flat]
-    level = follow_ground(table.reshape(GROUND_SECTORS, width), np.flatnonzero(np.bincount(bins)))
-    return level.reshape(-1)[cell]
+    level = follow_ground(xp.to_numpy(table).reshape(GROUND_SECTORS, width), occupied)
+    return xp.asarray(level, device=device).reshape(-1)[cell]
 
 
 def follow_ground(table: np.ndarray, occupied: np.ndarray) -> np.ndarray:
@@ -376,9 +442,9 @@ def follow_ground(table: np.ndarray, occupied: np.ndarray) -> np.ndarray:
     ``table`` (S, W) float32: per sector and range bin the low height of a
     flat cell, ``inf`` where the cell is empty or a vertical face;
     ``occupied`` (B,) int64 the range bins that hold points, ascending. See
-    :func:`ground_level`. The torch path runs this same loop on the host:
-    the table is small (``GROUND_SECTORS`` x range bins), and one copy each
-    way costs less than a device launch per step.
+    :func:`ground_level`. Numpy on the host for every backend: the table is
+    small (``GROUND_SECTORS`` x range bins), and one copy each way costs
+    less than a device launch per step.
     """
     level = np.zeros_like(table)
     last = np.zeros(len(table), np.float32)  # level of the last ground cell
@@ -393,86 +459,85 @@ def follow_ground(table: np.ndarray, occupied: np.ndarray) -> np.ndarray:
     return level
 
 
-def voxel_coordinates(xyz: np.ndarray, tolerance: float,
-                      z_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel coordinates ``(M, 3)`` int64 and span ``(3,)`` (:func:`grid_coordinates`, pad 1)."""
-    return grid_coordinates(xyz, np.array([tolerance, tolerance, z_tolerance]), pad=1)
+def voxel_keys(xyz: Array, tolerance: float, z_tolerance: float) -> tuple[Array, list[int]]:
+    """Voxel keys ``(M,)`` int64 of ``(M, 3)`` float32 points and strides: :func:`grid_keys`."""
+    return grid_keys(xyz, [tolerance, tolerance, z_tolerance], pad=1)
 
 
-def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unique_inverse(keys: Array) -> tuple[Array, Array]:
     """
-    ``np.unique(keys, return_inverse=True)`` of ``(M,)`` int64: ``(V,)`` sorted, ``(M,)`` int64.
+    ``np.unique(keys, return_inverse=True)`` of ``(M,)`` keys: ``(V,)`` sorted, ``(M,)`` int64.
 
-    A stable argsort (timsort: fast on the runs of a scan's ring order) and a
-    scatter instead of numpy's quicksort; the same arrays.
+    The backend's ``unique_inverse`` (the array API's name): a stable
+    argsort and a scatter in numpy (timsort: fast on the runs of a scan's
+    ring order), ``torch.unique`` in torch; the same arrays.
     """
-    order = np.argsort(keys, kind='stable')
-    ordered = keys[order]
-    first = np.empty(len(keys), bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    inverse = np.empty(len(keys), np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    return ordered[first], inverse
+    return array_namespace(keys).unique_inverse(keys)
 
 
-def cluster_voxels(xyz: np.ndarray, tolerance: float,
-                   z_tolerance: float) -> tuple[np.ndarray, int]:
+def dense_rank(values: Array, bound: int) -> Array:
     """
-    Label connected components of occupied voxels: ``(M,)`` int32 ids and their count.
+    Rank ``(N,)`` int64 ids in ``[0, bound)`` among the ids used: ``(N,)`` int64 ``0..K-1``.
 
-    Voxels are ``tolerance`` wide and ``z_tolerance`` high: a spinning LiDAR's
-    rings are much farther apart vertically than its points horizontally.
-    Component ids are ordered by their smallest voxel key (x, then y, then z),
-    the order the torch implementation produces too.
+    ``unique_inverse(values)[1]`` (order kept) in O(N + bound) instead of a
+    sort; :func:`~pointcam_ros.perception.range_image.dense_rank` in any backend.
     """
+    xp = array_namespace(values)
+    used = xp.zeros((bound,), xp.bool, xp.device(values))
+    used[values] = True
+    return (xp.cumulative_sum(used) - 1)[values]
+
+
+def cluster_voxels(xyz: Array, tolerance: float, z_tolerance: float) -> tuple[Array, int]:
+    """
+    Label connected components of occupied voxels: ``(M,)`` int64 ids and their count.
+
+    ``xyz`` (M, 3) float32. Voxels are ``tolerance`` wide and ``z_tolerance``
+    high: a spinning LiDAR's rings are much farther apart vertically than its
+    points horizontally. The occupied voxels' keys are sorted, the neighbours
+    of each voxel are found among them by ``searchsorted`` for the 13 forward
+    offsets, and the backend's ``connected_components`` labels the graph.
+    Component ids are ordered by their smallest voxel key (x, then y, then z)
+    in every backend.
+    """
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
     if len(xyz) == 0:
-        return np.zeros(0, np.int32), 0
-    cells, span = voxel_coordinates(xyz, tolerance, z_tolerance)
-    keys = (cells[:, 0] * span[1] + cells[:, 1]) * span[2] + cells[:, 2]
+        return xp.zeros((0,), xp.int64, device), 0
+    keys, strides = voxel_keys(xyz, tolerance, z_tolerance)
     voxels, inverse = unique_inverse(keys)
-    strides = np.array([span[1] * span[2], span[2], 1], np.int64)
-    sources, targets = [], []
-    for offset in FORWARD_OFFSETS @ strides:
-        wanted = voxels + offset
-        pos = np.searchsorted(voxels, wanted)
-        pos_clipped = np.minimum(pos, len(voxels) - 1)
-        hit = voxels[pos_clipped] == wanted
-        sources.append(np.flatnonzero(hit))
-        targets.append(pos_clipped[hit])
-    rows, cols = np.concatenate(sources), np.concatenate(targets)
-    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)),
-                       shape=(len(voxels), len(voxels))).tocsr()
-    count, component = connected_components(graph, directed=False)
-    # Canonical ids: components in the order of their smallest voxel.
-    _, first = np.unique(component, return_index=True)
-    rank = np.empty(count, np.int32)
-    rank[np.argsort(first, kind='stable')] = np.arange(count, dtype=np.int32)
-    return rank[component][inverse], int(count)
+    offsets = xp.asarray(FORWARD_OFFSETS @ np.array(strides, np.int64), device=device)
+    wanted = voxels[None, :] + offsets[:, None]  # (13, V), each row sorted
+    pos = xp.clip(xp.searchsorted(voxels, wanted), 0, len(voxels) - 1)
+    hit = voxels[pos] == wanted
+    source = xp.broadcast_to(xp.arange(len(voxels), xp.int64, device), pos.shape)[hit]
+    component, count = xp.connected_components(len(voxels), source, pos[hit])
+    return component[inverse], count
 
 
-def cluster_extent(cluster: np.ndarray, count: int, xyz: np.ndarray,
-                   axes: int = 3) -> np.ndarray:
+def cluster_extent(cluster: Array, count: int, xyz: Array, axes: int = 3) -> Array:
     """
     Largest extent ``(count,)`` float32 of each of ``count`` clusters over its first ``axes``.
 
-    ``cluster`` (V,) ids of the ``(V, 3)`` float32 points ``xyz``; ``axes`` 2
-    measures x and y only, 3 also z.
+    ``cluster`` (V,) int64 ids of the ``(V, 3)`` float32 points ``xyz``;
+    ``axes`` 2 measures x and y only, 3 also z.
     """
-    extent = np.zeros(count, np.float32)
-    for axis in range(axes):  # per axis: ufunc.at on 1-D arrays is ~10x faster than on 2-D
-        lo = np.full(count, np.inf, np.float32)
-        hi = np.full(count, -np.inf, np.float32)
-        np.minimum.at(lo, cluster, xyz[:, axis])
-        np.maximum.at(hi, cluster, xyz[:, axis])
-        extent = np.maximum(extent, hi - lo)
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
+    extent = xp.zeros((count,), xp.float32, device)
+    for axis in range(axes):  # per axis: numpy's ufunc.at on 1-D arrays is ~10x faster
+        lo = xp.scatter_min(xp.full((count,), float('inf'), xp.float32, device), cluster,
+                            xyz[:, axis])
+        hi = xp.scatter_max(xp.full((count,), float('-inf'), xp.float32, device), cluster,
+                            xyz[:, axis])
+        extent = xp.maximum(extent, hi - lo)
     return extent
 
 
-def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
-                        config: PipelineConfig) -> tuple[np.ndarray, int]:
+def split_wide_clusters(cluster: Array, count: int, xyz: Array,
+                        config: PipelineConfig) -> tuple[Array, int]:
     """
-    Cluster again, finer, every cluster wider than ``config.split_size``: new ``(V,)`` ids, count.
+    Cluster again, finer, every cluster wider than ``config.split_size``: new ``(P,)`` ids, count.
 
     ``cluster`` (P,) int ids of ``count`` clusters of the P points ``xyz``
     (P, 3) float32. Pass k (at most :data:`SPLIT_PASSES`) re-clusters the
@@ -485,28 +550,31 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     cluster: when a dense facade takes its split, a person beside it whose
     own points are too sparse to hold together is lost with the crumbs.
     Returns ``(P,)`` int64 ids ``0..K-1`` (kept clusters in their old order,
-    then the new pieces) and K.
+    then the new pieces) and K. Each pass that finds a wide cluster asks
+    the host a few questions (how many points, how many pieces, whether a
+    piece spans two clusters); a scan with none, one.
     """
-    cluster = cluster.astype(np.int64)
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
+    cluster = xp.astype(cluster, xp.int64)  # a copy: updated below
     # Strictly finer than the clustering, or the first pass would cut nothing.
     tolerance = min(config.split_tolerance, SPLIT_STEP * config.cluster_tolerance)
     for _ in range(SPLIT_PASSES):
-        wide = cluster_extent(cluster, count, xyz, axes=2) > np.float32(config.split_size)
-        members = np.flatnonzero(wide[cluster])
+        wide = cluster_extent(cluster, count, xyz, axes=2) > _f32(config.split_size)
+        members = xp.flatnonzero(wide[cluster])
         if len(members) == 0:
             break
-        pieces, num_pieces = cluster_voxels(xyz[members], tolerance,
-                                            config.cluster_z_tolerance)
+        piece, num_pieces = cluster_voxels(xyz[members], tolerance, config.cluster_z_tolerance)
         # A piece is (old cluster, fine component): never two old clusters joined.
         old = cluster[members]
-        piece = pieces.astype(np.int64)
-        home = np.zeros(num_pieces, np.int64)
+        home = xp.zeros((num_pieces,), xp.int64, device)
         home[piece] = old  # a fine component's cluster (nearly always only one)
-        if np.any(home[piece] != old):  # one spans two clusters: pieces are the pairs
+        if bool(xp.any(home[piece] != old)):  # one spans two clusters: pieces are the pairs
             piece = unique_inverse(old * num_pieces + piece)[1]
-        usable = np.bincount(piece)[piece] >= config.min_cluster_points
-        kept = np.bincount(old[usable], minlength=count)  # integer counts: exact everywhere
-        take = kept[old] >= SPLIT_KEEP * np.bincount(old, minlength=count)[old]
+        usable = xp.bincount(piece)[piece] >= config.min_cluster_points
+        kept = xp.bincount(old[usable], minlength=count)  # integer counts: exact everywhere
+        total = xp.astype(xp.bincount(old, minlength=count)[old], xp.float64)
+        take = kept[old] >= SPLIT_KEEP * total
         cluster[members[take]] = count + piece[take]
         cluster = dense_rank(cluster, count + len(members))  # kept ones, then pieces
         count = int(cluster.max()) + 1
@@ -514,27 +582,28 @@ def split_wide_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
     return cluster, count
 
 
-def keep_clusters(cluster: np.ndarray, count: int, xyz: np.ndarray,
-                  config: PipelineConfig) -> np.ndarray:
+def keep_clusters(cluster: Array, count: int, xyz: Array, config: PipelineConfig) -> Array:
     """
-    Renumber ``count`` clusters of ``(V,)`` ids ``cluster``: ``(count,)`` int32, -1 dropped.
+    Renumber ``count`` clusters of ``(V,)`` int64 ids ``cluster``: ``(count,)`` int32, -1 dropped.
 
     A cluster is kept if it has ``min_cluster_points..max_cluster_points``
     points and a longest extent along x, y or z (``xyz`` (V, 3) float32) in
     ``min_object_size..max_object_size`` (so thin poles count by their
     height); kept clusters are numbered ``0..K-1`` in order of their first point.
     """
-    sizes = np.bincount(cluster, minlength=count)
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
+    sizes = xp.bincount(cluster, minlength=count)
     extent = cluster_extent(cluster, count, xyz)
     keep = ((sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
-            & (extent >= np.float32(config.min_object_size))
-            & (extent <= np.float32(config.max_object_size)))
-    first = np.full(count, len(cluster), np.int64)
-    np.minimum.at(first, cluster, np.arange(len(cluster)))
-    kept = np.flatnonzero(keep)
-    kept = kept[np.argsort(first[kept], kind='stable')]
-    remap = np.full(count, -1, np.int32)
-    remap[kept] = np.arange(len(kept), dtype=np.int32)
+            & (extent >= _f32(config.min_object_size))
+            & (extent <= _f32(config.max_object_size)))
+    first = xp.scatter_min(xp.full((count,), len(cluster), xp.int64, device), cluster,
+                           xp.arange(len(cluster), xp.int64, device))
+    kept = xp.flatnonzero(keep)
+    kept = kept[xp.argsort(first[kept], stable=True)]
+    remap = xp.full((count,), -1, xp.int32, device)
+    remap[kept] = xp.arange(len(kept), xp.int32, device)
     return remap
 
 
@@ -551,36 +620,42 @@ DESIGNS = ('voxel', 'range', 'range-nosplit', 'range-nomerge', 'angle')
 RANGE_WIDE = 1.2
 
 
-def cluster_points(xyz: np.ndarray, height: np.ndarray, config: PipelineConfig,
-                   design: Optional[str] = None) -> tuple[np.ndarray, int]:
+def cluster_points(xyz: Array, height: Array, config: PipelineConfig,
+                   design: Optional[str] = None) -> tuple[Array, int]:
     """
     Cluster ``(V, 3)`` float32 non-ground points: ``(V,)`` int64 ids ``0..K-1`` and ``K``.
 
     ``height`` (V,) float32 above the local ground; ``design`` one of
     :data:`DESIGNS` (default ``config.segmentation``). ValueError for an
-    unknown design.
+    unknown design. The angle criterion and the merging of the ``range``
+    designs run on the host in numpy (:func:`range_clusters`), whatever the
+    backend of ``xyz``: one copy of the points each way.
     """
     design = config.segmentation if design is None else design
     if design not in DESIGNS:
         raise ValueError(f'unknown segmentation design {design!r}; use one of {DESIGNS}')
+    xp = array_namespace(xyz)
     if design == 'angle':
         one = np.zeros(len(xyz), np.int64)
-        return range_clusters(xyz, height, one, 1, config.min_cluster_points, wide=-1.0,
-                              merge=False)
+        cluster, count = range_clusters(xp.to_numpy(xyz), xp.to_numpy(height), one, 1,
+                                        config.min_cluster_points, wide=-1.0, merge=False)
+        return xp.asarray(cluster, device=xp.device(xyz)), count
     cluster, count = cluster_voxels(xyz, config.cluster_tolerance, config.cluster_z_tolerance)
     if count == 0:
-        return cluster.astype(np.int64), 0
+        return cluster, 0
     if design in ('voxel', 'range'):
         cluster, count = split_wide_clusters(cluster, count, xyz, config)
     if design == 'voxel':
         return cluster, count
-    return range_clusters(xyz, height, cluster, count, config.min_cluster_points,
-                          wide=RANGE_WIDE, merge=design != 'range-nomerge',
-                          extent=cluster_extent(cluster, count, xyz, axes=2))
+    extent = cluster_extent(cluster, count, xyz, axes=2)
+    cluster, count = range_clusters(xp.to_numpy(xyz), xp.to_numpy(height), xp.to_numpy(cluster),
+                                    count, config.min_cluster_points, wide=RANGE_WIDE,
+                                    merge=design != 'range-nomerge', extent=xp.to_numpy(extent))
+    return xp.asarray(cluster, device=xp.device(xyz)), count
 
 
-def segment_scene(xyz: np.ndarray, config: PipelineConfig,
-                  design: Optional[str] = None) -> Segmentation:
+def segment_scene(xyz: Array, config: PipelineConfig, design: Optional[str] = None,
+                  tables: Optional[SegmentationTables] = None) -> Segmentation:
     """
     Split ``(M, 3)`` float32 finite points into ground, objects and the rest.
 
@@ -588,18 +663,25 @@ def segment_scene(xyz: np.ndarray, config: PipelineConfig,
     above the local ground level (every point's height above it is kept).
     Objects: clusters of the rest (:func:`cluster_points`; ``design``, one of
     :data:`DESIGNS`, defaults to ``config.segmentation``) that pass
-    :func:`keep_clusters`.
+    :func:`keep_clusters`. ``xyz`` a numpy array or a torch tensor on any
+    device; the result is in the same backend, on the same device.
+    ``tables``: :func:`segmentation_tables` of ``config.seed`` there (made
+    here if not given; a pipeline makes them once).
     """
+    xp = array_namespace(xyz)
+    device = xp.device(xyz)
+    if tables is None:
+        tables = segmentation_tables(config.seed, xp, device)
     num = len(xyz)
-    labels = np.full(num, -1, np.int32)
-    roi_idx = np.flatnonzero(region_of_interest(xyz, config))
+    labels = xp.full((num,), -1, xp.int32, device)
+    roi_idx = xp.flatnonzero(region_of_interest(xyz, config))
     roi = xyz[roi_idx]
-    plane = fit_ground(roi, config.ground_threshold, config.seed)
+    plane = fit_ground(roi, config.ground_threshold, config.seed, tables[:2])
     height = plane_height(roi, plane)
-    above_ground = np.full(num, np.nan, np.float32)
-    above_ground[roi_idx] = height - ground_level(roi, height)
-    low = above_ground[roi_idx] <= np.float32(config.ground_threshold)
-    ground = np.zeros(num, bool)
+    above_ground = xp.full((num,), float('nan'), xp.float32, device)
+    above_ground[roi_idx] = height - ground_level(roi, height, tables.edges_sq)
+    low = above_ground[roi_idx] <= _f32(config.ground_threshold)
+    ground = xp.zeros((num,), xp.bool, device)
     ground[roi_idx[low]] = True
     above = roi_idx[~low]
     cluster, count = cluster_points(xyz[above], above_ground[above], config, design)

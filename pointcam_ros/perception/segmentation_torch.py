@@ -13,239 +13,159 @@
 # limitations under the License.
 
 """
-The segmentation of :mod:`~pointcam_ros.perception.segmentation` in torch, on any device.
+The torch backend of the segmentation: the array namespace ``xp`` for tensors, on any device.
 
-Same steps, same arithmetic, same random draws: region of interest, RANSAC
-ground fit and refit, occupied-voxel keys sorted with ``torch.unique``,
-neighbour pairs by ``torch.searchsorted`` for the 13 forward offsets, then
-connected components by label propagation with pointer jumping (every
-component ends labelled with its smallest voxel), and the cluster filter. On
-the CPU it gives the numpy path's clusters exactly (tested on simulated
-scans of several sensors); on CUDA the points stay on the GPU throughout.
+The same names as :mod:`~pointcam_ros.perception.segmentation_numpy` (see
+there), so that :mod:`~pointcam_ros.perception.segmentation`, written once
+over ``xp``, runs on tensors: ``segment_scene(points, config, tables=...)``
+with ``points`` a CUDA tensor (``tables``: ``segmentation_tables(seed,
+segmentation_torch, device)``, made once) keeps the points on the GPU and
+gives the numpy path's clusters exactly (tested on the CPU on simulated
+scans of every sensor). The primitives that truly differ from numpy:
+
+- :func:`connected_components`: label propagation with pointer jumping
+  (every component ends labelled with its smallest node), instead of
+  scipy's csgraph on the host;
+- :func:`scatter_min`, :func:`scatter_max`: ``scatter_reduce`` instead of
+  ``ufunc.at``;
+- :func:`order_statistics`: one sort instead of ``np.partition``;
+- :func:`unique_inverse`: ``torch.unique`` instead of a stable argsort and
+  a scatter.
 
 Bound: as the numpy path, O(M) memory; time O(M log M) per propagation
 round, and the rounds needed grow with the logarithm of a component's voxel
-count in practice (pointer jumping), never beyond its voxel count.
-Points and results stay on the device. The transfers are a few scalars
-that steer the control flow (the object count, the occupied range bins, the
-extent of the voxel keys, one "changed?" flag per two pointer jumps) and the
-ground-level table (``GROUND_SECTORS`` x range bins float32, about 60 KB),
-which goes to the host and back once: the outward walk over the range bins
-runs there, in the numpy path's own loop (``follow_ground``).
-Scalars enter the kernels as Python floats, which torch rounds to float32
-exactly as the numpy path's ``np.float32`` constants.
+count in practice (pointer jumping), never beyond its voxel count. The
+transfers are a few scalars that steer the control flow (the object count,
+the occupied range bins, the extent of the voxel keys, one "changed?" flag
+per two pointer jumps) and the ground-level table (``GROUND_SECTORS`` x
+range bins float32, about 60 KB), which goes to the host and back once: the
+outward walk over the range bins runs there, in numpy (``follow_ground``).
+The ``range`` designs' angle criterion and merging run on the host in
+numpy too (:mod:`~pointcam_ros.perception.range_image`): one copy of the
+non-ground points each way.
 """
 
-from typing import NamedTuple, Optional
+from types import ModuleType
+from typing import Optional, Sequence, Union
 
 import numpy as np
-from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.perception import segmentation as numpy_segmentation
-from pointcam_ros.perception.segmentation import (
-    DIRECT_SPAN, follow_ground, FORWARD_OFFSETS, GROUND_FLAT, GROUND_QUANTILE, GROUND_SECTORS,
-    RANGE_EDGES_SQ, ransac_draws, SPLIT_KEEP, SPLIT_PASSES, SPLIT_STEP, upward_or)
 import torch
-from torch import Tensor
+from torch import (  # noqa: F401 (re-exported: the shared code calls them as xp.NAME)
+    argmax, bincount, broadcast_to, clip, diff, float32, float64, floor, int32, int64, linalg,
+    maximum, mean, minimum, searchsorted, sqrt, stack, Tensor, where)
+
+#: The library behind this namespace.
+LIBRARY: ModuleType = torch
+Device = Union[torch.device, str, None]
 
 
-class DeviceTables(NamedTuple):
-    """Constants of the segmentation on one device, made once per seed, not per scan."""
-
-    triples: Tensor  # (RANSAC_ITERATIONS, 3) float64, see ransac_draws
-    score: Tensor  # (RANSAC_SCORE_POINTS,) float64
-    edges_sq: Tensor  # RANGE_EDGES_SQ, float32
+def astype(x: Tensor, dtype: torch.dtype, copy: bool = True) -> Tensor:
+    """``x`` as ``dtype`` (a copy unless ``copy`` is False and it already is)."""
+    return x.to(dtype, copy=copy)
 
 
-def device_tables(seed: int, device: torch.device) -> DeviceTables:
-    """Copy the RANSAC draws of ``seed`` and the range bins to ``device`` (once)."""
-    triples, score = ransac_draws(seed)
-    return DeviceTables(*(torch.as_tensor(t, device=device)
-                          for t in (triples, score, RANGE_EDGES_SQ)))
+def asarray(values: object, dtype: Optional[torch.dtype] = None,
+            device: Device = None) -> Tensor:
+    """``torch.asarray`` on ``device`` (a numpy array is copied there)."""
+    return torch.asarray(values, dtype=dtype, device=device)
 
 
-def region_of_interest(xyz: Tensor, config: PipelineConfig) -> Tensor:
-    """``(M,)`` bool: points of ``(M, 3)`` float32 ``xyz`` in the range ring and height band."""
-    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-    return ((r2 >= config.min_range ** 2) & (r2 <= config.max_range ** 2)
-            & (xyz[:, 2] >= config.min_z) & (xyz[:, 2] <= config.max_z))
+def full(shape: tuple[int, ...], fill: float, dtype: torch.dtype, device: Device = None) -> Tensor:
+    """``torch.full`` on ``device``."""
+    return torch.full(shape, fill, dtype=dtype, device=device)
 
 
-def plane_height(xyz: Tensor, plane: Tensor) -> Tensor:
-    """Signed height ``(M,)`` float32 of ``(M, 3)`` float32 points above ``plane`` (4,) float64."""
-    p = plane.to(torch.float32)
-    return xyz[:, 0] * p[0] + xyz[:, 1] * p[1] + xyz[:, 2] * p[2] + p[3]
+def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: Device = None) -> Tensor:
+    """``torch.zeros`` on ``device``."""
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
-def _order_statistic(ordered: Tensor, fraction: float) -> Tensor:
-    """Linear-interpolated ``fraction`` quantile of ``(n,)`` sorted float32 values, float64."""
-    position = fraction * (len(ordered) - 1)
-    below = int(position // 1)
-    lo = ordered[below].to(torch.float64)
-    hi = ordered[min(below + 1, len(ordered) - 1)].to(torch.float64)
-    return lo + (position - below) * (hi - lo)
+def ones(shape: tuple[int, ...], dtype: torch.dtype, device: Device = None) -> Tensor:
+    """``torch.ones`` on ``device``."""
+    return torch.ones(shape, dtype=dtype, device=device)
 
 
-def _candidate_planes(low: Tensor, triples: Tensor) -> tuple[Tensor, Tensor]:
-    """Torch twin of ``segmentation.candidate_planes``: ``(I, 4)`` float64 and ``(I,)`` bool."""
-    pick = torch.clamp((triples * len(low)).to(torch.int64), max=len(low) - 1)
-    p = low[pick].to(torch.float64)
-    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
-    n = torch.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
-                     u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
-                     u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], dim=1)
-    norm = torch.sqrt(n[:, 0] * n[:, 0] + n[:, 1] * n[:, 1] + n[:, 2] * n[:, 2])
-    valid = norm > 1e-12
-    n = n / torch.where(valid, norm, torch.ones_like(norm))[:, None]
-    d = -(n[:, 0] * p[:, 0, 0] + n[:, 1] * p[:, 0, 1] + n[:, 2] * p[:, 0, 2])
-    return torch.cat([n, d[:, None]], dim=1), valid
+def arange(stop: int, dtype: torch.dtype, device: Device = None) -> Tensor:
+    """Return ``torch.arange`` up to ``stop`` as ``dtype`` on ``device``."""
+    return torch.arange(stop, dtype=dtype, device=device)
 
 
-def _horizontal(offset: Tensor) -> Tensor:
-    """Plane ``(4,)`` float64 ``0, 0, 1, offset`` on ``offset``'s device."""
-    out = torch.zeros(4, dtype=torch.float64, device=offset.device)
-    out[2] = 1.0
-    out[3] = offset
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """``torch.cat``."""
+    return torch.cat(list(tensors), dim=axis)
+
+
+def argsort(x: Tensor, stable: bool = True) -> Tensor:
+    """Return the indices ``(n,)`` int64 that sort ``(n,)`` ``x``."""
+    return torch.argsort(x, stable=stable)
+
+
+def cumulative_sum(x: Tensor) -> Tensor:
+    """Return the running sum ``(n,)`` of ``(n,)`` ``x`` (bool counts as int64)."""
+    return torch.cumsum(x, dim=0)
+
+
+def flatnonzero(x: Tensor) -> Tensor:
+    """Return the indices ``(k,)`` int64 of the true (non-zero) elements of ``x``, flattened."""
+    return torch.nonzero(x.reshape(-1)).reshape(-1)
+
+
+def device(x: Tensor) -> torch.device:
+    """Return the device of ``x``."""
+    return x.device
+
+
+def to_numpy(x: Tensor) -> np.ndarray:
+    """Copy ``x`` to the host as a numpy array (no copy for a CPU tensor)."""
+    return x.cpu().numpy()
+
+
+def scatter_min(target: Tensor, index: Tensor, values: Tensor) -> Tensor:
+    """
+    Return a new ``target`` with ``min(target[index[i]], values[i])`` at each ``index[i]``.
+
+    ``target`` (K,), ``index`` (n,) int64 in ``[0, K)``, ``values`` (n,) of
+    ``target``'s dtype. ``target`` itself is not changed.
+    """
+    return target.scatter_reduce(0, index, values, reduce='amin')
+
+
+def scatter_max(target: Tensor, index: Tensor, values: Tensor) -> Tensor:
+    """:func:`scatter_min` with the maximum."""
+    return target.scatter_reduce(0, index, values, reduce='amax')
+
+
+def order_statistics(values: Tensor, fractions: tuple[float, ...]) -> list[float]:
+    """
+    Linear-interpolated quantiles of ``(n,)`` float32 ``values`` at ``fractions``, in float64.
+
+    One sort, one copy of the two neighbours of each quantile to the host;
+    the same float64 arithmetic as the numpy backend, so the same values.
+    """
+    positions = [fraction * (len(values) - 1) for fraction in fractions]
+    below = [int(position // 1) for position in positions]
+    above = [min(b + 1, len(values) - 1) for b in below]
+    ordered = torch.sort(values).values
+    picked = ordered[torch.tensor(below + above, device=values.device)].tolist()
+    out = []
+    for k, position in enumerate(positions):
+        lo, hi = picked[k], picked[len(positions) + k]
+        out.append(lo + (position - below[k]) * (hi - lo))
     return out
 
 
-def refine_plane(xyz: Tensor, plane: Tensor, threshold: float) -> Tensor:
-    """Torch twin of ``segmentation.refine_plane``: least-squares refit on the inliers."""
-    inliers = xyz[torch.abs(plane_height(xyz, plane)) <= threshold]
-    inliers = inliers[::max(1, len(inliers) // 10_000)].to(torch.float64)
-    if len(inliers) < 3:
-        return plane
-    center = inliers.mean(dim=0)
-    centered = inliers - center
-    _, vectors = torch.linalg.eigh(centered.T @ centered)
-    normal = vectors[:, 0]
-    if normal @ plane[:3] < 0:
-        normal = -normal
-    return torch.cat([normal, (-normal @ center)[None]])
+def unique_inverse(keys: Tensor) -> tuple[Tensor, Tensor]:
+    """Return the sorted distinct ``(V,)`` of ``(M,)`` ``keys`` and the ``(M,)`` int64 inverse."""
+    return torch.unique(keys, sorted=True, return_inverse=True)
 
 
-def fit_ground(xyz: Tensor, threshold: float,
-               draws: tuple[Tensor, Tensor]) -> Tensor:
+def connected_components(num: int, source: Tensor, target: Tensor) -> tuple[Tensor, int]:
     """
-    Fit the ground plane ``(4,)`` float64 (normal up) to ``(M, 3)`` float32 points.
+    Label the connected components of ``num`` nodes joined by the pairs ``source[i] - target[i]``.
 
-    ``draws`` are :func:`~pointcam_ros.perception.segmentation.ransac_draws`
-    on ``xyz``'s device; see ``segmentation.fit_ground`` for the method.
-    """
-    if len(xyz) < 3:
-        if len(xyz) == 0:
-            return _horizontal(xyz.new_zeros((), dtype=torch.float64))
-        return _horizontal(-xyz[:, 2].min().to(torch.float64))
-    z = xyz[:, 2]
-    ordered = torch.sort(z).values
-    low = xyz[z <= _order_statistic(ordered, 0.6).to(torch.float32)]
-    fallback = _horizontal(-_order_statistic(ordered, 0.05))
-    if len(low) < 3:
-        return fallback
-    triples, score = draws
-    planes, valid = _candidate_planes(low, triples)
-    pick = torch.clamp((score * len(low)).to(torch.int64), max=len(low) - 1)
-    sample = low[pick].to(torch.float64)
-    distance = torch.abs(planes[:, 0:1] * sample[:, 0] + planes[:, 1:2] * sample[:, 1]
-                         + planes[:, 2:3] * sample[:, 2] + planes[:, 3:4])
-    counts = torch.where(valid, (distance <= threshold).sum(dim=1),
-                         torch.full_like(valid, -1, dtype=torch.int64))
-    best = int(torch.argmax(counts))
-    if int(counts[best]) < 3:
-        return fallback
-    return upward_or(refine_plane(low, planes[best], threshold), fallback)
-
-
-def grid_keys(values: Tensor, sizes: list[float], pad: int) -> tuple[Tensor, list[int]]:
-    """
-    Int64 cell keys ``(M,)`` of ``(M, D)`` float32 points and the key strides (D ints).
-
-    Torch twin of ``segmentation.grid_coordinates`` (same ``pad``, same
-    compression of axes spanning more than ``DIRECT_SPAN`` cells), flattened
-    to keys: a cell moved by ``d`` (each |d_i| <= pad) has key ``key + d . strides``.
-    """
-    out = torch.empty(values.shape, dtype=torch.int64, device=values.device)
-    for axis in range(values.shape[1]):
-        column = torch.floor(values[:, axis].to(torch.float64) / float(sizes[axis]))
-        lo, hi = column.min(), column.max()
-        if float(hi - lo) < DIRECT_SPAN:
-            out[:, axis] = (column - lo).to(torch.int64) + pad
-        else:
-            unique, inverse = torch.unique(column, sorted=True, return_inverse=True)
-            steps = torch.clamp(torch.diff(unique), max=pad + 1).to(torch.int64)
-            ranks = torch.cat([steps.new_zeros(1), torch.cumsum(steps, 0)]) + pad
-            out[:, axis] = ranks[inverse]
-    span = [int(v) + pad + 1 for v in out.max(dim=0).values.tolist()]
-    total = 1.0
-    for extent in span:
-        total *= float(extent)
-    if total >= 2.0 ** 62:
-        raise ValueError('the points span too many cells to key in int64 '
-                         f'({span}); reduce max_range or the height band')
-    strides = [1] * len(span)
-    for axis in range(len(span) - 2, -1, -1):
-        strides[axis] = strides[axis + 1] * span[axis + 1]
-    keys = out[:, 0] * strides[0]
-    for axis in range(1, len(span)):
-        keys = keys + out[:, axis] * strides[axis]
-    return keys, strides
-
-
-def sortable_bits(values: Tensor) -> Tensor:
-    """Torch twin of ``segmentation.sortable_bits``: float32 to order-keeping int64."""
-    bits = values.view(torch.int32).to(torch.int64)
-    return (bits ^ ((bits >> 31) & 0x7FFFFFFF)) + 2 ** 31
-
-
-def ring_sector(xyz: Tensor) -> Tensor:
-    """Torch twin of ``segmentation.ring_sector``: ``(M,)`` int64 azimuth sector."""
-    x, y = xyz[:, 0], xyz[:, 1]
-    total = torch.abs(x) + torch.abs(y)
-    t = torch.where(total > 0, y / torch.where(total > 0, total, torch.ones_like(total)),
-                    torch.zeros_like(y))
-    four, two = 4.0, 2.0
-    angle = torch.where(x >= 0, torch.where(y >= 0, t, four + t), two - t)
-    sector = torch.floor(angle * GROUND_SECTORS / 4).to(torch.int64)
-    return torch.clamp(sector, 0, GROUND_SECTORS - 1)
-
-
-def ground_level(xyz: Tensor, height: Tensor,
-                 tables: Optional[DeviceTables] = None) -> Tensor:
-    """Torch twin of ``segmentation.ground_level``: ``(M,)`` float32 local ground level."""
-    if len(xyz) == 0:
-        return height.new_zeros(0)
-    device = xyz.device
-    tables = tables if tables is not None else device_tables(0, device)
-    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-    bins = torch.searchsorted(tables.edges_sq, r2, right=True) - 1
-    occupied = torch.nonzero(torch.bincount(bins)).reshape(-1).tolist()
-    width = occupied[-1] + 1
-    cell = ring_sector(xyz) * width + bins
-    order = torch.argsort(cell * 2 ** 32 + sortable_bits(height))  # by cell, then height
-    ordered = cell[order]
-    first = torch.ones(len(ordered), dtype=torch.bool, device=device)
-    first[1:] = ordered[1:] != ordered[:-1]
-    starts = torch.nonzero(first).reshape(-1)
-    counts = torch.diff(torch.cat([starts, starts.new_full((1,), len(ordered))]))
-    rank = (GROUND_QUANTILE * (counts - 1).to(torch.float64)).to(torch.int64)
-    low = height[order[starts + rank]]
-    flat = height[order[starts + counts - 1]] - low <= float(GROUND_FLAT)
-    table = torch.full((GROUND_SECTORS * width,), float('inf'), device=device)
-    table[ordered[starts[flat]]] = low[flat]
-    level = follow_ground(table.reshape(GROUND_SECTORS, width).cpu().numpy(),
-                          np.asarray(occupied))  # the numpy loop, on a small table
-    return torch.from_numpy(level).to(device).reshape(-1)[cell]
-
-
-def voxel_keys(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[Tensor, Tensor]:
-    """Voxel keys ``(M,)`` and strides ``(3,)``: :func:`grid_keys` with pad 1."""
-    return grid_keys(xyz, [tolerance, tolerance, z_tolerance], 1)
-
-
-def connected_components(num: int, source: Tensor, target: Tensor) -> Tensor:
-    """
-    Component of each of ``num`` nodes ``(num,)`` int64: the smallest node index in it.
-
-    Edges ``source[i] - target[i]`` (undirected). Hooking: every root takes
+    ``source``, ``target`` (E,) int64 on one device. Returns ``(num,)``
+    int64 component ids, numbered in the order of each component's smallest
+    node (as the numpy backend), and their count. Hooking: every root takes
     the smallest root it has an edge to; then pointer jumping until every
     node points at its root; repeated until no edge joins two roots.
     """
@@ -261,134 +181,16 @@ def connected_components(num: int, source: Tensor, target: Tensor) -> Tensor:
                 break
             hooked = jumped
         if torch.equal(hooked, parent):
-            return parent
-        parent = hooked
-
-
-def cluster_voxels(xyz: Tensor, tolerance: float, z_tolerance: float) -> tuple[Tensor, int]:
-    """
-    Torch twin of ``segmentation.cluster_voxels``: ``(M,)`` int64 ids and their count.
-
-    Ids are ordered by the component's smallest voxel key, as in numpy.
-    """
-    if len(xyz) == 0:
-        return torch.zeros(0, dtype=torch.int64, device=xyz.device), 0
-    keys, strides = voxel_keys(xyz, tolerance, z_tolerance)
-    voxels, inverse = torch.unique(keys, sorted=True, return_inverse=True)
-    offsets = [int(o) for o in FORWARD_OFFSETS @ np.array(strides, np.int64)]
-    wanted = torch.stack([voxels + offset for offset in offsets])  # (13, V)
-    pos = torch.clamp(torch.searchsorted(voxels, wanted), max=len(voxels) - 1)
-    hit = voxels[pos] == wanted
-    source = torch.arange(len(voxels), device=xyz.device).expand_as(pos)[hit]
-    root = connected_components(len(voxels), source, pos[hit])
-    roots, component = torch.unique(root, sorted=True, return_inverse=True)
-    return component[inverse], len(roots)
-
-
-def cluster_extent(cluster: Tensor, count: int, xyz: Tensor, axes: int = 3) -> Tensor:
-    """Torch twin of ``segmentation.cluster_extent``: ``(count,)`` in ``xyz``'s dtype."""
-    extent = torch.zeros(count, dtype=xyz.dtype, device=xyz.device)
-    for axis in range(axes):
-        values = xyz[:, axis]
-        lo = torch.full((count,), float('inf'), dtype=xyz.dtype, device=xyz.device)
-        hi = torch.full((count,), float('-inf'), dtype=xyz.dtype, device=xyz.device)
-        lo = lo.scatter_reduce(0, cluster, values, reduce='amin')
-        hi = hi.scatter_reduce(0, cluster, values, reduce='amax')
-        extent = torch.maximum(extent, hi - lo)
-    return extent
-
-
-def split_wide_clusters(cluster: Tensor, count: int, xyz: Tensor,
-                        config: PipelineConfig) -> tuple[Tensor, int]:
-    """
-    Torch twin of ``segmentation.split_wide_clusters``: ``(P,)`` int64 ids and their count.
-
-    Each pass that finds a wide cluster syncs with the host twice (how many
-    points, how many pieces); a scan with none costs one sync.
-    """
-    cluster = cluster.to(torch.int64)
-    tolerance = min(config.split_tolerance, SPLIT_STEP * config.cluster_tolerance)
-    for _ in range(SPLIT_PASSES):
-        wide = cluster_extent(cluster, count, xyz, axes=2) > config.split_size
-        members = torch.nonzero(wide[cluster]).reshape(-1)
-        if len(members) == 0:
             break
-        pieces, num_pieces = cluster_voxels(xyz[members], tolerance,
-                                            config.cluster_z_tolerance)
-        old = cluster[members]
-        piece = old * num_pieces + pieces
-        _, piece_index = torch.unique(piece, sorted=True, return_inverse=True)
-        usable = torch.bincount(piece_index)[piece_index] >= config.min_cluster_points
-        kept = torch.bincount(old[usable], minlength=count)
-        take = kept[old] >= SPLIT_KEEP * torch.bincount(old, minlength=count)[old]
-        cluster = cluster.clone()
-        cluster[members[take]] = count + piece[take]
-        _, cluster = torch.unique(cluster, sorted=True, return_inverse=True)
-        count = int(cluster.max()) + 1
-        tolerance *= SPLIT_STEP
-    return cluster, count
+        parent = hooked
+    # Every node points at its component's smallest node: rank those.
+    roots, component = torch.unique(parent, sorted=True, return_inverse=True)
+    return component, len(roots)
 
 
-def keep_clusters(cluster: Tensor, count: int, xyz: Tensor, config: PipelineConfig) -> Tensor:
-    """Torch twin of ``segmentation.keep_clusters``: ``(count,)`` int64 new ids, -1 dropped."""
-    device = xyz.device
-    sizes = torch.bincount(cluster, minlength=count)
-    extent = cluster_extent(cluster, count, xyz)
-    keep = ((sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
-            & (extent >= config.min_object_size)
-            & (extent <= config.max_object_size))
-    first = torch.full((count,), len(cluster), dtype=torch.int64, device=device).scatter_reduce(
-        0, cluster, torch.arange(len(cluster), device=device), reduce='amin')
-    # Kept clusters in order of their first point: sort by first, dropped ones last.
-    order = torch.argsort(torch.where(keep, first, first.new_full((), len(cluster) + 1)),
-                          stable=True)
-    kept = int(keep.sum())
-    remap = torch.full((count,), -1, dtype=torch.int64, device=device)
-    remap[order[:kept]] = torch.arange(kept, device=device)
-    return remap
-
-
-def segment_scene(xyz: Tensor, config: PipelineConfig,
-                  tables: Optional[DeviceTables] = None) -> tuple[Tensor, Tensor, int, Tensor]:
-    """
-    Segment ``(M, 3)`` float32 finite points on their device.
-
-    Returns ``labels`` (M,) int64 (object ``0..K-1`` or -1), the ground
-    ``plane`` (4,) float64, ``K`` and each point's height above the local
-    ground level (M,) float32 (NaN outside the region of interest); identical
-    to ``segmentation.segment_scene``. ``config.segmentation == 'range'``:
-    the clustering of the non-ground points runs on the host in the numpy
-    code (:func:`~pointcam_ros.perception.segmentation.cluster_points`).
-    ``tables``: :func:`device_tables` of ``config.seed`` on the device (made
-    here if not given).
-    """
-    device = xyz.device
-    if tables is None:
-        tables = device_tables(config.seed, device)
-    labels = torch.full((len(xyz),), -1, dtype=torch.int64, device=device)
-    roi_idx = torch.nonzero(region_of_interest(xyz, config)).reshape(-1)
-    roi = xyz[roi_idx]
-    plane = fit_ground(roi, config.ground_threshold, (tables.triples, tables.score))
-    height = plane_height(roi, plane)
-    above_ground = torch.full((len(xyz),), float('nan'), dtype=xyz.dtype, device=device)
-    above_ground[roi_idx] = height - ground_level(roi, height, tables)
-    above = roi_idx[above_ground[roi_idx] > config.ground_threshold]
-    points = xyz[above]
-    if config.segmentation != 'voxel':
-        # The range-image design runs on the host, in the numpy code itself: one copy of
-        # the non-ground points each way, and the same clusters by construction.
-        cluster, count = numpy_segmentation.cluster_points(
-            points.cpu().numpy(), above_ground[above].cpu().numpy(), config)
-        if count == 0:
-            return labels, plane, 0, above_ground
-        remap = numpy_segmentation.keep_clusters(cluster, count, points.cpu().numpy(), config)
-        labels[above] = torch.from_numpy(remap[cluster].astype(np.int64)).to(device)
-        return labels, plane, int((remap >= 0).sum()), above_ground
-    cluster, count = cluster_voxels(points, config.cluster_tolerance,
-                                    config.cluster_z_tolerance)
-    if count == 0:
-        return labels, plane, 0, above_ground
-    cluster, count = split_wide_clusters(cluster, count, points, config)
-    remap = keep_clusters(cluster, count, points, config)
-    labels[above] = remap[cluster]
-    return labels, plane, int((remap >= 0).sum()), above_ground
+# Array-API names that shadow builtins: defined last, so that the annotations above see the
+# builtins (no function here calls bool, abs, sum or any).
+bool = torch.bool  # noqa: A001 (the array API's name)
+abs = torch.abs  # noqa: A001
+sum = torch.sum  # noqa: A001
+any = torch.any  # noqa: A001

@@ -45,9 +45,8 @@ from pointcam_ros.model.checkpoint import LoadedModel
 from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, heights_above_lowest
 from pointcam_ros.model.preprocess import normalize_batch, normalize_object, resample_indices
 from pointcam_ros.model.preprocess import with_heights
-from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import core_size, core_sizes_torch
-from pointcam_ros.perception.segmentation import segment_scene
+from pointcam_ros.perception.segmentation import segment_scene, SegmentationTables
 from scipy.spatial import cKDTree, ConvexHull, QhullError
 import torch
 from torch import Tensor
@@ -278,12 +277,12 @@ class TorchStages(Stages):
 
     One copy of the points to the device (``segment``), one copy of all
     results back (``map_back``), and the small ground-level table's round
-    trip in ``segmentation_torch.ground_level``.
+    trip in ``segmentation.ground_level``.
     """
 
     def __init__(self, config: PipelineConfig, loaded: LoadedModel, explainer: Explainer,
                  device: torch.device, limit: int,
-                 tables: Optional[segmentation_torch.DeviceTables]):
+                 tables: Optional[SegmentationTables]):
         """Stages for one ``config``; ``tables``: the ground fit's draws on the device."""
         super().__init__(config, loaded, explainer, device, limit)
         self.tables = tables
@@ -303,8 +302,9 @@ class TorchStages(Stages):
             height = points[:, 2] - points[:, 2].min() if count else points[:, 2]
             return Segments(points, torch.zeros(len(xyz), dtype=torch.int64, device=device),
                             count, height)
-        labels, _, count, height = segmentation_torch.segment_scene(points, config,
-                                                                    self.tables)
+        segmentation = segment_scene(points, config, tables=self.tables)
+        labels, count = segmentation.labels.to(torch.int64), segmentation.num_objects
+        height = segmentation.height
         capped = max(0, count - self.limit)
         labels, count = largest_objects_torch(labels, count, self.limit)
         return Segments(points, labels, count, height, capped=capped)
