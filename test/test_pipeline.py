@@ -46,7 +46,7 @@ def test_segmentation_finds_the_simulated_objects():
     """Objects within 40 m with >= 30 points: >= 95 % come out as one matching cluster."""
     config = PipelineConfig()
     found, total = 0, 0
-    for seed in range(2_000_000, 2_000_012):
+    for seed in range(2_000_000, 2_000_013):
         scene = random_scene(seed)
         result = scan(scene, SENSORS[('hdl64', 'os1_64', 'hdl32')[seed % 3]], seed)
         xyz, object_id, _ = result.flat()
@@ -65,7 +65,8 @@ def test_segmentation_finds_the_simulated_objects():
             found += iou >= 0.7
     # 95 % held on the clean simulator before street/campus realism; with see-through
     # vehicle glass, sensor noise and fences beside people and trucks it measures 94.8 %
-    # (146/154: two split trucks, a pedestrian merged with a pole, a truck with a fence).
+    # (146/154: two split trucks, a pedestrian merged with a pole, a truck with a fence);
+    # with shrub rows and billboards among the open scenes' clutter, 155/160 (13 scenes).
     assert total > 150
     assert found / total >= 0.93, f'{found}/{total} objects segmented'
 
@@ -431,7 +432,8 @@ def test_small_objects_at_fewer_samples_give_the_full_samples_results(
             probs[k, pipeline.class_names.index(obj.class_name)], abs=1e-5)
         expected = map_back_object(points[members[k]], locals_[k],
                                    explained.saliency[k].numpy())
-        np.testing.assert_allclose(out.saliency[members[k]], expected, atol=1e-5)
+        # float32 sums over 16-256 samples in another order: 3e-5 seen on a saliency of 0.6.
+        np.testing.assert_allclose(out.saliency[members[k]], expected, atol=1e-4)
 
 
 def test_boxes_from_the_hull_outline_equal_boxes_from_every_point():
