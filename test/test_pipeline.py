@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.common.geometry import oriented_box
+from pointcam_ros.common.geometry import oriented_box, oriented_boxes
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
@@ -28,9 +28,9 @@ from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import (
     GROUND_NORMALIZATIONS, HEIGHT_SCALE, normalize_object, normalized_channels, resample_indices)
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
-from pointcam_ros.perception.rules import core_size, core_sizes_torch, shape_rule
+from pointcam_ros.perception.rules import core_size, core_sizes, core_sizes_torch, shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
-from pointcam_ros.perception.stages import hull_outline, map_back_object, sample_sizes
+from pointcam_ros.perception.stages import hull_outline, map_back_objects, sample_sizes
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, SENSORS
 import pytest
 import torch
@@ -361,6 +361,41 @@ def test_core_sizes_on_the_device_equal_the_numpy_loop():
     assert (expected[5:] > 0).all() and (expected[0] == 0).all()
 
 
+def test_boxes_and_core_sizes_of_all_objects_equal_the_numpy_loop_bit_for_bit():
+    """The batched numpy boxes and core sizes: 1 to 3,000 points, hulls, a line, a point."""
+    rng = np.random.default_rng(10)
+    objects = [rng.normal(0, 1, (n, 3)) * [4, 1, 1] + rng.uniform(-40, 40, 3)
+               for n in (1, 2, 3, 4, 17, 128, 129, 500, 3000)]
+    objects.append(np.c_[np.linspace(0, 9, 300), np.linspace(0, 3, 300), np.zeros(300)])
+    objects.append(np.ones((200, 3)))  # coincident: no hull
+    objects = [o.astype(np.float32) for o in objects]
+    counts = np.array([len(o) for o in objects])
+    points = np.concatenate(objects)
+    outlines = [hull_outline(o) for o in objects]
+    assert sum(o is not None for o in outlines) == 4
+    boxes = oriented_boxes(points, counts, outlines)
+    for k, obj in enumerate(objects):
+        center, size, yaw = oriented_box(obj, outlines[k])
+        assert np.array_equal(boxes[k], [*center, *size, yaw])
+    expected = np.stack([core_size(o, boxes[k, 6]) for k, o in enumerate(objects)])
+    assert np.array_equal(core_sizes(points, counts, boxes[:, 6]), expected)
+
+
+def test_map_back_gives_each_point_its_own_objects_nearest_sample():
+    """Two objects 0.1 m apart: no point takes the other object's samples; samples keep theirs."""
+    rng = np.random.default_rng(11)
+    xyz = rng.uniform(0, 1, (600, 3)).astype(np.float32)
+    xyz[300:, 0] += 1.1
+    members = [np.arange(300), np.arange(300, 600)]
+    sampled = [rng.permutation(300)[:40], np.arange(300)]
+    values = [rng.uniform(0, 1, 40).astype(np.float32), np.full(300, 2.0, np.float32)]
+    out = map_back_objects(xyz, members, sampled, values)
+    assert out.dtype == np.float32 and (out[300:] == 2.0).all()
+    assert np.array_equal(out[sampled[0]], values[0])
+    near = np.argmin(((xyz[:300, None] - xyz[sampled[0]][None]) ** 2).sum(axis=2), axis=1)
+    assert np.array_equal(out[:300], values[0][near])
+
+
 def test_sample_sizes_halve_down_to_a_sixteenth():
     counts = np.array([1, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 10_000])
     assert sample_sizes(counts, 256).tolist() == [16, 16, 32, 32, 64, 64, 128, 128, 256,
@@ -426,14 +461,14 @@ def test_small_objects_at_fewer_samples_give_the_full_samples_results(
                       for m, local in zip(members, locals_)])
     explained = pipeline.explainer(torch.from_numpy(batch))
     probs = torch.softmax(explained.logits / pipeline.loaded.temperature, dim=1).numpy()
+    expected = map_back_objects(points, members, locals_, list(explained.saliency.numpy()))
     for k, obj in enumerate(out.objects):
         assert obj.target_class == pipeline.class_names[int(explained.predicted[k])]
         assert obj.confidence == pytest.approx(
             probs[k, pipeline.class_names.index(obj.class_name)], abs=1e-5)
-        expected = map_back_object(points[members[k]], locals_[k],
-                                   explained.saliency[k].numpy())
         # float32 sums over 16-256 samples in another order: 3e-5 seen on a saliency of 0.6.
-        np.testing.assert_allclose(out.saliency[members[k]], expected, atol=1e-4)
+        np.testing.assert_allclose(out.saliency[members[k]], expected[members[k]],
+                                   atol=1e-4)
 
 
 def test_boxes_from_the_hull_outline_equal_boxes_from_every_point():

@@ -20,7 +20,7 @@ Numpy only at import time: :func:`oriented_boxes_torch`, the torch twin of
 it is called, so ``common/`` still loads without torch.
 """
 
-from typing import Optional, TYPE_CHECKING
+from typing import Optional, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -120,6 +120,66 @@ def oriented_box(points: np.ndarray, outline: Optional[np.ndarray] = None
         yaw = box_yaw(points[:, :2].astype(np.float64), outline)
     center, size = box_at_yaw(points, yaw)
     return center, size, yaw
+
+
+def oriented_boxes(points: np.ndarray, counts: np.ndarray,
+                   outlines: Sequence[Optional[np.ndarray]]) -> np.ndarray:
+    """
+    Oriented boxes ``(K, 7)`` float64 (center, size, yaw) of K objects' points at once.
+
+    ``points`` (P, 3) float32 grouped by object (object k holds ``counts[k]``
+    rows, each > 0, after those of objects 0..k-1), ``counts`` (K,) int64,
+    ``outlines`` K ``(h, 2)`` float64 hull vertices or None (``oriented_box``'s
+    ``outline``). Bit for bit ``oriented_box(points_k, outlines[k])`` of every
+    object: the candidates (:func:`box_yaw`) of all objects are projected at
+    once over the outline rows (element-wise products and sums, then min and
+    max by object: exact), the means are the same row-by-row sums
+    (``np.add.reduceat`` along the rows sums in ``mean(axis=0)``'s order);
+    only the three sums of the principal axis (numpy's pairwise order) and
+    the rotations of :func:`box_at_yaw` (a BLAS product) run per object,
+    with the same numpy calls as :func:`oriented_box`.
+    """
+    count = len(counts)
+    starts = np.cumsum(counts) - counts
+    xy = points[:, :2].astype(np.float64)
+    mean = np.add.reduceat(xy, starts, axis=0) / counts[:, None]
+    labels = np.repeat(np.arange(count), counts)
+    d = xy - mean[labels]
+    products = np.stack([d[:, 0] * d[:, 0], d[:, 0] * d[:, 1], d[:, 1] * d[:, 1]])  # (3, P)
+    second = np.stack([products[:, lo:lo + n].sum(axis=1) for lo, n in zip(starts, counts)])
+    principal = 0.5 * np.arctan2(2.0 * second[:, 1], second[:, 0] - second[:, 2])
+    yaws = np.concatenate([principal[:, None], np.broadcast_to(BOX_YAWS, (count, 90))], axis=1)
+    cos, sin = np.cos(yaws), np.sin(yaws)  # (K, 91); the table's values, principal's too
+    rows = [xy[lo:lo + n] if outline is None else outline
+            for lo, n, outline in zip(starts, counts, outlines)]
+    sizes = np.array([len(r) for r in rows])
+    outline_xy, row_labels = np.concatenate(rows), np.repeat(np.arange(count), sizes)
+    x, y = outline_xy[:, :1], outline_xy[:, 1:]
+    row_starts = np.cumsum(sizes) - sizes
+    length, width = np.empty_like(yaws), np.empty_like(yaws)
+    for lo in range(0, yaws.shape[1], _YAW_CHUNK):
+        c, s = cos[row_labels, lo:lo + _YAW_CHUNK], sin[row_labels, lo:lo + _YAW_CHUNK]
+        for out, values in ((length, x * c + y * s), (width, y * c - x * s)):
+            out[:, lo:lo + _YAW_CHUNK] = (np.maximum.reduceat(values, row_starts, axis=0)
+                                          - np.minimum.reduceat(values, row_starts, axis=0))
+    best = np.argmin(length * width, axis=1)[:, None]
+    yaw = np.take_along_axis(yaws, best, 1)[:, 0]
+    longer = np.take_along_axis(width, best, 1)[:, 0] > np.take_along_axis(length, best, 1)[:, 0]
+    yaw = np.where(longer, yaw + np.pi / 2, yaw)
+    yaw[counts < 3] = 0.0
+    c, s = np.cos(yaw), np.sin(yaw)
+    rotation = np.stack([np.stack([c, -s], 1), np.stack([s, c], 1)], 1)  # (K, 2, 2)
+    local = np.empty_like(d)
+    for k, (lo, n) in enumerate(zip(starts, counts)):
+        local[lo:lo + n] = d[lo:lo + n] @ rotation[k]
+    low = np.minimum.reduceat(local, starts, axis=0)
+    high = np.maximum.reduceat(local, starts, axis=0)
+    mid = (low + high) / 2
+    center_xy = mean + np.stack([rotation[k] @ mid[k] for k in range(count)])
+    z_lo = np.minimum.reduceat(points[:, 2], starts).astype(np.float64)
+    z_hi = np.maximum.reduceat(points[:, 2], starts).astype(np.float64)
+    return np.concatenate([center_xy, ((z_lo + z_hi) / 2)[:, None], high - low,
+                           (z_hi - z_lo)[:, None], yaw[:, None]], axis=1)
 
 
 def oriented_boxes_torch(points: 'Tensor', labels: 'Tensor', counts: 'Tensor') -> 'Tensor':
