@@ -506,6 +506,22 @@ def test_dataset_simulation_replaces_no_set_without_force(scratch, capsys):
     assert after.pop('va.npz') != before.pop('va.npz') and after == before
 
 
+def test_dataset_simulation_takes_a_scene_range_and_a_segmentation(scratch):
+    argv = _argv(scratch, 'sim --split val --first-scene 3 --scenes 1 --segmentation voxel '
+                 '--out part.npz')
+    assert dataset_main(argv) == 0
+    written = load_dataset(scratch / 'part.npz')
+    expected = build_dataset(range(1_000_003, 1_000_004), progress=False, segmentation='voxel')
+    assert set(written.seeds.tolist()) == {1_000_003}
+    assert written.labels.tolist() == expected.labels.tolist()
+    assert all(np.array_equal(a, b) for a, b in zip(written.points, expected.points))
+    ranged = build_dataset(range(1_000_003, 1_000_004), progress=False, segmentation='range')
+    assert len(ranged) != len(expected)  # the design decides how the scene is cut
+    with pytest.raises(SystemExit):
+        dataset_main(_argv(scratch, 'sim --split val --first-scene 999999 --scenes 2 '
+                                    '--out far.npz'))
+
+
 @pytest.mark.parametrize('words, named', [
     ('merge tr.npz va.npz --out va.npz', '--out {0}/va.npz is the same file as input #2 '
      '{0}/va.npz'),

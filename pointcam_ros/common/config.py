@@ -186,11 +186,12 @@ class PipelineConfig:
     split_tolerance: float = _param(0.3, 'horizontal voxel size of the first re-clustering '
                                     'of a wide cluster (at most 0.6 x cluster_tolerance is '
                                     'used)', unit='m', low=0.02, high=5.0)
-    segmentation: str = _param('voxel', "'voxel': voxel clusters, wide ones split finer; "
-                               "'range': then the range-image angle criterion cuts clusters "
-                               'wider than 1.2 m (people by cars, walls, trees) and re-joins '
-                               'over-split pieces up to car size; slower '
-                               '(docs/segmentation.md)', choices=('voxel', 'range'))
+    segmentation: str = _param('range', "'range': voxel clusters, then the range-image angle "
+                               'criterion cuts clusters wider than 1.2 m (people by cars, '
+                               'walls, trees) and re-joins over-split pieces up to car size; '
+                               "'voxel': voxel clusters only (wide ones split finer), "
+                               'faster, merges touching objects (docs/segmentation.md)',
+                               choices=('voxel', 'range'))
     min_cluster_points: int = _param(15, 'smaller clusters are not classified', low=1,
                                      high=1_000_000)
     max_cluster_points: int = _param(30000, 'larger clusters (buildings) are not classified',

@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help='smallest object kept (default: the pipeline default)')
     sim.add_argument('--scene-kinds', nargs='+', metavar='KIND',
                      help='street, campus and/or open (default: a mix of all three)')
+    sim.add_argument('--first-scene', type=int, default=0,
+                     help="the split's first scene to use (default 0): sets built from "
+                     'disjoint scenes of one split')
+    sim.add_argument('--segmentation', choices=('voxel', 'range'),
+                     default=PipelineConfig.segmentation,
+                     help='segmentation design that cuts the objects out (default: the '
+                     "pipeline's)")
     kitti = commands.add_parser(
         'kitti', parents=[outputs], help='cut labelled scans in the KITTI object format',
         description='Build an object data set from labelled real scans in the KITTI object '
@@ -242,9 +249,12 @@ def _refuse_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace,
 def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``pointcam_dataset sim``: simulate ``--scenes`` scenes of ``--split``."""
     _refuse_outputs(parser, args, {})  # before the first scene is simulated
-    start = SPLIT_SEEDS[args.split]
+    if args.scenes < 1 or args.first_scene < 0 or args.first_scene + args.scenes > 1_000_000:
+        parser.error("need --scenes >= 1 and --first-scene >= 0 within the split's "
+                     '1,000,000 scenes')
+    start = SPLIT_SEEDS[args.split] + args.first_scene
     dataset = build_dataset(range(start, start + args.scenes), min_points=args.min_points,
-                            kinds=args.scene_kinds)
+                            kinds=args.scene_kinds, segmentation=args.segmentation)
     save_dataset(dataset, args.out)
     print(_summary(args.out, dataset, f' from {args.scenes} scenes'))
     return 0
