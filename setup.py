@@ -8,7 +8,7 @@ PACKAGE = 'pointcam_ros'
 
 setup(
     name=PACKAGE,
-    version='0.1.0',
+    version='0.2.0',
     packages=find_packages(exclude=['test', 'test.*']),
     package_data={PACKAGE: ['models/*.pt', 'models/*.json', 'resources/*.xml']},
     data_files=[
