@@ -455,8 +455,10 @@ def _real_check():
 
 def test_real_check_table_and_json(tmp_path, kitti_root, tiny_model, capsys):
     report = tmp_path / 'check.json'
+    # Voxel clusters: the frames' objects are boxes filled at random, not a scan's rings.
     assert _real_check().main([str(kitti_root), '--model', tiny_model, '--device', 'cpu',
-                               '--min-points', '30', '--json', str(report)]) == 0
+                               '--min-points', '30', '--json', str(report),
+                               '--set', 'segmentation=voxel']) == 0
     out = capsys.readouterr().out
     data = json.loads(report.read_text())
     objects = [o for f in data['frames'] for o in f['objects']]

@@ -28,7 +28,7 @@ import pytest
 import torch
 
 RANGE = PipelineConfig(segmentation='range')
-VOXEL = PipelineConfig()
+VOXEL = PipelineConfig(segmentation='voxel')
 MOUNT = 1.8  # m, sensor above the ground
 
 
