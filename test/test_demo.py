@@ -42,7 +42,8 @@ def test_summary_reports_what_was_received_and_over_how_long():
     rec.counts.update({POINTS: 101, SALIENCY: 99, LABELS: 99})
     rec.stamps[POINTS] = [10_000_000_000, 20_100_000_000]
     rec.received[SALIENCY] = [100.0, 110.2]
-    rec.diagnostics = {'received': '101', 'processed': '99', 'dropped': '2'}
+    rec.diagnostics = {'received': '101', 'processed': '99', 'dropped': '2',
+                       'device': 'cpu', 'model_family': 'dgcnn'}
     rec.latencies_ms = [50.0, 60.0, 70.0]
     text = summary(rec, 12.3, final_diagnostics=True, drain_s=1.6)
     assert 'recorded 12.3 s wall from the first saliency cloud' in text
@@ -51,6 +52,7 @@ def test_summary_reports_what_was_received_and_over_how_long():
     assert 'saliency clouds out (node -> recorder): 99, received over 10.2 s' in text
     assert 'node reported (final, after its last scan; counts since it started, start-up ' \
            'included): received 101, processed 99' in text
+    assert 'device cpu, model family dgcnn,' in text
     lagging = summary(rec, 12.3, final_diagnostics=False)
     assert 'node reported (last report, may lag behind the counts above;' in lagging
 

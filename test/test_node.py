@@ -189,6 +189,7 @@ def test_malformed_messages_do_not_stop_good_ones(harness, sim):
     time.sleep(1.5)  # next diagnostics period
     diag = harness.last_diagnostics()
     assert int(diag['processed']) >= 2 and diag['device'] == 'cpu'
+    assert diag['model_family'] == 'pointnet'  # the shipped model
 
 
 def _call(node, service_type, name, request):

@@ -26,6 +26,8 @@ plus close-ups of the largest objects) and prints a summary: what the
 recorder really received and over how long, what the node reports, drops,
 end-to-end latency (scan stamp to saliency received) p50/p99 and per-class
 accuracy of the labels against the simulator's ground truth.
+``--model-path`` runs the node with a checkpoint of any model family (its
+``model_path`` parameter); the summary names the family the node reports.
 
 Bag topics are absolute and the same as ``pointcam_bag`` writes:
 ``/points``, ``/pointcam/saliency``, ``/pointcam/labels``,
@@ -73,6 +75,9 @@ TOPICS = {  # topic (absolute, as in the bag) -> (type, rosbag2 type name, QoS)
     DIAGNOSTICS: (DiagnosticArray, 'diagnostic_msgs/msg/DiagnosticArray', None),
 }
 TEXT_VIEW_FACING = 9
+#: Scan stamps the recorder remembers before it starts (60 s at 10 Hz): the first saliency
+#: cloud starts the recording if it explains one of them, however slow the model.
+SEEN_SCANS = 600
 
 
 @dataclass
@@ -148,6 +153,9 @@ class Recorder(Node):
         # The last scans and ground truths before it, so the scan that first saliency
         # cloud explains (and those queued behind it) are recorded too.
         self._preroll: dict[str, deque] = {POINTS: deque(maxlen=20), TRUTH: deque(maxlen=20)}
+        # Stamps of the scans received before it, longer: a slow model (DGCNN on a CPU,
+        # seconds per scan) answers scans older than the preroll holds.
+        self._seen_scans: deque = deque(maxlen=SEEN_SCANS)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for topic, (msg_type, bag_type, qos) in TOPICS.items():
             self.create_subscription(
@@ -161,11 +169,13 @@ class Recorder(Node):
         if not self.recording_on.is_set():
             if topic in self._preroll:
                 self._preroll[topic].append((topic, bag_type, msg, now_ns, now))
+                if topic == POINTS:
+                    self._seen_scans.append(_stamp(msg.header))
                 return
             if topic != SALIENCY:
                 return
             first = _stamp(msg.header)
-            if not any(_stamp(item[2].header) <= first for item in self._preroll[POINTS]):
+            if not any(stamp <= first for stamp in self._seen_scans):
                 # This recorder does not see the scans yet (its best-effort subscription
                 # can match seconds after the node's): starting now would count saliency
                 # clouds of scans it never received.
@@ -259,6 +269,7 @@ def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
                      f"included): received {diag.get('received')}, processed "
                      f"{diag.get('processed')}, dropped (stale) {diag.get('dropped')}, "
                      f"rejected {diag.get('rejected')}, device {diag.get('device')}, "
+                     f"model family {diag.get('model_family')}, "
                      f"processing p50 {diag.get('latency_p50_ms')} ms / p99 "
                      f"{diag.get('latency_p99_ms')} ms")
     if rec.latencies_ms:
@@ -322,9 +333,10 @@ def _run_processes(args: argparse.Namespace, env: dict, recorder: Recorder,
     """
     processes: list[subprocess.Popen] = []
     try:
-        node = subprocess.Popen(
-            [_executable('pointcam_node'), '--ros-args', '-p', f'device:={args.device}'],
-            env=env)
+        params = ['-p', f'device:={args.device}']
+        if args.model_path:
+            params += ['-p', f'model_path:={args.model_path}']
+        node = subprocess.Popen([_executable('pointcam_node'), '--ros-args', *params], env=env)
         processes.append(node)
         sim = subprocess.Popen(
             [_executable('pointcam_sim'), '--ros-args', '-p', f'sensor:={args.sensor}'],
@@ -375,6 +387,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--sensor', default='vlp16', help='simulated sensor preset')
     parser.add_argument('--out', type=Path, default=Path('demo_output'), help='output folder')
     parser.add_argument('--device', default='auto')
+    parser.add_argument('--model-path', default='',
+                        help="the node's model_path: a checkpoint of any model family "
+                        '(default: the shipped PointNet)')
     parser.add_argument('--startup-timeout', type=float, default=120.0,
                         help='seconds to wait for the first saliency cloud')
     args = parser.parse_args(argv)

@@ -50,6 +50,7 @@ from pointcam_ros.common.scan_mailbox import Mailbox
 from pointcam_ros.common.scan_stats import ScanStats
 from pointcam_ros.formats.cloud_io import CloudFormatError
 from pointcam_ros.formats.scan_io import explain_cloud
+from pointcam_ros.model.registry import family_of
 from pointcam_ros.perception.pipeline import object_limit, ScanError, ScenePipeline
 from pointcam_ros.ros.ros_main import declare_from_schema, run_main
 from pointcam_ros.ros.ros_msgs import message_buffer, to_ros_cloud, to_ros_markers
@@ -58,6 +59,15 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
+
+
+def model_family(model: Any) -> str:
+    """Registry name of ``model``'s family (``pointnet``, ...), else its class name."""
+    try:
+        return family_of(model)
+    except ValueError:  # a model of one's own (the protocol of docs/models.md)
+        return type(model).__name__
+
 
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 PIPELINE_NAMES = frozenset(spec.name for spec in PipelineConfig.params())
@@ -109,7 +119,8 @@ class PointcamNode(Node):
                           f'{labels.topic_name}')
         self.get_logger().info(
             f'device {self.pipeline.device} ({"CUDA" if self.pipeline.device.type == "cuda" else "CPU"}), '  # noqa: E501
-            f'model {self.pipeline.loaded.path} ({len(self.pipeline.class_names)} classes), '
+            f'model {self.pipeline.loaded.path} ({model_family(self.pipeline.loaded.model)}, '
+            f'{len(self.pipeline.class_names)} classes), '
             f'method {config.method}; ' + '; '.join(wiring))
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(values['diagnostics_period'], self.diagnostics_callback)
@@ -292,6 +303,7 @@ class PointcamNode(Node):
             values.update({
                 'input_topic': self._resolved[topic], 'object_cap': object_limit(config.method),
                 'device': str(self.pipeline.device), 'model': self.pipeline.loaded.path,
+                'model_family': model_family(self.pipeline.loaded.model),
                 'method': config.method, 'target_class': config.target_class or '(predicted)'})
             status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
             array.status.append(status)
