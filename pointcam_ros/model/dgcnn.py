@@ -41,7 +41,8 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar, Optional
 
 from pointcam_ros.model.pointnet import masked_max_with_index
-from pointcam_ros.model.protocol import CamMap, check_points, HeadBlock, masked_mean
+from pointcam_ros.model.protocol import (
+    CamMap, HeadBlock, masked_mean, PooledHeadClassifier)
 import torch
 from torch import nn, Tensor
 
@@ -137,7 +138,7 @@ class EdgeConv(nn.Module):
         return self.act(self.bn(self.conv(edges))).max(dim=3).values
 
 
-class DGCNNClassifier(nn.Module):
+class DGCNNClassifier(PooledHeadClassifier):
     """DGCNN classification network; see :class:`DGCNNConfig` and the module docstring."""
 
     #: Registry name (:func:`pointcam_ros.model.registry.build_model`).
@@ -183,17 +184,3 @@ class DGCNNClassifier(nn.Module):
         """Pool A over real points: ``(B, 2 C)`` (max, then mean), the max's arg-max (B, C)."""
         top, argmax = masked_max_with_index(features, mask)
         return torch.cat([top, masked_mean(features, mask)], dim=1), argmax
-
-    def classify(self, pooled: Tensor) -> Tensor:
-        """Map pooled features ``(B, 2 emb_dims)`` to logits ``(B, num_classes)``."""
-        return self.classifier(self.head(pooled))
-
-    def forward(self, points: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """Classify ``(B, C, N)`` points; returns logits ``(B, num_classes)``."""
-        self.check_input(points, mask)
-        cam = self.cam_features(points, mask)
-        return self.classify(self.pool(cam.features, cam.mask)[0])
-
-    def check_input(self, points: Tensor, mask: Optional[Tensor]) -> None:
-        """Raise ValueError unless points is (B, in_channels, N>0) and mask (B, N) bool."""
-        check_points(points, mask, self.config.in_channels)

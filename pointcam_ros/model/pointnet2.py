@@ -48,7 +48,8 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar, Optional
 
 from pointcam_ros.model.pointnet import masked_max_with_index
-from pointcam_ros.model.protocol import CamMap, check_points, HeadBlock, PointsTap
+from pointcam_ros.model.protocol import (
+    CamMap, HeadBlock, PointsTap, PooledHeadClassifier)
 import torch
 from torch import nn, Tensor
 
@@ -228,7 +229,7 @@ class GlobalSetAbstraction(nn.Module):
         return self.features(x[:, :, :, 0])
 
 
-class PointNet2Classifier(nn.Module):
+class PointNet2Classifier(PooledHeadClassifier):
     """PointNet++ SSG classification network; see :class:`PointNet2Config`."""
 
     #: Registry name (:func:`pointcam_ros.model.registry.build_model`).
@@ -275,17 +276,3 @@ class PointNet2Classifier(nn.Module):
     def pool(self, features: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         """Pool A by a max over real centroids: ``(B, C_A)`` and its arg-max (B, C_A) int64."""
         return masked_max_with_index(features, mask)
-
-    def classify(self, pooled: Tensor) -> Tensor:
-        """Map pooled features ``(B, C_A)`` to logits ``(B, num_classes)``."""
-        return self.classifier(self.head(pooled))
-
-    def forward(self, points: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """Classify ``(B, C, N)`` points; returns logits ``(B, num_classes)``."""
-        self.check_input(points, mask)
-        cam = self.cam_features(points, mask)
-        return self.classify(self.pool(cam.features, cam.mask)[0])
-
-    def check_input(self, points: Tensor, mask: Optional[Tensor]) -> None:
-        """Raise ValueError unless points is (B, in_channels, N>0) and mask (B, N) bool."""
-        check_points(points, mask, self.config.in_channels)

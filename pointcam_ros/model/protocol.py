@@ -124,6 +124,30 @@ class HeadBlock(nn.Module):
         return self.drop(self.act(self.bn(self.linear(x))))
 
 
+class PooledHeadClassifier(nn.Module):
+    """
+    Base of the families whose logits are ``classifier(head(pool(A)))``: DGCNN, PointNet++.
+
+    A subclass sets ``config`` (``in_channels``), ``head`` (:class:`HeadBlock`
+    s), ``classifier`` (nn.Linear) and defines ``cam_features(points, mask)
+    -> CamMap`` and ``pool(features, mask) -> (pooled, arg-max)``.
+    """
+
+    def classify(self, pooled: Tensor) -> Tensor:
+        """Map pooled features ``(B, P)`` to logits ``(B, num_classes)``."""
+        return self.classifier(self.head(pooled))
+
+    def forward(self, points: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """Classify ``(B, C, N)`` points; returns logits ``(B, num_classes)``."""
+        self.check_input(points, mask)
+        cam = self.cam_features(points, mask)
+        return self.classify(self.pool(cam.features, cam.mask)[0])
+
+    def check_input(self, points: Tensor, mask: Optional[Tensor]) -> None:
+        """Raise ValueError unless points is (B, in_channels, N>0) and mask (B, N) bool."""
+        check_points(points, mask, self.config.in_channels)
+
+
 def interpolation_weights(xyz: Tensor, layer_xyz: Tensor, layer_mask: Optional[Tensor]
                           ) -> tuple[Tensor, Tensor]:
     """
