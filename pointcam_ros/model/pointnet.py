@@ -28,6 +28,7 @@ T-Nets' and the global one) ignores them, and everything else is per point.
 from dataclasses import asdict, dataclass, replace
 from typing import ClassVar, NamedTuple, Optional, Sequence
 
+from pointcam_ros.model.protocol import check_points
 import torch
 from torch import nn, Tensor
 
@@ -223,17 +224,7 @@ class PointNetClassifier(nn.Module):
 
     def check_input(self, points: Tensor, mask: Optional[Tensor]) -> None:
         """Raise ValueError unless points is (B, in_channels, N>0) and mask (B, N) bool."""
-        if points.dim() != 3 or points.shape[1] != self.config.in_channels:
-            raise ValueError(f'points must be (B, {self.config.in_channels}, N), '
-                             f'got {tuple(points.shape)}')
-        if points.shape[2] == 0:
-            raise ValueError('points has no points (N == 0)')
-        if mask is not None:
-            if mask.shape != (points.shape[0], points.shape[2]) or mask.dtype != torch.bool:
-                raise ValueError(f'mask must be bool (B, N) = {(points.shape[0], points.shape[2])}'
-                                 f', got {mask.dtype} {tuple(mask.shape)}')
-            if not bool(mask.any(dim=1).all()):
-                raise ValueError('every object needs at least one real point in mask')
+        check_points(points, mask, self.config.in_channels)
 
 
 def with_input_channels(model: PointNetClassifier, in_channels: int) -> PointNetClassifier:
