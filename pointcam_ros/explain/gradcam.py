@@ -72,7 +72,7 @@ from pointcam_ros.explain.buckets import BucketRunner
 from pointcam_ros.explain.head import block_head_gradient, closed_form_problem, head_gradient
 from pointcam_ros.explain.head import head_gradient_autograd
 from pointcam_ros.explain.perturbation import OcclusionSaliency, PointShiftSaliency
-from pointcam_ros.model.pointnet import masked_max_with_index, PointNetClassifier
+from pointcam_ros.model.pointnet import masked_max, masked_max_with_index, PointNetClassifier
 from pointcam_ros.model.protocol import interpolate, interpolation_weights, point_counts
 import torch
 from torch import nn, Tensor
@@ -162,7 +162,10 @@ class GradCAM(Explainer):
             return self._forward_hooked(points, mask, requested)
         model = self.model
         activations, _ = model.local_features(points, mask)
-        pooled, argmax = masked_max_with_index(activations, mask)
+        if self.needs_point_gradients:
+            pooled, argmax = masked_max_with_index(activations, mask)
+        else:
+            pooled, argmax = masked_max(activations, mask), None
         if self.gradients == 'closed_form':
             logits, pooled_grad = head_gradient(model, pooled, requested)
         else:

@@ -76,7 +76,19 @@ class PointNetConfig:
 
 
 class ConvBlock(nn.Module):
-    """Shared per-point layer: 1x1 Conv1d, BatchNorm1d and (optionally) ReLU."""
+    """
+    Shared per-point layer: 1x1 Conv1d, BatchNorm1d and (optionally) ReLU.
+
+    In ``eval()`` mode, with BatchNorm's running statistics, the three run as
+    one matrix product: BatchNorm's scale and shift are folded into the
+    convolution's weight and bias at every call (so loaded weights are always
+    seen) and the points are multiplied point-major, ``(B*N, C_in) @ (C_in,
+    C_out)``. That is the same function (to float rounding, about 1e-6
+    relative) at 2-3 times less CPU time than ``Conv1d``, whose 1x1 kernel
+    goes through im2col. The output is then a ``(B, C_out, N)`` view of a
+    point-major ``(B, N, C_out)`` tensor, which the next block reads without
+    a copy. Training mode runs the modules as they are.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, relu: bool = True):
         super().__init__()
@@ -86,7 +98,17 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(B, C_in, N)`` to ``(B, C_out, N)``."""
-        return self.act(self.bn(self.conv(x)))
+        bn = self.bn
+        if self.training or bn.running_mean is None or bn.running_var is None:
+            return self.act(self.bn(self.conv(x)))
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (C_out,)
+        weight = self.conv.weight[:, :, 0] * scale[:, None]  # (C_out, C_in)
+        bias = (self.conv.bias - bn.running_mean) * scale + bn.bias
+        batch, channels, points = x.shape
+        rows = x.transpose(1, 2).reshape(batch * points, channels)  # (B*N, C_in)
+        out = torch.addmm(bias, rows, weight.t())  # (B*N, C_out)
+        out = torch.relu_(out) if isinstance(self.act, nn.ReLU) else self.act(out)
+        return out.view(batch, points, -1).transpose(1, 2)
 
 
 class LinearBlock(nn.Module):
@@ -119,8 +141,20 @@ def masked_max_with_index(features: Tensor, mask: Optional[Tensor]) -> tuple[Ten
 
 
 def masked_max(features: Tensor, mask: Optional[Tensor]) -> Tensor:
-    """Max over real points of ``(B, C, N)`` features: ``(B, C)``."""
-    return masked_max_with_index(features, mask)[0]
+    """
+    Max over real points of ``(B, C, N)`` features: ``(B, C)``.
+
+    When ``features`` needs no gradient this is ``torch.amax``, which skips
+    the arg-max search (several times faster on the CPU); otherwise it is
+    :func:`masked_max_with_index`, whose backward sends each channel's
+    gradient to one arg-max point (``amax`` would split it between tied
+    points, e.g. repeated samples). The values are the same either way.
+    """
+    if features.requires_grad:
+        return masked_max_with_index(features, mask)[0]
+    if mask is not None:
+        features = features.masked_fill(~mask[:, None, :], float('-inf'))
+    return features.amax(dim=2)
 
 
 class TNet(nn.Module):
