@@ -27,6 +27,7 @@ from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import (
     GROUND_NORMALIZATIONS, HEIGHT_SCALE, normalize_object, normalized_channels, resample_indices)
+from pointcam_ros.perception import rules
 from pointcam_ros.perception.pipeline import ScanError, ScenePipeline
 from pointcam_ros.perception.rules import core_size, core_sizes, core_sizes_torch, shape_rule
 from pointcam_ros.perception.segmentation import segment_scene
@@ -87,7 +88,8 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
         members = out.object_id == obj.object_id
         assert members.sum() == obj.num_points
         assert (out.class_id[members] == (-2 if obj.unknown else obj.class_id)).all()
-        assert obj.unknown == obj.rule.startswith('sliver')  # min_confidence is 0 here
+        # min_confidence is 0 here: only the rules that do not classify leave it unknown
+        assert obj.unknown == obj.rule.startswith(('sliver', 'low', 'fragment'))
         assert out.saliency[members].max() == pytest.approx(1.0) or \
             out.saliency[members].max() == 0
         assert 0 < obj.confidence <= 1 and obj.class_name == CLASS_NAMES[obj.class_id]
@@ -100,7 +102,8 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
     strict = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu',
                                           min_confidence=0.5)).process(points)
     for obj in strict.objects:
-        expected = obj.rule.startswith('sliver') or (not obj.rule and obj.confidence < 0.5)
+        expected = (obj.rule.startswith(('sliver', 'low', 'fragment'))
+                    or (not obj.rule and obj.confidence < 0.5))
         assert obj.unknown == expected
         assert (strict.class_id[strict.object_id == obj.object_id] == -2).all() == expected
 
@@ -320,6 +323,49 @@ def test_shape_rules_follow_road_user_sizes(size, name, kind):
     found, reason = shape_rule(np.array(size), name)
     assert found == kind
     assert bool(reason) == bool(kind)
+
+
+@pytest.mark.parametrize('size,name,top,kind', [
+    ((12.9, 2.1, 0.8), 'truck', 1.0, 'low'),  # a hedge 1 m tall called truck
+    ((0.6, 0.4, 0.5), 'pedestrian', 0.7, 'low'),  # a bollard
+    ((8.0, 2.5, 3.0), 'truck', 3.2, ''),  # a box truck
+    ((4.0, 2.5, 1.2), 'truck', 3.2, ''),  # its upper part above a car in front: top is high
+    ((8.0, 2.5, 1.0), 'truck', None, ''),  # top cut by the field of view: not judged
+    ((4.5, 1.8, 0.6), 'car', 0.8, ''),  # a car's top is often its waistline (glass)
+    ((0.5, 0.4, 1.0), 'pedestrian', 1.1, ''),  # a child
+    ((0.8, 0.5, 0.9), 'car', 1.3, 'fragment'),  # a piece of something, called car
+    ((1.2, 0.5, 1.4), 'car', 1.4, ''),  # a car's rear, partly seen
+    ((1.5, 0.9, 1.7), 'truck', 2.6, 'fragment'),  # a bush 2.6 m tall, called truck
+    ((2.3, 1.0, 2.0), 'truck', 3.0, ''),  # a truck's rear
+    ((0.4, 0.3, 1.7), 'pedestrian', 1.7, ''),  # fragments are judged for vehicles only
+])
+def test_low_and_fragment_rules(size, name, top, kind):
+    found, reason = shape_rule(np.array(size), name, top=top)
+    assert found == kind
+    assert bool(reason) == bool(kind)
+    if kind == 'low':
+        assert f'top {top:.2f} m' in reason
+
+
+def test_cluster_top_is_not_judged_where_the_view_cuts_it():
+    """An HDL-64E-like view (top beam +2 deg, sensor 1.73 m up): a truck close by is cut."""
+    rng = np.random.default_rng(3)
+    elevation = np.radians(rng.uniform(-24.8, 2.0, 20000))
+    elevation[:100] = np.radians(2.0)  # the top ring
+    azimuth = rng.uniform(-np.pi, np.pi, 20000)
+    scan = np.c_[20 * np.cos(elevation) * np.cos(azimuth),
+                 20 * np.cos(elevation) * np.sin(azimuth), 20 * np.sin(elevation)]
+    top_beam = rules.view_top(scan.astype(np.float32))
+    assert top_beam == pytest.approx(np.radians(2.0), abs=1e-3)
+    # a truck's side 6 m away reaches the top beam (1.73 + 6 tan 2 deg = 1.94 m): cut
+    near = np.c_[np.full(200, 6.0), rng.uniform(-2, 2, 200), rng.uniform(-1.5, 0.2, 200)]
+    near[0, 2] = 6.0 * np.tan(np.radians(2.0))
+    assert rules.cluster_top(near.astype(np.float32), near[:, 2] + 1.73, top_beam) is None
+    # a hedge 20 m away, 1 m tall, well under the top beam: its top is judged
+    hedge = np.c_[np.full(200, 20.0), rng.uniform(-5, 5, 200), rng.uniform(-1.73, -0.73, 200)]
+    top = rules.cluster_top(hedge.astype(np.float32), hedge[:, 2] + 1.73, top_beam)
+    assert top == pytest.approx(np.quantile(hedge[:, 2] + 1.73, 0.98))
+    assert shape_rule(np.array([10.0, 0.5, 1.0]), 'truck', top=top)[0] == 'low'
 
 
 def test_oversize_is_judged_on_the_core_of_the_points():

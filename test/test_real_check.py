@@ -27,7 +27,7 @@ import sys
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.rules import (
-    PLANE, plane_fits, PLANE_THICKNESS, shape_features, shape_rule)
+    FRAGMENT, PLANE, plane_fits, PLANE_THICKNESS, shape_features, shape_rule)
 from pointcam_ros.perception.segmentation import segment_scene
 import pytest
 
@@ -106,8 +106,9 @@ def test_vehicle_shapes_and_other_classes_are_left_to_the_model():
         assert _rule(wall, name) == ''
     tilted = wall @ np.array([[math.cos(0.5), 0, -math.sin(0.5)], [0, 1, 0],
                               [math.sin(0.5), 0, math.cos(0.5)]], np.float32)
-    assert _rule(tilted, 'truck') == ''  # a windscreen-like slope is not a wall
-    assert shape_rule(np.array([1.4, 0.1, 2.5]), 'truck')[0] == ''  # no plane given
+    # A windscreen-like slope is not a wall; 1.4 m is still shorter than any truck face.
+    assert _rule(tilted, 'truck') == FRAGMENT
+    assert shape_rule(np.array([1.4, 0.1, 2.5]), 'truck')[0] == FRAGMENT  # no plane given
 
 
 def test_plane_fits_matches_one_cluster_at_a_time():

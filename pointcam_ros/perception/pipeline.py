@@ -87,7 +87,8 @@ from pointcam_ros.model.device import resolve_device
 from pointcam_ros.model.preprocess import normalized_channels
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.rules import (
-    background_index, BACKGROUND_RULES, plane_fits, shape_rule, SLIVER)
+    background_index, BACKGROUND_RULES, cluster_top, LOWEST_TOP, plane_fits, shape_rule,
+    UNKNOWN_RULES, view_top)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
 import torch
@@ -199,7 +200,7 @@ class ScenePipeline:
         explained = _timed(timings, 'model', stages.sync, stages.explain, samples)
         batch = _timed(timings, 'map_back', stages.sync, stages.map_back, segments, samples,
                        explained)
-        self._label(result, finite, xyz, batch, stages.config)
+        self._label(result, finite, xyz, batch, stages.config, segments.height)
         return result
 
     def _admit(self, points: np.ndarray, config: PipelineConfig
@@ -223,30 +224,40 @@ class ScenePipeline:
         return result, finite, np.ascontiguousarray(points[finite], dtype=np.float32)
 
     def _label(self, result: SceneResult, finite: np.ndarray, xyz: np.ndarray,
-               batch: ObjectBatch, config: PipelineConfig) -> None:
+               batch: ObjectBatch, config: PipelineConfig,
+               height: Union[np.ndarray, torch.Tensor]) -> None:
         """
         Label the objects of ``batch`` into ``result``: shape rules, then confidence.
 
         ``finite`` (F,) int64 are the rows of the input that ``xyz`` (F, 3)
-        float32 and the batch's per-point arrays cover; the other rows keep
-        saliency 0 and class and object -1.
+        float32, ``height`` (F,) float32 (above the ground; numpy, or torch
+        on the device) and the batch's per-point arrays cover; the other rows
+        keep saliency 0 and class and object -1.
         """
         background = background_index(self.class_names)
         labels, probs = batch.labels, batch.probs
         object_class = np.empty(len(batch), np.int32)
         planes = plane_fits(xyz, labels, len(batch))
+        top_beam: Optional[float] = None  # the scan's top beam, once a top is needed
         for k in range(len(batch)):
             box = batch.boxes[k]
             center, size, yaw = box[:3].copy(), box[3:6].copy(), float(box[6])
             class_id = int(batch.predicted[k])
+            top = None
+            if self.class_names[class_id] in LOWEST_TOP:
+                if top_beam is None:
+                    top_beam = view_top(xyz)
+                    height = height.cpu().numpy() if torch.is_tensor(height) else height
+                rows = labels == k
+                top = cluster_top(xyz[rows], height[rows], top_beam)
             kind, reason = shape_rule(size, self.class_names[class_id], core=batch.cores[k],
-                                      plane=planes[k])
+                                      plane=planes[k], top=top)
             if kind in BACKGROUND_RULES and background >= 0:
                 reason = (f'the model said {self.class_names[class_id]} '
                           f'{float(probs[k, class_id]):.2f}; {reason}')
                 class_id = background
             confidence = float(probs[k, class_id])
-            unknown = (kind == SLIVER or (kind in BACKGROUND_RULES and background < 0)
+            unknown = (kind in UNKNOWN_RULES or (kind in BACKGROUND_RULES and background < 0)
                        or (not kind and confidence < config.min_confidence)
                        or not np.isfinite(confidence))
             object_class[k] = UNKNOWN if unknown else class_id

@@ -57,6 +57,28 @@ physical sizes only (no data set was used to set them):
   (trained on them) calls a car's flat side "car" and the rule would cost
   simulated cars; add ``car`` once the simulator's cars are curved.
 
+- ``low`` (not classified: shown as unknown, with the model's guess): a
+  class whose top is never low
+  (``LOWEST_TOP``: a truck, bus or tram at least 2 m, a pedestrian 0.8 m,
+  a cyclist 0.9 m) for a cluster whose top (98th percentile of its heights
+  above the ground) is lower. Occlusion hides the lower part of an object,
+  never its top, so a low top means the wrong class, not a partial view:
+  a 1 m hedge is not a truck (nor, for all the rule knows, anything else
+  the model could name). The one thing that cuts tops is the sensor's
+  vertical field of view near the sensor (an HDL-64E's top beam is +2
+  degrees, 2.1 m high at 10 m): a cluster reaching the scan's top beam
+  (:func:`view_top`) is not checked. Cars are not checked: a car's windows
+  return little (real glass and the simulator's), so its top is often its
+  waistline, 0.7-0.9 m.
+- ``fragment`` (not classified: shown as unknown, with the model's guess):
+  a vehicle class (``FRAGMENT_LENGTH``) for a cluster whose box is shorter
+  than that vehicle's narrowest face seen whole: 1.0 m for a car (rears
+  and fronts are 1.6-1.9 m wide; 60 % of that, for edge returns lost on
+  dark or curved paint and a partial view), ``TRUCK_FACE`` for a truck,
+  bus or tram. Such a piece is part of a vehicle at best (seen through a
+  gap, above another car) and as often a bush, a sign or a trunk: too
+  little to name.
+
 The ``oversize`` limits read a cluster's core extents, :func:`core_size`
 (its torch twin :func:`core_sizes_torch` measures all objects of a scan at
 once on the device and imports torch when it is called: this module loads
@@ -64,6 +86,7 @@ without torch).
 """
 
 from dataclasses import asdict, dataclass
+import math
 from typing import Optional, Sequence, TYPE_CHECKING
 
 import numpy as np
@@ -87,10 +110,13 @@ ROAD_USER_MAX_HEIGHT = 4.5
 CORE_SHARE = 0.96
 #: The class shown for an ``oversize`` or ``plane`` cluster.
 BACKGROUND = 'background'
-#: Rule kinds: a sliver is not classified (unknown); an oversize or plane one is background.
-SLIVER, OVERSIZE, PLANE = 'sliver', 'oversize', 'plane'
+#: Rule kinds: a sliver, a low cluster or a fragment is not classified (unknown); an oversize
+#: or plane one is background.
+SLIVER, OVERSIZE, PLANE, LOW, FRAGMENT = 'sliver', 'oversize', 'plane', 'low', 'fragment'
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
+#: Rule kinds whose cluster is shown as unknown, with the model's guess.
+UNKNOWN_RULES = frozenset({SLIVER, LOW, FRAGMENT})
 #: Classes the ``plane`` rule checks (large vehicles; see the module docstring for cars).
 PLANE_CLASSES = frozenset({'truck', 'bus', 'tram'})
 #: m; RMS distance of the points from their best plane below which a cluster is one flat
@@ -102,10 +128,25 @@ PLANE_NORMAL_Z = 0.1
 #: m; a flat plane at least this wide may be a box truck's or a bus's side or rear (bodies
 #: 2.3-2.6 m wide; 0.3 m margin for edge returns lost on dark paint): left to the model.
 TRUCK_FACE = 2.0
+#: m; the lowest top (above the ground) of each class whose top is checked (the ``low`` rule):
+#: box trucks, buses and trams are 2.5 m tall or more, a child on foot 1 m, on a bicycle 1.1 m;
+#: 0.2-0.5 m margin for the ground estimate and the beam spacing at range.
+LOWEST_TOP = {'truck': 2.0, 'bus': 2.0, 'tram': 2.0, 'pedestrian': 0.8, 'person': 0.8,
+              'cyclist': 0.9, 'motorcyclist': 0.9}
+#: m; shortest box a vehicle class may have (the ``fragment`` rule): a car's rear or front is
+#: 1.6-1.9 m wide, a truck's, a bus's or a tram's 2.3-2.6 m (see the module docstring).
+FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FACE,
+                   'tram': TRUCK_FACE}
+#: Quantile of a cluster's heights above the ground taken as its top (stray points ignored).
+TOP_QUANTILE = 0.98
+#: rad; a cluster whose highest return is within this of the scan's top beam may be cut by
+#: the field of view (about two beam spacings of an HDL-64E's upper block).
+VIEW_TOP_MARGIN = math.radians(0.5)
 
 
 def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = None,
-               plane: Optional[Sequence[float]] = None) -> tuple[str, str]:
+               plane: Optional[Sequence[float]] = None,
+               top: Optional[float] = None) -> tuple[str, str]:
     """
     Check a cluster's box ``size`` (3,) against the model's ``class_name`` for it.
 
@@ -117,11 +158,14 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     ``sliver`` check uses ``size``: stray points only make a cluster taller.
     ``plane``: ``(thickness, normal_z)`` of the cluster's best plane
     (:func:`plane_fits`); without it the ``plane`` rule is not checked.
+    ``top``: the cluster's top above the ground (m, :func:`cluster_top`),
+    None when unknown or cut by the field of view; without it the ``low``
+    rule is not checked.
 
-    Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``
-    (the cluster is not classified: shown as unknown), ``oversize`` or
-    ``plane`` (the cluster is shown as ``background``); reason says which
-    size broke which limit.
+    Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``,
+    ``low`` or ``fragment`` (the cluster is not classified: shown as
+    unknown), ``oversize`` or ``plane`` (the cluster is shown as
+    ``background``); reason says which size broke which limit.
     """
     length, width = float(max(size[0], size[1])), float(min(size[0], size[1]))
     height = float(size[2])
@@ -135,6 +179,12 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
             return PLANE, (f'{dims}, points within {100 * thickness:.1f} cm (RMS) of a '
                            f'vertical plane under {TRUCK_FACE} m wide (no truck face is so '
                            'narrow): a wall, fence or sign')
+    if top is not None and top < LOWEST_TOP.get(class_name, -math.inf):
+        return LOW, (f'{dims}, top {top:.2f} m above the ground: no {class_name} is under '
+                     f'{LOWEST_TOP[class_name]} m tall')
+    if length < FRAGMENT_LENGTH.get(class_name, -math.inf):
+        return FRAGMENT, (f'{dims}, shorter than any side of a {class_name} '
+                          f'({FRAGMENT_LENGTH[class_name]} m): a piece too small to name')
     if core is not None:
         length, width = float(max(core[0], core[1])), float(min(core[0], core[1]))
         height = float(core[2])
@@ -148,6 +198,36 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
         if height > ROAD_USER_MAX_HEIGHT:
             return OVERSIZE, f'{dims}, taller than any road user ({ROAD_USER_MAX_HEIGHT} m)'
     return '', ''
+
+
+def view_top(xyz: np.ndarray) -> float:
+    """
+    Elevation (rad) of the scan's top beam: the 99.9th percentile over ``(F, 3)`` points.
+
+    The points are in the sensor frame; an empty scan gives +inf (nothing is
+    cut). A percentile, not the maximum, so a few stray returns above the
+    top beam (a mounting tilt, multipath) do not raise it.
+    """
+    if len(xyz) == 0:
+        return math.inf
+    elevation = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
+    return float(np.quantile(elevation, 0.999))
+
+
+def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float) -> Optional[float]:
+    """
+    Top of one cluster above the ground (m), or None where the field of view may cut it.
+
+    ``points`` (n, 3) float32 in the sensor frame (n >= 1), ``height`` (n,)
+    their heights above the local ground, ``top_beam`` the scan's
+    :func:`view_top`. The top is the :data:`TOP_QUANTILE` quantile of the
+    heights; None when the cluster's highest return is within
+    :data:`VIEW_TOP_MARGIN` of the top beam (its top may lie above the view).
+    """
+    elevation = np.arctan2(points[:, 2], np.hypot(points[:, 0], points[:, 1]))
+    if float(elevation.max()) >= top_beam - VIEW_TOP_MARGIN:
+        return None
+    return float(np.quantile(height, TOP_QUANTILE))
 
 
 def plane_fits(xyz: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
