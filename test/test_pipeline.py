@@ -327,7 +327,7 @@ def test_shape_rules_follow_road_user_sizes(size, name, kind):
 
 @pytest.mark.parametrize('size,name,top,kind', [
     ((12.9, 2.1, 0.8), 'truck', 1.0, 'low'),  # a hedge 1 m tall called truck
-    ((0.6, 0.4, 0.5), 'pedestrian', 0.7, 'low'),  # a bollard
+    ((0.3, 0.3, 0.5), 'pedestrian', 0.6, ''),  # legs cut off from their person: not judged
     ((8.0, 2.5, 3.0), 'truck', 3.2, ''),  # a box truck
     ((4.0, 2.5, 1.2), 'truck', 3.2, ''),  # its upper part above a car in front: top is high
     ((8.0, 2.5, 1.0), 'truck', None, ''),  # top cut by the field of view: not judged

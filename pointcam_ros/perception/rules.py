@@ -59,9 +59,8 @@ physical sizes only (no data set was used to set them):
 
 - ``low`` (not classified: shown as unknown, with the model's guess): a
   class whose top is never low
-  (``LOWEST_TOP``: a truck, bus or tram at least 2 m, a pedestrian 0.8 m,
-  a cyclist 0.9 m) for a cluster whose top (98th percentile of its heights
-  above the ground) is lower. Occlusion hides the lower part of an object,
+  (``LOWEST_TOP``: a truck, bus or tram, at least 2 m) for a cluster whose
+  top (98th percentile of its heights above the ground) is lower. Occlusion hides the lower part of an object,
   never its top, so a low top means the wrong class, not a partial view:
   a 1 m hedge is not a truck (nor, for all the rule knows, anything else
   the model could name). The one thing that cuts tops is the sensor's
@@ -69,7 +68,8 @@ physical sizes only (no data set was used to set them):
   degrees, 2.1 m high at 10 m): a cluster reaching the scan's top beam
   (:func:`view_top`) is not checked. Cars are not checked: a car's windows
   return little (real glass and the simulator's), so its top is often its
-  waistline, 0.7-0.9 m.
+  waistline, 0.7-0.9 m; nor are people: a person's legs, cut off as a
+  piece of their own, are rightly called pedestrian.
 - ``fragment`` (not classified: shown as unknown, with the model's guess):
   a vehicle class (``FRAGMENT_LENGTH``) for a cluster whose box is shorter
   than that vehicle's narrowest face seen whole: 1.0 m for a car (rears
@@ -129,10 +129,10 @@ PLANE_NORMAL_Z = 0.1
 #: 2.3-2.6 m wide; 0.3 m margin for edge returns lost on dark paint): left to the model.
 TRUCK_FACE = 2.0
 #: m; the lowest top (above the ground) of each class whose top is checked (the ``low`` rule):
-#: box trucks, buses and trams are 2.5 m tall or more, a child on foot 1 m, on a bicycle 1.1 m;
-#: 0.2-0.5 m margin for the ground estimate and the beam spacing at range.
-LOWEST_TOP = {'truck': 2.0, 'bus': 2.0, 'tram': 2.0, 'pedestrian': 0.8, 'person': 0.8,
-              'cyclist': 0.9, 'motorcyclist': 0.9}
+#: box trucks, buses and trams are 2.5 m tall or more; 0.5 m margin for the ground estimate
+#: and the beam spacing at range. People are not checked: a person's legs cut off as a piece
+#: of their own are rightly "pedestrian".
+LOWEST_TOP = {'truck': 2.0, 'bus': 2.0, 'tram': 2.0}
 #: m; shortest box a vehicle class may have (the ``fragment`` rule): a car's rear or front is
 #: 1.6-1.9 m wide, a truck's, a bus's or a tram's 2.3-2.6 m (see the module docstring).
 FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FACE,
