@@ -90,6 +90,7 @@ from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, cluster_top, LOWEST_TOP, plane_fits, shape_rule,
     UNKNOWN_RULES, view_top)
 from pointcam_ros.perception.segmentation import segmentation_tables
+from pointcam_ros.perception.split import explain_with, split_people
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
 import torch
 
@@ -200,6 +201,12 @@ class ScenePipeline:
         explained = _timed(timings, 'model', stages.sync, stages.explain, samples)
         batch = _timed(timings, 'map_back', stages.sync, stages.map_back, segments, samples,
                        explained)
+        if stages.config.mode == 'scene':  # people split off the cars they touch: model time
+            mark = time.perf_counter()
+            batch = split_people(explain_with(stages), segments, batch, self.class_names,
+                                 stages.config)
+            stages.sync()
+            timings['model'] += 1e3 * (time.perf_counter() - mark)
         self._label(result, finite, xyz, batch, stages.config, segments.height)
         return result
 

@@ -56,20 +56,19 @@ physical sizes only (no data set was used to set them):
   but the simulator's cars are flat-sided boxes, so the shipped model
   (trained on them) calls a car's flat side "car" and the rule would cost
   simulated cars; add ``car`` once the simulator's cars are curved.
-
 - ``low`` (not classified: shown as unknown, with the model's guess): a
-  class whose top is never low
-  (``LOWEST_TOP``: a truck, bus or tram, at least 2 m) for a cluster whose
-  top (98th percentile of its heights above the ground) is lower. Occlusion hides the lower part of an object,
-  never its top, so a low top means the wrong class, not a partial view:
-  a 1 m hedge is not a truck (nor, for all the rule knows, anything else
-  the model could name). The one thing that cuts tops is the sensor's
-  vertical field of view near the sensor (an HDL-64E's top beam is +2
-  degrees, 2.1 m high at 10 m): a cluster reaching the scan's top beam
-  (:func:`view_top`) is not checked. Cars are not checked: a car's windows
-  return little (real glass and the simulator's), so its top is often its
-  waistline, 0.7-0.9 m; nor are people: a person's legs, cut off as a
-  piece of their own, are rightly called pedestrian.
+  class whose top is never low (``LOWEST_TOP``: a truck, bus or tram, at
+  least 2 m) for a cluster whose top (98th percentile of its heights above
+  the ground) is lower. Occlusion hides the lower part of an object, never
+  its top, so a low top means the wrong class, not a partial view: a 1 m
+  hedge is not a truck (nor, for all the rule knows, anything else the model
+  could name). The one thing that cuts tops is the sensor's vertical field
+  of view near the sensor (an HDL-64E's top beam is +2 degrees, 2.1 m high
+  at 10 m): a cluster reaching the scan's top beam (:func:`view_top`) is not
+  checked. Cars are not checked: a car's windows return little (real glass
+  and the simulator's), so its top is often its waistline, 0.7-0.9 m; nor
+  are people: a person's legs, cut off as a piece of their own, are rightly
+  called pedestrian.
 - ``fragment`` (not classified: shown as unknown, with the model's guess):
   a vehicle class (``FRAGMENT_LENGTH``) for a cluster whose box is shorter
   than that vehicle's narrowest face seen whole: 1.0 m for a car (rears
