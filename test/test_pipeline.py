@@ -89,7 +89,7 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
         assert members.sum() == obj.num_points
         assert (out.class_id[members] == (-2 if obj.unknown else obj.class_id)).all()
         # min_confidence is 0 here: only the rules that do not classify leave it unknown
-        assert obj.unknown == obj.rule.startswith(('sliver', 'low', 'fragment'))
+        assert obj.unknown == obj.rule.startswith(('sliver', 'low', 'fragment', 'long'))
         assert out.saliency[members].max() == pytest.approx(1.0) or \
             out.saliency[members].max() == 0
         assert 0 < obj.confidence <= 1 and obj.class_name == CLASS_NAMES[obj.class_id]
@@ -102,7 +102,7 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
     strict = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu',
                                           min_confidence=0.5)).process(points)
     for obj in strict.objects:
-        expected = (obj.rule.startswith(('sliver', 'low', 'fragment'))
+        expected = (obj.rule.startswith(('sliver', 'low', 'fragment', 'long'))
                     or (not obj.rule and obj.confidence < 0.5))
         assert obj.unknown == expected
         assert (strict.class_id[strict.object_id == obj.object_id] == -2).all() == expected
@@ -338,8 +338,13 @@ def test_shape_rules_follow_road_user_sizes(size, name, kind):
     ((1.5, 0.9, 1.7), 'truck', 2.6, 'fragment'),  # a bush 2.6 m tall, called truck
     ((2.3, 1.0, 2.0), 'truck', 3.0, ''),  # a truck's rear
     ((0.4, 0.3, 1.7), 'pedestrian', 1.7, ''),  # fragments are judged for vehicles only
+    ((10.4, 0.3, 1.5), 'car', 1.7, 'long'),  # a fence called car
+    ((9.5, 1.9, 1.5), 'car', 1.6, 'long'),  # two parked cars run together
+    ((5.6, 2.0, 2.1), 'car', 2.3, ''),  # a van
+    ((6.9, 2.1, 2.0), 'car', 2.2, ''),  # a long-wheelbase van
+    ((10.4, 2.5, 3.5), 'truck', 3.6, ''),  # lengths are judged for cars only
 ])
-def test_low_and_fragment_rules(size, name, top, kind):
+def test_low_fragment_and_long_rules(size, name, top, kind):
     found, reason = shape_rule(np.array(size), name, top=top)
     assert found == kind
     assert bool(reason) == bool(kind)

@@ -78,7 +78,14 @@ physical sizes only (no data set was used to set them):
   gap, above another car) and as often a bush, a sign or a trunk: too
   little to name.
 
-The ``oversize`` limits read a cluster's core extents, :func:`core_size`
+- ``long`` (not classified: shown as unknown, with the model's guess): a
+  car or van (``CLASS_MAX_LENGTH``) whose core is longer than 7 m, the
+  longest car-class vehicles (long-wheelbase vans, pickups with long beds)
+  are 6-7 m. Such a cluster is two parked cars run together, a car and
+  what touches it, or a fence: not one car. (People touching a car are
+  split off first: :mod:`pointcam_ros.perception.split`.)
+
+The ``oversize`` and ``long`` limits read a cluster's core extents, :func:`core_size`
 (its torch twin :func:`core_sizes_torch` measures all objects of a scan at
 once on the device and imports torch when it is called: this module loads
 without torch).
@@ -109,13 +116,14 @@ ROAD_USER_MAX_HEIGHT = 4.5
 CORE_SHARE = 0.96
 #: The class shown for an ``oversize`` or ``plane`` cluster.
 BACKGROUND = 'background'
-#: Rule kinds: a sliver, a low cluster or a fragment is not classified (unknown); an oversize
-#: or plane one is background.
-SLIVER, OVERSIZE, PLANE, LOW, FRAGMENT = 'sliver', 'oversize', 'plane', 'low', 'fragment'
+#: Rule kinds: a sliver, a low, a fragment or a long cluster is not classified (unknown); an
+#: oversize or plane one is background.
+SLIVER, OVERSIZE, PLANE, LOW, FRAGMENT, LONG = ('sliver', 'oversize', 'plane', 'low',
+                                                'fragment', 'long')
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
 #: Rule kinds whose cluster is shown as unknown, with the model's guess.
-UNKNOWN_RULES = frozenset({SLIVER, LOW, FRAGMENT})
+UNKNOWN_RULES = frozenset({SLIVER, LOW, FRAGMENT, LONG})
 #: Classes the ``plane`` rule checks (large vehicles; see the module docstring for cars).
 PLANE_CLASSES = frozenset({'truck', 'bus', 'tram'})
 #: m; RMS distance of the points from their best plane below which a cluster is one flat
@@ -136,6 +144,8 @@ LOWEST_TOP = {'truck': 2.0, 'bus': 2.0, 'tram': 2.0}
 #: 1.6-1.9 m wide, a truck's, a bus's or a tram's 2.3-2.6 m (see the module docstring).
 FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FACE,
                    'tram': TRUCK_FACE}
+#: m; longest core a class may have (the ``long`` rule): long vans and pickups are 6-7 m.
+CLASS_MAX_LENGTH = {'car': 7.0, 'van': 7.0}
 #: Quantile of a cluster's heights above the ground taken as its top (stray points ignored).
 TOP_QUANTILE = 0.98
 #: rad; a cluster whose highest return is within this of the scan's top beam may be cut by
@@ -162,8 +172,8 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     rule is not checked.
 
     Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``,
-    ``low`` or ``fragment`` (the cluster is not classified: shown as
-    unknown), ``oversize`` or ``plane`` (the cluster is shown as
+    ``low``, ``fragment`` or ``long`` (the cluster is not classified: shown
+    as unknown), ``oversize`` or ``plane`` (the cluster is shown as
     ``background``); reason says which size broke which limit.
     """
     length, width = float(max(size[0], size[1])), float(min(size[0], size[1]))
@@ -196,6 +206,9 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
             return OVERSIZE, f'{dims}, wider than any road user ({ROAD_USER_MAX_WIDTH} m)'
         if height > ROAD_USER_MAX_HEIGHT:
             return OVERSIZE, f'{dims}, taller than any road user ({ROAD_USER_MAX_HEIGHT} m)'
+    if length > CLASS_MAX_LENGTH.get(class_name, math.inf):
+        return LONG, (f'{dims}, longer than any {class_name} ({CLASS_MAX_LENGTH[class_name]} m): '
+                      'two run together, or one and what touches it')
     return '', ''
 
 
