@@ -20,8 +20,8 @@ from pointcam_ros.learn.dataset import ObjectDataset
 from pointcam_ros.learn.train import train
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig, with_input_channels
 from pointcam_ros.model.preprocess import (
-    HEIGHT_SCALE, NORMALIZATIONS, normalize_batch, normalize_object, normalized_channels,
-    RANGE_SCALE)
+    HEIGHT_SCALE, NORMALIZATIONS, normalize_batch, normalize_object, normalize_objects,
+    normalized_channels, RANGE_SCALE)
 import pytest
 import torch
 
@@ -205,3 +205,20 @@ def test_training_with_heights_refuses_a_data_set_without_them(tmp_path):
               normalization='view_ground', batch_size=8, lr=1e-3, seed=0,
               device=torch.device('cpu'), augmentation=Augmentation(rotate=False))
     assert not (tmp_path / 'm.pt').exists()
+
+
+@pytest.mark.parametrize('mode', NORMALIZATIONS)
+def test_the_numpy_batch_normalises_each_object_bit_for_bit(mode):
+    """normalize_objects gives normalize_object's bits per object (the pipeline's samples)."""
+    rng = np.random.default_rng(11)
+    for num in (1, 7, 64, 256):
+        objects = (rng.normal(size=(9, num, 4)) * 3 + [25.0, -8.0, -1.0, 0.5]).astype(np.float32)
+        objects[0, :, :2] = 0.0  # centroid on the sensor's axis
+        points = objects if mode == 'view_ground' else objects[..., :3]
+        batch = normalize_objects(points, mode)
+        assert batch.dtype == np.float32 and batch.shape == (9, num, normalized_channels(mode))
+        for k in range(len(points)):
+            np.testing.assert_array_equal(batch[k].view(np.int32),
+                                          normalize_object(points[k], mode).view(np.int32))
+    assert normalize_objects(np.zeros((2, 0, 4), np.float32), mode).shape == (
+        2, 0, normalized_channels(mode))

@@ -21,9 +21,9 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.dataset import simulate_scan
 from pointcam_ros.perception import segmentation_numpy, segmentation_torch
 from pointcam_ros.perception.segmentation import (
-    array_namespace, cluster_voxels, dense_rank, DIRECT_SPAN, fit_ground, ground_level,
-    plane_height, segment_scene, Segmentation, segmentation_tables, split_wide_clusters,
-    unique_inverse)
+    array_namespace, cluster_voxels, dense_rank, DIRECT_SPAN, fit_ground, FORWARD_OFFSETS,
+    grid_keys, ground_level, neighbour_voxels, plane_height, segment_scene, Segmentation,
+    segmentation_tables, split_wide_clusters, unique_inverse)
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import pytest
 from scipy import ndimage
@@ -239,6 +239,23 @@ def test_the_backend_primitives_agree():
     assert array_namespace(torch.from_numpy(keys)) is segmentation_torch
     with pytest.raises(TypeError, match='numpy arrays or torch tensors'):
         array_namespace(keys.tolist())
+
+
+def test_neighbour_voxels_are_the_occupied_forward_offsets_in_both_backends():
+    """Each occupied voxel at a forward offset once: the 13 searches' pairs, numpy and torch."""
+    rng = np.random.default_rng(6)
+    cells = rng.integers(0, 12, (3000, 3)).astype(np.float32)  # dense: most offsets occupied
+    keys, strides = grid_keys(cells, [1.0, 1.0, 1.0], pad=1)
+    voxels = unique_inverse(keys)[0]
+    wanted = voxels[None, :] + (FORWARD_OFFSETS @ np.array(strides))[:, None]
+    pos = np.clip(np.searchsorted(voxels, wanted), 0, len(voxels) - 1)
+    hit = voxels[pos] == wanted
+    expected = set(zip(np.broadcast_to(np.arange(len(voxels)), pos.shape)[hit].tolist(),
+                       pos[hit].tolist()))
+    for source, target in (neighbour_voxels(voxels, strides),
+                           neighbour_voxels(torch.from_numpy(voxels), strides)):
+        pairs = list(zip(np.asarray(source).tolist(), np.asarray(target).tolist()))
+        assert len(pairs) == len(set(pairs)) and set(pairs) == expected
 
 
 def found_as_one_cluster(xyz, truth, scene, config) -> tuple[int, int]:

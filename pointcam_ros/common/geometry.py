@@ -60,6 +60,9 @@ BOX_YAWS = np.deg2rad(np.arange(90, dtype=np.float64))
 BOX_COS, BOX_SIN = np.cos(BOX_YAWS), np.sin(BOX_YAWS)
 #: Candidate yaws evaluated per chunk (bounds the temporary to n x 32 x 2 float64).
 _YAW_CHUNK = 32
+#: Table yaws projected per block in :func:`oriented_boxes` (the 90 in three blocks of
+#: ``(30, rows)`` float64 temporaries).
+_TABLE_CHUNK = 30
 #: Box candidates the torch twin projects at a time on the CPU (``P x 8`` float64
 #: temporaries).
 _BOX_STEP_CPU = 8
@@ -144,24 +147,17 @@ def oriented_boxes(points: np.ndarray, counts: np.ndarray,
     xy = points[:, :2].astype(np.float64)
     mean = np.add.reduceat(xy, starts, axis=0) / counts[:, None]
     labels = np.repeat(np.arange(count), counts)
-    d = xy - mean[labels]
+    d = xy - np.take(mean, labels, axis=0)
     products = np.stack([d[:, 0] * d[:, 0], d[:, 0] * d[:, 1], d[:, 1] * d[:, 1]])  # (3, P)
     second = np.stack([products[:, lo:lo + n].sum(axis=1) for lo, n in zip(starts, counts)])
     principal = 0.5 * np.arctan2(2.0 * second[:, 1], second[:, 0] - second[:, 2])
     yaws = np.concatenate([principal[:, None], np.broadcast_to(BOX_YAWS, (count, 90))], axis=1)
-    cos, sin = np.cos(yaws), np.sin(yaws)  # (K, 91); the table's values, principal's too
     rows = [xy[lo:lo + n] if outline is None else outline
             for lo, n, outline in zip(starts, counts, outlines)]
     sizes = np.array([len(r) for r in rows])
-    outline_xy, row_labels = np.concatenate(rows), np.repeat(np.arange(count), sizes)
-    x, y = outline_xy[:, :1], outline_xy[:, 1:]
+    outline_xy = np.concatenate(rows)
     row_starts = np.cumsum(sizes) - sizes
-    length, width = np.empty_like(yaws), np.empty_like(yaws)
-    for lo in range(0, yaws.shape[1], _YAW_CHUNK):
-        c, s = cos[row_labels, lo:lo + _YAW_CHUNK], sin[row_labels, lo:lo + _YAW_CHUNK]
-        for out, values in ((length, x * c + y * s), (width, y * c - x * s)):
-            out[:, lo:lo + _YAW_CHUNK] = (np.maximum.reduceat(values, row_starts, axis=0)
-                                          - np.minimum.reduceat(values, row_starts, axis=0))
+    length, width = _candidate_extents(outline_xy, row_starts, principal)
     best = np.argmin(length * width, axis=1)[:, None]
     yaw = np.take_along_axis(yaws, best, 1)[:, 0]
     longer = np.take_along_axis(width, best, 1)[:, 0] > np.take_along_axis(length, best, 1)[:, 0]
@@ -180,6 +176,38 @@ def oriented_boxes(points: np.ndarray, counts: np.ndarray,
     z_hi = np.maximum.reduceat(points[:, 2], starts).astype(np.float64)
     return np.concatenate([center_xy, ((z_lo + z_hi) / 2)[:, None], high - low,
                            (z_hi - z_lo)[:, None], yaw[:, None]], axis=1)
+
+
+def _candidate_extents(xy: np.ndarray, starts: np.ndarray,
+                       principal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Length and width ``(K, 91)`` float64 of K objects' rows along each candidate yaw.
+
+    ``xy`` (R, 2) float64 rows grouped by object (object k's from
+    ``starts[k]``), ``principal`` (K,) float64 each object's principal yaw
+    (column 0), then the :data:`BOX_YAWS` steps. Each projection is
+    :func:`box_yaw`'s ``x c + y s`` (``y c - x s`` across), element-wise in
+    float64, then min and max by object: exact. The table's yaws are the same
+    for every object, so they are projected by broadcasting, ``_TABLE_CHUNK``
+    yaws at a time in ``(chunk, R)`` rows (contiguous reductions); only the
+    principal axis is gathered per row.
+    """
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    labels = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(xy))))
+    cos, sin = np.cos(principal)[labels], np.sin(principal)[labels]
+    along = np.empty((1 + len(BOX_YAWS), len(starts)))
+    across = np.empty_like(along)
+    columns = [(cos, sin)] + [(BOX_COS[lo:lo + _TABLE_CHUNK, None],
+                               BOX_SIN[lo:lo + _TABLE_CHUNK, None])
+                              for lo in range(0, len(BOX_YAWS), _TABLE_CHUNK)]
+    row = 0
+    for c, s in columns:
+        for out, values in ((along, x * c + y * s), (across, y * c - x * s)):
+            values = values.reshape(-1, len(x))
+            out[row:row + len(values)] = (np.maximum.reduceat(values, starts, axis=1)
+                                          - np.minimum.reduceat(values, starts, axis=1))
+        row += len(values)
+    return along.T, across.T
 
 
 def oriented_boxes_torch(points: 'Tensor', labels: 'Tensor', counts: 'Tensor') -> 'Tensor':

@@ -17,7 +17,8 @@ Per-object preprocessing shared by training, evaluation and the pipeline.
 
 Numpy only at import time (the data set builders load it without torch):
 :func:`normalize_batch`, the torch twin of :func:`normalize_object` for a
-batch of objects on the device, imports torch when it is called.
+batch of objects on the device, imports torch when it is called;
+:func:`normalize_objects` is the numpy batch, bit for bit the per-object one.
 """
 
 from typing import Optional, TYPE_CHECKING
@@ -76,9 +77,14 @@ def object_columns(points: np.ndarray, mode: str) -> None:
 
 
 def with_heights(xyz: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """Object points ``(n, 4)`` float32 from ``(n, 3)`` xyz and ``(n,)`` heights above ground."""
-    return np.concatenate([np.asarray(xyz, np.float32),
-                           np.asarray(height, np.float32).reshape(-1, 1)], axis=1)
+    """
+    Object points ``(..., n, 4)`` float32 from ``(..., n, 3)`` xyz and ``(..., n)`` heights.
+
+    The heights are above the ground; one object ``(n, 3)`` or a batch ``(K, n, 3)``.
+    """
+    xyz = np.asarray(xyz, np.float32)
+    height = np.asarray(height, np.float32).reshape(xyz.shape[:-1] + (1,))
+    return np.concatenate([xyz, height], axis=-1)
 
 
 def heights_above_lowest(xyz: np.ndarray) -> np.ndarray:
@@ -139,6 +145,53 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
         radius = float(np.sqrt((out ** 2).sum(axis=1).max()))
         if radius > 0:
             out /= radius
+    return out
+
+
+def normalize_objects(points: np.ndarray, mode: str) -> np.ndarray:
+    """
+    :func:`normalize_object` of K objects of n points each at once: ``(K, n, C)`` float32.
+
+    ``points`` (K, n, 3|4) float32. Bit for bit ``normalize_object(points[k],
+    mode)`` of every object: the same element-wise float32 arithmetic, and
+    each object's mean, minimum and maximum reduce its own rows in the same
+    order. ``C`` is :func:`normalized_channels`.
+    """
+    channels = normalized_channels(mode)
+    points = np.asarray(points, dtype=np.float32)
+    if points.ndim != 3:
+        raise ValueError(f'objects must be (K, n, 3|4), got {points.shape}')
+    object_columns(points.reshape(-1, points.shape[2]), mode)
+    count, num = points.shape[:2]
+    if num == 0:
+        return np.zeros((count, 0, channels), np.float32)
+    out = points[..., :3].copy()
+    if mode == 'center_ground':
+        out[..., :2] -= out[..., :2].mean(axis=1, keepdims=True)
+        out[..., 2] -= out[..., 2].min(axis=1, keepdims=True)
+        return out
+    centroid = out.mean(axis=1)  # (K, 3)
+    out -= centroid[:, None, :]
+    if mode in VIEW_NORMALIZATIONS:
+        planar = np.hypot(centroid[:, 0], centroid[:, 1])  # (K,) float32
+        ahead = planar > 0
+        safe = np.where(ahead, planar, np.float32(1.0))
+        cos = np.where(ahead, centroid[:, 0] / safe, np.float32(1.0))[:, None]
+        sin = np.where(ahead, centroid[:, 1] / safe, np.float32(0.0))[:, None]
+        x, y = out[..., 0].copy(), out[..., 1].copy()
+        out[..., 0] = cos * x + sin * y
+        out[..., 1] = cos * y - sin * x
+        parts = [out]
+        if mode in ('view_range', 'view_ground'):
+            scaled = (planar.astype(np.float64) / RANGE_SCALE).astype(np.float32)
+            parts.append(np.broadcast_to(scaled[:, None, None], (count, num, 1)))
+        if mode == 'view_ground':
+            parts.append(points[..., 3:4] / np.float32(HEIGHT_SCALE))
+        return np.concatenate(parts, axis=2) if len(parts) > 1 else out
+    if mode == 'unit_sphere':
+        radius = np.sqrt((out ** 2).sum(axis=2).max(axis=1))  # (K,) float32
+        scale = np.where(radius > 0, radius, np.float32(1.0))
+        out /= scale[:, None, None]
     return out
 
 

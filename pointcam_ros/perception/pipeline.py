@@ -228,7 +228,9 @@ class ScenePipeline:
         result = SceneResult(np.zeros(num, np.float32), np.full(num, NO_OBJECT, np.int32),
                              np.full(num, NO_OBJECT, np.int32), device=str(self.device))
         finite = np.flatnonzero(finite_rows(points))
-        return result, finite, np.ascontiguousarray(points[finite], dtype=np.float32)
+        # np.take: the rows several times faster than points[finite], the same values.
+        return result, finite, np.ascontiguousarray(np.take(points, finite, axis=0),
+                                                    dtype=np.float32)
 
     def _label(self, result: SceneResult, finite: np.ndarray, xyz: np.ndarray,
                batch: ObjectBatch, config: PipelineConfig,

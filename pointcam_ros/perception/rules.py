@@ -258,11 +258,11 @@ def plane_fits(xyz: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     if count == 0 or not inside.any():
         return out
     ids = labels[inside]
-    pts = xyz[inside].astype(np.float64)
+    pts = np.take(xyz, np.flatnonzero(inside), axis=0).astype(np.float64)  # take: fast rows
     n = np.bincount(ids, minlength=count).astype(np.float64)
     safe = np.maximum(n, 1.0)
     mean = np.stack([np.bincount(ids, pts[:, i], count) for i in range(3)], 1) / safe[:, None]
-    d = pts - mean[ids]  # centred per cluster: no cancellation far from the sensor
+    d = pts - np.take(mean, ids, axis=0)  # centred per cluster: no cancellation far away
     cov = np.empty((count, 3, 3))
     for i in range(3):
         for j in range(i, 3):

@@ -23,7 +23,8 @@ for torch tensors. Both modules export the same names:
 - array-API functions under their standard names, where numpy (1.24 and
   later) and torch spell them differently: :func:`astype`, :func:`asarray`,
   :func:`full`, :func:`zeros`, :func:`ones`, :func:`arange`, :func:`concat`,
-  :func:`argsort` (``stable``), :func:`cumulative_sum`, :func:`device`; and
+  :func:`argsort` (``stable``), :func:`cumulative_sum`, :func:`device`,
+  :func:`take` (rows by default); and
   those both spell alike (``abs``, ``where``, ``searchsorted``, ...),
   re-exported so that the shared code names one namespace only;
 - the primitives that truly differ: :func:`connected_components` (scipy's
@@ -97,6 +98,16 @@ def argsort(x: np.ndarray, stable: bool = True) -> np.ndarray:
 def cumulative_sum(x: np.ndarray) -> np.ndarray:
     """Return the running sum ``(n,)`` of ``(n,)`` ``x`` (bool counts as int64)."""
     return np.cumsum(x)
+
+
+def take(x: np.ndarray, indices: np.ndarray, axis: int = 0) -> np.ndarray:
+    """
+    Return the slices of ``x`` at ``indices`` (int) along ``axis``: rows by default.
+
+    ``np.take``: the same values as ``x[indices]``, several times faster for
+    the rows of an ``(M, 3)`` array.
+    """
+    return np.take(x, indices, axis=axis)
 
 
 def flatnonzero(x: np.ndarray) -> np.ndarray:
@@ -178,8 +189,9 @@ def connected_components(num: int, source: np.ndarray,
     count. scipy's csgraph on a sparse graph.
     """
     component, count = label_components(num, source, target)
-    # Canonical ids: components in the order of their smallest node.
-    _, first = np.unique(component, return_index=True)
+    # Canonical ids: components in the order of their smallest node (found in O(num)).
+    first = np.full(count, num, np.int64)
+    np.minimum.at(first, component, np.arange(num, dtype=np.int64))
     rank = np.empty(count, np.int64)
     rank[np.argsort(first, kind='stable')] = np.arange(count, dtype=np.int64)
     return rank[component], count

@@ -105,6 +105,11 @@ def cumulative_sum(x: Tensor) -> Tensor:
     return torch.cumsum(x, dim=0)
 
 
+def take(x: Tensor, indices: Tensor, axis: int = 0) -> Tensor:
+    """Return the slices of ``x`` at ``indices`` (int64) along ``axis`` (``index_select``)."""
+    return torch.index_select(x, axis, indices)
+
+
 def flatnonzero(x: Tensor) -> Tensor:
     """Return the indices ``(k,)`` int64 of the true (non-zero) elements of ``x``, flattened."""
     return torch.nonzero(x.reshape(-1)).reshape(-1)

@@ -45,7 +45,7 @@ from pointcam_ros.common.geometry import oriented_boxes, oriented_boxes_torch
 from pointcam_ros.explain.base import Explainer
 from pointcam_ros.model.checkpoint import LoadedModel
 from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, heights_above_lowest
-from pointcam_ros.model.preprocess import normalize_batch, normalize_object, resample_indices
+from pointcam_ros.model.preprocess import normalize_batch, normalize_objects, resample_indices
 from pointcam_ros.model.preprocess import with_heights
 from pointcam_ros.perception.rules import core_sizes, core_sizes_torch
 from pointcam_ros.perception.segmentation import segment_scene, SegmentationTables
@@ -220,7 +220,8 @@ class NumpyStages(Stages):
                                       segments.height)
         normalization = self.loaded.normalization
         grounded = normalization in GROUND_NORMALIZATIONS
-        order = np.argsort(labels, kind='stable')
+        # Stable, so each object's points keep their order; 16-bit ids sort by radix, in O(F).
+        order = np.argsort(labels.astype(np.int16) if count < 2 ** 15 else labels, kind='stable')
         bounds = np.searchsorted(labels[order], np.arange(count + 1))
         members = [order[bounds[k]:bounds[k + 1]] for k in range(count)]
         n = self.loaded.num_points
@@ -228,18 +229,20 @@ class NumpyStages(Stages):
         sizes = (sample_sizes(counts, n) if self.explainer.duplicate_invariant
                  else np.full(count, n))
         rng = np.random.default_rng(self.config.seed)
-        inputs, sampled = [], []
-        for k, idx in enumerate(members):
-            # The N draws as in training, normalised over all N (the centroid counts the
-            # repeats, as it did in training); their first min(count, N) hold every point
-            # once, so the first sizes[k] of them are all the model needs to see. The
-            # random stream, hence every other object's samples, stays as with N for all.
-            local = resample_indices(len(idx), n, rng)
-            chosen = idx[local]  # x, y, z, plus the height above the ground if the model reads it
-            drawn = with_heights(xyz[chosen], height[chosen]) if grounded else xyz[chosen]
-            normalized = normalize_object(drawn, normalization)
-            sampled.append(local[:sizes[k]])
-            inputs.append(normalized[:sizes[k]].T)
+        if count == 0:
+            return NumpySamples(members, counts, sizes, [], [])
+        # The N draws as in training, normalised over all N (the centroid counts the
+        # repeats, as it did in training); their first min(count, N) hold every point
+        # once, so the first sizes[k] of them are all the model needs to see. The
+        # random stream, hence every other object's samples, stays as with N for all.
+        local = np.stack([resample_indices(len(idx), n, rng) for idx in members])  # (K, N)
+        chosen = np.stack([idx[draws] for idx, draws in zip(members, local)])
+        # x, y, z, plus the height above the ground if the model reads it: (K, N, 3|4)
+        drawn = np.take(xyz, chosen, axis=0)  # rows: faster than xyz[chosen], the same values
+        drawn = with_heights(drawn, height[chosen]) if grounded else drawn
+        normalized = normalize_objects(drawn, normalization)  # (K, N, C), per object
+        sampled = [draws[:size] for draws, size in zip(local, sizes)]
+        inputs = [rows[:size].T for rows, size in zip(normalized, sizes)]
         return NumpySamples(members, counts, sizes, inputs, sampled)
 
     def explain(self, samples: NumpySamples) -> Explained:
@@ -262,7 +265,7 @@ class NumpyStages(Stages):
         """Carry each object's saliency to all its points; fit boxes and core extents."""
         xyz, members, counts = segments.points, samples.members, samples.counts
         saliency = map_back_objects(xyz, members, samples.sampled, explained.saliency)
-        points = xyz[np.concatenate(members)]  # (P, 3) grouped by object
+        points = np.take(xyz, np.concatenate(members), axis=0)  # (P, 3) grouped by object
         starts = np.cumsum(counts) - counts
         boxes = oriented_boxes(points, counts, [hull_outline(points[lo:lo + n])
                                                 for lo, n in zip(starts, counts)])
@@ -400,7 +403,7 @@ def map_back_objects(xyz: np.ndarray, members: list[np.ndarray], sampled: list[n
     for idx, row, value in zip(members, rows, values):
         rest = idx[~done[idx]]
         if len(rest):
-            _, nearest = cKDTree(xyz[row]).query(xyz[rest], k=1)
+            _, nearest = cKDTree(np.take(xyz, row, axis=0)).query(np.take(xyz, rest, axis=0), k=1)
             out[rest] = value[nearest]
     return out
 
