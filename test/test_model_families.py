@@ -22,6 +22,7 @@ from pointcam_ros.model.checkpoint import (
     CheckpointError, import_reference_state_dict, load_checkpoint, LoadedModel,
     save_checkpoint)
 from pointcam_ros.model.dgcnn import DGCNNClassifier, knn
+from pointcam_ros.model.pointnet import ConvBlock
 from pointcam_ros.model.pointnet2 import ball_query, farthest_point_sample
 from pointcam_ros.model.pointnet2 import PointNet2Classifier, PointNet2Config
 from pointcam_ros.model.protocol import ExplainableModel, interpolation_weights, PointsTap
@@ -561,3 +562,55 @@ def test_one_training_epoch_of_each_new_family(tmp_path):
                        select='last', augmentation=Augmentation(rotate=False))
         assert report['family'] == family
         assert family_of(load_checkpoint(out).model) == family
+
+
+def _reference_block(block: ConvBlock, x: torch.Tensor) -> torch.Tensor:
+    """Conv1d, BatchNorm1d and the activation run one after the other, as in training."""
+    out = torch.nn.functional.conv1d(x, block.conv.weight, block.conv.bias)
+    bn = block.bn
+    out = torch.nn.functional.batch_norm(out, bn.running_mean, bn.running_var, bn.weight,
+                                         bn.bias, training=False, eps=bn.eps)
+    return block.act(out)
+
+
+@pytest.mark.parametrize('relu', [True, False])
+def test_conv_block_fused_in_eval_is_the_unfused_function(relu):
+    """BatchNorm folded into the 1x1 conv (eval mode) equals conv, then BN, then ReLU."""
+    torch.manual_seed(0)
+    block = ConvBlock(6, 9, relu=relu)
+    with torch.no_grad():
+        block.bn.running_mean.normal_(0.0, 2.0)
+        block.bn.running_var.uniform_(0.1, 3.0)
+        block.bn.weight.normal_(1.0, 0.5)
+        block.bn.bias.normal_(0.0, 0.5)
+    block.eval()
+    x = torch.randn(4, 6, 33)
+    for given in (x, x.transpose(1, 2).contiguous().transpose(1, 2), torch.randn(0, 6, 33)):
+        got = block(given)
+        assert got.shape == (len(given), 9, 33)
+        torch.testing.assert_close(got, _reference_block(block, given), rtol=1e-5, atol=1e-5)
+    assert (block(x) < 0).any() != relu  # the last block of fxia22's layout has no ReLU
+    # Gradients flow through the fused path as through the modules.
+    given = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(block(given).square().sum(), given)
+    reference = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(_reference_block(block, reference).square().sum(),
+                                      reference)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_block_keeps_batch_statistics_where_the_fold_does_not_apply():
+    torch.manual_seed(1)
+    x = torch.randn(5, 4, 20) * 3 + 1
+    block = ConvBlock(4, 8).eval()
+    block.bn.train()  # BatchNorm in training mode inside an eval() model: batch statistics
+    expected = torch.relu(torch.nn.functional.batch_norm(
+        block.conv(x), None, None, block.bn.weight, block.bn.bias, training=True,
+        eps=block.bn.eps))
+    torch.testing.assert_close(block(x), expected)
+    for bn in (torch.nn.BatchNorm1d(8, affine=False),
+               torch.nn.BatchNorm1d(8, track_running_stats=False)):
+        block = ConvBlock(4, 8)
+        block.bn = bn
+        block.eval()
+        torch.testing.assert_close(block(x), torch.relu(bn(block.conv(x))))

@@ -87,7 +87,9 @@ class ConvBlock(nn.Module):
     relative) at 2-3 times less CPU time than ``Conv1d``, whose 1x1 kernel
     goes through im2col. The output is then a ``(B, C_out, N)`` view of a
     point-major ``(B, N, C_out)`` tensor, which the next block reads without
-    a copy. Training mode runs the modules as they are.
+    a copy. Training mode (BatchNorm's batch statistics), and a BatchNorm
+    without running statistics or affine weights, run the modules as they
+    are.
     """
 
     def __init__(self, in_channels: int, out_channels: int, relu: bool = True):
@@ -98,17 +100,18 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(B, C_in, N)`` to ``(B, C_out, N)``."""
-        bn = self.bn
-        if self.training or bn.running_mean is None or bn.running_var is None:
-            return self.act(self.bn(self.conv(x)))
+        bn, conv = self.bn, self.conv
+        if (bn.training or bn.running_mean is None or bn.running_var is None
+                or bn.weight is None or conv.bias is None):
+            return self.act(bn(conv(x)))
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (C_out,)
-        weight = self.conv.weight[:, :, 0] * scale[:, None]  # (C_out, C_in)
-        bias = (self.conv.bias - bn.running_mean) * scale + bn.bias
+        weight = conv.weight[:, :, 0] * scale[:, None]  # (C_out, C_in)
+        bias = (conv.bias - bn.running_mean) * scale + bn.bias
         batch, channels, points = x.shape
         rows = x.transpose(1, 2).reshape(batch * points, channels)  # (B*N, C_in)
         out = torch.addmm(bias, rows, weight.t())  # (B*N, C_out)
         out = torch.relu_(out) if isinstance(self.act, nn.ReLU) else self.act(out)
-        return out.view(batch, points, -1).transpose(1, 2)
+        return out.view(batch, points, weight.shape[0]).transpose(1, 2)
 
 
 class LinearBlock(nn.Module):
