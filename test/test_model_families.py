@@ -575,7 +575,7 @@ def _reference_block(block: ConvBlock, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize('relu', [True, False])
 def test_conv_block_fused_in_eval_is_the_unfused_function(relu):
-    """BatchNorm folded into the 1x1 conv (eval mode) equals conv, then BN, then ReLU."""
+    """The eval-mode fold of BatchNorm into the 1x1 conv equals conv, then BN, then ReLU."""
     torch.manual_seed(0)
     block = ConvBlock(6, 9, relu=relu)
     with torch.no_grad():

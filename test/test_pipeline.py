@@ -349,28 +349,48 @@ def test_low_fragment_and_long_rules(size, name, top, kind):
     assert found == kind
     assert bool(reason) == bool(kind)
     if kind == 'low':
-        assert f'top {top:.2f} m' in reason
+        assert f'nothing above {top:.2f} m' in reason
+    # The background rules come first: a 25 m hedge called truck is background, not low.
+    assert shape_rule(np.array([25.0, 2.0, 1.0]), 'truck', top=1.1)[0] == 'oversize'
 
 
-def test_cluster_top_is_not_judged_where_the_view_cuts_it():
-    """An HDL-64E-like view (top beam +2 deg, sensor 1.73 m up): a truck close by is cut."""
+def _beams(distance: float, elevations_deg: np.ndarray, width: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """Return ``(n, 3)`` returns of beams at ``elevations_deg`` off a face ``distance`` ahead."""
+    y = rng.uniform(-width / 2, width / 2, (len(elevations_deg), 40))
+    x = np.full_like(y, distance)
+    z = distance * np.tan(np.radians(elevations_deg))[:, None] + 0 * y
+    return np.stack([x, y, z], axis=-1).reshape(-1, 3).astype(np.float32)
+
+
+def test_cluster_top_is_bounded_by_the_beam_above():
+    """The true top lies under the next beam up; unbounded at the view's top or max_z."""
     rng = np.random.default_rng(3)
-    elevation = np.radians(rng.uniform(-24.8, 2.0, 20000))
-    elevation[:100] = np.radians(2.0)  # the top ring
-    azimuth = rng.uniform(-np.pi, np.pi, 20000)
-    scan = np.c_[20 * np.cos(elevation) * np.cos(azimuth),
-                 20 * np.cos(elevation) * np.sin(azimuth), 20 * np.sin(elevation)]
-    top_beam = rules.view_top(scan.astype(np.float32))
-    assert top_beam == pytest.approx(np.radians(2.0), abs=1e-3)
-    # a truck's side 6 m away reaches the top beam (1.73 + 6 tan 2 deg = 1.94 m): cut
-    near = np.c_[np.full(200, 6.0), rng.uniform(-2, 2, 200), rng.uniform(-1.5, 0.2, 200)]
-    near[0, 2] = 6.0 * np.tan(np.radians(2.0))
-    assert rules.cluster_top(near.astype(np.float32), near[:, 2] + 1.73, top_beam) is None
-    # a hedge 20 m away, 1 m tall, well under the top beam: its top is judged
-    hedge = np.c_[np.full(200, 20.0), rng.uniform(-5, 5, 200), rng.uniform(-1.73, -0.73, 200)]
-    top = rules.cluster_top(hedge.astype(np.float32), hedge[:, 2] + 1.73, top_beam)
-    assert top == pytest.approx(np.quantile(hedge[:, 2] + 1.73, 0.98))
-    assert shape_rule(np.array([10.0, 0.5, 1.0]), 'truck', top=top)[0] == 'low'
+    sensor = 1.73  # m above the ground, HDL-64E-like upper block: beams 0.4 deg apart
+    top_ring = np.radians(2.0)
+    # a hedge 20 m ahead, hit by the beams from the ground up to 1 m
+    lowest, highest = np.degrees(np.arctan(-sensor / 20)), np.degrees(np.arctan((1 - sensor) / 20))
+    beams = np.arange(lowest, highest, 0.4)
+    hedge = _beams(20.0, beams, 6.0, rng)
+    height = hedge[:, 2] + sensor
+    bound = rules.cluster_top(hedge, height, top_ring)
+    expected = 20.0 * np.tan(np.radians(beams[-1] + 0.4)) + sensor
+    assert bound == pytest.approx(expected, abs=0.03) and bound < 1.2  # 6 m wide: ranges vary
+    assert shape_rule(np.array([6.0, 0.5, 1.0]), 'truck', top=bound)[0] == 'low'
+    # a truck's side 6 m away reaches the top beam (1.73 + 6 tan 2 deg = 1.94 m): unbounded
+    near = _beams(6.0, np.arange(-15.0, 2.01, 0.4), 6.0, rng)
+    assert rules.cluster_top(near, near[:, 2] + sensor, top_ring) is None
+    # the same hedge under a max_z of -0.7 m (sensor frame): cut, unbounded
+    assert rules.cluster_top(hedge, height, top_ring, max_z=-0.7) is None
+    # one beam: no spacing to read
+    assert rules.cluster_top(hedge[:40], height[:40], top_ring) is None
+    # a VLP-16 (2 deg beams) sees a 2.8 m box truck 60 m away up to 0.75 m: the beam above
+    # passes 2.8 m over its ground, so the truck is not judged low
+    truck = _beams(60.0, np.array([-3.0, -1.0]), 6.0, rng)
+    bound = rules.cluster_top(truck, truck[:, 2] + 1.8, top_ring + np.radians(13.0))
+    assert bound > 2.0
+    assert shape_rule(np.array([6.0, 0.3, 2.0]), 'truck', top=bound)[0] == ''
+    assert rules.view_top(np.zeros((0, 3), np.float32)) == np.inf
 
 
 def test_oversize_is_judged_on_the_core_of_the_points():

@@ -253,12 +253,12 @@ class ScenePipeline:
             center, size, yaw = box[:3].copy(), box[3:6].copy(), float(box[6])
             class_id = int(batch.predicted[k])
             top = None
-            if self.class_names[class_id] in LOWEST_TOP:
+            if self.class_names[class_id] in LOWEST_TOP and config.mode == 'scene':
                 if top_beam is None:
                     top_beam = view_top(xyz)
                     height = height.cpu().numpy() if torch.is_tensor(height) else height
                 rows = labels == k
-                top = cluster_top(xyz[rows], height[rows], top_beam)
+                top = cluster_top(xyz[rows], height[rows], top_beam, config.max_z)
             kind, reason = shape_rule(size, self.class_names[class_id], core=batch.cores[k],
                                       plane=planes[k], top=top)
             if kind in BACKGROUND_RULES and background >= 0:

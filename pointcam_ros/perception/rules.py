@@ -58,16 +58,20 @@ physical sizes only (no data set was used to set them):
   simulated cars; add ``car`` once the simulator's cars are curved.
 - ``low`` (not classified: shown as unknown, with the model's guess): a
   class whose top is never low (``LOWEST_TOP``: a truck, bus or tram, at
-  least 2 m) for a cluster whose top (98th percentile of its heights above
-  the ground) is lower. Occlusion hides the lower part of an object, never
-  its top, so a low top means the wrong class, not a partial view: a 1 m
-  hedge is not a truck (nor, for all the rule knows, anything else the model
-  could name). The one thing that cuts tops is the sensor's vertical field
-  of view near the sensor (an HDL-64E's top beam is +2 degrees, 2.1 m high
-  at 10 m): a cluster reaching the scan's top beam (:func:`view_top`) is not
-  checked. Cars are not checked: a car's windows return little (real glass
-  and the simulator's), so its top is often its waistline, 0.7-0.9 m; nor
-  are people: a person's legs, cut off as a piece of their own, are rightly
+  least 2 m) for a cluster whose top cannot reach it. The true top lies
+  between the highest return and the next beam up, which passed over the
+  object (:func:`cluster_top`): where that beam crosses the object is
+  below 2 m, no truck is there. Occlusion hides the lower part of an
+  object, never its top, so this means the wrong class, not a partial
+  view: a 1 m hedge is not a truck (nor, for all the rule knows, anything
+  else the model could name). Not judged where nothing bounds the top: a
+  cluster reaching the scan's top beam (:func:`view_top`; an HDL-64E's is
+  +2 degrees, 2.1 m high at 10 m) or the ``max_z`` cut, or on one beam;
+  on a sparse sensor at range the bound rises (a VLP-16's beams are 2
+  degrees apart: 2 m at 57 m), so a far truck is left to the model. Cars
+  are not checked: a car's windows return little (real glass and the
+  simulator's), so its top is often its waistline, 0.7-0.9 m; nor are
+  people: a person's legs, cut off as a piece of their own, are rightly
   called pedestrian.
 - ``fragment`` (not classified: shown as unknown, with the model's guess):
   a vehicle class (``FRAGMENT_LENGTH``) for a cluster whose box is shorter
@@ -146,11 +150,14 @@ FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FAC
                    'tram': TRUCK_FACE}
 #: m; longest core a class may have (the ``long`` rule): long vans and pickups are 6-7 m.
 CLASS_MAX_LENGTH = {'car': 7.0, 'van': 7.0}
-#: Quantile of a cluster's heights above the ground taken as its top (stray points ignored).
-TOP_QUANTILE = 0.98
 #: rad; a cluster whose highest return is within this of the scan's top beam may be cut by
 #: the field of view (about two beam spacings of an HDL-64E's upper block).
 VIEW_TOP_MARGIN = math.radians(0.5)
+#: m; a cluster whose highest return is this close to ``max_z`` may be cut by it.
+TOP_CUT_MARGIN = 0.05
+#: rad; returns closer in elevation are on one beam (the presets' beams are >= 0.33 deg
+#: apart; one beam's returns scatter by range noise only).
+SAME_BEAM = math.radians(0.1)
 
 
 def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = None,
@@ -167,9 +174,10 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     ``sliver`` check uses ``size``: stray points only make a cluster taller.
     ``plane``: ``(thickness, normal_z)`` of the cluster's best plane
     (:func:`plane_fits`); without it the ``plane`` rule is not checked.
-    ``top``: the cluster's top above the ground (m, :func:`cluster_top`),
-    None when unknown or cut by the field of view; without it the ``low``
-    rule is not checked.
+    ``top``: the highest the cluster's top can be above the ground (m,
+    :func:`cluster_top`), None when nothing bounds it; without it the
+    ``low`` rule is not checked. The background rules (``plane``,
+    ``oversize``) are checked before ``low``, ``fragment`` and ``long``.
 
     Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``,
     ``low``, ``fragment`` or ``long`` (the cluster is not classified: shown
@@ -188,12 +196,7 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
             return PLANE, (f'{dims}, points within {100 * thickness:.1f} cm (RMS) of a '
                            f'vertical plane under {TRUCK_FACE} m wide (no truck face is so '
                            'narrow): a wall, fence or sign')
-    if top is not None and top < LOWEST_TOP.get(class_name, -math.inf):
-        return LOW, (f'{dims}, top {top:.2f} m above the ground: no {class_name} is under '
-                     f'{LOWEST_TOP[class_name]} m tall')
-    if length < FRAGMENT_LENGTH.get(class_name, -math.inf):
-        return FRAGMENT, (f'{dims}, shorter than any side of a {class_name} '
-                          f'({FRAGMENT_LENGTH[class_name]} m): a piece too small to name')
+    box_dims, box_length = dims, length
     if core is not None:
         length, width = float(max(core[0], core[1])), float(min(core[0], core[1]))
         height = float(core[2])
@@ -206,6 +209,13 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
             return OVERSIZE, f'{dims}, wider than any road user ({ROAD_USER_MAX_WIDTH} m)'
         if height > ROAD_USER_MAX_HEIGHT:
             return OVERSIZE, f'{dims}, taller than any road user ({ROAD_USER_MAX_HEIGHT} m)'
+    if top is not None and top < LOWEST_TOP.get(class_name, -math.inf):
+        return LOW, (f'{box_dims}, nothing above {top:.2f} m over the ground (the beam above '
+                     f'passed over it): no {class_name} is under {LOWEST_TOP[class_name]} m '
+                     'tall')
+    if box_length < FRAGMENT_LENGTH.get(class_name, -math.inf):
+        return FRAGMENT, (f'{box_dims}, shorter than any side of a {class_name} '
+                          f'({FRAGMENT_LENGTH[class_name]} m): a piece too small to name')
     if length > CLASS_MAX_LENGTH.get(class_name, math.inf):
         return LONG, (f'{dims}, longer than any {class_name} ({CLASS_MAX_LENGTH[class_name]} m): '
                       'two run together, or one and what touches it')
@@ -226,20 +236,38 @@ def view_top(xyz: np.ndarray) -> float:
     return float(np.quantile(elevation, 0.999))
 
 
-def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float) -> Optional[float]:
+def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float,
+                max_z: float = math.inf) -> Optional[float]:
     """
-    Top of one cluster above the ground (m), or None where the field of view may cut it.
+    Highest the top of one cluster can be above the ground (m), or None where it is unbounded.
 
-    ``points`` (n, 3) float32 in the sensor frame (n >= 1), ``height`` (n,)
-    their heights above the local ground, ``top_beam`` the scan's
-    :func:`view_top`. The top is the :data:`TOP_QUANTILE` quantile of the
-    heights; None when the cluster's highest return is within
-    :data:`VIEW_TOP_MARGIN` of the top beam (its top may lie above the view).
+    ``points`` (n, 3) float32 in the sensor frame, ``height`` (n,) their
+    heights above the local ground, ``top_beam`` the scan's :func:`view_top`,
+    ``max_z`` the height cut of the region of interest (sensor frame). The
+    true top lies between the cluster's highest return and the next beam up,
+    which passed over it: the bound is where that beam crosses the highest
+    return's range (its elevation plus the beam spacing of the cluster's own
+    returns, the median step between its beams), above the cluster's ground.
+    None when nothing bounds it: the highest return is within
+    :data:`VIEW_TOP_MARGIN` of the scan's top beam (no beam above) or at the
+    ``max_z`` cut, or the returns lie on one beam (no spacing to read).
     """
-    elevation = np.arctan2(points[:, 2], np.hypot(points[:, 0], points[:, 1]))
-    if float(elevation.max()) >= top_beam - VIEW_TOP_MARGIN:
+    if len(points) == 0:
         return None
-    return float(np.quantile(height, TOP_QUANTILE))
+    xyz = points.astype(np.float64)
+    distance = np.hypot(xyz[:, 0], xyz[:, 1])
+    elevation = np.arctan2(xyz[:, 2], distance)
+    highest = int(np.argmax(xyz[:, 2]))
+    if (float(elevation.max()) >= top_beam - VIEW_TOP_MARGIN
+            or float(xyz[highest, 2]) >= max_z - TOP_CUT_MARGIN):
+        return None
+    steps = np.diff(np.sort(elevation))
+    steps = steps[steps > SAME_BEAM]
+    if len(steps) == 0:
+        return None
+    above = float(elevation[highest]) + float(np.median(steps))
+    ground = float(np.median(xyz[:, 2] - height))
+    return float(distance[highest]) * math.tan(above) - ground
 
 
 def plane_fits(xyz: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
