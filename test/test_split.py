@@ -21,15 +21,13 @@ from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.stages import ObjectBatch
 import pytest
 
-pytest.importorskip('open3d')  # the simulator ray-casts with open3d
-
-from pointcam_ros.sim import objects, surfaces  # noqa: E402,I100
-from pointcam_ros.sim.scenes import Scene, SceneObject  # noqa: E402
-from pointcam_ros.sim.simulator import CLASS_NAMES, scan, SENSORS  # noqa: E402
-
 
 def _car_and_person(sensor: str) -> tuple[np.ndarray, np.ndarray]:
     """Scan a car 12 m ahead, rear to the sensor, and a person at its corner: points, ids."""
+    pytest.importorskip('open3d')  # the simulator ray-casts with open3d
+    from pointcam_ros.sim import objects, surfaces
+    from pointcam_ros.sim.scenes import Scene, SceneObject
+    from pointcam_ros.sim.simulator import CLASS_NAMES, scan, SENSORS
     rng = np.random.default_rng(4)
     car, person = objects.car(rng), objects.person(rng)
     placed = [(car, (12.0, 0.0), 'car'), (person, (10.2, 1.35), 'pedestrian')]
@@ -57,9 +55,15 @@ def test_a_person_at_a_cars_corner_is_split_off_and_both_are_explained_alone(bac
     car, person = object_id == 0, object_id == 1
     assert _shown(out, np.flatnonzero(person)) == ('pedestrian', pytest.approx(1.0, abs=0.1))
     assert _shown(out, np.flatnonzero(car)) == ('car', pytest.approx(1.0, abs=0.02))
-    # Each object's saliency is its own Grad-CAM: normalised to a maximum of 1 on its points.
+    # Ids are the objects' indices, their points are theirs, and each object's saliency is
+    # its own Grad-CAM: normalised to a maximum of 1 on its points.
+    assert [obj.object_id for obj in out.objects] == list(range(len(out.objects)))
+    for obj in out.objects:
+        assert (out.object_id == obj.object_id).sum() == obj.num_points
     for k in set(out.object_id[person | car]) - {-1}:
         assert out.saliency[out.object_id == k].max() == pytest.approx(1.0)
+    shown_car = out.objects[int(np.bincount(out.object_id[car]).argmax())]
+    assert shown_car.num_points <= car.sum() + 5  # the rest, without the person
     # Without the split the pair is one "car" wider than any car: the case it is for.
     stages = pipeline._stages
     segments = stages.segment(xyz)
@@ -87,7 +91,7 @@ def test_a_scan_without_too_large_cars_is_left_exactly_as_it_was():
         return split.explain_with(stages)(segments)
 
     assert split.split_people(explain, segments, batch, pipeline.class_names,
-                              pipeline.config) is batch
+                              pipeline.config, stages.limit) is batch
     assert calls == []  # no model pass at all
 
 
@@ -101,8 +105,8 @@ def test_candidates_follow_the_largest_car():
                            np.zeros((k, 7)), np.array(cores, float))
 
     cores = [(4.4, 1.8, 1.5), (5.8, 1.8, 1.5), (4.4, 2.4, 1.5), (1.9, 2.4, 1.5),
-             (2.6, 2.5, 1.5), (12.0, 2.5, 3.5), (0.5, 0.5, 1.7)]
-    found = split.car_candidates(batch(cores, [0, 0, 0, 0, 0, 1, 2]), names)
+             (2.6, 2.5, 1.5), (12.0, 2.5, 3.5), (0.5, 0.5, 1.7), (9.8, 2.0, 1.9)]
+    found = split.car_candidates(batch(cores, [0, 0, 0, 0, 0, 1, 2, 0]), names)
     # called car and longer than 5.72 m or wider than 2.34 m (the smaller side: 1.9 x 2.4 m
-    # is a car's footprint either way round)
+    # is a car's footprint either way round), but not longer than the long rule's 7 m
     assert found.tolist() == [1, 2, 4]

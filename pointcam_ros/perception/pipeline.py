@@ -204,7 +204,7 @@ class ScenePipeline:
         if stages.config.mode == 'scene':  # people split off the cars they touch: model time
             mark = time.perf_counter()
             batch = split_people(explain_with(stages), segments, batch, self.class_names,
-                                 stages.config)
+                                 stages.config, stages.limit)
             stages.sync()
             timings['model'] += 1e3 * (time.perf_counter() - mark)
         self._label(result, finite, xyz, batch, stages.config, segments.height)

@@ -45,6 +45,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
 from pointcam_ros.perception.segmentation import cluster_voxels
 from pointcam_ros.perception.stages import ObjectBatch, Segments, Stages
 import torch
@@ -65,11 +66,18 @@ Explain = Callable[[Segments], ObjectBatch]
 
 
 def car_candidates(batch: ObjectBatch, class_names: Sequence[str]) -> np.ndarray:
-    """Objects ``(J,)`` int64 of ``batch`` called car whose core exceeds any car."""
+    """
+    Objects ``(J,)`` int64 of ``batch`` called car whose core exceeds any car.
+
+    Longer than :data:`CAR_LENGTH` or wider than :data:`CAR_WIDTH`, but not
+    longer than the ``long`` rule's limit (``rules.CLASS_MAX_LENGTH``): a
+    longer "car" is a fence or cars run together, shown as unknown anyway.
+    """
     names = np.asarray(class_names, dtype=object)[batch.predicted]
     length = np.maximum(batch.cores[:, 0], batch.cores[:, 1])
     width = np.minimum(batch.cores[:, 0], batch.cores[:, 1])
-    return np.flatnonzero((names == 'car') & ((length > CAR_LENGTH) | (width > CAR_WIDTH)))
+    large = (length > CAR_LENGTH) | (width > CAR_WIDTH)
+    return np.flatnonzero((names == 'car') & large & (length <= CLASS_MAX_LENGTH['car']))
 
 
 def _host(array) -> np.ndarray:
@@ -112,17 +120,22 @@ def explain_with(stages: Stages) -> Explain:
 
 
 def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
-                 class_names: Sequence[str], config: PipelineConfig) -> ObjectBatch:
+                 class_names: Sequence[str], config: PipelineConfig,
+                 limit: int) -> ObjectBatch:
     """
     Return ``batch`` with the people split off its too-large "cars" (or ``batch`` itself).
 
     ``explain`` classifies and explains the objects of a :class:`Segments`
     (:func:`explain_with`); ``segments`` are the scan's, ``batch`` their
-    explained objects. Split people get ids after the batch's; each split
-    car keeps its id and gets the result of its rest.
+    explained objects; ``limit`` the most objects a scan may have (and the
+    most pieces one pass may classify: the largest are kept). Split people
+    get ids after the batch's, while the scan stays within ``limit``; each
+    split car keeps its id and gets the result of its rest, which must keep
+    at least ``min_cluster_points`` points.
     """
     candidates = car_candidates(batch, class_names)
-    if len(candidates) == 0:
+    room = limit - len(batch)
+    if len(candidates) == 0 or room <= 0:
         return batch
     owners, groups = [], []
     for k in candidates:
@@ -132,6 +145,9 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
             groups.append(rows)
     if len(groups) < 2:
         return batch
+    if len(groups) > limit:  # the largest pieces, in their order
+        kept = np.sort(np.argsort([-len(rows) for rows in groups], kind='stable')[:limit])
+        owners, groups = [owners[i] for i in kept], [groups[i] for i in kept]
     pieces = explain(_objects(segments, groups))
     names = np.asarray(class_names, dtype=object)[pieces.predicted]
     confidence = pieces.probs[np.arange(len(groups)), pieces.predicted]
@@ -140,12 +156,12 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
     split, rests = [], []
     for k in candidates:
         mine = [i for i, owner in enumerate(owners) if owner == k]
-        people = [i for i in mine if person[i]]
+        people = [i for i in mine if person[i]][:room - sum(len(p) for _, p in split)]
         if not people:
             continue
         rest = np.setdiff1d(np.flatnonzero(batch.labels == k),
                             np.concatenate([groups[i] for i in people]))
-        if len(rest) == 0:
+        if len(rest) < config.min_cluster_points:
             continue
         split.append((int(k), people))
         rests.append(rest)
