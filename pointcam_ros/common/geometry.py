@@ -202,11 +202,12 @@ def _candidate_extents(xy: np.ndarray, starts: np.ndarray,
                               for lo in range(0, len(BOX_YAWS), _TABLE_CHUNK)]
     row = 0
     for c, s in columns:
+        rows = c.shape[0] if c.ndim == 2 else 1  # the principal axis, or a table chunk
         for out, values in ((along, x * c + y * s), (across, y * c - x * s)):
-            values = values.reshape(-1, len(x))
-            out[row:row + len(values)] = (np.maximum.reduceat(values, starts, axis=1)
-                                          - np.minimum.reduceat(values, starts, axis=1))
-        row += len(values)
+            values = values.reshape(rows, len(x))
+            out[row:row + rows] = (np.maximum.reduceat(values, starts, axis=1)
+                                   - np.minimum.reduceat(values, starts, axis=1))
+        row += rows
     return along.T, across.T
 
 
