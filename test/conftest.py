@@ -30,6 +30,7 @@ _SKIP = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', '__py
 def pytest_configure(config):
     """Keep DDS traffic on this machine and away from other test runs; no .hypothesis/."""
     _hypothesis_home_in_a_temp_folder(config)
+    _one_torch_thread()
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
@@ -37,6 +38,22 @@ def pytest_configure(config):
     # best-effort samples larger than its 512 KB shared-memory segments.
     from pointcam_ros.ros.dds import use_large_data_profile
     use_large_data_profile(os.environ)
+
+
+def _one_torch_thread():
+    """
+    Run torch on one CPU thread here and in every child (CLIs, nodes), as the node does.
+
+    torch's default (one thread per core) spins for the other core, which the suite's
+    own child processes (simulator, node, recorder, workers) or other jobs keep busy:
+    on 2 cores beside another job, pointcam_eval in test_training took 23-40 s with
+    two threads and 7-9 s with one. Tests of the thread settings set their counts
+    explicitly; OMP_NUM_THREADS set by the caller is kept.
+    """
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    torch = sys.modules.get('torch')  # already imported: it has read the variable
+    if torch is not None and os.environ['OMP_NUM_THREADS'].isdigit():
+        torch.set_num_threads(max(1, int(os.environ['OMP_NUM_THREADS'])))
 
 
 def _hypothesis_home_in_a_temp_folder(config):

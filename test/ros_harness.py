@@ -61,6 +61,19 @@ class Harness:
         self._subs.append(self.node.create_subscription(
             DiagnosticArray, '/diagnostics', self._keep(self.diagnostics), 10))
 
+    def listen(self, msg_type: type, topic: str) -> list:
+        """Subscribe to ``topic`` (reliable); return the list its messages go to."""
+        store: list = []
+        self._subs.append(self.node.create_subscription(msg_type, topic, self._keep(store),
+                                                        RELIABLE))
+        return store
+
+    def clear(self) -> None:
+        """Forget every message received so far, as a newly created harness has none."""
+        with self.lock:
+            for store in (self.saliency, self.labels, self.diagnostics):
+                store.clear()
+
     def _keep(self, store: list) -> Callable:
         def callback(msg):
             with self.lock:

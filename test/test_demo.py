@@ -79,7 +79,8 @@ def test_snapshot_shows_the_largest_objects_with_their_labels(tmp_path):
 
 def test_demo_records_a_bag_a_snapshot_and_a_summary(tmp_path):
     exe = str(Path(sys.executable).parent / 'pointcam_demo')
-    result = subprocess.run([exe, '--duration', '8', '--out', str(tmp_path), '--device',
+    # Counted from the first saliency cloud: some 30 scans at the simulator's 10 Hz.
+    result = subprocess.run([exe, '--duration', '3', '--out', str(tmp_path), '--device',
                              'cpu'], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -126,7 +127,7 @@ def test_ctrl_c_ends_the_demo_early_and_keeps_the_recording(tmp_path):
         for line in process.stdout:  # until the recording starts
             if 'recording 600 s' in line:
                 break
-        time.sleep(3.0)
+        time.sleep(1.0)  # after the first saliency cloud: the bag holds scans already
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:

@@ -78,14 +78,23 @@ def node_process():
     assert code == 0, f'pointcam_node did not shut down cleanly on SIGTERM:\n{output}'
 
 
-@pytest.fixture
-def harness(node_process):
+@pytest.fixture(scope='module')
+def shared_harness(node_process):
+    """One test node for the module: discovering a new one costs seconds of DDS per test."""
     h = Harness()
     h.listen_outputs()
     h.listen_diagnostics()
     assert h.wait_for_subscriber(), 'pointcam_node never subscribed to points'
     yield h
     h.close()
+
+
+@pytest.fixture
+def harness(shared_harness):
+    """Return the module's test node with nothing received yet, as a new one."""
+    shared_harness.clear()
+    assert shared_harness.wait_for_subscriber(), 'pointcam_node no longer subscribes to points'
+    return shared_harness
 
 
 def _send_until_answered(h, msg, timeout=40.0):
@@ -172,21 +181,23 @@ def test_malformed_messages_do_not_stop_good_ones(harness, sim):
     no_z = dataclasses.replace(good, fields=[f for f in good.fields if f.name != 'z'])
 
     def rejected():
-        diag = harness.last_diagnostics()
-        return int(diag['rejected']) if diag else 0
+        return int(harness.last_diagnostics()['rejected'])
 
     for bad, reason in ((truncated, 'shorter than row_step'), (no_z, 'no field z')):
-        before = rejected()
+        before = _rejected(harness)  # waits for the node's diagnostics
         deadline = time.monotonic() + 30
         # A bad scan replaced by a newer one before the worker takes it is dropped, not
         # rejected: resend until the node has rejected it, then send a good one.
-        while rejected() == before and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             harness.points_pub.publish(to_ros_cloud(bad, _header()))
-            time.sleep(2.0)
+            if harness.wait_for(lambda: rejected() > before, timeout=2.0):
+                break
         assert rejected() > before
         assert reason in harness.last_diagnostics()['last_reject_reason']
         _send_until_answered(harness, to_ros_cloud(good, _header()))
-    time.sleep(1.5)  # next diagnostics period
+    # The diagnostics that follow the good scans (once a period) count them.
+    assert harness.wait_for(lambda: int(harness.last_diagnostics()['processed']) >= 2,
+                            timeout=10), harness.last_diagnostics()
     diag = harness.last_diagnostics()
     assert int(diag['processed']) >= 2 and diag['device'] == 'cpu'
     assert diag['model_family'] == 'pointnet'  # the shipped model
@@ -528,17 +539,25 @@ def test_wrong_input_topic_is_obvious_in_the_console():
     assert 'see pointcam_node --help' in output and "'no_such_parameter'" in output
 
 
+PUBLISHING = 'scans'  # for ``after``: once the simulator's first scan has arrived
+
+
 @pytest.mark.parametrize('executable, signum, after, ignored', [
     ('pointcam_sim', signal.SIGINT, 0.5, False),  # still importing torch and open3d
     ('pointcam_sim', signal.SIGINT, 3.0, False),  # building the scene
-    ('pointcam_sim', signal.SIGINT, 9.0, False),  # casting and publishing scans
+    ('pointcam_sim', signal.SIGINT, PUBLISHING, False),  # casting and publishing scans
     # SIGINT inherited ignored (nohup, a background start): rclpy's handler shuts the
     # context down under the publishing timer callback (RCLError before the fix).
-    ('pointcam_sim', signal.SIGINT, 6.0, True),
-    ('pointcam_sim', signal.SIGTERM, 9.0, False),
+    ('pointcam_sim', signal.SIGINT, PUBLISHING, True),
+    ('pointcam_sim', signal.SIGTERM, PUBLISHING, False),
     ('pointcam_node', signal.SIGINT, 0.0, False)])
 def test_ctrl_c_and_sigterm_exit_cleanly(executable, signum, after, ignored, sim):
-    """Stopped at any moment: exit 0 or 130, no traceback, no RCLError, no 'cannot start'."""
+    """
+    Stopped at any moment: exit 0 or 130, no traceback, no RCLError, no 'cannot start'.
+
+    A simulator is stopped ``after`` seconds, or (PUBLISHING) as soon as its first scan
+    arrived: it then casts and publishes scans back to back, whatever the machine's speed.
+    """
     ensure_rclpy()
     namespace = f'/stop_{executable}_{next(_STAMPS)}'
     # An OS1-128 scan takes long to cast and publish: the signal lands inside the timer
@@ -550,7 +569,10 @@ def test_ctrl_c_and_sigterm_exit_cleanly(executable, signum, after, ignored, sim
     h = Harness(namespace=namespace,
                 input_topic='points' if executable == 'pointcam_node' else 'unused')
     try:
-        if executable == 'pointcam_sim':
+        if after == PUBLISHING:
+            scans = h.listen(PointCloud2, 'points')
+            assert h.wait_for(lambda: scans, timeout=60), 'pointcam_sim published no scan'
+        elif executable == 'pointcam_sim':
             time.sleep(after)
         else:
             h.listen_outputs()
