@@ -178,6 +178,18 @@ class StormClient:
                     self.level = int.from_bytes(status.level, 'little') \
                         if isinstance(status.level, bytes) else int(status.level)
 
+    def wait_for_fresh_diagnostics(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a diagnostics message newer than the last one seen."""
+        with self.lock:
+            seen = self.diagnostics
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.diagnostics is not seen:
+                    return True
+            time.sleep(0.05)
+        return False
+
     def send(self, msg: PointCloud2, stamp: int) -> None:
         """Publish ``msg`` with header stamp ``(stamp, 0)``."""
         msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 0
@@ -258,12 +270,11 @@ def run_storm(messages: int = 5000, rate: float = 200.0, valid_every: int = 10,
             if pause > 0:
                 time.sleep(pause)
         out['storm_s'] = time.monotonic() - start
-        time.sleep(3.0)  # let the node finish what it holds
-        after = []
+        after = []  # the node may still hold a scan of the storm: each send retries
         for _ in range(5):
             stamp += 1
             after.append(client.send_until_answered(valid, stamp, 20.0))
-        time.sleep(1.5)  # one more diagnostics period
+        client.wait_for_fresh_diagnostics(5.0)  # with the counts of the scans just answered
         out['alive'] = proc.poll() is None
         out['rss_after_mib'] = rss_mib(proc.pid) if out['alive'] else float('nan')
         with client.lock:
