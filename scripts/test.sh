@@ -12,4 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
-exec .venv/bin/python -m pytest test --durations=15 "$@"
+# Test files run side by side, one worker per core (pytest-xdist; each worker on its own
+# DDS domain, each file in one worker: its module fixtures are built once).
+exec .venv/bin/python -m pytest test -n auto --dist loadfile --durations=15 "$@"

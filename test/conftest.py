@@ -28,10 +28,16 @@ _SKIP = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', '__py
 
 
 def pytest_configure(config):
-    """Keep DDS traffic on this machine and away from other test runs; no .hypothesis/."""
+    """Keep DDS traffic on this machine, away from other test runs and workers; no .hypothesis/."""
     _hypothesis_home_in_a_temp_folder(config)
     _one_torch_thread()
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')  # 'gw0', 'gw1'... under pytest -n
+    if worker.startswith('gw') and worker[2:].isdigit():
+        # Workers inherit the controller's domain: each takes its own, so the nodes of
+        # two test files running at once never see each other (ids 0-232 are valid).
+        os.environ['ROS_DOMAIN_ID'] = str((int(os.environ['ROS_DOMAIN_ID']) + 1
+                                           + int(worker[2:])) % 233)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
     # As the README recommends for multi-MB scans: without it Fast DDS loses most
