@@ -23,7 +23,8 @@ import time
 import numpy as np
 from pointcam_ros.common.config import output_prefix
 from pointcam_ros.formats.bag_io import typestore
-from pointcam_ros.ros.demo import LABELS, POINTS, Recording, SALIENCY, summary, TOPICS
+from pointcam_ros.ros.demo import (
+    class_accuracy, LABELS, POINTS, Recording, SALIENCY, summary, TOPICS)
 from pointcam_ros.tools.render import largest_objects, render_snapshot, snapshot_numbers
 import pytest
 from rosbags.highlevel import AnyReader
@@ -57,6 +58,22 @@ def test_summary_reports_what_was_received_and_over_how_long():
     assert 'node reported (last report, may lag behind the counts above;' in lagging
 
 
+def test_label_accuracy_counts_unknown_as_a_miss_and_reports_it_apart():
+    rec = Recording()
+    truth = [(np.array([10.0, 0.0, 0.0]), 'car'), (np.array([0.0, 8.0, 0.0]), 'pedestrian')]
+    rec.truth = {1: truth, 2: truth}
+    rec.labels = {1: [(np.array([10.3, 0.2, 0.8]), 'car'), (np.array([0.2, 8.1, 0.9]),
+                                                            'unknown')],
+                  2: [(np.array([9.8, -0.1, 0.8]), 'truck'), (np.array([0.1, 7.9, 0.9]),
+                                                              'pedestrian'),
+                      (np.array([30.0, 30.0, 0.0]), 'car')]}  # near nothing: not counted
+    accuracy = class_accuracy(rec)
+    assert accuracy == {'car': [1, 2, 0], 'pedestrian': [1, 2, 1]}
+    text = summary(rec, 1.0, final_diagnostics=True)
+    assert 'labels vs simulator ground truth: 2/4 = 0.500' in text
+    assert 'labels that name a class: 2/3 = 0.667 right; "unknown": 1/4 = 0.250' in text
+
+
 def test_snapshot_shows_the_largest_objects_with_their_labels(tmp_path):
     rng = np.random.default_rng(0)
     sizes = {0: 50, 1: 400, 2: 20, 3: 300, 4: 10, 5: 90, 6: 200, 7: 5}
@@ -86,6 +103,7 @@ def test_demo_records_a_bag_a_snapshot_and_a_summary(tmp_path):
     out = result.stdout
     assert 'saliency clouds out (node -> recorder):' in out and 'end-to-end latency' in out
     assert 'labels vs simulator ground truth' in out and 'node reported (final' in out
+    assert 'labels that name a class: ' in out and '"unknown": ' in out
     bags = [p for p in tmp_path.iterdir() if p.name.startswith('demo_') and p.is_dir()]
     assert len(bags) == 1 and list(bags[0].glob('*.mcap'))
     counts = {}

@@ -216,8 +216,13 @@ class Recorder(Node):
 
 
 def class_accuracy(recording: Recording, max_distance: float = 1.5) -> dict:
-    """Per ground-truth class: (labelled correctly, matched) over all recorded scans."""
-    result: dict = defaultdict(lambda: [0, 0])
+    """
+    Per ground-truth class: [labelled correctly, matched, of them "unknown"], all scans.
+
+    A label matches the true object whose centre is nearest in the ground
+    plane, within ``max_distance`` m; an "unknown" label counts as not correct.
+    """
+    result: dict = defaultdict(lambda: [0, 0, 0])
     for stamp, labels in recording.labels.items():
         truth = recording.truth.get(stamp)
         if not truth:
@@ -229,6 +234,7 @@ def class_accuracy(recording: Recording, max_distance: float = 1.5) -> dict:
             if dist[best] <= max_distance:
                 result[truth[best][1]][1] += 1
                 result[truth[best][1]][0] += int(name == truth[best][1])
+                result[truth[best][1]][2] += int(name == 'unknown')
     return dict(result)
 
 
@@ -277,12 +283,14 @@ def summary(recording: Recording, wall_s: float, final_diagnostics: bool,
         lines.append(f'end-to-end latency (scan stamp -> saliency received): '
                      f'p50 {p50:.0f} ms, p99 {p99:.0f} ms')
     accuracy = class_accuracy(rec)
-    total = [sum(v[i] for v in accuracy.values()) for i in (0, 1)]
-    if total[1]:
-        lines.append(f'labels vs simulator ground truth: {total[0]}/{total[1]} = '
-                     f'{total[0] / total[1]:.3f}')
-        for name, (good, count) in sorted(accuracy.items()):
-            lines.append(f'  {name:<11} {good:>5}/{count:<5} {good / count:.3f}')
+    good, count, unknown = [sum(v[i] for v in accuracy.values()) for i in (0, 1, 2)]
+    if count:
+        lines.append(f'labels vs simulator ground truth: {good}/{count} = {good / count:.3f}')
+        for name, (right, matched, _) in sorted(accuracy.items()):
+            lines.append(f'  {name:<11} {right:>5}/{matched:<5} {right / matched:.3f}')
+        named = count - unknown
+        lines.append(f'  labels that name a class: {good}/{named} = {good / max(named, 1):.3f} '
+                     f'right; "unknown": {unknown}/{count} = {unknown / count:.3f}')
     return '\n'.join(lines)
 
 
