@@ -74,6 +74,7 @@ The node and the bag tool (through :func:`~pointcam_ros.formats.scan_io.explain_
 the data set builder, the tests and notebooks all drive this class.
 """
 
+import math
 import time
 from typing import Callable, Optional, TypeVar, Union
 
@@ -247,18 +248,21 @@ class ScenePipeline:
         labels, probs = batch.labels, batch.probs
         object_class = np.empty(len(batch), np.int32)
         planes = plane_fits(xyz, labels, len(batch))
-        top_beam: Optional[float] = None  # the scan's top beam, once a top is needed
+        top_beam: Optional[float] = None  # the scan's top beam, once a low top needs it
         for k in range(len(batch)):
             box = batch.boxes[k]
             center, size, yaw = box[:3].copy(), box[3:6].copy(), float(box[6])
             class_id = int(batch.predicted[k])
             top = None
-            if self.class_names[class_id] in LOWEST_TOP and config.mode == 'scene':
-                if top_beam is None:
-                    top_beam = view_top(xyz)
-                    height = height.cpu().numpy() if torch.is_tensor(height) else height
+            lowest = LOWEST_TOP.get(self.class_names[class_id])
+            if lowest is not None and config.mode == 'scene':
+                height = height.cpu().numpy() if torch.is_tensor(height) else height
                 rows = labels == k
-                top = cluster_top(xyz[rows], height[rows], top_beam, config.max_z)
+                top = cluster_top(xyz[rows], height[rows], math.inf, config.max_z)
+                if top is not None and top < lowest:  # low: unless the view cuts it
+                    if top_beam is None:
+                        top_beam = view_top(xyz)
+                    top = cluster_top(xyz[rows], height[rows], top_beam, config.max_z)
             kind, reason = shape_rule(size, self.class_names[class_id], core=batch.cores[k],
                                       plane=planes[k], top=top)
             if kind in BACKGROUND_RULES and background >= 0:
