@@ -19,7 +19,7 @@ import tracemalloc
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.dataset import simulate_scan
-from pointcam_ros.perception import segmentation_numpy, segmentation_torch
+from pointcam_ros.perception import scatter, segmentation_numpy, segmentation_torch
 from pointcam_ros.perception.segmentation import (
     array_namespace, cluster_voxels, dense_rank, DIRECT_SPAN, fit_ground, FORWARD_OFFSETS,
     grid_keys, ground_level, neighbour_voxels, plane_height, segment_scene, Segmentation,
@@ -406,3 +406,35 @@ def test_split_pieces_are_the_cluster_and_fine_component_pairs():
         expected[members[take]] = 4 + piece[take]
         # The result refines this first pass and never joins what it cut.
         assert len(set(zip(got.tolist(), expected.tolist()))) == count
+
+
+@pytest.mark.parametrize('ufunc', [np.minimum, np.maximum])
+@pytest.mark.parametrize('groups', [1, 40, 70_000])
+def test_scatter_by_sorting_equals_ufunc_at(ufunc, groups):
+    """The path numpy before 1.25 takes (a sort) gives ufunc.at's bits, empty groups kept."""
+    rng = np.random.default_rng(groups)
+    index = rng.integers(0, groups, 5_000)
+    for values, dtype in ((rng.normal(size=5_000).astype(np.float32), np.float32),
+                          (rng.normal(size=5_000), np.float32),  # cast, as ufunc.at does
+                          (rng.integers(-9, 9, 5_000), np.int64)):
+        start = rng.normal(size=groups).astype(dtype)
+        expected = start.copy()
+        ufunc.at(expected, index, values)
+        got = scatter.scatter_reduce(ufunc, start.copy(), index, values, fast_at=False)
+        np.testing.assert_array_equal(got, expected)
+    empty = np.zeros(3, np.float32)
+    assert scatter.scatter_reduce(ufunc, empty, np.zeros(0, np.int64), np.zeros(0),
+                                  fast_at=False) is empty
+
+
+def test_segmentation_is_the_same_with_the_sorting_scatter(monkeypatch):
+    """Segment a simulated street with numpy's ufunc.at, then as numpy before 1.25 would."""
+    xyz = scan(random_scene(77, kind='street'), SENSORS['hdl32'], 77).flat()[0]
+    config = PipelineConfig()
+    expected = segment_scene(xyz, config)
+    # The default of fast_at is bound when the module loads: make it False, as on old numpy.
+    monkeypatch.setattr(scatter.scatter_reduce, '__defaults__', (False,))
+    got = segment_scene(xyz, config)
+    assert got.num_objects == expected.num_objects > 10
+    np.testing.assert_array_equal(np.asarray(got.labels), np.asarray(expected.labels))
+    np.testing.assert_array_equal(np.asarray(got.height), np.asarray(expected.height))

@@ -74,6 +74,7 @@ import math
 from typing import Optional, Union
 
 import numpy as np
+from pointcam_ros.perception.scatter import scatter_reduce
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -568,7 +569,8 @@ def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count:
     box_lo = np.stack([lo[:, 0], lo[:, DIRECTIONS // 2]], axis=1)  # x, y bounding boxes
     box_hi = np.stack([hi[:, 0], hi[:, DIRECTIONS // 2]], axis=1)
     top = np.full(len(involved), -np.inf)
-    np.maximum.at(top, group, np.nan_to_num(height[members], nan=0.0).astype(np.float64))
+    scatter_reduce(np.maximum, top, group,
+                   np.nan_to_num(height[members], nan=0.0).astype(np.float64))
     cut_a, cut_b = local[pieces[cut[0]]], local[pieces[cut[1]]]
     parted = cut_a != cut_b  # two pieces (then both involved), not one
     candidates = candidate_pairs(box_lo, box_hi, owner[involved], cut_a[parted], cut_b[parted])
@@ -656,8 +658,8 @@ def range_clusters(xyz: np.ndarray, height: np.ndarray, cluster: np.ndarray, cou
         for axis in range(2):
             lo = np.full(count, np.inf, np.float32)
             hi = np.full(count, -np.inf, np.float32)
-            np.minimum.at(lo, cluster, xyz[:, axis])
-            np.maximum.at(hi, cluster, xyz[:, axis])
+            scatter_reduce(np.minimum, lo, cluster, xyz[:, axis])
+            scatter_reduce(np.maximum, hi, cluster, xyz[:, axis])
             extent = np.maximum(extent, hi - lo)
     split = extent > np.float32(wide)
     pieces, num, cut_a, cut_b = angle_pieces(xyz, cluster, count, split)

@@ -48,6 +48,7 @@ from numpy import (  # noqa: F401 (re-exported: the shared code calls them as xp
     argmax, bincount, broadcast_to, clip, diff, float32, float64, floor, int32, int64, linalg,
     maximum, mean, minimum, searchsorted, sqrt, stack, where)
 from pointcam_ros.perception.range_image import label_components
+from pointcam_ros.perception.scatter import scatter_reduce
 
 #: The library behind this namespace.
 LIBRARY: ModuleType = np
@@ -130,17 +131,16 @@ def scatter_min(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> np
     ``target[index[i]] = min(target[index[i]], values[i])`` for every i; returns ``target``.
 
     ``target`` (K,), ``index`` (n,) int in ``[0, K)``, ``values`` (n,) of
-    ``target``'s dtype. Updates ``target`` in place (``np.minimum.at``); the
+    ``target``'s dtype. Updates ``target`` in place (``np.minimum.at``, or a
+    sort on numpy before 1.25: :mod:`~pointcam_ros.perception.scatter`); the
     caller uses the returned array, as the torch backend returns a new one.
     """
-    np.minimum.at(target, index, values)
-    return target
+    return scatter_reduce(np.minimum, target, index, values)
 
 
 def scatter_max(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.ndarray:
     """:func:`scatter_min` with the maximum (``np.maximum.at``)."""
-    np.maximum.at(target, index, values)
-    return target
+    return scatter_reduce(np.maximum, target, index, values)
 
 
 def order_statistics(values: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
@@ -191,7 +191,7 @@ def connected_components(num: int, source: np.ndarray,
     component, count = label_components(num, source, target)
     # Canonical ids: components in the order of their smallest node (found in O(num)).
     first = np.full(count, num, np.int64)
-    np.minimum.at(first, component, np.arange(num, dtype=np.int64))
+    scatter_reduce(np.minimum, first, component, np.arange(num, dtype=np.int64))
     rank = np.empty(count, np.int64)
     rank[np.argsort(first, kind='stable')] = np.arange(count, dtype=np.int64)
     return rank[component], count
