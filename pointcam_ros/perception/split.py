@@ -46,9 +46,8 @@ from typing import Callable, Sequence
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
-from pointcam_ros.perception.segmentation import cluster_voxels
+from pointcam_ros.perception.segmentation import array_namespace, cluster_voxels
 from pointcam_ros.perception.stages import ObjectBatch, Segments, Stages
-import torch
 
 #: m; a cluster called car whose core is longer (or wider) than this is a candidate.
 CAR_LENGTH = 1.3 * 4.4
@@ -80,20 +79,12 @@ def car_candidates(batch: ObjectBatch, class_names: Sequence[str]) -> np.ndarray
     return np.flatnonzero((names == 'car') & large & (length <= CLASS_MAX_LENGTH['car']))
 
 
-def _host(array) -> np.ndarray:
-    """Return a numpy copy of a host array or a device tensor."""
-    return array.cpu().numpy() if torch.is_tensor(array) else np.asarray(array)
-
-
 def _pieces(segments: Segments, rows: np.ndarray, min_points: int) -> list[np.ndarray]:
     """Cut one cluster (finite-point ``rows``) on the fine grid: pieces ``(n_i,)`` int64."""
-    points = segments.points
-    if torch.is_tensor(points):
-        points = points[torch.as_tensor(rows, device=points.device)]
-    else:
-        points = points[rows]
+    xp = array_namespace(segments.points)
+    points = xp.take(segments.points, xp.asarray(rows, device=xp.device(segments.points)))
     piece, count = cluster_voxels(points, SPLIT_VOXEL, SPLIT_VOXEL_HEIGHT)
-    piece = _host(piece)
+    piece = xp.to_numpy(piece)
     order = np.argsort(piece, kind='stable')
     bounds = np.searchsorted(piece[order], np.arange(count + 1))
     return [rows[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:]) if hi - lo >= min_points]
@@ -104,11 +95,9 @@ def _objects(segments: Segments, groups: list[np.ndarray]) -> Segments:
     labels = np.full(len(segments.labels), -1, np.int64)
     for i, rows in enumerate(groups):
         labels[rows] = i
-    if torch.is_tensor(segments.labels):
-        device_labels = torch.as_tensor(labels, device=segments.labels.device)
-    else:
-        device_labels = labels.astype(np.int32)
-    return Segments(segments.points, device_labels, len(groups), segments.height)
+    xp = array_namespace(segments.labels)
+    labels = xp.asarray(labels, dtype=segments.labels.dtype, device=xp.device(segments.labels))
+    return Segments(segments.points, labels, len(groups), segments.height)
 
 
 def explain_with(stages: Stages) -> Explain:
