@@ -257,12 +257,13 @@ class ScenePipeline:
             lowest = LOWEST_TOP.get(self.class_names[class_id])
             if lowest is not None and config.mode == 'scene':
                 height = height.cpu().numpy() if torch.is_tensor(height) else height
-                rows = labels == k
-                top = cluster_top(xyz[rows], height[rows], math.inf, config.max_z)
+                rows = np.flatnonzero(labels == k)
+                points, heights = xyz[rows], height[rows]
+                top = cluster_top(points, heights, math.inf, config.max_z)
                 if top is not None and top < lowest:  # low: unless the view cuts it
                     if top_beam is None:
                         top_beam = view_top(xyz)
-                    top = cluster_top(xyz[rows], height[rows], top_beam, config.max_z)
+                    top = cluster_top(points, heights, top_beam, config.max_z)
             kind, reason = shape_rule(size, self.class_names[class_id], core=batch.cores[k],
                                       plane=planes[k], top=top)
             if kind in BACKGROUND_RULES and background >= 0:
