@@ -209,7 +209,7 @@ def test_training_with_heights_refuses_a_data_set_without_them(tmp_path):
 
 @pytest.mark.parametrize('mode', NORMALIZATIONS)
 def test_the_numpy_batch_normalises_each_object_bit_for_bit(mode):
-    """normalize_objects gives normalize_object's bits per object (the pipeline's samples)."""
+    """An object's bits do not depend on the batch it is in (one object: normalize_object)."""
     rng = np.random.default_rng(11)
     for num in (1, 7, 64, 256):
         objects = (rng.normal(size=(9, num, 4)) * 3 + [25.0, -8.0, -1.0, 0.5]).astype(np.float32)

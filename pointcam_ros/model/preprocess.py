@@ -18,7 +18,7 @@ Per-object preprocessing shared by training, evaluation and the pipeline.
 Numpy only at import time (the data set builders load it without torch):
 :func:`normalize_batch`, the torch twin of :func:`normalize_object` for a
 batch of objects on the device, imports torch when it is called;
-:func:`normalize_objects` is the numpy batch, bit for bit the per-object one.
+:func:`normalize_objects` is the numpy batch, which the per-object one calls.
 """
 
 from typing import Optional, TYPE_CHECKING
@@ -115,47 +115,22 @@ def normalize_object(points: np.ndarray, mode: str) -> np.ndarray:
     ground (the fourth input column, never NaN) / :data:`HEIGHT_SCALE`:
     a facade piece seen as two rings and a truck's side can look alike, but
     not at the same height above the road. ``C`` is :func:`normalized_channels`.
+    Computed as a batch of one (:func:`normalize_objects`), so training's
+    objects and the pipeline's batched samples are normalised by one code.
     """
-    channels = normalized_channels(mode)
+    normalized_channels(mode)  # an unknown mode is named first
     points = np.asarray(points, dtype=np.float32)
     object_columns(points, mode)
-    out = points[:, :3].copy()
-    if out.shape[0] == 0:
-        return np.zeros((0, channels), np.float32)
-    if mode == 'center_ground':
-        out[:, :2] -= out[:, :2].mean(axis=0)
-        out[:, 2] -= out[:, 2].min()
-        return out
-    centroid = out.mean(axis=0)
-    out -= centroid
-    if mode in VIEW_NORMALIZATIONS:
-        planar = float(np.hypot(centroid[0], centroid[1]))
-        cos, sin = (centroid[0] / planar, centroid[1] / planar) if planar > 0 else (1.0, 0.0)
-        x, y = out[:, 0].copy(), out[:, 1].copy()
-        out[:, 0] = cos * x + sin * y
-        out[:, 1] = cos * y - sin * x
-        if mode in ('view_range', 'view_ground'):
-            rng = np.full((len(out), 1), planar / RANGE_SCALE, np.float32)
-            out = np.concatenate([out, rng], axis=1)
-        if mode == 'view_ground':
-            height = points[:, 3:4] / np.float32(HEIGHT_SCALE)
-            out = np.concatenate([out, height.astype(np.float32)], axis=1)
-        return out
-    if mode == 'unit_sphere':
-        radius = float(np.sqrt((out ** 2).sum(axis=1).max()))
-        if radius > 0:
-            out /= radius
-    return out
+    return normalize_objects(points[None], mode)[0]
 
 
 def normalize_objects(points: np.ndarray, mode: str) -> np.ndarray:
     """
     :func:`normalize_object` of K objects of n points each at once: ``(K, n, C)`` float32.
 
-    ``points`` (K, n, 3|4) float32. Bit for bit ``normalize_object(points[k],
-    mode)`` of every object: the same element-wise float32 arithmetic, and
-    each object's mean, minimum and maximum reduce its own rows in the same
-    order. ``C`` is :func:`normalized_channels`.
+    ``points`` (K, n, 3|4) float32. Each object's mean, minimum and maximum
+    reduce its own rows only, so an object comes out with the same bits in a
+    batch of any size. ``C`` is :func:`normalized_channels`.
     """
     channels = normalized_channels(mode)
     points = np.asarray(points, dtype=np.float32)
