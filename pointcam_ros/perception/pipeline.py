@@ -87,6 +87,7 @@ from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, Load
 from pointcam_ros.model.device import resolve_device
 from pointcam_ros.model.preprocess import normalized_channels
 from pointcam_ros.perception import segmentation_torch
+from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, cluster_top, LOWEST_TOP, plane_fits, shape_rule,
     UNKNOWN_RULES, view_top)
@@ -202,10 +203,12 @@ class ScenePipeline:
         explained = _timed(timings, 'model', stages.sync, stages.explain, samples)
         batch = _timed(timings, 'map_back', stages.sync, stages.map_back, segments, samples,
                        explained)
-        if stages.config.mode == 'scene':  # people split off the cars they touch: model time
+        if stages.config.mode == 'scene':  # people split off cars, vehicles joined: model time
             mark = time.perf_counter()
-            batch = split_people(explain_with(stages), segments, batch, self.class_names,
-                                 stages.config, stages.limit)
+            explain = explain_with(stages)
+            batch = split_people(explain, segments, batch, self.class_names, stages.config,
+                                 stages.limit)
+            batch = merge_vehicles(explain, segments, batch, self.class_names, stages.config)
             stages.sync()
             timings['model'] += 1e3 * (time.perf_counter() - mark)
         self._label(result, finite, xyz, batch, stages.config, segments.height)

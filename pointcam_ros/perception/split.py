@@ -90,7 +90,7 @@ def _pieces(segments: Segments, rows: np.ndarray, min_points: int) -> list[np.nd
     return [rows[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:]) if hi - lo >= min_points]
 
 
-def _objects(segments: Segments, groups: list[np.ndarray]) -> Segments:
+def objects_of(segments: Segments, groups: list[np.ndarray]) -> Segments:
     """``segments`` with only ``groups`` (finite-point rows) as objects 0..len-1."""
     labels = np.full(len(segments.labels), -1, np.int64)
     for i, rows in enumerate(groups):
@@ -137,7 +137,7 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
     if len(groups) > limit:  # the largest pieces, in their order
         kept = np.sort(np.argsort([-len(rows) for rows in groups], kind='stable')[:limit])
         owners, groups = [owners[i] for i in kept], [groups[i] for i in kept]
-    pieces = explain(_objects(segments, groups))
+    pieces = explain(objects_of(segments, groups))
     names = np.asarray(class_names, dtype=object)[pieces.predicted]
     confidence = pieces.probs[np.arange(len(groups)), pieces.predicted]
     person = (np.isin(names, list(PERSON_CLASSES)) & (confidence >= config.min_confidence)
@@ -156,7 +156,7 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
         rests.append(rest)
     if not split:
         return batch
-    rest = explain(_objects(segments, rests))
+    rest = explain(objects_of(segments, rests))
     rest_names = np.asarray(class_names, dtype=object)[rest.predicted]
     rest_confidence = rest.probs[np.arange(len(rests)), rest.predicted]
     kept = [j for j in range(len(split))

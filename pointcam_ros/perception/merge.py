@@ -1,0 +1,200 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Join the pieces of one vehicle: a merge the classifier confirms.
+
+The segmentation cuts a vehicle where its returns part: at the windows
+(glass returns little), between a side and a bonnet seen at a slant (the
+angle criterion), or where an end seen head-on looks like a person, which
+the range design's geometric re-join leaves apart on purpose
+(:func:`~pointcam_ros.perception.range_image.merge_pieces`). Each piece is
+then classified alone, and one car is shown as two or three.
+
+Here the model decides. Objects it calls the same vehicle class
+(:data:`FOOTPRINTS`) are joined when their points come within
+:data:`JOIN_GAP` of each other and the union's footprint (the smallest
+rectangle seen from above) still fits that class; closest pairs first, so a
+chain of pieces joins while it fits. At least one piece of a union must
+have ``min_confidence`` (a fragment or one ring of a car's side may have
+less). Every union goes
+through the model again, in one batch for the scan, and is kept only if the
+model calls it the same class with at least ``min_confidence``: the union
+is explained as one object, so its saliency explains the points it is shown
+with. A union takes the lowest id of its pieces; the ids after it close up.
+
+Two cars parked nose to tail do not join: their union is longer than any
+car. A person beside a car does not either: the model must call both
+pieces car.
+"""
+
+from typing import Sequence
+
+import numpy as np
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.range_image import direction_extents, rectangle
+from pointcam_ros.perception.segmentation import array_namespace
+from pointcam_ros.perception.split import Explain, objects_of
+from pointcam_ros.perception.stages import ObjectBatch, Segments
+from scipy.spatial import cKDTree
+
+#: m; (length, width) the footprint of a union may have, per vehicle class: a car or van
+#: (range_image.CAR_FOOTPRINT, 5.5 x 2.4: a 4.5 x 1.8 m car seen at a slant, with margin);
+#: a rigid truck or bus (12 m x 2.55 m, with margin).
+FOOTPRINTS = {'car': (5.5, 2.4), 'van': (5.5, 2.4), 'truck': (13.0, 3.0),
+              'bus': (13.0, 3.0)}
+#: m; pieces are joined when two of their points come this close (a window's height on a
+#: sparse sensor at range: a VLP-16's rings are 0.35 m apart at 10 m).
+JOIN_GAP = 0.5
+
+
+def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
+                   class_names: Sequence[str], config: PipelineConfig) -> ObjectBatch:
+    """
+    Return ``batch`` with the pieces of each vehicle joined (or ``batch`` itself).
+
+    ``explain`` classifies and explains the objects of a :class:`Segments`
+    (:func:`~pointcam_ros.perception.split.explain_with`); ``segments`` are
+    the scan's, ``batch`` their explained objects.
+    """
+    groups = vehicle_groups(segments, batch, class_names, config)
+    if not groups:
+        return batch
+    owner = np.full(len(batch) + 1, -1, np.int64)  # object id -> its group; [-1] stays -1
+    for j, members in enumerate(groups):
+        owner[members] = j
+    point_group = owner[batch.labels]
+    rows = np.flatnonzero(point_group >= 0)
+    rows = rows[np.argsort(point_group[rows], kind='stable')]
+    bounds = np.searchsorted(point_group[rows], np.arange(len(groups) + 1))
+    unions = [rows[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    joined = explain(objects_of(segments, unions))
+    names = np.asarray(class_names, dtype=object)
+    kept = []
+    for j, members in enumerate(groups):
+        predicted = int(joined.predicted[j])
+        if (names[predicted] == names[batch.predicted[members[0]]]
+                and joined.probs[j, predicted] >= config.min_confidence):
+            kept.append(j)
+    if not kept:
+        return batch
+    return _splice(batch, joined, unions, [groups[j] for j in kept], kept)
+
+
+def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence[str],
+                   config: PipelineConfig) -> list[list[int]]:
+    """
+    Objects to join, ``[[k0, k1, ...], ...]`` ascending ids, at least two per group.
+
+    Each group has one object of at least ``min_confidence``.
+    """
+    names = np.asarray(class_names, dtype=object)[batch.predicted]
+    confidence = batch.probs[np.arange(len(batch)), batch.predicted]
+    candidates = np.flatnonzero(np.isin(names, list(FOOTPRINTS)))
+    if len(candidates) < 2:
+        return []
+    xp = array_namespace(segments.points)
+    local = np.full(len(batch) + 1, -1, np.int64)  # object id -> 0..n-1; [-1] stays -1
+    local[candidates] = np.arange(len(candidates))
+    rows = np.flatnonzero(local[batch.labels] >= 0)
+    group = local[batch.labels[rows]]
+    xy = xp.to_numpy(xp.take(segments.points, xp.asarray(
+        rows, device=xp.device(segments.points))))[:, :2].astype(np.float64)
+    lo, hi = direction_extents(xy, group, len(candidates))
+    pairs = _close_pairs(xy, group, lo, hi, names[candidates])
+    root = np.arange(len(candidates))
+    for a, b in pairs:  # closest first
+        ra, rb = _find(root, a), _find(root, b)
+        if ra == rb:
+            continue
+        low, high = np.minimum(lo[ra], lo[rb]), np.maximum(hi[ra], hi[rb])
+        length, width = rectangle(low, high)
+        limit = FOOTPRINTS[names[candidates[a]]]
+        if length <= limit[0] and width <= limit[1]:
+            root[rb] = ra
+            lo[ra], hi[ra] = low, high
+    members: dict[int, list[int]] = {}
+    for i in range(len(candidates)):
+        members.setdefault(_find(root, i), []).append(int(candidates[i]))
+    return [sorted(group_ids) for group_ids in members.values() if len(group_ids) > 1
+            and confidence[group_ids].max() >= config.min_confidence]
+
+
+def _close_pairs(xy: np.ndarray, group: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 names: np.ndarray) -> list[tuple[int, int]]:
+    """
+    Pairs ``(a, b)``, a < b, of the same class whose points come within ``JOIN_GAP``.
+
+    ``xy`` (N, 2) float64 points of ``group`` (N,) int64 ids 0..n-1; ``lo``,
+    ``hi`` (n, DIRECTIONS) their projection extents (the first direction is
+    x, the middle one y: bounding boxes screen the pairs); sorted by the
+    points' closest distance.
+    """
+    half = lo.shape[1] // 2
+    box_lo, box_hi = lo[:, [0, half]], hi[:, [0, half]]
+    gap = np.maximum(box_lo[:, None, :] - box_hi[None, :, :],
+                     box_lo[None, :, :] - box_hi[:, None, :]).max(axis=2)
+    same = names[:, None] == names[None, :]
+    a_ids, b_ids = np.nonzero(np.triu(same & (gap <= JOIN_GAP), k=1))
+    if len(a_ids) == 0:
+        return []
+    order = np.argsort(group, kind='stable')
+    bounds = np.searchsorted(group[order], np.arange(len(lo) + 1))
+    points = [xy[order[bounds[i]:bounds[i + 1]]] for i in range(len(lo))]
+    trees: dict[int, cKDTree] = {}
+    close = []
+    for a, b in zip(a_ids.tolist(), b_ids.tolist()):
+        if a not in trees:
+            trees[a] = cKDTree(points[a])
+        distance, _ = trees[a].query(points[b], k=1, distance_upper_bound=JOIN_GAP)
+        nearest = float(distance.min())
+        if nearest <= JOIN_GAP:
+            close.append((nearest, a, b))
+    return [(a, b) for _, a, b in sorted(close)]
+
+
+def _find(root: np.ndarray, i: int) -> int:
+    """Union-find root of ``i`` (with path halving)."""
+    while root[i] != i:
+        root[i] = root[root[i]]
+        i = int(root[i])
+    return i
+
+
+def _splice(batch: ObjectBatch, joined: ObjectBatch, unions: list[np.ndarray],
+            groups: list[list[int]], kept: list[int]) -> ObjectBatch:
+    """
+    Write each kept union over its lowest id, drop its other ids, close up the ids.
+
+    ``unions[j]`` are the rows of ``groups[j]``'s points; ``joined`` their
+    explained unions (row j each); ``kept`` the j whose union stands.
+    """
+    labels, saliency = batch.labels.copy(), batch.saliency.copy()
+    columns = [a.copy() for a in (batch.probs, batch.predicted, batch.targets, batch.counts,
+                                  batch.boxes, batch.cores)]
+    dropped = []
+    for members, j in zip(groups, kept):
+        rows = unions[j]
+        labels[rows] = members[0]
+        saliency[rows] = joined.saliency[rows]
+        for column, source in zip(columns, (joined.probs[j], joined.predicted[j],
+                                            joined.targets[j], joined.counts[j],
+                                            joined.boxes[j], joined.cores[j])):
+            column[members[0]] = source
+        dropped.extend(members[1:])
+    keep = np.ones(len(batch), bool)
+    keep[dropped] = False
+    remap = np.full(len(batch) + 1, -1, np.int32)  # remap[-1] (last) keeps -1
+    remap[:-1][keep] = np.arange(int(keep.sum()), dtype=np.int32)
+    return ObjectBatch(remap[labels], saliency, *[column[keep] for column in columns])
