@@ -43,7 +43,7 @@ from typing import Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.perception.range_image import direction_extents, rectangle
+from pointcam_ros.perception.range_image import direction_extents, rectangle, rectangles
 from pointcam_ros.perception.segmentation import array_namespace
 from pointcam_ros.perception.split import Explain, objects_of
 from pointcam_ros.perception.stages import ObjectBatch, Segments
@@ -109,10 +109,15 @@ def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence
     local[candidates] = np.arange(len(candidates))
     rows = np.flatnonzero(local[batch.labels] >= 0)
     group = local[batch.labels[rows]]
+    by_group = np.argsort(group.astype(np.uint16) if len(candidates) <= 1 << 16 else group,
+                          kind='stable')  # 16-bit keys sort by radix, in O(N)
+    rows, group = rows[by_group], group[by_group]
     xy = xp.to_numpy(xp.take(segments.points, xp.asarray(
         rows, device=xp.device(segments.points))))[:, :2].astype(np.float64)
     lo, hi = direction_extents(xy, group, len(candidates))
-    pairs = _close_pairs(xy, group, lo, hi, names[candidates])
+    bounds = np.searchsorted(group, np.arange(len(candidates) + 1))
+    points = [xy[bounds[i]:bounds[i + 1]] for i in range(len(candidates))]
+    pairs = _close_pairs(points, lo, hi, names[candidates])
     root = np.arange(len(candidates))
     for a, b in pairs:  # closest first
         ra, rb = _find(root, a), _find(root, b)
@@ -131,15 +136,15 @@ def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence
             and confidence[group_ids].max() >= config.min_confidence]
 
 
-def _close_pairs(xy: np.ndarray, group: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+def _close_pairs(points: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
                  names: np.ndarray) -> list[tuple[int, int]]:
     """
-    Pairs ``(a, b)``, a < b, of the same class whose points come within ``JOIN_GAP``.
+    Pairs ``(a, b)``, a < b, of one class that fit it together and come within ``JOIN_GAP``.
 
-    ``xy`` (N, 2) float64 points of ``group`` (N,) int64 ids 0..n-1; ``lo``,
+    ``points[i]`` (n_i, 2) float64: object i's points seen from above; ``lo``,
     ``hi`` (n, DIRECTIONS) their projection extents (the first direction is
-    x, the middle one y: bounding boxes screen the pairs); sorted by the
-    points' closest distance.
+    x, the middle one y: bounding boxes screen the pairs); ``names`` (n,)
+    their classes. Sorted by the points' closest distance.
     """
     half = lo.shape[1] // 2
     box_lo, box_hi = lo[:, [0, half]], hi[:, [0, half]]
@@ -149,19 +154,28 @@ def _close_pairs(xy: np.ndarray, group: np.ndarray, lo: np.ndarray, hi: np.ndarr
     a_ids, b_ids = np.nonzero(np.triu(same & (gap <= JOIN_GAP), k=1))
     if len(a_ids) == 0:
         return []
-    order = np.argsort(group, kind='stable')
-    bounds = np.searchsorted(group[order], np.arange(len(lo) + 1))
-    points = [xy[order[bounds[i]:bounds[i + 1]]] for i in range(len(lo))]
-    trees: dict[int, cKDTree] = {}
+    # A pair too large for its class together never joins, whatever else is added.
+    length, width = rectangles(np.minimum(lo[a_ids], lo[b_ids]),
+                               np.maximum(hi[a_ids], hi[b_ids]))
+    limits = np.array([FOOTPRINTS[name] for name in names[a_ids]])
+    fits = (length <= limits[:, 0]) & (width <= limits[:, 1])
     close = []
-    for a, b in zip(a_ids.tolist(), b_ids.tolist()):
-        if a not in trees:
-            trees[a] = cKDTree(points[a])
-        distance, _ = trees[a].query(points[b], k=1, distance_upper_bound=JOIN_GAP)
+    for a, b in zip(a_ids[fits].tolist(), b_ids[fits].tolist()):
+        # Only the points within reach of the other's bounding box can be the closest pair.
+        near_a = _within(points[a], box_lo[b] - JOIN_GAP, box_hi[b] + JOIN_GAP)
+        near_b = _within(points[b], box_lo[a] - JOIN_GAP, box_hi[a] + JOIN_GAP)
+        if len(near_a) == 0 or len(near_b) == 0:
+            continue
+        distance, _ = cKDTree(near_a).query(near_b, k=1, distance_upper_bound=JOIN_GAP)
         nearest = float(distance.min())
         if nearest <= JOIN_GAP:
             close.append((nearest, a, b))
     return [(a, b) for _, a, b in sorted(close)]
+
+
+def _within(xy: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Return the rows of ``xy`` (n, 2) inside the box ``low``..``high`` (2,): ``(m, 2)``."""
+    return xy[((xy >= low) & (xy <= high)).all(axis=1)]
 
 
 def _find(root: np.ndarray, i: int) -> int:
