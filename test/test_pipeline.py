@@ -310,6 +310,7 @@ def test_a_car_at_35_m_on_hdl64_is_found_also_on_bent_ground(default_pipeline, c
 @pytest.mark.parametrize('size,name,kind', [
     ((4.0, 0.1, 0.05), 'car', 'sliver'),  # one ring of a wall
     ((2.5, 0.3, 0.29), 'tree', 'sliver'),
+    ((1.2, 0.4, 0.05), 'background', ''),  # a kerb piece called background stays background
     ((7.0, 5.0, 4.0), 'truck', 'oversize'),  # tree crowns merged with bushes
     ((9.0, 0.4, 5.0), 'truck', 'oversize'),  # a facade piece
     ((25.0, 2.5, 3.5), 'truck', 'oversize'),

@@ -22,11 +22,13 @@ road users. The rules below veto that, from the cluster's oriented box and
 physical sizes only (no data set was used to set them):
 
 - ``sliver`` (not classified: shown as unknown, with the model's guess):
-  less than ``SLIVER_HEIGHT`` tall, whatever the class. Every class of
-  interest stands at least ~1 m tall (a pedestrian >= 1 m, a car >= 1.3 m,
-  poles and trees more); a cluster this flat is one or two rings of a
-  spinning LiDAR (rings are 0.2 m apart at 35 m on an HDL-64E, 1.2 m on a
-  VLP-16), a wall top or a kerb, and carries no shape to classify.
+  less than ``SLIVER_HEIGHT`` tall, whatever class of interest the model
+  names. Every class of interest stands at least ~1 m tall (a pedestrian
+  >= 1 m, a car >= 1.3 m, poles and trees more); a cluster this flat is one
+  or two rings of a spinning LiDAR (rings are 0.2 m apart at 35 m on an
+  HDL-64E, 1.2 m on a VLP-16), a wall top or a kerb, and carries no shape
+  to classify. A sliver the model calls ``background`` agrees with the rule
+  and is shown as background (at ``min_confidence``, as any label).
 - ``oversize`` (shown as ``background``): a road-user class
   (``ROAD_USERS``) for a cluster larger than the largest road user: longer
   than ``ROAD_USER_MAX_LENGTH`` (an articulated bus, 18.75 m), wider than
@@ -187,7 +189,7 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     length, width = float(max(size[0], size[1])), float(min(size[0], size[1]))
     height = float(size[2])
     dims = f'{length:.1f} x {width:.1f} x {height:.2f} m'
-    if height < SLIVER_HEIGHT:
+    if height < SLIVER_HEIGHT and class_name != BACKGROUND:
         return SLIVER, f'{dims}, under {SLIVER_HEIGHT} m tall (one or two rings)'
     if plane is not None and class_name in PLANE_CLASSES:
         thickness, normal_z = float(plane[0]), abs(float(plane[1]))
