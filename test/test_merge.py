@@ -40,7 +40,7 @@ def _one_car(sensor: str, seed: int, yaw: float, distance: float
 
 
 def _unmerged(pipeline: ScenePipeline, xyz: np.ndarray) -> tuple[Segments, ObjectBatch]:
-    """The scan's segments and explained objects before the split and the merge."""
+    """Return the scan's segments and explained objects, before the split and the merge."""
     stages = pipeline._stages
     segments = stages.segment(xyz)
     samples = stages.sample(segments)
@@ -85,7 +85,7 @@ def test_the_union_stays_apart_when_the_model_does_not_confirm_it():
     assert len(joined) < len(batch)  # the real model confirms the union
 
     def disagreeing(objects: Segments) -> ObjectBatch:
-        """The model's answer for the unions, with each called truck instead."""
+        """Answer as the model does for the unions, but call each truck."""
         out = explain(objects)
         truck = pipeline.class_names.index('truck')
         probs = out.probs.copy()
