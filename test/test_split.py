@@ -76,6 +76,33 @@ def test_a_person_at_a_cars_corner_is_split_off_and_both_are_explained_alone(bac
     assert (labels[car] == merged).mean() > 0.98
 
 
+def test_a_split_stands_only_if_its_rest_is_still_a_car():
+    xyz, _ = _car_and_person('hdl32')
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'))
+    stages = pipeline._stages
+    segments = stages.segment(xyz)
+    samples = stages.sample(segments)
+    batch = stages.map_back(segments, samples, stages.explain(samples))
+    explain = split.explain_with(stages)
+    args = (segments, batch, pipeline.class_names, pipeline.config, stages.limit)
+    assert len(split.split_people(explain, *args)) == len(batch) + 1  # the real model splits
+    calls = []
+
+    def rest_called_truck(objects):
+        """Answer as the model does, but call every rest of the second pass truck."""
+        calls.append(objects)
+        out = explain(objects)
+        if len(calls) == 2:
+            truck = pipeline.class_names.index('truck')
+            probs = out.probs.copy()
+            probs[:, truck] = probs.max(axis=1) + 1.0
+            out = ObjectBatch(out.labels, out.saliency, probs, np.full(len(out), truck),
+                              out.targets, out.counts, out.boxes, out.cores)
+        return out
+
+    assert split.split_people(rest_called_truck, *args) is batch and len(calls) == 2
+
+
 def test_a_scan_without_too_large_cars_is_left_exactly_as_it_was():
     xyz, object_id = _car_and_person('vlp16')  # VLP-16: the two come out apart already
     pipeline = ScenePipeline(PipelineConfig(device='cpu'))
