@@ -89,7 +89,7 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
         assert members.sum() == obj.num_points
         assert (out.class_id[members] == (-2 if obj.unknown else obj.class_id)).all()
         # min_confidence is 0 here: only the rules that do not classify leave it unknown
-        assert obj.unknown == obj.rule.startswith(('sliver', 'low', 'fragment', 'long'))
+        assert obj.unknown == obj.rule.startswith(('sliver', 'low', 'fragment', 'long', 'tall'))
         assert out.saliency[members].max() == pytest.approx(1.0) or \
             out.saliency[members].max() == 0
         assert 0 < obj.confidence <= 1 and obj.class_name == CLASS_NAMES[obj.class_id]
@@ -102,7 +102,7 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
     strict = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu',
                                           min_confidence=0.5)).process(points)
     for obj in strict.objects:
-        expected = (obj.rule.startswith(('sliver', 'low', 'fragment', 'long'))
+        expected = (obj.rule.startswith(('sliver', 'low', 'fragment', 'long', 'tall'))
                     or (not obj.rule and obj.confidence < 0.5))
         assert obj.unknown == expected
         assert (strict.class_id[strict.object_id == obj.object_id] == -2).all() == expected
@@ -344,8 +344,12 @@ def test_shape_rules_follow_road_user_sizes(size, name, kind):
     ((5.6, 2.0, 2.1), 'car', 2.3, ''),  # a van
     ((6.9, 2.1, 2.0), 'car', 2.2, ''),  # a long-wheelbase van
     ((10.4, 2.5, 3.5), 'truck', 3.6, ''),  # lengths are judged for cars only
+    ((0.9, 0.4, 2.6), 'pedestrian', 3.6, 'tall'),  # a trunk and the branch above it
+    ((0.8, 0.5, 2.1), 'pedestrian', 2.1, ''),  # a tall person
+    ((1.9, 0.6, 2.0), 'cyclist', 2.0, ''),  # a rider standing on the pedals
+    ((2.3, 1.0, 2.6), 'truck', 2.6, ''),  # heights are judged for people only
 ])
-def test_low_fragment_and_long_rules(size, name, top, kind):
+def test_low_fragment_long_and_tall_rules(size, name, top, kind):
     found, reason = shape_rule(np.array(size), name, top=top)
     assert found == kind
     assert bool(reason) == bool(kind)

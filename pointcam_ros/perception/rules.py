@@ -90,8 +90,13 @@ physical sizes only (no data set was used to set them):
   are 6-7 m. Such a cluster is two parked cars run together, a car and
   what touches it, or a fence: not one car. (People touching a car are
   split off first: :mod:`pointcam_ros.perception.split`.)
+- ``tall`` (not classified: shown as unknown, with the model's guess): a
+  person class (``CLASS_MAX_HEIGHT``) whose core is taller than 2.3 m. The
+  tallest people are about 2.1 m, and a rider on a bicycle is shorter than
+  that; a taller "person" is a person and what stands above them (a sign, a
+  branch, an awning), or a pole or a trunk.
 
-The ``oversize`` and ``long`` limits read a cluster's core extents, :func:`core_size`
+The ``oversize``, ``long`` and ``tall`` limits read a cluster's core extents, :func:`core_size`
 (its torch twin :func:`core_sizes_torch` measures all objects of a scan at
 once on the device and imports torch when it is called: this module loads
 without torch).
@@ -124,12 +129,12 @@ CORE_SHARE = 0.96
 BACKGROUND = 'background'
 #: Rule kinds: a sliver, a low, a fragment or a long cluster is not classified (unknown); an
 #: oversize or plane one is background.
-SLIVER, OVERSIZE, PLANE, LOW, FRAGMENT, LONG = ('sliver', 'oversize', 'plane', 'low',
-                                                'fragment', 'long')
+SLIVER, OVERSIZE, PLANE, LOW, FRAGMENT, LONG, TALL = ('sliver', 'oversize', 'plane', 'low',
+                                                      'fragment', 'long', 'tall')
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
 #: Rule kinds whose cluster is shown as unknown, with the model's guess.
-UNKNOWN_RULES = frozenset({SLIVER, LOW, FRAGMENT, LONG})
+UNKNOWN_RULES = frozenset({SLIVER, LOW, FRAGMENT, LONG, TALL})
 #: Classes the ``plane`` rule checks (large vehicles; see the module docstring for cars).
 PLANE_CLASSES = frozenset({'truck', 'bus', 'tram'})
 #: m; RMS distance of the points from their best plane below which a cluster is one flat
@@ -152,6 +157,8 @@ FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FAC
                    'tram': TRUCK_FACE}
 #: m; longest core a class may have (the ``long`` rule): long vans and pickups are 6-7 m.
 CLASS_MAX_LENGTH = {'car': 7.0, 'van': 7.0}
+#: m; tallest core a class may have (the ``tall`` rule): people are at most ~2.1 m tall.
+CLASS_MAX_HEIGHT = {'pedestrian': 2.3, 'person': 2.3, 'cyclist': 2.3}
 #: rad; a cluster whose highest return is within this of the scan's top beam may be cut by
 #: the field of view (about two beam spacings of an HDL-64E's upper block).
 VIEW_TOP_MARGIN = math.radians(0.5)
@@ -221,6 +228,9 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     if length > CLASS_MAX_LENGTH.get(class_name, math.inf):
         return LONG, (f'{dims}, longer than any {class_name} ({CLASS_MAX_LENGTH[class_name]} m): '
                       'two run together, or one and what touches it')
+    if height > CLASS_MAX_HEIGHT.get(class_name, math.inf):
+        return TALL, (f'{dims}, taller than any {class_name} ({CLASS_MAX_HEIGHT[class_name]} m): '
+                      'a person and what stands above them, or a pole')
     return '', ''
 
 
