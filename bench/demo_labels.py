@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright 2026 pointcam_ros maintainers
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
@@ -23,7 +22,7 @@ is not right). Which scans the live demo scores depends on timing; this
 script scans the demo's scenes exactly as ``pointcam_sim`` does (a new scene
 every ``--scene-period`` s, seeds from ``--seed``; VLP-16 street by
 default), runs ``ScenePipeline`` on every ``--every``-th scan and scores its
-labels the same way. Prints labels right per true class, the share of
+labels the same way, against the same ground-truth boxes. Prints labels right per true class, the share of
 labels that name a class and are right, the share of "unknown", and the
 most common mistakes.
 
@@ -68,7 +67,10 @@ def main() -> None:
         if count % args.every:
             continue
         xyz = scan(scene, sensor, seed * 100_003 + count).xyz.reshape(-1, 3)
-        centers = np.array([obj.center[:2] for obj in scene.objects])
+        if not scene.objects:
+            continue
+        # The demo's ground truth is each object's box (sim.clouds.ground_truth_markers).
+        centers = np.array([obj.box()[0][:2] for obj in scene.objects])
         for detected in pipeline.process(xyz).objects:
             distance = np.linalg.norm(centers - detected.center[:2], axis=1)
             best = int(np.argmin(distance))
