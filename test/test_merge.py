@@ -80,8 +80,8 @@ def test_the_union_stays_apart_when_the_model_does_not_confirm_it():
     pipeline = ScenePipeline(PipelineConfig(device='cpu'))
     segments, batch = _unmerged(pipeline, xyz)
     explain = split.explain_with(pipeline._stages)
-    joined = merge.merge_vehicles(explain, segments, batch, pipeline.class_names,
-                                  pipeline.config)
+    args = (segments, batch, pipeline.class_names, pipeline.config, pipeline._stages.limit)
+    joined = merge.merge_vehicles(explain, *args)
     assert len(joined) < len(batch)  # the real model confirms the union
 
     def disagreeing(objects: Segments) -> ObjectBatch:
@@ -93,24 +93,51 @@ def test_the_union_stays_apart_when_the_model_does_not_confirm_it():
         return ObjectBatch(out.labels, out.saliency, probs, np.full(len(out), truck),
                            out.targets, out.counts, out.boxes, out.cores)
 
-    assert merge.merge_vehicles(disagreeing, segments, batch, pipeline.class_names,
-                                pipeline.config) is batch
+    def unsure(objects: Segments) -> ObjectBatch:
+        """Answer as the model does for the unions, with car at 0.5 (under min_confidence)."""
+        out = explain(objects)
+        probs = np.full_like(out.probs, 0.5 / (out.probs.shape[1] - 1))
+        probs[:, 0] = 0.5
+        return ObjectBatch(out.labels, out.saliency, probs, np.zeros(len(out), np.int64),
+                           out.targets, out.counts, out.boxes, out.cores)
+
+    assert pipeline.class_names[0] == 'car' and pipeline.config.min_confidence > 0.5
+    assert merge.merge_vehicles(disagreeing, *args) is batch
+    assert merge.merge_vehicles(unsure, *args) is batch
+    # No more unions per pass than the limit: with no room, nothing is explained at all.
+    calls = []
+
+    def counted(objects: Segments) -> ObjectBatch:
+        calls.append(objects.count)
+        return explain(objects)
+
+    assert merge.merge_vehicles(counted, *args[:-1], 0) is batch and calls == []
 
 
-def _pieces(boxes: list[tuple[float, float, float, float]], predicted: list[int],
-            confidence: list[float]) -> tuple[Segments, ObjectBatch]:
-    """Objects on a 0.1 m grid over the xy rectangles ``(x0, y0, x1, y1)``, 1 m tall."""
+Rectangle = tuple[float, float, float, float]
+
+
+def _pieces(objects: list, predicted: list[int], confidence: list[float]
+            ) -> tuple[Segments, ObjectBatch]:
+    """
+    Objects on a 0.1 m grid, 1 m tall, over xy rectangles ``(x0, y0, x1, y1)``.
+
+    ``objects[k]`` is one rectangle or a list of them; the probabilities are 0
+    but for each object's ``predicted`` class.
+    """
     points, labels = [], []
-    for k, (x0, y0, x1, y1) in enumerate(boxes):
-        gx, gy, gz = np.meshgrid(np.arange(x0, x1 + 1e-6, 0.1), np.arange(y0, y1 + 1e-6, 0.1),
-                                 np.arange(-1.0, 0.0, 0.2), indexing='ij')
-        points.append(np.stack([gx.ravel(), gy.ravel(), gz.ravel()], 1))
-        labels.append(np.full(gx.size, k, np.int32))
+    for k, rectangles in enumerate(objects):
+        for x0, y0, x1, y1 in (rectangles if isinstance(rectangles, list) else [rectangles]):
+            gx, gy, gz = np.meshgrid(np.arange(x0, x1 + 1e-6, 0.1),
+                                     np.arange(y0, y1 + 1e-6, 0.1),
+                                     np.arange(-1.0, 0.0, 0.2), indexing='ij')
+            points.append(np.stack([gx.ravel(), gy.ravel(), gz.ravel()], 1))
+            labels.append(np.full(gx.size, k, np.int32))
     xyz = np.concatenate(points).astype(np.float32)
     label = np.concatenate(labels)
-    probs = np.full((len(boxes), len(NAMES)), 0.0)
-    probs[np.arange(len(boxes)), predicted] = confidence
-    k = len(boxes)
+    k = len(objects)
+    probs = np.zeros((k, len(NAMES)))
+    probs[np.arange(k), predicted] = confidence
     batch = ObjectBatch(label, np.zeros(len(label), np.float32), probs, np.array(predicted),
                         np.array(predicted), np.bincount(label), np.zeros((k, 7)),
                         np.ones((k, 3)))
@@ -146,3 +173,54 @@ def test_groups_join_the_pieces_of_one_vehicle_and_nothing_else():
     # A truck's pieces join up to a rigid truck's length.
     assert groups(*_pieces([(0, 0, 5, 2.5), (5.3, 0, 11, 2.5)], [1, 1], [0.9, 0.9]),
                   NAMES, config) == [[0, 1]]
+    # Closest pairs first: gaps of 0.1, 0.4 and 0.2 m give two cars, not one car of the
+    # first three pieces (5 m) and a fourth alone.
+    assert groups(*_pieces([(0, 0, 1.5, 1.8), (1.6, 0, 3.1, 1.8), (3.5, 0, 5.0, 1.8),
+                            (5.2, 0, 6.2, 1.8)], [0] * 4, [0.9] * 4), NAMES, config) == [
+        [0, 1], [2, 3]]
+    # Bounding boxes 0.1 m apart are not enough: the points must come within 0.5 m (two
+    # blobs on a diagonal and one beside the box they span).
+    assert groups(*_pieces([[(0, 0, 0.2, 0.2), (2.0, 2.0, 2.2, 2.2)], (2.3, 0, 2.5, 0.2)],
+                           [0, 0], [0.9, 0.9]), NAMES, config) == []
+    # Nor is a union taller than the class (a car piece and one 3 m above it), or one of
+    # more points than max_cluster_points.
+    tall_segments, tall_batch = _pieces([(0, 0, 2, 1.8), (2.3, 0, 4.4, 1.8)], [0, 0],
+                                        [0.9, 0.9])
+    tall_segments.points[tall_batch.labels == 1, 2] += 3.0
+    assert groups(tall_segments, tall_batch, NAMES, config) == []
+    few = PipelineConfig(min_confidence=0.6, max_cluster_points=500)
+    assert groups(*_pieces([(0, 0, 2, 1.8), (2.3, 0, 4.4, 1.8)], [0, 0], [0.9, 0.9]),
+                  NAMES, few) == []
+
+
+def test_a_union_takes_its_lowest_id_and_the_ids_after_close_up():
+    # 0: a car far off, 1 and 3: two pieces of one car, 2: a person beside it, 4: a car.
+    segments, batch = _pieces([(-20, 0, -16, 1.8), (0, 0, 2, 1.8), (1.0, 2.0, 1.5, 2.4),
+                               (2.3, 0, 4.4, 1.8), (20, 0, 24, 1.8)], [0, 0, 2, 0, 0],
+                              [0.9, 0.9, 0.9, 0.4, 0.9])
+    config = PipelineConfig(min_confidence=0.6)
+    assert merge.vehicle_groups(segments, batch, NAMES, config) == [[1, 3]]
+
+    def answer(objects: Segments) -> ObjectBatch:
+        """Call every union car at 0.95, saliency 0.7 on its points (a stand-in model)."""
+        probs = np.zeros((objects.count, len(NAMES)))
+        probs[:, 0] = 0.95
+        inside = objects.labels >= 0
+        saliency = np.where(inside, 0.7, 0.0).astype(np.float32)
+        return ObjectBatch(objects.labels, saliency, probs, np.zeros(objects.count, np.int64),
+                           np.zeros(objects.count, np.int64),
+                           np.bincount(objects.labels[inside], minlength=objects.count),
+                           np.full((objects.count, 7), 5.0), np.full((objects.count, 3), 4.0))
+
+    out = merge.merge_vehicles(answer, segments, batch, NAMES, config, limit=1024)
+    old = batch.labels
+    assert out.labels.dtype == np.int32 and len(out) == 4
+    assert (out.labels[(old == 1) | (old == 3)] == 1).all()
+    assert (out.labels[old == 0] == 0).all() and (out.labels[old == 2] == 2).all()
+    assert (out.labels[old == 4] == 3).all()
+    assert out.counts.tolist() == [(old == 0).sum(), ((old == 1) | (old == 3)).sum(),
+                                   (old == 2).sum(), (old == 4).sum()]
+    assert out.probs[1, 0] == 0.95 and out.boxes[1, 0] == 5.0 and out.cores[1, 0] == 4.0
+    assert out.predicted.tolist() == [0, 0, 2, 0]
+    np.testing.assert_array_equal(out.saliency[(old == 1) | (old == 3)], np.float32(0.7))
+    np.testing.assert_array_equal(out.saliency[(old != 1) & (old != 3)], 0.0)

@@ -23,10 +23,11 @@ the range design's geometric re-join leaves apart on purpose
 then classified alone, and one car is shown as two or three.
 
 Here the model decides. Objects it calls the same vehicle class
-(:data:`FOOTPRINTS`) are joined when their points come within
-:data:`JOIN_GAP` of each other and the union's footprint (the smallest
-rectangle seen from above) still fits that class; closest pairs first, so a
-chain of pieces joins while it fits. At least one piece of a union must
+(:data:`LIMITS`) are joined when their points come within :data:`JOIN_GAP`
+of each other and the union still fits that class: its footprint (the
+smallest rectangle seen from above), its height and ``max_cluster_points``;
+closest pairs first, so a chain of pieces joins while it fits. Classes must
+match exactly: a piece called car and one called van stay apart. At least one piece of a union must
 have ``min_confidence`` (a fragment or one ring of a car's side may have
 less). Every union goes
 through the model again, in one batch for the scan, and is kept only if the
@@ -34,39 +35,52 @@ model calls it the same class with at least ``min_confidence``: the union
 is explained as one object, so its saliency explains the points it is shown
 with. A union takes the lowest id of its pieces; the ids after it close up.
 
-Two cars parked nose to tail do not join: their union is longer than any
-car. A person beside a car does not either: the model must call both
-pieces car.
+Two whole cars parked nose to tail do not join: their union is longer than
+any car (two partly seen ends may fit, and only the model's check on the
+union keeps them apart). A person beside a car does not join either: the
+model must call both pieces car. The work per scan is bounded: each object
+is paired with at most :data:`MAX_PARTNERS` others, and one pass explains at
+most the scan's object limit of unions (the largest).
 """
 
 from typing import Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.perception.range_image import direction_extents, rectangle, rectangles
+from pointcam_ros.perception.range_image import (
+    CAR_FOOTPRINT, direction_extents, MERGE_GAP, rectangle, rectangles)
 from pointcam_ros.perception.segmentation import array_namespace
 from pointcam_ros.perception.split import Explain, objects_of
 from pointcam_ros.perception.stages import ObjectBatch, Segments
 from scipy.spatial import cKDTree
 
-#: m; (length, width) the footprint of a union may have, per vehicle class: a car or van
-#: (range_image.CAR_FOOTPRINT, 5.5 x 2.4: a 4.5 x 1.8 m car seen at a slant, with margin);
-#: a rigid truck or bus (12 m x 2.55 m, with margin).
-FOOTPRINTS = {'car': (5.5, 2.4), 'van': (5.5, 2.4), 'truck': (13.0, 3.0),
-              'bus': (13.0, 3.0)}
-#: m; pieces are joined when two of their points come this close (a window's height on a
-#: sparse sensor at range: a VLP-16's rings are 0.35 m apart at 10 m).
-JOIN_GAP = 0.5
+#: m; (length, width, height) a union may have, per vehicle class: a car or van, the range
+#: design's re-join footprint (range_image.CAR_FOOTPRINT, 5.5 x 2.4: a 4.5 x 1.8 m car seen
+#: at a slant, with margin) and 3 m (a high-roof van is 2.8 m); a rigid truck or bus, 12 x
+#: 2.55 m and up to 4.4 m tall, with margin.
+LIMITS = {'car': (*CAR_FOOTPRINT, 3.0), 'van': (*CAR_FOOTPRINT, 3.0),
+          'truck': (13.0, 3.0, 4.5), 'bus': (13.0, 3.0, 4.5)}
+#: m; pieces are joined when two of their points come this close (the range design's
+#: re-join gap, range_image.MERGE_GAP: a window's height on a sparse sensor at range).
+JOIN_GAP = MERGE_GAP
+#: Each object is paired with at most this many others, the nearest by bounding box: a
+#: vehicle is cut in a few pieces, and the pairs (hence the distance queries) stay O(K).
+MAX_PARTNERS = 8
 
 
 def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
-                   class_names: Sequence[str], config: PipelineConfig) -> ObjectBatch:
+                   class_names: Sequence[str], config: PipelineConfig,
+                   limit: int) -> ObjectBatch:
     """
     Return ``batch`` with the pieces of each vehicle joined (or ``batch`` itself).
 
     ``explain`` classifies and explains the objects of a :class:`Segments`
     (:func:`~pointcam_ros.perception.split.explain_with`); ``segments`` are
-    the scan's, ``batch`` their explained objects.
+    the scan's F finite points, ``batch`` their K explained objects
+    (``labels`` (F,) int32, -1 outside objects); ``limit`` the most unions
+    one model pass explains (the largest are kept; the others stay apart).
+    A union takes the lowest id of its pieces and the ids after the dropped
+    ones close up: the result has ids 0..K'-1, K' <= K.
     """
     groups = vehicle_groups(segments, batch, class_names, config)
     if not groups:
@@ -79,12 +93,16 @@ def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
     rows = rows[np.argsort(point_group[rows], kind='stable')]
     bounds = np.searchsorted(point_group[rows], np.arange(len(groups) + 1))
     unions = [rows[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if len(groups) > limit:  # the largest unions, in their order
+        kept = np.sort(np.argsort([-len(u) for u in unions], kind='stable')[:limit])
+        groups, unions = [groups[j] for j in kept], [unions[j] for j in kept]
+    if not groups:
+        return batch
     joined = explain(objects_of(segments, unions))
-    names = np.asarray(class_names, dtype=object)
     kept = []
     for j, members in enumerate(groups):
         predicted = int(joined.predicted[j])
-        if (names[predicted] == names[batch.predicted[members[0]]]
+        if (predicted == int(batch.predicted[members[0]])
                 and joined.probs[j, predicted] >= config.min_confidence):
             kept.append(j)
     if not kept:
@@ -95,13 +113,17 @@ def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
 def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence[str],
                    config: PipelineConfig) -> list[list[int]]:
     """
-    Objects to join, ``[[k0, k1, ...], ...]`` ascending ids, at least two per group.
+    Objects to join: ``[[k0, k1, ...], ...]``, int ids ascending, two or more per group.
 
-    Each group has one object of at least ``min_confidence``.
+    ``segments`` (F finite points) and ``batch`` (K explained objects) as for
+    :func:`merge_vehicles`. Objects of one vehicle class (:data:`LIMITS`),
+    paired when their points come within :data:`JOIN_GAP`, closest pairs
+    first, while the union fits the class; each group has one object of at
+    least ``min_confidence``.
     """
-    names = np.asarray(class_names, dtype=object)[batch.predicted]
+    vehicles = [i for i, name in enumerate(class_names) if name in LIMITS]
     confidence = batch.probs[np.arange(len(batch)), batch.predicted]
-    candidates = np.flatnonzero(np.isin(names, list(FOOTPRINTS)))
+    candidates = np.flatnonzero(np.isin(batch.predicted, vehicles))
     if len(candidates) < 2:
         return []
     xp = array_namespace(segments.points)
@@ -112,12 +134,17 @@ def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence
     by_group = np.argsort(group.astype(np.uint16) if len(candidates) <= 1 << 16 else group,
                           kind='stable')  # 16-bit keys sort by radix, in O(N)
     rows, group = rows[by_group], group[by_group]
-    xy = xp.to_numpy(xp.take(segments.points, xp.asarray(
-        rows, device=xp.device(segments.points))))[:, :2].astype(np.float64)
-    lo, hi = direction_extents(xy, group, len(candidates))
+    xyz = xp.to_numpy(xp.take(segments.points, xp.asarray(
+        rows, device=xp.device(segments.points)))).astype(np.float64)
+    lo, hi = direction_extents(xyz[:, :2], group, len(candidates))
     bounds = np.searchsorted(group, np.arange(len(candidates) + 1))
-    points = [xy[bounds[i]:bounds[i + 1]] for i in range(len(candidates))]
-    pairs = _close_pairs(points, lo, hi, names[candidates])
+    z_lo = np.minimum.reduceat(xyz[:, 2], bounds[:-1])  # every candidate has points
+    z_hi = np.maximum.reduceat(xyz[:, 2], bounds[:-1])
+    counts = np.diff(bounds)
+    points = [xyz[bounds[i]:bounds[i + 1], :2] for i in range(len(candidates))]
+    predicted = batch.predicted[candidates]
+    limits = np.array([LIMITS[class_names[c]] for c in predicted])
+    pairs = _close_pairs(points, lo, hi, predicted, limits)
     root = np.arange(len(candidates))
     for a, b in pairs:  # closest first
         ra, rb = _find(root, a), _find(root, b)
@@ -125,10 +152,13 @@ def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence
             continue
         low, high = np.minimum(lo[ra], lo[rb]), np.maximum(hi[ra], hi[rb])
         length, width = rectangle(low, high)
-        limit = FOOTPRINTS[names[candidates[a]]]
-        if length <= limit[0] and width <= limit[1]:
+        height = max(z_hi[ra], z_hi[rb]) - min(z_lo[ra], z_lo[rb])
+        if (length <= limits[a, 0] and width <= limits[a, 1] and height <= limits[a, 2]
+                and counts[ra] + counts[rb] <= config.max_cluster_points):
             root[rb] = ra
             lo[ra], hi[ra] = low, high
+            z_lo[ra], z_hi[ra] = min(z_lo[ra], z_lo[rb]), max(z_hi[ra], z_hi[rb])
+            counts[ra] += counts[rb]
     members: dict[int, list[int]] = {}
     for i in range(len(candidates)):
         members.setdefault(_find(root, i), []).append(int(candidates[i]))
@@ -137,39 +167,52 @@ def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence
 
 
 def _close_pairs(points: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
-                 names: np.ndarray) -> list[tuple[int, int]]:
+                 predicted: np.ndarray, limits: np.ndarray) -> list[tuple[int, int]]:
     """
     Pairs ``(a, b)``, a < b, of one class that fit it together and come within ``JOIN_GAP``.
 
     ``points[i]`` (n_i, 2) float64: object i's points seen from above; ``lo``,
-    ``hi`` (n, DIRECTIONS) their projection extents (the first direction is
-    x, the middle one y: bounding boxes screen the pairs); ``names`` (n,)
-    their classes. Sorted by the points' closest distance.
+    ``hi`` (n, DIRECTIONS) float64 their projection extents (the first
+    direction is x, the middle one y: bounding boxes screen the pairs);
+    ``predicted`` (n,) int their classes; ``limits`` (n, 3) float64 their
+    class's :data:`LIMITS`. Each object is paired with its
+    :data:`MAX_PARTNERS` nearest by bounding box at most. Sorted by the
+    points' closest distance.
     """
-    half = lo.shape[1] // 2
-    box_lo, box_hi = lo[:, [0, half]], hi[:, [0, half]]
-    gap = np.maximum(box_lo[:, None, :] - box_hi[None, :, :],
-                     box_lo[None, :, :] - box_hi[:, None, :]).max(axis=2)
-    same = names[:, None] == names[None, :]
-    a_ids, b_ids = np.nonzero(np.triu(same & (gap <= JOIN_GAP), k=1))
-    if len(a_ids) == 0:
+    n, half = len(points), lo.shape[1] // 2
+    gap = np.zeros((n, n))
+    for d in (0, half):  # x, then y: the larger of the two axis gaps, (n, n) at a time
+        np.maximum(gap, np.maximum(lo[:, None, d] - hi[None, :, d],
+                                   lo[None, :, d] - hi[:, None, d]), out=gap)
+    gap[predicted[:, None] != predicted[None, :]] = np.inf
+    np.fill_diagonal(gap, np.inf)
+    partners = min(MAX_PARTNERS, n - 1)
+    nearest = np.argpartition(gap, partners - 1, axis=1)[:, :partners]  # (n, partners)
+    a_ids, b_ids = np.repeat(np.arange(n), partners), nearest.ravel()
+    keep = gap[a_ids, b_ids] <= JOIN_GAP
+    if not keep.any():
         return []
+    pairs = np.unique(np.stack([np.minimum(a_ids, b_ids)[keep],
+                                np.maximum(a_ids, b_ids)[keep]], axis=1), axis=0)
+    a_ids, b_ids = pairs[:, 0], pairs[:, 1]
     # A pair too large for its class together never joins, whatever else is added.
     length, width = rectangles(np.minimum(lo[a_ids], lo[b_ids]),
                                np.maximum(hi[a_ids], hi[b_ids]))
-    limits = np.array([FOOTPRINTS[name] for name in names[a_ids]])
-    fits = (length <= limits[:, 0]) & (width <= limits[:, 1])
+    fits = (length <= limits[a_ids, 0]) & (width <= limits[a_ids, 1])
+    box_lo, box_hi = lo[:, [0, half]], hi[:, [0, half]]
+    trees: dict[int, cKDTree] = {}
     close = []
     for a, b in zip(a_ids[fits].tolist(), b_ids[fits].tolist()):
-        # Only the points within reach of the other's bounding box can be the closest pair.
-        near_a = _within(points[a], box_lo[b] - JOIN_GAP, box_hi[b] + JOIN_GAP)
+        # Only b's points within reach of a's bounding box can be the closest pair.
         near_b = _within(points[b], box_lo[a] - JOIN_GAP, box_hi[a] + JOIN_GAP)
-        if len(near_a) == 0 or len(near_b) == 0:
+        if len(near_b) == 0:
             continue
-        distance, _ = cKDTree(near_a).query(near_b, k=1, distance_upper_bound=JOIN_GAP)
-        nearest = float(distance.min())
-        if nearest <= JOIN_GAP:
-            close.append((nearest, a, b))
+        if a not in trees:
+            trees[a] = cKDTree(points[a])  # one tree per object, however many partners
+        distance, _ = trees[a].query(near_b, k=1, distance_upper_bound=JOIN_GAP)
+        nearest_distance = float(distance.min())
+        if nearest_distance <= JOIN_GAP:
+            close.append((nearest_distance, a, b))
     return [(a, b) for _, a, b in sorted(close)]
 
 
@@ -191,8 +234,11 @@ def _splice(batch: ObjectBatch, joined: ObjectBatch, unions: list[np.ndarray],
     """
     Write each kept union over its lowest id, drop its other ids, close up the ids.
 
-    ``unions[j]`` are the rows of ``groups[j]``'s points; ``joined`` their
-    explained unions (row j each); ``kept`` the j whose union stands.
+    ``batch``: the K objects of F points; ``unions[j]`` (n_j,) int64: the
+    rows (of the F points) of ``groups[j]``'s objects; ``joined`` their
+    explained unions (row j each, saliency over the F points); ``kept`` the
+    j whose union stands. Returns an :class:`ObjectBatch` of K' objects,
+    ``labels`` (F,) int32 in 0..K'-1 or -1.
     """
     labels, saliency = batch.labels.copy(), batch.saliency.copy()
     columns = [a.copy() for a in (batch.probs, batch.predicted, batch.targets, batch.counts,

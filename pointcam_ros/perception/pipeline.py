@@ -208,7 +208,8 @@ class ScenePipeline:
             explain = explain_with(stages)
             batch = split_people(explain, segments, batch, self.class_names, stages.config,
                                  stages.limit)
-            batch = merge_vehicles(explain, segments, batch, self.class_names, stages.config)
+            batch = merge_vehicles(explain, segments, batch, self.class_names, stages.config,
+                                   stages.limit)
             stages.sync()
             timings['model'] += 1e3 * (time.perf_counter() - mark)
         self._label(result, finite, xyz, batch, stages.config, segments.height)
