@@ -200,16 +200,16 @@ def _close_pairs(points: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
                                np.maximum(hi[a_ids], hi[b_ids]))
     fits = (length <= limits[a_ids, 0]) & (width <= limits[a_ids, 1])
     box_lo, box_hi = lo[:, [0, half]], hi[:, [0, half]]
-    trees: dict[int, cKDTree] = {}
     close = []
     for a, b in zip(a_ids[fits].tolist(), b_ids[fits].tolist()):
-        # Only b's points within reach of a's bounding box can be the closest pair.
+        # Only the points within reach of the other's bounding box can be the closest pair:
+        # a small tree per pair, O(n_a + n_b) to cut out (a tree over a whole car, built once,
+        # measured slower on HDL-64E scans).
+        near_a = _within(points[a], box_lo[b] - JOIN_GAP, box_hi[b] + JOIN_GAP)
         near_b = _within(points[b], box_lo[a] - JOIN_GAP, box_hi[a] + JOIN_GAP)
-        if len(near_b) == 0:
+        if len(near_a) == 0 or len(near_b) == 0:
             continue
-        if a not in trees:
-            trees[a] = cKDTree(points[a])  # one tree per object, however many partners
-        distance, _ = trees[a].query(near_b, k=1, distance_upper_bound=JOIN_GAP)
+        distance, _ = cKDTree(near_a).query(near_b, k=1, distance_upper_bound=JOIN_GAP)
         nearest_distance = float(distance.min())
         if nearest_distance <= JOIN_GAP:
             close.append((nearest_distance, a, b))
