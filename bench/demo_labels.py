@@ -21,10 +21,10 @@ counts for the true object whose centre is nearest, within 1.5 m; "unknown"
 is not right). Which scans the live demo scores depends on timing; this
 script scans the demo's scenes exactly as ``pointcam_sim`` does (a new scene
 every ``--scene-period`` s, seeds from ``--seed``; VLP-16 street by
-default), runs ``ScenePipeline`` on every ``--every``-th scan and scores its
-labels the same way, against the same ground-truth boxes. Prints labels right per true class, the share of
-labels that name a class and are right, the share of "unknown", and the
-most common mistakes.
+default), runs ``ScenePipeline`` on every ``--every``-th scan and scores
+its labels the same way, against the same ground-truth boxes. Prints
+labels right per true class, the share of labels that name a class and are
+right, the share of "unknown", and the most common mistakes.
 
     .venv/bin/python bench/demo_labels.py [--every 5] [--seconds 20]
 """

@@ -102,8 +102,9 @@ def test_vehicle_shapes_and_other_classes_are_left_to_the_model():
     assert _rule(_plane_cluster(6.0, 2.2, 0.02, rng), 'truck') == ''
     assert _rule(_plane_cluster(2.3, 0.9, 0.02, rng), 'truck') == ''
     wall = _plane_cluster(1.4, 2.5, 0.02, rng)
-    for name in ('car', 'pedestrian', 'pole', 'background'):  # only large-vehicle classes
+    for name in ('car', 'pole', 'background'):  # only large-vehicle classes
         assert _rule(wall, name) == ''
+    assert _rule(wall, 'pedestrian') == 'tall'  # not a plane either: 2.5 m, taller than people
     tilted = wall @ np.array([[math.cos(0.5), 0, -math.sin(0.5)], [0, 1, 0],
                               [math.sin(0.5), 0, math.cos(0.5)]], np.float32)
     # A windscreen-like slope is not a wall; 1.4 m is still shorter than any truck face.
