@@ -27,13 +27,13 @@ Here the model decides. Objects it calls the same vehicle class
 of each other and the union still fits that class: its footprint (the
 smallest rectangle seen from above), its height and ``max_cluster_points``;
 closest pairs first, so a chain of pieces joins while it fits. Classes must
-match exactly: a piece called car and one called van stay apart. At least one piece of a union must
-have ``min_confidence`` (a fragment or one ring of a car's side may have
-less). Every union goes
-through the model again, in one batch for the scan, and is kept only if the
-model calls it the same class with at least ``min_confidence``: the union
-is explained as one object, so its saliency explains the points it is shown
-with. A union takes the lowest id of its pieces; the ids after it close up.
+match exactly: a piece called car and one called van stay apart. At least
+one piece of a union must have ``min_confidence`` (a fragment or one ring of
+a car's side may have less). Every union goes through the model again, in
+one batch for the scan, and is kept only if the model calls it the same
+class with at least ``min_confidence``: the union is explained as one
+object, so its saliency explains the points it is shown with. A union takes
+the lowest id of its pieces; the ids after it close up.
 
 Two whole cars parked nose to tail do not join: their union is longer than
 any car (two partly seen ends may fit, and only the model's check on the
