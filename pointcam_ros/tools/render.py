@@ -34,9 +34,9 @@ def _pyplot():
 LEGEND_NOTES = (
     'car 0.93: class and calibrated confidence',
     'unknown (car 0.41): confidence below min_confidence',
-    '[sliver] / [low] / [fragment] / [long] / [tall] / [oversize] / [plane]: a shape rule',
-    'overrode the model (too thin / top too low / too short / too long / too tall',
-    'to classify; too big / one flat face, e.g. a wall)',
+    '[sliver] [low] [fragment] [long] [tall]: a shape rule overrode the model',
+    '  (too thin / top too low / too short / too long / too tall to classify)',
+    '[oversize] [plane]: background by a shape rule (too big / one flat face)',
 )
 
 
