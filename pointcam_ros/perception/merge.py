@@ -50,7 +50,7 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.range_image import (
     CAR_FOOTPRINT, direction_extents, MERGE_GAP, rectangle, rectangles)
 from pointcam_ros.perception.segmentation import array_namespace
-from pointcam_ros.perception.split import Explain, objects_of
+from pointcam_ros.perception.split import Explain, largest_first, objects_of
 from pointcam_ros.perception.stages import ObjectBatch, Segments
 from scipy.spatial import cKDTree
 
@@ -94,7 +94,7 @@ def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
     bounds = np.searchsorted(point_group[rows], np.arange(len(groups) + 1))
     unions = [rows[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
     if len(groups) > limit:  # the largest unions, in their order
-        kept = np.sort(np.argsort([-len(u) for u in unions], kind='stable')[:limit])
+        kept = largest_first([len(u) for u in unions], limit)
         groups, unions = [groups[j] for j in kept], [unions[j] for j in kept]
     if not groups:
         return batch
@@ -241,16 +241,13 @@ def _splice(batch: ObjectBatch, joined: ObjectBatch, unions: list[np.ndarray],
     ``labels`` (F,) int32 in 0..K'-1 or -1.
     """
     labels, saliency = batch.labels.copy(), batch.saliency.copy()
-    columns = [a.copy() for a in (batch.probs, batch.predicted, batch.targets, batch.counts,
-                                  batch.boxes, batch.cores)]
+    columns = [a.copy() for a in batch.per_object()]
     dropped = []
     for members, j in zip(groups, kept):
         rows = unions[j]
         labels[rows] = members[0]
         saliency[rows] = joined.saliency[rows]
-        for column, source in zip(columns, (joined.probs[j], joined.predicted[j],
-                                            joined.targets[j], joined.counts[j],
-                                            joined.boxes[j], joined.cores[j])):
+        for column, source in zip(columns, joined.row(j)):
             column[members[0]] = source
         dropped.extend(members[1:])
     keep = np.ones(len(batch), bool)

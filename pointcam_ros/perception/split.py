@@ -135,7 +135,7 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
     if len(groups) < 2:
         return batch
     if len(groups) > limit:  # the largest pieces, in their order
-        kept = np.sort(np.argsort([-len(rows) for rows in groups], kind='stable')[:limit])
+        kept = largest_first([len(rows) for rows in groups], limit)
         owners, groups = [owners[i] for i in kept], [groups[i] for i in kept]
     pieces = explain(objects_of(segments, groups))
     names = np.asarray(class_names, dtype=object)[pieces.predicted]
@@ -175,20 +175,18 @@ def _splice(batch: ObjectBatch, pieces: ObjectBatch, groups: list[np.ndarray],
     ``split``: (rest index j, car k, person piece indices) per split car.
     """
     labels, saliency = batch.labels.copy(), batch.saliency.copy()
-    per_object = [batch.probs, batch.predicted, batch.targets, batch.counts, batch.boxes,
-                  batch.cores]
-    per_object = [a.copy() for a in per_object]
+    per_object = [a.copy() for a in batch.per_object()]
     added: list[list[np.ndarray]] = [[] for _ in per_object]
     next_id = len(batch)
     for j, k, people in split:
         rows = rests[j]
         saliency[rows] = rest.saliency[rows]
-        for column, source in zip(per_object, _rows(rest, j)):
+        for column, source in zip(per_object, rest.row(j)):
             column[k] = source
         for i in people:
             labels[groups[i]] = next_id
             saliency[groups[i]] = pieces.saliency[groups[i]]
-            for extra, source in zip(added, _rows(pieces, i)):
+            for extra, source in zip(added, pieces.row(i)):
                 extra.append(source)
             next_id += 1
     columns = [np.concatenate([column, np.stack(extra)])
@@ -196,7 +194,6 @@ def _splice(batch: ObjectBatch, pieces: ObjectBatch, groups: list[np.ndarray],
     return ObjectBatch(labels, saliency, *columns)
 
 
-def _rows(batch: ObjectBatch, k: int) -> list:
-    """Object ``k``'s per-object values, in :class:`ObjectBatch` field order."""
-    return [batch.probs[k], batch.predicted[k], batch.targets[k], batch.counts[k],
-            batch.boxes[k], batch.cores[k]]
+def largest_first(sizes: Sequence[int], limit: int) -> np.ndarray:
+    """Return the indices (int64) of the ``limit`` largest ``sizes``, in their order."""
+    return np.sort(np.argsort(-np.asarray(sizes, np.int64), kind='stable')[:limit])

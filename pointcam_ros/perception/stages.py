@@ -166,6 +166,14 @@ class ObjectBatch:
         """Return the number of objects K."""
         return len(self.counts)
 
+    def per_object(self) -> list[np.ndarray]:
+        """Return the per-object arrays, in field order: probs ... cores, K rows each."""
+        return [self.probs, self.predicted, self.targets, self.counts, self.boxes, self.cores]
+
+    def row(self, k: int) -> list:
+        """Return object ``k``'s per-object values, in field order."""
+        return [column[k] for column in self.per_object()]
+
 
 class Stages:
     """What both backends share: the configuration, the model and its explainer."""
