@@ -34,6 +34,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.common.geometry import nearest_in_plane
 from pointcam_ros.formats.markers import label_text
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.simulator import (CLASS_NAMES, move_objects, random_scene, scan,
@@ -72,9 +73,8 @@ def main() -> None:
         # The demo's ground truth is each object's box (sim.clouds.ground_truth_markers).
         centers = np.array([obj.box()[0][:2] for obj in scene.objects])
         for detected in pipeline.process(xyz).objects:
-            distance = np.linalg.norm(centers - detected.center[:2], axis=1)
-            best = int(np.argmin(distance))
-            if distance[best] > args.max_distance:
+            best = nearest_in_plane(centers, detected.center, args.max_distance)
+            if best < 0:
                 continue
             truth = CLASS_NAMES[scene.objects[best].class_id]
             shown = label_text(detected).split()[0]

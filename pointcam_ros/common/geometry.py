@@ -36,6 +36,19 @@ def finite_rows(xyz: np.ndarray) -> np.ndarray:
         return (xyz[:, 0] * 0 + xyz[:, 1] * 0 + xyz[:, 2] * 0) == 0
 
 
+def nearest_in_plane(centers: np.ndarray, point: np.ndarray, max_distance: float) -> int:
+    """
+    Index of the ``centers`` (T, >=2) row nearest ``point`` (>=2,) in the x-y plane, or -1.
+
+    -1 when there are no centers or the nearest is farther than ``max_distance`` m.
+    """
+    if len(centers) == 0:
+        return -1
+    distance = np.linalg.norm(np.asarray(centers)[:, :2] - np.asarray(point)[:2], axis=1)
+    best = int(np.argmin(distance))
+    return best if distance[best] <= max_distance else -1
+
+
 def box_at_yaw(points: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
     """
     Tightest box of ``(n, 3)`` points whose length axis is at ``yaw`` (rad) about z.

@@ -49,6 +49,7 @@ from typing import Any, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
+from pointcam_ros.common.geometry import nearest_in_plane
 from pointcam_ros.formats.bag_io import MARKER_ARRAY, POINTCLOUD2, SafeBagWriter
 from pointcam_ros.formats.cloud_io import read_cloud
 from pointcam_ros.ros.dds import use_large_data_profile
@@ -229,9 +230,8 @@ def class_accuracy(recording: Recording, max_distance: float = 1.5) -> dict:
             continue
         centers = np.array([c[:2] for c, _ in truth])
         for center, name in labels:
-            dist = np.linalg.norm(centers - center[:2], axis=1)
-            best = int(np.argmin(dist))
-            if dist[best] <= max_distance:
+            best = nearest_in_plane(centers, center, max_distance)
+            if best >= 0:
                 result[truth[best][1]][1] += 1
                 result[truth[best][1]][0] += int(name == truth[best][1])
                 result[truth[best][1]][2] += int(name == 'unknown')
