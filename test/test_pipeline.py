@@ -36,6 +36,9 @@ from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, Scene, S
 import pytest
 import torch
 
+#: Shape rules that leave a cluster unclassified (shown as unknown).
+UNKNOWN_KINDS = ('sliver', 'low', 'raised', 'fragment', 'long', 'tall')
+
 
 @pytest.fixture(scope='module')
 def sim_scan():
@@ -89,7 +92,7 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
         assert members.sum() == obj.num_points
         assert (out.class_id[members] == (-2 if obj.unknown else obj.class_id)).all()
         # min_confidence is 0 here: only the rules that do not classify leave it unknown
-        assert obj.unknown == obj.rule.startswith(('sliver', 'low', 'fragment', 'long', 'tall'))
+        assert obj.unknown == obj.rule.startswith(UNKNOWN_KINDS)
         assert out.saliency[members].max() == pytest.approx(1.0) or \
             out.saliency[members].max() == 0
         assert 0 < obj.confidence <= 1 and obj.class_name == CLASS_NAMES[obj.class_id]
@@ -102,7 +105,7 @@ def test_scene_mode_outputs_every_point(tiny_model, sim_scan):
     strict = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu',
                                           min_confidence=0.5)).process(points)
     for obj in strict.objects:
-        expected = (obj.rule.startswith(('sliver', 'low', 'fragment', 'long', 'tall'))
+        expected = (obj.rule.startswith(UNKNOWN_KINDS)
                     or (not obj.rule and obj.confidence < 0.5))
         assert obj.unknown == expected
         assert (strict.class_id[strict.object_id == obj.object_id] == -2).all() == expected
@@ -357,6 +360,34 @@ def test_low_fragment_long_and_tall_rules(size, name, top, kind):
         assert f'nothing above {top:.2f} m' in reason
     # The background rules come first: a 25 m hedge called truck is background, not low.
     assert shape_rule(np.array([25.0, 2.0, 1.0]), 'truck', top=1.1)[0] == 'oversize'
+
+
+@pytest.mark.parametrize('size,name,bottom,kind', [
+    ((4.4, 1.5, 2.3), 'truck', 1.03, 'raised'),  # a facade band over a parked car, 55 m out
+    ((2.9, 2.0, 1.6), 'bus', 2.76, 'raised'),  # a tree crown
+    ((8.0, 2.5, 3.4), 'truck', 0.25, ''),  # a box truck seen down to its wheels
+    ((8.0, 2.5, 3.4), 'truck', 0.8, ''),  # down to its side guards (the limit itself)
+    ((8.0, 2.5, 3.4), 'truck', None, ''),  # object mode: no ground, not judged
+    ((4.4, 1.8, 0.7), 'car', 0.9, ''),  # a car's roof over the car in front: left to the model
+    ((0.5, 0.4, 0.9), 'pedestrian', 1.0, ''),  # a person's upper body over a parked car
+])
+def test_raised_rule(size, name, bottom, kind):
+    found, reason = shape_rule(np.array(size), name, bottom=bottom)
+    assert found == kind
+    if kind:
+        assert f'nothing below {bottom:.2f} m' in reason
+    # Checked after the background rules and after `low`; before `fragment`.
+    assert shape_rule(np.array([25.0, 2.0, 3.0]), 'truck', bottom=1.5)[0] == 'oversize'
+    assert shape_rule(np.array([6.0, 0.5, 1.0]), 'truck', top=1.2, bottom=1.5)[0] == 'low'
+    assert shape_rule(np.array([1.5, 0.9, 1.7]), 'truck', bottom=1.5)[0] == 'raised'
+
+
+def test_cluster_bottom_ignores_stray_low_returns():
+    height = np.concatenate([np.linspace(1.2, 3.4, 200), [0.16]]).astype(np.float32)
+    assert rules.cluster_bottom(height) == pytest.approx(np.quantile(height, 0.02))
+    assert rules.cluster_bottom(height) > 1.2  # one return near the ground does not count
+    with_nan = np.concatenate([height, [np.nan]]).astype(np.float32)
+    assert rules.cluster_bottom(with_nan) == pytest.approx(rules.cluster_bottom(height))
 
 
 def _beams(distance: float, elevations_deg: np.ndarray, width: float,

@@ -89,8 +89,8 @@ from pointcam_ros.model.preprocess import normalized_channels
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
-    background_index, BACKGROUND_RULES, cluster_top, LOWEST_TOP, plane_fits, shape_rule,
-    UNKNOWN_RULES, view_top)
+    background_index, BACKGROUND_RULES, cluster_bottom, cluster_top, HIGHEST_BOTTOM, LOWEST_TOP,
+    plane_fits, shape_rule, UNKNOWN_RULES, view_top)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.split import explain_with, split_people
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
@@ -257,19 +257,23 @@ class ScenePipeline:
             box = batch.boxes[k]
             center, size, yaw = box[:3].copy(), box[3:6].copy(), float(box[6])
             class_id = int(batch.predicted[k])
-            top = None
-            lowest = LOWEST_TOP.get(self.class_names[class_id])
-            if lowest is not None and config.mode == 'scene':
+            name = self.class_names[class_id]
+            top = bottom = None
+            lowest = LOWEST_TOP.get(name)
+            if config.mode == 'scene' and (lowest is not None or name in HIGHEST_BOTTOM):
                 height = height.cpu().numpy() if torch.is_tensor(height) else height
                 rows = np.flatnonzero(labels == k)
                 points, heights = xyz[rows], height[rows]
-                top = cluster_top(points, heights, math.inf, config.max_z)
-                if top is not None and top < lowest:  # low: unless the view cuts it
-                    if top_beam is None:
+                if name in HIGHEST_BOTTOM:
+                    bottom = cluster_bottom(heights)
+                if lowest is not None:
+                    top = cluster_top(points, heights, math.inf, config.max_z)
+                if top is not None and lowest is not None and top < lowest:
+                    if top_beam is None:  # low: unless the view cuts it
                         top_beam = view_top(xyz)
                     top = cluster_top(points, heights, top_beam, config.max_z)
-            kind, reason = shape_rule(size, self.class_names[class_id], core=batch.cores[k],
-                                      plane=planes[k], top=top)
+            kind, reason = shape_rule(size, name, core=batch.cores[k], plane=planes[k],
+                                      top=top, bottom=bottom)
             if kind in BACKGROUND_RULES and background >= 0:
                 reason = (f'the model said {self.class_names[class_id]} '
                           f'{float(probs[k, class_id]):.2f}; {reason}')

@@ -75,6 +75,20 @@ physical sizes only (no data set was used to set them):
   simulator's), so its top is often its waistline, 0.7-0.9 m; nor are
   people: a person's legs, cut off as a piece of their own, are rightly
   called pedestrian.
+- ``raised`` (not classified: shown as unknown, with the model's guess): a
+  class whose lowest parts are always near the ground (``HIGHEST_BOTTOM``:
+  a truck, bus or tram) for a cluster with nothing below 0.8 m above the
+  ground (its 2nd-percentile height, :func:`cluster_bottom`). Seen
+  whole, such a vehicle returns from its wheels, its bumpers and its side
+  and rear guards (in the EU the guards are at most 0.55 m up), all below
+  0.6 m. With none of them seen, the cluster either floats (a tree crown,
+  a sign) or something nearer hides its lower part. What the sensor still
+  sees is then a flat band 1-3 m tall, and facades over parked cars,
+  hedges, hoardings and crowns look the same. On real streets nearly
+  every such band is one of those (docs/real_scans.md): too little to name
+  a truck. Cars and people are not checked. A car's roof and windows over
+  a car in front are a car's, and so is a person's upper body over a
+  parked car.
 - ``fragment`` (not classified: shown as unknown, with the model's guess):
   a vehicle class (``FRAGMENT_LENGTH``) for a cluster whose box is shorter
   than that vehicle's narrowest face seen whole: 1.0 m for a car (rears
@@ -129,12 +143,12 @@ CORE_SHARE = 0.96
 BACKGROUND = 'background'
 #: Rule kinds: a sliver, a low, a fragment or a long cluster is not classified (unknown); an
 #: oversize or plane one is background.
-SLIVER, OVERSIZE, PLANE, LOW, FRAGMENT, LONG, TALL = ('sliver', 'oversize', 'plane', 'low',
-                                                      'fragment', 'long', 'tall')
+SLIVER, OVERSIZE, PLANE, LOW, RAISED, FRAGMENT, LONG, TALL = (
+    'sliver', 'oversize', 'plane', 'low', 'raised', 'fragment', 'long', 'tall')
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
 #: Rule kinds whose cluster is shown as unknown, with the model's guess.
-UNKNOWN_RULES = frozenset({SLIVER, LOW, FRAGMENT, LONG, TALL})
+UNKNOWN_RULES = frozenset({SLIVER, LOW, RAISED, FRAGMENT, LONG, TALL})
 #: Classes the ``plane`` rule checks (large vehicles; see the module docstring for cars).
 PLANE_CLASSES = frozenset({'truck', 'bus', 'tram'})
 #: m; RMS distance of the points from their best plane below which a cluster is one flat
@@ -151,6 +165,13 @@ TRUCK_FACE = 2.0
 #: and the beam spacing at range. People are not checked: a person's legs cut off as a piece
 #: of their own are rightly "pedestrian".
 LOWEST_TOP = {'truck': 2.0, 'bus': 2.0, 'tram': 2.0}
+#: m; the highest the lowest returns (:func:`cluster_bottom`) of each class whose bottom is
+#: checked may be above the ground (the ``raised`` rule): wheels, bumpers and underrun guards
+#: of trucks, buses and trams come down to 0.6 m or lower; 0.2 m margin for the ground
+#: estimate.
+HIGHEST_BOTTOM = {'truck': 0.8, 'bus': 0.8, 'tram': 0.8}
+#: Quantile of a cluster's heights taken as its bottom: a stray low return does not count.
+BOTTOM_QUANTILE = 0.02
 #: m; shortest box a vehicle class may have (the ``fragment`` rule): a car's rear or front is
 #: 1.6-1.9 m wide, a truck's, a bus's or a tram's 2.3-2.6 m (see the module docstring).
 FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FACE,
@@ -170,8 +191,8 @@ SAME_BEAM = math.radians(0.1)
 
 
 def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = None,
-               plane: Optional[Sequence[float]] = None,
-               top: Optional[float] = None) -> tuple[str, str]:
+               plane: Optional[Sequence[float]] = None, top: Optional[float] = None,
+               bottom: Optional[float] = None) -> tuple[str, str]:
     """
     Check a cluster's box ``size`` (3,) against the model's ``class_name`` for it.
 
@@ -185,13 +206,16 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     (:func:`plane_fits`); without it the ``plane`` rule is not checked.
     ``top``: the highest the cluster's top can be above the ground (m,
     :func:`cluster_top`), None when nothing bounds it; without it the
-    ``low`` rule is not checked. The background rules (``plane``,
-    ``oversize``) are checked before ``low``, ``fragment`` and ``long``.
+    ``low`` rule is not checked. ``bottom``: the height of the cluster's
+    lowest returns above the ground (m, :func:`cluster_bottom`); without it
+    the ``raised`` rule is not checked. The background rules (``plane``,
+    ``oversize``) are checked before the others.
 
     Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``,
-    ``low``, ``fragment`` or ``long`` (the cluster is not classified: shown
-    as unknown), ``oversize`` or ``plane`` (the cluster is shown as
-    ``background``); reason says which size broke which limit.
+    ``low``, ``raised``, ``fragment``, ``long`` or ``tall`` (the cluster is
+    not classified: shown as unknown), ``oversize`` or ``plane`` (the
+    cluster is shown as ``background``); reason says which size broke which
+    limit.
     """
     length, width = float(max(size[0], size[1])), float(min(size[0], size[1]))
     height = float(size[2])
@@ -222,6 +246,9 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
         return LOW, (f'{box_dims}, nothing above {top:.2f} m over the ground (the beam above '
                      f'passed over it): no {class_name} is under {LOWEST_TOP[class_name]} m '
                      'tall')
+    if bottom is not None and bottom > HIGHEST_BOTTOM.get(class_name, math.inf):
+        return RAISED, (f'{box_dims}, nothing below {bottom:.2f} m over the ground: no '
+                        f'wheels or bumpers of a {class_name} seen (hidden, or it floats)')
     if box_length < FRAGMENT_LENGTH.get(class_name, -math.inf):
         return FRAGMENT, (f'{box_dims}, shorter than any side of a {class_name} '
                           f'({FRAGMENT_LENGTH[class_name]} m): a piece too small to name')
@@ -280,6 +307,16 @@ def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float,
     above = float(elevation[highest]) + float(np.median(steps))
     ground = float(np.median(xyz[:, 2] - height))
     return float(distance[highest]) * math.tan(above) - ground
+
+
+def cluster_bottom(height: np.ndarray) -> float:
+    """
+    Height (m) of one cluster's lowest returns above the ground: ``BOTTOM_QUANTILE`` of ``height``.
+
+    ``height`` (n,) float32, the cluster's points' heights above the local
+    ground (n >= 1; NaN, outside the region of interest, is ignored).
+    """
+    return float(np.nanquantile(height, BOTTOM_QUANTILE))
 
 
 def plane_fits(xyz: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:

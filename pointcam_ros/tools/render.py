@@ -34,8 +34,8 @@ def _pyplot():
 LEGEND_NOTES = (
     'car 0.93: class and calibrated confidence',
     'unknown (car 0.41): confidence below min_confidence',
-    '[sliver] [low] [fragment] [long] [tall]: a shape rule overrode the model',
-    '  (too thin / top too low / too short / too long / too tall to classify)',
+    '[sliver] [low] [raised] [fragment] [long] [tall]: a shape rule overrode the model',
+    '  (too thin / top too low / no wheels seen / too short / too long / too tall)',
     '[oversize] [plane]: background by a shape rule (too big / one flat face)',
 )
 
