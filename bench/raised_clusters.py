@@ -16,24 +16,30 @@
 What the beams just under a raised cluster meet, on the real development scans.
 
 Every road user stands on the ground. A cluster the model names as a road
-user whose lowest returns (2nd percentile) are at least ``--raised`` metres
-above the ground either floats (a tree crown, a facade band above a shop
-window, a sign) or has its lower part hidden. The beams that passed just
-under it tell which: per azimuth bin of ``--bin`` degrees of the cluster,
-the returns of other points whose elevation lies between the cluster's
-lowest return there and where the beam would be 0.3 m above the ground at
-the cluster's range. The bin is
+user whose lowest returns (2nd percentile, ``rules.cluster_bottom``) are
+at least ``--raised`` metres above the ground either floats (a tree crown,
+a facade band above a shop window, a sign) or has its lower part hidden.
+The beams that passed just under it tell which: per azimuth bin of
+``--bin`` degrees of the cluster, the returns of other points whose
+elevation lies between the cluster's lowest return there and where the
+beam would be 0.3 m above the ground at the cluster's range. The bin is
 
-* ``hidden``: one of them is nearer than the cluster (by 1 m or more) and
-  at least 0.3 m above its own ground: something in front hid the bottom;
-* ``support``: one is at the cluster's range (within 1 m), not ground:
+* ``hidden``: one of them, not ground, is nearer than the cluster (by 1 m
+  or more): something in front hid the bottom (a beam in this wedge passes
+  0.3 m or more over the ground at the cluster, so what stops it sooner
+  stands at least that high);
+* ``support``: one, not ground, is at the cluster's range (within 1 m):
   something stands under it (a trunk, wheels cut off as their own cluster);
-* ``open``: they are ground or beyond the cluster: the beams saw under it;
+* ``open``: none of those: the beams met the ground or something beyond;
 * ``empty``: no return there (no beam, or nothing came back).
 
-Prints one line per raised cluster (false alarm ``FA`` or found road user
-``RU:<class>``) and, per tag, how many are mostly hidden. Reads the sets as
-``bench/real_check.py`` does and runs the shipped model at its defaults.
+Prints one line per raised cluster: ``clutter`` (not a road user, in
+``bench/real_check.py``'s sense, named as one; ``shown`` is a false alarm,
+``unknown`` was vetoed by a rule or ``min_confidence``) or ``road user
+<class>`` (a labelled one, found). Then, per tag and shown/unknown, how
+many clusters have at least half of their bins hidden, and how many open.
+Reads the sets as ``bench/real_check.py`` does, with the shipped model at
+its defaults.
 
     .venv/bin/python bench/raised_clusters.py ../shared/realdata [--raised 0.5]
 """
@@ -43,13 +49,14 @@ from collections import Counter
 import math
 from pathlib import Path
 import sys
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.common.results import SceneResult
 from pointcam_ros.formats.kitti import list_frames, read_frame
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.perception.rules import ROAD_USERS
+from pointcam_ros.perception.rules import cluster_bottom, ROAD_USERS
 from pointcam_ros.perception.segmentation import segment_scene
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path
@@ -59,7 +66,7 @@ import realdata  # noqa: E402
 
 #: m; how much nearer (or how close in range) another return must be to hide (to support).
 RANGE_MARGIN = 1.0
-#: m; a return this high above its ground can hide a bottom; the wedge ends this high.
+#: m; the wedge of beams looked at ends this high above the ground at the cluster.
 LOW = 0.3
 #: rad; returns this close in elevation to the cluster's lowest are on the same beam.
 SAME_BEAM = math.radians(0.1)
@@ -92,38 +99,41 @@ def under_view(xyz: np.ndarray, ground: np.ndarray, height: np.ndarray, rows: np
         if not wedge.any():
             counts['empty'] += 1
             continue
-        near, solid = distance[wedge], ~ground[wedge] & (np.nan_to_num(height[wedge]) > LOW)
+        near, solid = distance[wedge], ~ground[wedge]
         if (solid & (near < reach - RANGE_MARGIN)).any():
             counts['hidden'] += 1
-        elif (~ground[wedge] & (np.abs(near - reach) <= RANGE_MARGIN)).any():
+        elif (solid & (np.abs(near - reach) <= RANGE_MARGIN)).any():
             counts['support'] += 1
         else:
             counts['open'] += 1
     return counts
 
 
-def checked_scans(pipeline: ScenePipeline, root: Path) -> Iterator[tuple]:
-    """
-    Yield ``(set name, real_check's dict, points, SceneResult)`` per scan under ``root``.
+class Checked(NamedTuple):
+    """One scan checked by ``bench/real_check.py``, with what the pipeline saw and said."""
 
-    The points are ``(M, 3)`` float32, as the pipeline saw them.
-    """
-    last: dict = {}
-    process = pipeline.process
+    set_name: str
+    report: dict  # real_check's dict of the scan
+    points: np.ndarray  # (M, 3) float32, as the pipeline saw them
+    result: SceneResult
 
-    def keep(xyz: np.ndarray):
-        last['xyz'], last['result'] = np.asarray(xyz, np.float32), process(xyz)
-        return last['result']
-    pipeline.process = keep  # the instance only: real_check's calls are recorded
+
+def checked_scans(pipeline: ScenePipeline, root: Path) -> Iterator[Checked]:
+    """Check every scan of the real-data folder ``root`` with real_check, one at a time."""
+    seen: dict = {}
+
+    def keep(points: np.ndarray, result: SceneResult) -> None:
+        seen['points'], seen['result'] = points, result
     if (root / 'kitti' / 'velodyne').is_dir():
         for name in list_frames(root / 'kitti'):
-            checked = real_check.check_frame(pipeline, read_frame(root / 'kitti', name), 30)
-            yield 'kitti', checked, last['xyz'], last['result']
+            report = real_check.check_frame(pipeline, read_frame(root / 'kitti', name), 30,
+                                            on_result=keep)
+            yield Checked('kitti', report, seen['points'], seen['result'])
     for set_name, scans in (('semantickitti', realdata.semantic_kitti(root)),
                             ('av2', realdata.argoverse(root))):
         for scan in scans:
-            checked = real_check.check_scan(pipeline, scan, 30)
-            yield set_name, checked, last['xyz'], last['result']
+            report = real_check.check_scan(pipeline, scan, 30, on_result=keep)
+            yield Checked(set_name, report, seen['points'], seen['result'])
 
 
 def main() -> None:
@@ -138,26 +148,26 @@ def main() -> None:
     config = PipelineConfig(device='cpu')
     pipeline = ScenePipeline(config)
     summary: Counter = Counter()
-    print('set            tag            named as   conf shown     pts     r bottom bins '
+    print('set            tag                  named as   conf shown     pts     r bottom bins '
           + ' '.join(STATES))
     for set_name, checked, xyz, result in checked_scans(pipeline, args.dir):
-        segmentation = segment_scene(xyz, config)
+        segmentation = segment_scene(xyz, config)  # the ground and heights the pipeline used
         ground, height = segmentation.ground, segmentation.height
-        items = [('FA', c['cluster']) for c in checked['clusters']]
-        items += [('RU:' + o['class'], o['cluster']) for o in checked['objects']
+        items = [('clutter', c['cluster']) for c in checked['clusters']]
+        items += [('road user ' + o['class'], o['cluster']) for o in checked['objects']
                   if o['evaluated'] and o['found']]
         for tag, k in items:
             detected = result.objects[k]
             if detected.class_name not in ROAD_USERS:
                 continue
             rows = np.flatnonzero(result.object_id == k)
-            bottom = float(np.nanquantile(height[rows], 0.02))
+            bottom = cluster_bottom(height[rows])
             if bottom < args.raised:
                 continue
             counts = under_view(xyz, ground, height, rows, math.radians(args.bin))
             bins = sum(counts.values())
             shown = 'unknown' if detected.unknown else 'shown'
-            print(f'{set_name:<14} {tag:<14} {detected.class_name:<10} '
+            print(f'{set_name:<14} {tag:<20} {detected.class_name:<10} '
                   f'{detected.confidence:4.2f} {shown:<7} {detected.num_points:5d} '
                   f'{math.hypot(*detected.center[:2]):5.1f} {bottom:5.2f} {bins:4d} '
                   + ' '.join(f'{counts[s] / bins:.2f}' for s in STATES))
@@ -167,7 +177,7 @@ def main() -> None:
             summary[(kind, 'mostly open')] += counts['open'] >= bins / 2
     print(f'\nraised (bottom >= {args.raised} m) clusters named as road users:')
     for kind in sorted({k for k, _ in summary}):
-        print(f"  {kind:<22} {summary[(kind, 'all')]:4d}, mostly hidden "
+        print(f"  {kind:<28} {summary[(kind, 'all')]:4d}, mostly hidden "
               f"{summary[(kind, 'mostly hidden')]}, mostly open {summary[(kind, 'mostly open')]}")
 
 

@@ -45,7 +45,7 @@ import argparse
 import json
 from pathlib import Path
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.atomic import write_text_atomic
@@ -67,6 +67,8 @@ FOUND_IOU = 0.5
 #: Share of a cluster's points that must be clutter for it to count as not a road user,
 #: per set (SemanticKITTI: most points; Argoverse 2: all, "no point in any cuboid").
 CLUTTER_SHARE = {'semantickitti': 0.5, 'av2': 1.0}
+#: ``on_result(points, result)``: what a check hands its caller besides the figures.
+OnResult = Callable[[np.ndarray, SceneResult], None]
 
 
 def _score_object(result: SceneResult, sizes: np.ndarray, truth: np.ndarray,
@@ -118,16 +120,20 @@ def _add_features(objects: list[dict], result: SceneResult, xyz: np.ndarray,
 
 
 def check_frame(pipeline: ScenePipeline, frame: KittiFrame, min_points: int,
-                image_size: Sequence[int] = IMAGE_SIZE, features: bool = False) -> dict:
+                image_size: Sequence[int] = IMAGE_SIZE, features: bool = False,
+                on_result: Optional[OnResult] = None) -> dict:
     """
     Run the pipeline on one KITTI frame; return its objects, false-alarm clusters and counts.
 
     Keys: ``frame``, ``objects`` (one dict per labelled 3D box, DontCare
     excluded), ``clusters`` (one dict per in-view unlabelled cluster),
-    ``unlabelled_in_view`` and ``shown_as_road_user`` (ints).
+    ``unlabelled_in_view`` and ``shown_as_road_user`` (ints). ``on_result``,
+    if given, gets the points ``(M, 3)`` float32 and the pipeline's result.
     """
     analysis = analyse_frame(frame, pipeline.config, image_size)
     result = pipeline.process(analysis.xyz)
+    if on_result is not None:
+        on_result(analysis.xyz, result)
     count = len(result.objects)
     sizes = np.bincount(result.object_id[result.object_id >= 0], minlength=count)
     objects = []
@@ -150,18 +156,21 @@ def check_frame(pipeline: ScenePipeline, frame: KittiFrame, min_points: int,
 
 
 def check_scan(pipeline: ScenePipeline, scan: realdata.RealScan, min_points: int,
-               features: bool = False) -> dict:
+               features: bool = False, on_result: Optional[OnResult] = None) -> dict:
     """
-    Run the pipeline on one SemanticKITTI or Argoverse 2 scan (same keys as ``check_frame``).
+    Run the pipeline on one SemanticKITTI or Argoverse 2 scan (keys as ``check_frame``).
 
-    ``clusters`` lists the clusters that are not road users: at least
-    ``CLUTTER_SHARE[scan.set_name]`` of their points are ``scan.clutter``;
-    ``unlabelled_in_view`` counts them (the key keeps KITTI's name).
+    ``on_result`` as in ``check_frame``. ``clusters`` lists the clusters
+    that are not road users: at least ``CLUTTER_SHARE[scan.set_name]`` of
+    their points are ``scan.clutter``; ``unlabelled_in_view`` counts them
+    (the key keeps KITTI's name).
     """
     xyz = scan.xyz
     seg = segment_scene(xyz, pipeline.config)
     visible = region_of_interest(xyz, pipeline.config) & ~seg.ground
     result = pipeline.process(xyz)
+    if on_result is not None:
+        on_result(xyz, result)
     count = len(result.objects)
     inside = result.object_id >= 0
     ids = result.object_id[inside]

@@ -367,6 +367,7 @@ def test_low_fragment_long_and_tall_rules(size, name, top, kind):
     ((2.9, 2.0, 1.6), 'bus', 2.76, 'raised'),  # a tree crown
     ((8.0, 2.5, 3.4), 'truck', 0.25, ''),  # a box truck seen down to its wheels
     ((8.0, 2.5, 3.4), 'truck', 0.8, ''),  # down to its side guards (the limit itself)
+    ((8.0, 2.5, 2.6), 'truck', 0.85, 'raised'),  # just above it
     ((8.0, 2.5, 3.4), 'truck', None, ''),  # object mode: no ground, not judged
     ((4.4, 1.8, 0.7), 'car', 0.9, ''),  # a car's roof over the car in front: left to the model
     ((0.5, 0.4, 0.9), 'pedestrian', 1.0, ''),  # a person's upper body over a parked car
@@ -376,10 +377,61 @@ def test_raised_rule(size, name, bottom, kind):
     assert found == kind
     if kind:
         assert f'nothing below {bottom:.2f} m' in reason
-    # Checked after the background rules and after `low`; before `fragment`.
+
+
+def test_raised_rule_order():
+    # After the background rules and `low`, before `fragment`.
     assert shape_rule(np.array([25.0, 2.0, 3.0]), 'truck', bottom=1.5)[0] == 'oversize'
+    assert shape_rule(np.array([1.5, 0.1, 2.0]), 'truck', plane=(0.02, 0.0),
+                      bottom=1.5)[0] == 'plane'
     assert shape_rule(np.array([6.0, 0.5, 1.0]), 'truck', top=1.2, bottom=1.5)[0] == 'low'
     assert shape_rule(np.array([1.5, 0.9, 1.7]), 'truck', bottom=1.5)[0] == 'raised'
+
+
+def _grid(x: float, y: tuple, z: tuple, step: float = 0.1) -> np.ndarray:
+    """``(n, 3)`` float32 points of a vertical panel at ``x``, over ``y`` and ``z`` ranges."""
+    ys, zs = np.meshgrid(np.arange(*y, step), np.arange(*z, step))
+    return np.stack([np.full(ys.size, x), ys.ravel(), zs.ravel()], 1).astype(np.float32)
+
+
+def test_raised_rule_in_the_pipeline(tmp_path):
+    """A truck-named band with nothing below 0.8 m is unknown; one down to its wheels is not."""
+    torch.manual_seed(0)
+    model = PointNetClassifier(PointNetConfig(
+        num_classes=len(CLASS_NAMES), mlp1=(16,), mlp2=(32, 64), head=(32, 16),
+        tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
+    with torch.no_grad():  # every object is a truck (0.96)
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        model.classifier.bias[CLASS_NAMES.index('truck')] = 5.0
+    path = tmp_path / 'truck.pt'
+    save_checkpoint(path, model, CLASS_NAMES, 64, 'center')
+    sensor = 1.8  # the ground lies 1.8 m below the sensor
+    gx, gy = np.meshgrid(np.arange(3.0, 30.0, 0.3), np.arange(-15.0, 15.0, 0.3))
+    ground = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, -sensor)], 1)
+    band = _grid(20.0, (-2.0, 2.0), (1.5 - sensor, 3.2 - sensor))  # 1.5-3.2 m up
+    stray = np.array([[20.0, 0.0, 0.6 - sensor], [20.0, 0.1, 0.6 - sensor]], np.float32)
+    band = np.concatenate([band, stray])  # two stray returns 0.6 m up are not its bottom
+    truck = _grid(20.0, (6.0, 12.0), (0.3 - sensor, 3.2 - sensor))  # 0.3-3.2 m up
+    points = np.concatenate([ground.astype(np.float32), band, truck])
+    for backend in ('numpy', 'torch'):
+        pipeline = ScenePipeline(PipelineConfig(model_path=str(path), device='cpu'),
+                                 backend=backend)
+        out = pipeline.process(points)
+        by_place = {}
+        for obj in out.objects:
+            by_place[round(float(obj.center[1]))] = obj
+        raised, grounded = by_place[0], by_place[9]
+        assert raised.class_name == grounded.class_name == 'truck'
+        assert raised.rule.startswith('raised: ') and raised.unknown
+        assert (out.class_id[out.object_id == raised.object_id] == -2).all()
+        assert not grounded.rule and not grounded.unknown
+        assert (out.class_id[out.object_id == grounded.object_id]
+                == CLASS_NAMES.index('truck')).all()
+        assert raised.num_points == len(band)  # the strays are the band's
+    # Object mode has no ground: the band is not judged.
+    alone = ScenePipeline(PipelineConfig(model_path=str(path), device='cpu', mode='object'))
+    assert not alone.process(band).objects[0].rule
 
 
 def test_cluster_bottom_ignores_stray_low_returns():

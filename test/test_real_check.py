@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-Real labelled scans (bench/realdata.py, bench/real_check.py) and the ``plane`` shape rule.
+Real labelled scans and the shape rules (bench/realdata.py, real_check.py, raised_clusters.py).
 
 The real-data tests read ``../shared/realdata`` (the project root's
 sibling; see its README) and skip when it is missing; they assert facts of
@@ -26,7 +26,6 @@ import sys
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.formats.kitti import read_frame
 from pointcam_ros.perception.rules import (
     FRAGMENT, PLANE, plane_fits, PLANE_THICKNESS, shape_features, shape_rule)
 from pointcam_ros.perception.segmentation import segment_scene
@@ -228,23 +227,28 @@ def test_the_plane_rule_fires_on_real_wall_pieces():
 
 @needs_realdata
 def test_the_raised_rule_on_real_bands_and_road_users():
-    # KITTI 000009: facade and crown bands at 45-70 m, seen over parked cars, called truck;
-    # the pipeline shows them as unknown, and no labelled car is touched.
+    # Argoverse 2: crown and facade bands in no cuboid, seen over parked cars 1.7-2.8 m up,
+    # called truck; the pipeline shows them as unknown, and no labelled road user.
+    pytest.importorskip('pyarrow')
     from pointcam_ros.perception.pipeline import ScenePipeline
-    real_check = _bench('real_check')
-    frame = read_frame(REALDATA / 'kitti', '000009')
-    checked = real_check.check_frame(ScenePipeline(PipelineConfig(device='cpu')), frame, 30)
+    real_check, realdata = _bench('real_check'), _bench('realdata')
+    scan = list(realdata.argoverse(REALDATA))[-1]
+    checked = real_check.check_scan(ScenePipeline(PipelineConfig(device='cpu')), scan, 30,
+                                    features=True)
     raised = [c for c in checked['clusters'] if c['rule'].startswith('raised')]
-    assert raised and all(c['prediction'] == 'truck' and c['unknown'] for c in raised)
+    assert sum(c['features']['bottom'] > 1.5 for c in raised) >= 3  # well above 0.8 m
+    assert all(c['prediction'] == 'truck' and c['unknown'] for c in raised)
     assert not any(o['rule'].startswith('raised') for o in checked['objects'] if o['found'])
 
 
-def _raised_scene(occluder: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _raised_scene(below: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """
     Scan a panel 1.5-2.5 m up at 20 m, flat ground 1.8 m below the sensor, beams 0.4 deg apart.
 
     Returns points (M, 3) float32, ground (M,) bool, heights (M,) float32 and
-    the panel's rows; with ``occluder`` a 1.5 m tall wall at 10 m stands in front.
+    the panel's rows. ``below``: what else stands there: ``''`` nothing, ``wall``
+    a wall 1.5 m tall at 10 m, ``kerb`` one 0.2 m tall at 10 m, ``post`` a
+    post 0.3 m wide under the panel's middle, up to 1.4 m.
     """
     mount = 1.8
     points, ground, height, panel = [], [], [], []
@@ -253,13 +257,16 @@ def _raised_scene(occluder: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             direction = np.array([math.cos(azimuth), math.sin(azimuth), 0.0]) * math.cos(
                 elevation) + np.array([0.0, 0.0, math.sin(elevation)])
             hits = []
-            if occluder:  # a wall at x = 10 m from the ground to 1.5 m
-                t = 10.0 / direction[0]
-                if 0.0 <= mount + t * direction[2] <= 1.5:
-                    hits.append((t, 'solid'))
+            top = {'wall': 1.5, 'kerb': 0.2}.get(below)
+            t = 10.0 / direction[0]
+            if top is not None and 0.0 <= mount + t * direction[2] <= top:
+                hits.append((t, 'solid'))
             t = 20.0 / direction[0]
-            if 1.5 <= mount + t * direction[2] <= 2.5 and abs(azimuth) < math.radians(2.0):
+            up = mount + t * direction[2]
+            if 1.5 <= up <= 2.5 and abs(azimuth) < math.radians(2.0):
                 hits.append((t, 'panel'))
+            if below == 'post' and 0.0 <= up <= 1.4 and abs(t * direction[1]) < 0.15:
+                hits.append((t, 'solid'))
             if direction[2] < 0:
                 hits.append((-mount / direction[2], 'ground'))
             if not hits:
@@ -274,9 +281,16 @@ def _raised_scene(occluder: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             np.flatnonzero(panel))
 
 
-@pytest.mark.parametrize('occluder, state', [(False, 'open'), (True, 'hidden')])
-def test_raised_clusters_tells_an_open_bottom_from_a_hidden_one(occluder, state):
-    xyz, ground, height, rows = _raised_scene(occluder)
+@pytest.mark.parametrize('below, state', [('', 'open'), ('kerb', 'open'), ('wall', 'hidden')])
+def test_raised_clusters_tells_an_open_bottom_from_a_hidden_one(below, state):
+    xyz, ground, height, rows = _raised_scene(below)
     counts = _bench('raised_clusters').under_view(xyz, ground, height, rows, math.radians(0.5))
     assert sum(counts.values()) >= 6  # the panel spans 4 deg: eight 0.5 deg bins
     assert counts[state] == sum(counts.values())
+
+
+def test_raised_clusters_sees_what_stands_under_a_cluster():
+    xyz, ground, height, rows = _raised_scene('post')
+    counts = _bench('raised_clusters').under_view(xyz, ground, height, rows, math.radians(0.5))
+    assert 1 <= counts['support'] <= 2  # the post, 0.9 deg wide, in the middle bins
+    assert counts['open'] == sum(counts.values()) - counts['support']

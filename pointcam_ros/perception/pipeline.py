@@ -268,10 +268,10 @@ class ScenePipeline:
                     bottom = cluster_bottom(heights)
                 if lowest is not None:
                     top = cluster_top(points, heights, math.inf, config.max_z)
-                if top is not None and lowest is not None and top < lowest:
-                    if top_beam is None:  # low: unless the view cuts it
-                        top_beam = view_top(xyz)
-                    top = cluster_top(points, heights, top_beam, config.max_z)
+                    if top is not None and top < lowest:  # low: unless the view cuts it
+                        if top_beam is None:
+                            top_beam = view_top(xyz)
+                        top = cluster_top(points, heights, top_beam, config.max_z)
             kind, reason = shape_rule(size, name, core=batch.cores[k], plane=planes[k],
                                       top=top, bottom=bottom)
             if kind in BACKGROUND_RULES and background >= 0:

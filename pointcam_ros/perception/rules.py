@@ -141,16 +141,18 @@ ROAD_USER_MAX_HEIGHT = 4.5
 CORE_SHARE = 0.96
 #: The class shown for an ``oversize`` or ``plane`` cluster.
 BACKGROUND = 'background'
-#: Rule kinds: a sliver, a low, a fragment or a long cluster is not classified (unknown); an
-#: oversize or plane one is background.
+#: Rule kinds: those of ``UNKNOWN_RULES`` leave a cluster unclassified (unknown), those of
+#: ``BACKGROUND_RULES`` make it background.
 SLIVER, OVERSIZE, PLANE, LOW, RAISED, FRAGMENT, LONG, TALL = (
     'sliver', 'oversize', 'plane', 'low', 'raised', 'fragment', 'long', 'tall')
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
 #: Rule kinds whose cluster is shown as unknown, with the model's guess.
 UNKNOWN_RULES = frozenset({SLIVER, LOW, RAISED, FRAGMENT, LONG, TALL})
-#: Classes the ``plane`` rule checks (large vehicles; see the module docstring for cars).
-PLANE_CLASSES = frozenset({'truck', 'bus', 'tram'})
+#: Large-vehicle classes: the ``plane``, ``low`` and ``raised`` rules check them.
+LARGE_VEHICLES = ('truck', 'bus', 'tram')
+#: Classes the ``plane`` rule checks (see the module docstring for cars).
+PLANE_CLASSES = frozenset(LARGE_VEHICLES)
 #: m; RMS distance of the points from their best plane below which a cluster is one flat
 #: surface: 2-3 times a spinning LiDAR's range noise (1 sigma: HDL-64E ~2 cm, VLP-16 ~3 cm,
 #: OS1 1-5 cm), well under the depth a vehicle's cab shows (set-back glass, curved panels).
@@ -164,12 +166,12 @@ TRUCK_FACE = 2.0
 #: box trucks, buses and trams are 2.5 m tall or more; 0.5 m margin for the ground estimate
 #: and the beam spacing at range. People are not checked: a person's legs cut off as a piece
 #: of their own are rightly "pedestrian".
-LOWEST_TOP = {'truck': 2.0, 'bus': 2.0, 'tram': 2.0}
+LOWEST_TOP = dict.fromkeys(LARGE_VEHICLES, 2.0)
 #: m; the highest the lowest returns (:func:`cluster_bottom`) of each class whose bottom is
 #: checked may be above the ground (the ``raised`` rule): wheels, bumpers and underrun guards
 #: of trucks, buses and trams come down to 0.6 m or lower; 0.2 m margin for the ground
 #: estimate.
-HIGHEST_BOTTOM = {'truck': 0.8, 'bus': 0.8, 'tram': 0.8}
+HIGHEST_BOTTOM = dict.fromkeys(LARGE_VEHICLES, 0.8)
 #: Quantile of a cluster's heights taken as its bottom: a stray low return does not count.
 BOTTOM_QUANTILE = 0.02
 #: m; shortest box a vehicle class may have (the ``fragment`` rule): a car's rear or front is
@@ -208,8 +210,9 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     :func:`cluster_top`), None when nothing bounds it; without it the
     ``low`` rule is not checked. ``bottom``: the height of the cluster's
     lowest returns above the ground (m, :func:`cluster_bottom`); without it
-    the ``raised`` rule is not checked. The background rules (``plane``,
-    ``oversize``) are checked before the others.
+    the ``raised`` rule is not checked. Order: ``sliver``, then the
+    background rules (``plane``, ``oversize``), then ``low``, ``raised``,
+    ``fragment``, ``long`` and ``tall``.
 
     Returns ``(kind, reason)``: kind ``''`` when no rule fires, ``sliver``,
     ``low``, ``raised``, ``fragment``, ``long`` or ``tall`` (the cluster is
@@ -314,7 +317,9 @@ def cluster_bottom(height: np.ndarray) -> float:
     Height (m) of one cluster's lowest returns above the ground: ``BOTTOM_QUANTILE`` of ``height``.
 
     ``height`` (n,) float32, the cluster's points' heights above the local
-    ground (n >= 1; NaN, outside the region of interest, is ignored).
+    ground (n >= 1; NaN, outside the region of interest, is ignored). All
+    NaN gives NaN (with numpy's warning), which no rule's limit exceeds; a
+    clustered point is always inside the region.
     """
     return float(np.nanquantile(height, BOTTOM_QUANTILE))
 
