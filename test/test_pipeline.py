@@ -388,6 +388,42 @@ def test_raised_rule_order():
     assert shape_rule(np.array([1.5, 0.9, 1.7]), 'truck', bottom=1.5)[0] == 'raised'
 
 
+def _beam_face(distance: float, elevations_deg: np.ndarray, sensor: float = 1.8
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(n, 3)`` returns of beams at ``elevations_deg`` off a face, and their heights."""
+    y = np.linspace(-1.0, 1.0, 20)
+    z = distance * np.tan(np.radians(elevations_deg))
+    pts = np.stack(np.broadcast_arrays(distance, y[None, :], z[:, None]), -1).reshape(-1, 3)
+    return pts.astype(np.float32), (pts[:, 2] + sensor).astype(np.float32)
+
+
+def test_judged_bottom_needs_a_beam_that_crossed_below():
+    # HDL-64E-like beams (0.4 deg) on a band 1.5 m up at 20 m: the beam below crossed at
+    # about 1.36 m, the next ones lower down to the ground: one crossed 0.3-0.8 m and met
+    # nothing of it, so its bottom is judged.
+    sensor = 1.8
+    first = np.degrees(np.arctan((1.5 - sensor) / 20))
+    band, height = _beam_face(20.0, first + 0.4 * np.arange(5), sensor)
+    assert rules.judged_bottom(band, height, 0.8) == pytest.approx(
+        rules.cluster_bottom(height))
+    # A VLP-16 (2 deg beams) on a truck 33 m away whose lowest return is 0.91 m up: the
+    # next beam down crosses 1.15 m lower, under the ground; nothing was seen below.
+    first = np.degrees(np.arctan((0.91 - sensor) / 33))
+    truck, height = _beam_face(33.0, first + 2.0 * np.arange(3), sensor)
+    assert rules.judged_bottom(truck, height, 0.8) is None
+    # A band 1.1 m up seen from 20 m: the beam below crosses 0.4 m up and misses it.
+    first = np.degrees(np.arctan((1.1 - sensor) / 20))
+    truck, height = _beam_face(20.0, first + 2.0 * np.arange(3), sensor)
+    assert rules.judged_bottom(truck, height, 0.8) == pytest.approx(1.1, abs=0.01)
+    # 0.95 m up: the beam below crosses 0.25 m up, where a return would be cut as ground.
+    first = np.degrees(np.arctan((0.95 - sensor) / 20))
+    cut, cut_height = _beam_face(20.0, first + 2.0 * np.arange(3), sensor)
+    assert rules.judged_bottom(cut, cut_height, 0.8) is None
+    assert rules.judged_bottom(truck[:20], height[:20], 0.8) is None  # one beam: no spacing
+    low, height = _beam_face(20.0, np.degrees(np.arctan((0.5 - sensor) / 20)) + 0.4 * np.arange(5))
+    assert rules.judged_bottom(low, height, 0.8) is None  # nothing to judge: 0.5 m up
+
+
 def _grid(x: float, y: tuple, z: tuple, step: float = 0.1) -> np.ndarray:
     """``(n, 3)`` float32 points of a vertical panel at ``x``, over ``y`` and ``z`` ranges."""
     ys, zs = np.meshgrid(np.arange(*y, step), np.arange(*z, step))

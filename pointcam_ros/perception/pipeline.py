@@ -89,7 +89,7 @@ from pointcam_ros.model.preprocess import normalized_channels
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
-    background_index, BACKGROUND_RULES, cluster_bottom, cluster_top, HIGHEST_BOTTOM, LOWEST_TOP,
+    background_index, BACKGROUND_RULES, cluster_top, HIGHEST_BOTTOM, judged_bottom, LOWEST_TOP,
     plane_fits, shape_rule, UNKNOWN_RULES, view_top)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.split import explain_with, split_people
@@ -265,7 +265,7 @@ class ScenePipeline:
                 rows = np.flatnonzero(labels == k)
                 points, heights = xyz[rows], height[rows]
                 if name in HIGHEST_BOTTOM:
-                    bottom = cluster_bottom(heights)
+                    bottom = judged_bottom(points, heights, HIGHEST_BOTTOM[name])
                 if lowest is not None:
                     top = cluster_top(points, heights, math.inf, config.max_z)
                     if top is not None and top < lowest:  # low: unless the view cuts it

@@ -78,7 +78,10 @@ physical sizes only (no data set was used to set them):
 - ``raised`` (not classified: shown as unknown, with the model's guess): a
   class whose lowest parts are always near the ground (``HIGHEST_BOTTOM``:
   a truck, bus or tram) for a cluster with nothing below 0.8 m above the
-  ground (its 2nd-percentile height, :func:`cluster_bottom`). Seen
+  ground (its 2nd-percentile height, :func:`cluster_bottom`), where a beam
+  crossed below it between 0.3 and 0.8 m (:func:`judged_bottom`: on a
+  sparse sensor at range the next beam down may meet the ground first, and
+  then nothing is known below the lowest return). Seen
   whole, such a vehicle returns from its wheels, its bumpers and its side
   and rear guards (in the EU the guards are at most 0.55 m up), all below
   0.6 m. With none of them seen, the cluster either floats (a tree crown,
@@ -174,6 +177,10 @@ LOWEST_TOP = dict.fromkeys(LARGE_VEHICLES, 2.0)
 HIGHEST_BOTTOM = dict.fromkeys(LARGE_VEHICLES, 0.8)
 #: Quantile of a cluster's heights taken as its bottom: a stray low return does not count.
 BOTTOM_QUANTILE = 0.02
+#: m; a beam crossing a cluster's range this high above the ground or higher would return from
+#: a vehicle's wheels, bumpers or guards there; lower, such a return is cut as ground
+#: (``ground_threshold``, 0.15 m by default, with margin for the ground estimate).
+BEAM_BELOW_SEEN = 0.3
 #: m; shortest box a vehicle class may have (the ``fragment`` rule): a car's rear or front is
 #: 1.6-1.9 m wide, a truck's, a bus's or a tram's 2.3-2.6 m (see the module docstring).
 FRAGMENT_LENGTH = {'car': 1.0, 'van': 1.0, 'truck': TRUCK_FACE, 'bus': TRUCK_FACE,
@@ -310,6 +317,47 @@ def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float,
     above = float(elevation[highest]) + float(np.median(steps))
     ground = float(np.median(xyz[:, 2] - height))
     return float(distance[highest]) * math.tan(above) - ground
+
+
+def judged_bottom(points: np.ndarray, height: np.ndarray, limit: float) -> Optional[float]:
+    """
+    Return one cluster's bottom (m) where the sensor could have seen below it, else None.
+
+    The bottom is :func:`cluster_bottom` of ``height`` (n,), the heights
+    above the local ground of ``points`` (n, 3) float32 in the sensor frame;
+    ``limit`` is the class's highest bottom (``HIGHEST_BOTTOM``). A cluster's
+    lowest return says nothing about what
+    is below it unless a beam crossed there: on a sparse sensor at range the
+    next beam down may meet the ground before the cluster (a VLP-16's beams
+    are 2 degrees apart: 1.2 m at 33 m). The beams below the lowest return
+    are taken as spaced like the cluster's own (the median step between
+    its beams, as in :func:`cluster_top`). The bottom is returned when one
+    of them crosses the cluster's range between :data:`BEAM_BELOW_SEEN` and
+    ``limit`` above the ground, where a vehicle's wheels, bumpers and guards
+    would have returned it; None when none does, when the bottom is at most
+    ``limit`` (nothing to judge), or when the returns lie on one beam.
+    """
+    bottom = cluster_bottom(height)
+    if not bottom > limit or len(points) == 0:
+        return None
+    xyz = points.astype(np.float64)
+    distance = np.hypot(xyz[:, 0], xyz[:, 1])
+    elevation = np.arctan2(xyz[:, 2], distance)
+    steps = np.diff(np.sort(elevation))
+    steps = steps[steps > SAME_BEAM]
+    if len(steps) == 0:
+        return None
+    step = float(np.median(steps))
+    lowest = int(np.argsort(np.nan_to_num(height, nan=np.inf), kind='stable')[
+        int(BOTTOM_QUANTILE * (len(height) - 1))])
+    ground = float(xyz[lowest, 2]) - float(height[lowest])
+    reach = float(distance[lowest])
+    # Beam k below (elevation e0 - k * step) crosses the band [BEAM_BELOW_SEEN, limit] above
+    # the ground at the lowest return's distance for k in [(e0 - top) / step, (e0 - low) / step].
+    low = math.atan2(BEAM_BELOW_SEEN + ground, reach)
+    top = math.atan2(limit + ground, reach)
+    first = max(1, math.ceil((float(elevation[lowest]) - top) / step))
+    return bottom if first <= math.floor((float(elevation[lowest]) - low) / step) else None
 
 
 def cluster_bottom(height: np.ndarray) -> float:
