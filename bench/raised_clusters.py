@@ -16,7 +16,7 @@
 What the beams just under a raised cluster meet, on the real development scans.
 
 Every road user stands on the ground. A cluster the model names as a road
-user whose lowest returns (2nd percentile, ``rules.cluster_bottom``) are
+user whose lowest returns (``rules.cluster_bottom``, strays set aside) are
 at least ``--raised`` metres above the ground either floats (a tree crown,
 a facade band above a shop window, a sign) or has its lower part hidden.
 The beams that passed just under it tell which: per azimuth bin of

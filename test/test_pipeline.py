@@ -16,6 +16,7 @@
 
 import dataclasses
 import math
+from pathlib import Path
 import threading
 
 import numpy as np
@@ -398,30 +399,60 @@ def _beam_face(distance: float, elevations_deg: np.ndarray, sensor: float = 1.8
 
 
 def test_judged_bottom_needs_a_beam_that_crossed_below():
-    # HDL-64E-like beams (0.4 deg) on a band 1.5 m up at 20 m: the beam below crossed at
-    # about 1.36 m, the next ones lower down to the ground: one crossed 0.3-0.8 m and met
-    # nothing of it, so its bottom is judged.
     sensor = 1.8
-    first = np.degrees(np.arctan((1.5 - sensor) / 20))
-    band, height = _beam_face(20.0, first + 0.4 * np.arange(5), sensor)
-    assert rules.judged_bottom(band, height, 0.8) == pytest.approx(
-        rules.cluster_bottom(height))
-    # A VLP-16 (2 deg beams) on a truck 33 m away whose lowest return is 0.91 m up: the
-    # next beam down crosses 1.15 m lower, under the ground; nothing was seen below.
-    first = np.degrees(np.arctan((0.91 - sensor) / 33))
-    truck, height = _beam_face(33.0, first + 2.0 * np.arange(3), sensor)
-    assert rules.judged_bottom(truck, height, 0.8) is None
-    # A band 1.1 m up seen from 20 m: the beam below crosses 0.4 m up and misses it.
-    first = np.degrees(np.arctan((1.1 - sensor) / 20))
-    truck, height = _beam_face(20.0, first + 2.0 * np.arange(3), sensor)
-    assert rules.judged_bottom(truck, height, 0.8) == pytest.approx(1.1, abs=0.01)
+
+    def rows(distance, lowest, steps):
+        """Rows of a face ``distance`` ahead, the lowest ``lowest`` m up, ``steps`` deg apart."""
+        first = np.degrees(np.arctan((lowest - sensor) / distance))
+        elevations = first + np.concatenate([[0.0], np.cumsum(steps)])
+        return _beam_face(distance, elevations, sensor)
+
+    # HDL-64E-like beams (0.4 deg) on a band 1.5 m up at 20 m: the beams below cross it
+    # down to the ground, one of them 0.3-0.8 m up, and met nothing of it: judged.
+    band, band_height = rows(20.0, 1.5, [0.4] * 4)
+    assert rules.judged_bottom(band, band_height, 0.8) == pytest.approx(
+        rules.cluster_bottom(band_height))
+    # A VLP-16 (2 deg beams) on a truck 33 m away whose lowest return is 0.91 m up: the next
+    # beam down crosses 1.15 m lower, under the ground: nothing was seen below.
+    sparse, sparse_height = rows(33.0, 0.91, [2.0] * 2)
+    assert rules.judged_bottom(sparse, sparse_height, 0.8) is None
+    # The same beams on a band 1.1 m up at 20 m: the beam below crosses 0.4 m up.
+    near, near_height = rows(20.0, 1.1, [2.0] * 2)
+    assert rules.judged_bottom(near, near_height, 0.8) == pytest.approx(1.1, abs=0.01)
+    assert rules.judged_bottom(near[:20], near_height[:20], 0.8) is None  # one beam: no step
     # 0.95 m up: the beam below crosses 0.25 m up, where a return would be cut as ground.
-    first = np.degrees(np.arctan((0.95 - sensor) / 20))
-    cut, cut_height = _beam_face(20.0, first + 2.0 * np.arange(3), sensor)
+    cut, cut_height = rows(20.0, 0.95, [2.0] * 2)
     assert rules.judged_bottom(cut, cut_height, 0.8) is None
-    assert rules.judged_bottom(truck[:20], height[:20], 0.8) is None  # one beam: no spacing
-    low, height = _beam_face(20.0, np.degrees(np.arctan((0.5 - sensor) / 20)) + 0.4 * np.arange(5))
-    assert rules.judged_bottom(low, height, 0.8) is None  # nothing to judge: 0.5 m up
+    # 1.55 m up: the beams below cross about 0.85 and 0.15 m up, both outside 0.3-0.8 m.
+    edge, edge_height = rows(20.0, 1.55, [2.0] * 2)
+    assert rules.judged_bottom(edge, edge_height, 0.8) is None
+    low, low_height = rows(20.0, 0.5, [0.4] * 4)
+    assert rules.judged_bottom(low, low_height, 0.8) is None  # nothing to judge: 0.5 m up
+    # The step is the median of the cluster's own: three 0.4 deg steps and one of 2 deg are
+    # dense beams; three of 2 deg and one of 0.3 deg are sparse ones.
+    uneven, uneven_height = rows(20.0, 1.6, [0.4, 0.4, 0.4, 2.0])
+    assert rules.judged_bottom(uneven, uneven_height, 0.8) is not None
+    uneven, uneven_height = rows(33.0, 0.91, [2.0, 2.0, 2.0, 0.3])
+    assert rules.judged_bottom(uneven, uneven_height, 0.8) is None
+    # The reference is the lowest row (33 m, 0.91 m up), not a higher row nearer by.
+    lower, lower_height = rows(33.0, 0.91, [])
+    upper, upper_height = _beam_face(15.0, np.degrees(np.arctan((0.91 - sensor) / 33)) + [2.0],
+                                     sensor)  # 1.92 m up: from it, a beam 3 rows down would
+    assert rules.judged_bottom(np.concatenate([lower, upper]),  # cross 0.34 m up at 15 m
+                               np.concatenate([lower_height, upper_height]), 0.8) is None
+    # A VLP-16's lowest beam (-15 deg) meets a truck's rear 3 m ahead 1.0 m up: no beam lower.
+    rear, rear_height = _beam_face(3.0, np.array([-15.0, -13.0, -11.0]), sensor)
+    assert rules.judged_bottom(rear, rear_height, 0.8) is not None  # beams assumed below
+    assert rules.judged_bottom(rear, rear_height, 0.8, np.radians(-15.0)) is None
+    # A stray return under a small far cluster does not pick the reference: the rows are
+    # 1.2-1.66 m up at 40 m (0.33 deg), the stray 0.5 m up; the beams below cross 0.97,
+    # 0.74 m ...: judged.
+    far, far_height = rows(40.0, 1.2, [0.33] * 2)
+    stray, stray_height = rows(40.0, 0.5, [0.33])
+    with_stray = np.concatenate([far[:39], stray[:1]])
+    with_stray_height = np.concatenate([far_height[:39], stray_height[:1]])
+    assert rules.judged_bottom(with_stray, with_stray_height, 0.8) == pytest.approx(
+        rules.cluster_bottom(with_stray_height))
 
 
 def _grid(x: float, y: tuple, z: tuple, step: float = 0.1) -> np.ndarray:
@@ -430,18 +461,24 @@ def _grid(x: float, y: tuple, z: tuple, step: float = 0.1) -> np.ndarray:
     return np.stack([np.full(ys.size, x), ys.ravel(), zs.ravel()], 1).astype(np.float32)
 
 
-def test_raised_rule_in_the_pipeline(tmp_path):
-    """A truck-named band with nothing below 0.8 m is unknown; one down to its wheels is not."""
+def _truck_only_model(folder) -> Path:
+    """Save a small checkpoint that calls every object truck (0.96) in ``folder``."""
     torch.manual_seed(0)
     model = PointNetClassifier(PointNetConfig(
         num_classes=len(CLASS_NAMES), mlp1=(16,), mlp2=(32, 64), head=(32, 16),
         tnet_conv=(16, 32, 64), tnet_fc=(32, 16))).eval()
-    with torch.no_grad():  # every object is a truck (0.96)
+    with torch.no_grad():
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
         model.classifier.bias[CLASS_NAMES.index('truck')] = 5.0
-    path = tmp_path / 'truck.pt'
+    path = folder / 'truck.pt'
     save_checkpoint(path, model, CLASS_NAMES, 64, 'center')
+    return path
+
+
+def test_raised_rule_in_the_pipeline(tmp_path):
+    """A truck-named band with nothing below 0.8 m is unknown; one down to its wheels is not."""
+    path = _truck_only_model(tmp_path)
     sensor = 1.8  # the ground lies 1.8 m below the sensor
     gx, gy = np.meshgrid(np.arange(3.0, 30.0, 0.3), np.arange(-15.0, 15.0, 0.3))
     ground = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, -sensor)], 1)
@@ -470,12 +507,45 @@ def test_raised_rule_in_the_pipeline(tmp_path):
     assert not alone.process(band).objects[0].rule
 
 
+def test_raised_rule_leaves_a_truck_that_sparse_beams_cannot_see_below(tmp_path):
+    """A VLP-16 at 33 m: the beam under the truck's lowest return meets the ground first."""
+    sensor = 1.8
+    points = []
+    for azimuth in np.radians(np.arange(-12.0, 12.0, 0.2)):
+        for elevation in np.radians(np.arange(-15.0, 15.1, 2.0)):  # the VLP-16's 16 beams
+            direction = np.array([math.cos(azimuth) * math.cos(elevation),
+                                  math.sin(azimuth) * math.cos(elevation), math.sin(elevation)])
+            hits = []
+            t = 33.0 / direction[0]  # a truck's side 33 m ahead, 8 m long, ground to 3.2 m
+            if abs(t * direction[1]) <= 4.0 and 0.0 <= sensor + t * direction[2] <= 3.2:
+                hits.append(t)
+            if direction[2] < 0:
+                hits.append(-sensor / direction[2])
+            if hits:
+                points.append(min(hits) * direction)
+    # The -3 deg beam meets the truck 0.07 m up (cut as ground), the -1 deg one 1.22 m up.
+    out = ScenePipeline(PipelineConfig(model_path=str(_truck_only_model(tmp_path)),
+                                       device='cpu')).process(np.array(points, np.float32))
+    truck = [obj for obj in out.objects if abs(obj.center[0] - 33.0) < 1.0]
+    assert len(truck) == 1 and truck[0].class_name == 'truck'
+    assert truck[0].center[2] + sensor - truck[0].size[2] / 2 > 1.0  # nothing lower seen
+    assert not truck[0].rule and not truck[0].unknown
+
+
 def test_cluster_bottom_ignores_stray_low_returns():
-    height = np.concatenate([np.linspace(1.2, 3.4, 200), [0.16]]).astype(np.float32)
-    assert rules.cluster_bottom(height) == pytest.approx(np.quantile(height, 0.02))
-    assert rules.cluster_bottom(height) > 1.2  # one return near the ground does not count
-    with_nan = np.concatenate([height, [np.nan]]).astype(np.float32)
-    assert rules.cluster_bottom(with_nan) == pytest.approx(rules.cluster_bottom(height))
+    big = np.concatenate([np.linspace(1.2, 3.4, 200), [0.16, 0.2, 0.3]]).astype(np.float32)
+    assert rules.cluster_bottom(big) == pytest.approx(1.2 + 1 * 2.2 / 199)  # 2 %: 4 set aside
+    with_nan = np.concatenate([big, [np.nan]]).astype(np.float32)
+    assert rules.cluster_bottom(with_nan) == rules.cluster_bottom(big)
+    # A small cluster: one stray under a band 1.2 m up is set aside ...
+    small = np.concatenate([np.full(39, 1.2), [0.5]]).astype(np.float32)
+    assert rules.cluster_bottom(small) == pytest.approx(1.2)
+    # ... but two returns 0.55-0.63 m up (a far truck's wheels on a VLP-16's lowest beam
+    # that hit it) are not strays: the second is the bottom, measured, not interpolated.
+    wheels = np.concatenate([np.full(71, 1.62), [0.55, 0.63]]).astype(np.float32)
+    assert rules.cluster_bottom(wheels) == pytest.approx(0.63)
+    assert rules.cluster_bottom(np.array([0.9], np.float32)) == pytest.approx(0.9)
+    assert math.isnan(rules.cluster_bottom(np.array([np.nan], np.float32)))
 
 
 def _beams(distance: float, elevations_deg: np.ndarray, width: float,

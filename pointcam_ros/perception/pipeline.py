@@ -90,7 +90,7 @@ from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, cluster_top, HIGHEST_BOTTOM, judged_bottom, LOWEST_TOP,
-    plane_fits, shape_rule, UNKNOWN_RULES, view_top)
+    plane_fits, shape_rule, UNKNOWN_RULES, view_bottom, view_top)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.split import explain_with, split_people
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
@@ -253,6 +253,7 @@ class ScenePipeline:
         object_class = np.empty(len(batch), np.int32)
         planes = plane_fits(xyz, labels, len(batch))
         top_beam: Optional[float] = None  # the scan's top beam, once a low top needs it
+        bottom_beam: Optional[float] = None  # the scan's lowest beam, once a bottom needs it
         for k in range(len(batch)):
             box = batch.boxes[k]
             center, size, yaw = box[:3].copy(), box[3:6].copy(), float(box[6])
@@ -265,7 +266,9 @@ class ScenePipeline:
                 rows = np.flatnonzero(labels == k)
                 points, heights = xyz[rows], height[rows]
                 if name in HIGHEST_BOTTOM:
-                    bottom = judged_bottom(points, heights, HIGHEST_BOTTOM[name])
+                    if bottom_beam is None:
+                        bottom_beam = view_bottom(xyz)
+                    bottom = judged_bottom(points, heights, HIGHEST_BOTTOM[name], bottom_beam)
                 if lowest is not None:
                     top = cluster_top(points, heights, math.inf, config.max_z)
                     if top is not None and top < lowest:  # low: unless the view cuts it

@@ -78,11 +78,11 @@ physical sizes only (no data set was used to set them):
 - ``raised`` (not classified: shown as unknown, with the model's guess): a
   class whose lowest parts are always near the ground (``HIGHEST_BOTTOM``:
   a truck, bus or tram) for a cluster with nothing below 0.8 m above the
-  ground (its 2nd-percentile height, :func:`cluster_bottom`), where a beam
-  crossed below it between 0.3 and 0.8 m (:func:`judged_bottom`: on a
-  sparse sensor at range the next beam down may meet the ground first, and
-  then nothing is known below the lowest return). Seen
-  whole, such a vehicle returns from its wheels, its bumpers and its side
+  ground (its lowest return once strays are set aside,
+  :func:`cluster_bottom`), where a beam crossed below it between 0.3 and
+  0.8 m (:func:`judged_bottom`: on a sparse sensor at range the next beam
+  down may meet the ground first, and then nothing is known below the
+  lowest return). Seen whole, such a vehicle returns from its wheels, its bumpers and its side
   and rear guards (in the EU the guards are at most 0.55 m up), all below
   0.6 m. With none of them seen, the cluster either floats (a tree crown,
   a sign) or something nearer hides its lower part. What the sensor still
@@ -175,7 +175,8 @@ LOWEST_TOP = dict.fromkeys(LARGE_VEHICLES, 2.0)
 #: of trucks, buses and trams come down to 0.6 m or lower; 0.2 m margin for the ground
 #: estimate.
 HIGHEST_BOTTOM = dict.fromkeys(LARGE_VEHICLES, 0.8)
-#: Quantile of a cluster's heights taken as its bottom: a stray low return does not count.
+#: Share of a cluster's lowest returns set aside as strays before its bottom is read
+#: (:func:`cluster_bottom`).
 BOTTOM_QUANTILE = 0.02
 #: m; a beam crossing a cluster's range this high above the ground or higher would return from
 #: a vehicle's wheels, bumpers or guards there; lower, such a return is cut as ground
@@ -216,8 +217,9 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     ``top``: the highest the cluster's top can be above the ground (m,
     :func:`cluster_top`), None when nothing bounds it; without it the
     ``low`` rule is not checked. ``bottom``: the height of the cluster's
-    lowest returns above the ground (m, :func:`cluster_bottom`); without it
-    the ``raised`` rule is not checked. Order: ``sliver``, then the
+    lowest returns above the ground (m, :func:`judged_bottom`), None where
+    no beam could see below it; without it the ``raised`` rule is not
+    checked. Order: ``sliver``, then the
     background rules (``plane``, ``oversize``), then ``low``, ``raised``,
     ``fragment``, ``long`` and ``tall``.
 
@@ -285,6 +287,36 @@ def view_top(xyz: np.ndarray) -> float:
     return float(np.quantile(elevation, 0.999))
 
 
+def view_bottom(xyz: np.ndarray) -> float:
+    """
+    Elevation (rad) of the scan's lowest beam: the 0.1st percentile over ``(F, 3)`` points.
+
+    The twin of :func:`view_top`; an empty scan gives -inf (no limit).
+    """
+    if len(xyz) == 0:
+        return -math.inf
+    elevation = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
+    return float(np.quantile(elevation, 0.001))
+
+
+def _beams(points: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """
+    Sensor-frame ``points`` (n, 3) as float64 xyz, horizontal distance and elevation (rad).
+
+    Also the step (rad) between the cluster's beams: the median gap between
+    its sorted elevations that is wider than :data:`SAME_BEAM`. None when the
+    returns lie on one beam (no step to read).
+    """
+    xyz = points.astype(np.float64)
+    distance = np.hypot(xyz[:, 0], xyz[:, 1])
+    elevation = np.arctan2(xyz[:, 2], distance)
+    steps = np.diff(np.sort(elevation))
+    steps = steps[steps > SAME_BEAM]
+    if len(steps) == 0:
+        return None
+    return xyz, distance, elevation, float(np.median(steps))
+
+
 def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float,
                 max_z: float = math.inf) -> Optional[float]:
     """
@@ -303,73 +335,86 @@ def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float,
     """
     if len(points) == 0:
         return None
-    xyz = points.astype(np.float64)
-    distance = np.hypot(xyz[:, 0], xyz[:, 1])
-    elevation = np.arctan2(xyz[:, 2], distance)
+    beams = _beams(points)
+    if beams is None:
+        return None
+    xyz, distance, elevation, step = beams
     highest = int(np.argmax(xyz[:, 2]))
     if (float(elevation.max()) >= top_beam - VIEW_TOP_MARGIN
             or float(xyz[highest, 2]) >= max_z - TOP_CUT_MARGIN):
         return None
-    steps = np.diff(np.sort(elevation))
-    steps = steps[steps > SAME_BEAM]
-    if len(steps) == 0:
-        return None
-    above = float(elevation[highest]) + float(np.median(steps))
+    above = float(elevation[highest]) + step
     ground = float(np.median(xyz[:, 2] - height))
     return float(distance[highest]) * math.tan(above) - ground
 
 
-def judged_bottom(points: np.ndarray, height: np.ndarray, limit: float) -> Optional[float]:
+def judged_bottom(points: np.ndarray, height: np.ndarray, limit: float,
+                  bottom_beam: float = -math.inf) -> Optional[float]:
     """
     Return one cluster's bottom (m) where the sensor could have seen below it, else None.
 
     The bottom is :func:`cluster_bottom` of ``height`` (n,), the heights
-    above the local ground of ``points`` (n, 3) float32 in the sensor frame;
-    ``limit`` is the class's highest bottom (``HIGHEST_BOTTOM``). A cluster's
-    lowest return says nothing about what
-    is below it unless a beam crossed there: on a sparse sensor at range the
-    next beam down may meet the ground before the cluster (a VLP-16's beams
-    are 2 degrees apart: 1.2 m at 33 m). The beams below the lowest return
-    are taken as spaced like the cluster's own (the median step between
-    its beams, as in :func:`cluster_top`). The bottom is returned when one
-    of them crosses the cluster's range between :data:`BEAM_BELOW_SEEN` and
-    ``limit`` above the ground, where a vehicle's wheels, bumpers and guards
-    would have returned it; None when none does, when the bottom is at most
-    ``limit`` (nothing to judge), or when the returns lie on one beam.
+    above the local ground of ``points`` (n, 3) float32 in the sensor
+    frame; ``limit`` is the class's highest bottom (``HIGHEST_BOTTOM``);
+    ``bottom_beam`` the scan's lowest beam (rad, :func:`view_bottom`).
+
+    A lowest return says nothing about what is below it unless a beam
+    crossed there. On a sparse sensor at range the next beam down may meet
+    the ground first (a VLP-16's beams are 2 degrees apart: 1.2 m at 33 m);
+    close by, the sensor's lowest beam may already be the one that hit (a
+    VLP-16's -15 degree beam meets a truck's rear 3 m ahead 1 m up). The
+    reference is the lowest return at or above the bottom; the beams below
+    it are taken as spaced like the cluster's own (the median step between
+    its beams, as in :func:`cluster_top`) down to ``bottom_beam``. The
+    bottom is returned when one of them crosses the reference return's
+    distance between :data:`BEAM_BELOW_SEEN` and ``limit`` above the ground
+    under it (the reference's height subtracted from its z), where a
+    vehicle's wheels, bumpers and guards would have returned it. None when
+    none does, when the bottom is at most ``limit`` (nothing to judge), or
+    when the returns lie on one beam.
     """
+    if len(points) == 0:
+        return None
     bottom = cluster_bottom(height)
-    if not bottom > limit or len(points) == 0:
+    if not bottom > limit:
         return None
-    xyz = points.astype(np.float64)
-    distance = np.hypot(xyz[:, 0], xyz[:, 1])
-    elevation = np.arctan2(xyz[:, 2], distance)
-    steps = np.diff(np.sort(elevation))
-    steps = steps[steps > SAME_BEAM]
-    if len(steps) == 0:
+    beams = _beams(points)
+    if beams is None:
         return None
-    step = float(np.median(steps))
-    lowest = int(np.argsort(np.nan_to_num(height, nan=np.inf), kind='stable')[
-        int(BOTTOM_QUANTILE * (len(height) - 1))])
-    ground = float(xyz[lowest, 2]) - float(height[lowest])
-    reach = float(distance[lowest])
-    # Beam k below (elevation e0 - k * step) crosses the band [BEAM_BELOW_SEEN, limit] above
-    # the ground at the lowest return's distance for k in [(e0 - top) / step, (e0 - low) / step].
-    low = math.atan2(BEAM_BELOW_SEEN + ground, reach)
-    top = math.atan2(limit + ground, reach)
-    first = max(1, math.ceil((float(elevation[lowest]) - top) / step))
-    return bottom if first <= math.floor((float(elevation[lowest]) - low) / step) else None
+    xyz, distance, elevation, step = beams
+    reference = int(np.nanargmin(np.where(height >= bottom, height, np.inf)))  # the bottom's
+    e0 = float(elevation[reference])
+    ground = float(xyz[reference, 2]) - float(height[reference])
+    reach = float(distance[reference])
+    # Beam k below the reference (elevation e0 - k * step) crosses the band [BEAM_BELOW_SEEN,
+    # limit] above the ground at the reference's distance for k in
+    # [(e0 - band_top) / step, (e0 - band_low) / step], and exists while e0 - k * step is not
+    # below the scan's lowest beam.
+    band_low = math.atan2(BEAM_BELOW_SEEN + ground, reach)
+    band_top = math.atan2(limit + ground, reach)
+    first = max(1, math.ceil((e0 - band_top) / step))
+    last = math.floor((e0 - band_low) / step)
+    if math.isfinite(bottom_beam):
+        last = min(last, math.floor((e0 - bottom_beam + SAME_BEAM) / step))
+    return bottom if first <= last else None
 
 
 def cluster_bottom(height: np.ndarray) -> float:
     """
-    Height (m) of one cluster's lowest returns above the ground: ``BOTTOM_QUANTILE`` of ``height``.
+    Height (m) of one cluster's lowest return above the ground once its strays are set aside.
 
     ``height`` (n,) float32, the cluster's points' heights above the local
-    ground (n >= 1; NaN, outside the region of interest, is ignored). All
-    NaN gives NaN (with numpy's warning), which no rule's limit exceeds; a
-    clustered point is always inside the region.
+    ground (NaN, outside the region of interest, is ignored). The strays are
+    the lowest ``BOTTOM_QUANTILE`` of the returns, rounded down, and at least
+    the lowest one (a single return of something else merged in); the bottom
+    is the next return, a measured height. One return is its own bottom;
+    none gives NaN, which no rule's limit exceeds.
     """
-    return float(np.nanquantile(height, BOTTOM_QUANTILE))
+    valid = np.sort(height[np.isfinite(height)])
+    if len(valid) == 0:
+        return math.nan
+    rank = max(1, int(BOTTOM_QUANTILE * (len(valid) - 1)))
+    return float(valid[min(rank, len(valid) - 1)])
 
 
 def plane_fits(xyz: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
