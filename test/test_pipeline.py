@@ -507,28 +507,45 @@ def test_raised_rule_in_the_pipeline(tmp_path):
     assert not alone.process(band).objects[0].rule
 
 
-def test_raised_rule_leaves_a_truck_that_sparse_beams_cannot_see_below(tmp_path):
-    """A VLP-16 at 33 m: the beam under the truck's lowest return meets the ground first."""
-    sensor = 1.8
+def _vlp16_face(distance: float, half_width: float, azimuths_deg: float,
+                sensor: float = 1.8) -> np.ndarray:
+    """
+    Scan a face 3.2 m tall and flat ground with a VLP-16 (16 beams, -15 to +15 deg).
+
+    The face is ``distance`` ahead and ``half_width`` to each side; the scan
+    spans +-``azimuths_deg``. Returns ``(M, 3)`` float32 points.
+    """
     points = []
-    for azimuth in np.radians(np.arange(-12.0, 12.0, 0.2)):
-        for elevation in np.radians(np.arange(-15.0, 15.1, 2.0)):  # the VLP-16's 16 beams
+    for azimuth in np.radians(np.arange(-azimuths_deg, azimuths_deg, 0.2)):
+        for elevation in np.radians(np.arange(-15.0, 15.1, 2.0)):
             direction = np.array([math.cos(azimuth) * math.cos(elevation),
                                   math.sin(azimuth) * math.cos(elevation), math.sin(elevation)])
             hits = []
-            t = 33.0 / direction[0]  # a truck's side 33 m ahead, 8 m long, ground to 3.2 m
-            if abs(t * direction[1]) <= 4.0 and 0.0 <= sensor + t * direction[2] <= 3.2:
+            t = distance / direction[0]
+            if abs(t * direction[1]) <= half_width and 0.0 <= sensor + t * direction[2] <= 3.2:
                 hits.append(t)
             if direction[2] < 0:
                 hits.append(-sensor / direction[2])
             if hits:
                 points.append(min(hits) * direction)
-    # The -3 deg beam meets the truck 0.07 m up (cut as ground), the -1 deg one 1.22 m up.
+    return np.array(points, np.float32)
+
+
+@pytest.mark.parametrize('distance, half_width, azimuths', [
+    # A truck's side 33 m ahead: the -3 deg beam meets it 0.07 m up (cut as ground), the
+    # -1 deg one 1.22 m up; the beam below the lowest return met the ground first.
+    (33.0, 4.0, 12.0),
+    # A truck's rear 3 m ahead: the lowest beam (-15 deg) meets it 1.0 m up; none is lower.
+    (3.0, 1.25, 60.0),
+])
+def test_raised_rule_leaves_a_truck_that_no_beam_could_see_below(tmp_path, distance,
+                                                                 half_width, azimuths):
     out = ScenePipeline(PipelineConfig(model_path=str(_truck_only_model(tmp_path)),
-                                       device='cpu')).process(np.array(points, np.float32))
-    truck = [obj for obj in out.objects if abs(obj.center[0] - 33.0) < 1.0]
+                                       device='cpu')).process(
+        _vlp16_face(distance, half_width, azimuths))
+    truck = [obj for obj in out.objects if abs(obj.center[0] - distance) < 1.0]
     assert len(truck) == 1 and truck[0].class_name == 'truck'
-    assert truck[0].center[2] + sensor - truck[0].size[2] / 2 > 1.0  # nothing lower seen
+    assert truck[0].center[2] + 1.8 - truck[0].size[2] / 2 > 0.8  # nothing lower seen
     assert not truck[0].rule and not truck[0].unknown
 
 
@@ -584,7 +601,9 @@ def test_cluster_top_is_bounded_by_the_beam_above():
     bound = rules.cluster_top(truck, truck[:, 2] + 1.8, top_ring + np.radians(13.0))
     assert bound > 2.0
     assert shape_rule(np.array([6.0, 0.3, 2.0]), 'truck', top=bound)[0] == ''
-    assert rules.view_top(np.zeros((0, 3), np.float32)) == np.inf
+    assert rules.view_limits(np.zeros((0, 3), np.float32)) == (-np.inf, np.inf)
+    lowest, top = rules.view_limits(_vlp16_face(3.0, 20.0, 30.0))  # every beam hits
+    assert np.degrees([lowest, top]) == pytest.approx([-15.0, 15.0], abs=1e-3)
 
 
 def test_oversize_is_judged_on_the_core_of_the_points():

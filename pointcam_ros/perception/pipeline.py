@@ -90,7 +90,7 @@ from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, cluster_top, HIGHEST_BOTTOM, judged_bottom, LOWEST_TOP,
-    plane_fits, shape_rule, UNKNOWN_RULES, view_bottom, view_top)
+    plane_fits, shape_rule, UNKNOWN_RULES, view_limits)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.split import explain_with, split_people
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
@@ -252,8 +252,7 @@ class ScenePipeline:
         labels, probs = batch.labels, batch.probs
         object_class = np.empty(len(batch), np.int32)
         planes = plane_fits(xyz, labels, len(batch))
-        top_beam: Optional[float] = None  # the scan's top beam, once a low top needs it
-        bottom_beam: Optional[float] = None  # the scan's lowest beam, once a bottom needs it
+        view: Optional[tuple[float, float]] = None  # lowest and top beams, once a rule needs them
         for k in range(len(batch)):
             box = batch.boxes[k]
             center, size, yaw = box[:3].copy(), box[3:6].copy(), float(box[6])
@@ -265,16 +264,17 @@ class ScenePipeline:
                 height = height.cpu().numpy() if torch.is_tensor(height) else height
                 rows = np.flatnonzero(labels == k)
                 points, heights = xyz[rows], height[rows]
-                if name in HIGHEST_BOTTOM:
-                    if bottom_beam is None:
-                        bottom_beam = view_bottom(xyz)
-                    bottom = judged_bottom(points, heights, HIGHEST_BOTTOM[name], bottom_beam)
+                limit = HIGHEST_BOTTOM.get(name)
+                if limit is not None:
+                    bottom = judged_bottom(points, heights, limit)
+                    if bottom is not None:  # raised: unless the lowest beam is the one that hit
+                        view = view or view_limits(xyz)
+                        bottom = judged_bottom(points, heights, limit, view[0])
                 if lowest is not None:
                     top = cluster_top(points, heights, math.inf, config.max_z)
                     if top is not None and top < lowest:  # low: unless the view cuts it
-                        if top_beam is None:
-                            top_beam = view_top(xyz)
-                        top = cluster_top(points, heights, top_beam, config.max_z)
+                        view = view or view_limits(xyz)
+                        top = cluster_top(points, heights, view[1], config.max_z)
             kind, reason = shape_rule(size, name, core=batch.cores[k], plane=planes[k],
                                       top=top, bottom=bottom)
             if kind in BACKGROUND_RULES and background >= 0:

@@ -67,7 +67,7 @@ physical sizes only (no data set was used to set them):
   object, never its top, so this means the wrong class, not a partial
   view: a 1 m hedge is not a truck (nor, for all the rule knows, anything
   else the model could name). Not judged where nothing bounds the top: a
-  cluster reaching the scan's top beam (:func:`view_top`; an HDL-64E's is
+  cluster reaching the scan's top beam (:func:`view_limits`; an HDL-64E's is
   +2 degrees, 2.1 m high at 10 m) or the ``max_z`` cut, or on one beam;
   on a sparse sensor at range the bound rises (a VLP-16's beams are 2
   degrees apart: 2 m at 57 m), so a far truck is left to the model. Cars
@@ -273,30 +273,20 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     return '', ''
 
 
-def view_top(xyz: np.ndarray) -> float:
+def view_limits(xyz: np.ndarray) -> tuple[float, float]:
     """
-    Elevation (rad) of the scan's top beam: the 99.9th percentile over ``(F, 3)`` points.
+    Elevations (rad) of the scan's lowest and top beams: the 0.1st and 99.9th percentiles.
 
-    The points are in the sensor frame; an empty scan gives +inf (nothing is
-    cut). A percentile, not the maximum, so a few stray returns above the
-    top beam (a mounting tilt, multipath) do not raise it.
-    """
-    if len(xyz) == 0:
-        return math.inf
-    elevation = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
-    return float(np.quantile(elevation, 0.999))
-
-
-def view_bottom(xyz: np.ndarray) -> float:
-    """
-    Elevation (rad) of the scan's lowest beam: the 0.1st percentile over ``(F, 3)`` points.
-
-    The twin of :func:`view_top`; an empty scan gives -inf (no limit).
+    Over ``(F, 3)`` points in the sensor frame; an empty scan gives (-inf,
+    +inf): nothing is cut. Percentiles, not the extremes, so a few stray
+    returns beyond the outer beams (a mounting tilt, multipath) do not move
+    them.
     """
     if len(xyz) == 0:
-        return -math.inf
+        return -math.inf, math.inf
     elevation = np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1]))
-    return float(np.quantile(elevation, 0.001))
+    lowest, top = np.quantile(elevation, [0.001, 0.999])
+    return float(lowest), float(top)
 
 
 def _beams(points: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
@@ -323,7 +313,7 @@ def cluster_top(points: np.ndarray, height: np.ndarray, top_beam: float,
     Highest the top of one cluster can be above the ground (m), or None where it is unbounded.
 
     ``points`` (n, 3) float32 in the sensor frame, ``height`` (n,) their
-    heights above the local ground, ``top_beam`` the scan's :func:`view_top`,
+    heights above the local ground, ``top_beam`` the scan's top beam (:func:`view_limits`),
     ``max_z`` the height cut of the region of interest (sensor frame). The
     true top lies between the cluster's highest return and the next beam up,
     which passed over it: the bound is where that beam crosses the highest
@@ -356,7 +346,7 @@ def judged_bottom(points: np.ndarray, height: np.ndarray, limit: float,
     The bottom is :func:`cluster_bottom` of ``height`` (n,), the heights
     above the local ground of ``points`` (n, 3) float32 in the sensor
     frame; ``limit`` is the class's highest bottom (``HIGHEST_BOTTOM``);
-    ``bottom_beam`` the scan's lowest beam (rad, :func:`view_bottom`).
+    ``bottom_beam`` the scan's lowest beam (rad, :func:`view_limits`).
 
     A lowest return says nothing about what is below it unless a beam
     crossed there. On a sparse sensor at range the next beam down may meet
