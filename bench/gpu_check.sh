@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One short session on the lent GPU machine: the CUDA tests and every GPU figure, printed.
+# One short run on the lent GPU machine: the CUDA tests and every GPU figure, printed.
 #
 # There: Python 3.12 with torch (CUDA), numpy, scipy, pyyaml, pytest; no open3d, no
 # ROS, no network. Prepare here, once, and carry both folders:
