@@ -24,9 +24,12 @@ every ``--scene-period`` s, seeds from ``--seed``; VLP-16 street by
 default), runs ``ScenePipeline`` on every ``--every``-th scan and scores
 its labels the same way, against the same ground-truth boxes. Prints
 labels right per true class, the share of labels that name a class and are
-right, the share of "unknown", and the most common mistakes.
+right, the share of "unknown", and the most common mistakes. The same
+objects stay in view scan after scan, so a few of them can hold most of the
+misses: ``--by-object N`` lists the N objects with the most, each with the
+size of the cluster it was shown with.
 
-    .venv/bin/python bench/demo_labels.py [--every 5] [--seconds 20]
+    .venv/bin/python bench/demo_labels.py [--every 5] [--seconds 20] [--by-object 10]
 """
 
 import argparse
@@ -51,6 +54,8 @@ def main() -> None:
     parser.add_argument('--scene-period', type=float, default=10.0)
     parser.add_argument('--every', type=int, default=5, help='score every N-th scan')
     parser.add_argument('--max-distance', type=float, default=1.5)
+    parser.add_argument('--by-object', type=int, default=0, metavar='N',
+                        help='also list the N true objects with the most wrong labels')
     args = parser.parse_args()
     sensor = SENSORS[args.sensor]
     pipeline = ScenePipeline(PipelineConfig(device='cpu'))
@@ -59,6 +64,10 @@ def main() -> None:
     scores: dict = defaultdict(lambda: [0, 0])  # true class -> [right, matched]
     unknown = named_right = 0
     mistakes: Counter = Counter()
+    # (scene seed, object index) -> wrong labels, true class and kind, the last cluster's
+    # points / range / height.
+    by_object: Counter = Counter()
+    seen: dict = {}
     for count in range(int(round(args.seconds * sensor.rate_hz))):
         if count and count % per_scene == 0:  # as pointcam_sim's timer does
             seed += 1
@@ -84,6 +93,10 @@ def main() -> None:
             named_right += shown == truth
             if shown != truth:
                 mistakes[(truth, shown, detected.rule.split(':')[0])] += 1
+                key = (seed, best)
+                by_object[key] += 1
+                seen[key] = (truth, scene.objects[best].kind, shown, detected.num_points,
+                             float(np.hypot(*detected.center[:2])), float(detected.size[2]))
     right = sum(v[0] for v in scores.values())
     total = sum(v[1] for v in scores.values())
     print(f'{args.sensor} {args.scene}, seeds {args.seed}-{seed}, one scan in {args.every} of '
@@ -97,6 +110,15 @@ def main() -> None:
     print('most common mistakes (true class, shown, shape rule):')
     for (truth, shown, rule), n in mistakes.most_common(10):
         print(f'  {truth} shown as {shown}{f" [{rule}]" if rule else ""}: {n}')
+    if args.by_object > 0:
+        wrong = total - right
+        top = by_object.most_common(args.by_object)
+        print(f'objects with the most wrong labels ({sum(n for _, n in top)} of the {wrong}; '
+              'the last wrong label: shown as, cluster points, range, height):')
+        for (scene_seed, index), n in top:
+            truth, kind, shown, points, distance, height = seen[(scene_seed, index)]
+            print(f'  scene {scene_seed} object {index} ({truth}, {kind}): {n} wrong, last '
+                  f'{shown}, {points} points, {distance:.1f} m, {height:.2f} m tall')
 
 
 if __name__ == '__main__':

@@ -166,3 +166,23 @@ def test_snapshot_marks_are_unique_numbers_close_ups_first_then_nearest():
     names = snapshot_numbers(labels, chosen=[7, 5])
     assert names == {7: '#1', 5: '#2', 9: '3', 3: '4'}
     assert len(set(names.values())) == len(labels)
+
+
+def test_offline_demo_score_names_the_objects_that_hold_the_misses():
+    script = Path(__file__).resolve().parents[1] / 'bench' / 'demo_labels.py'
+    out = subprocess.run([sys.executable, str(script), '--seconds', '2', '--every', '5',
+                          '--by-object', '3'], capture_output=True, text=True, timeout=300,
+                         check=True).stdout
+    lines = out.splitlines()
+    right, total = (int(v) for v in lines[0].split('labels right ')[1].split(' =')[0].split('/'))
+    header = next(i for i, line in enumerate(lines) if line.startswith('objects with the most'))
+    listed, wrong = (int(v) for v in lines[header].split('(')[1].split(';')[0]
+                     .replace('of the', '').split())
+    assert wrong == total - right > 0
+    counts = [int(line.split(': ')[1].split(' wrong')[0]) for line in lines[header + 1:]]
+    assert 0 < len(counts) <= 3 and sum(counts) == listed <= wrong
+    assert counts == sorted(counts, reverse=True)
+    assert all(n <= 4 for n in counts)  # 2 s at 10 Hz, one scan in 5: 4 scored scans
+    for line in lines[header + 1:]:  # only wrong labels are counted
+        truth = line.split('(')[1].split(',')[0]
+        assert line.split(' wrong, last ')[1].split(',')[0] != truth
