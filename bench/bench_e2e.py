@@ -28,6 +28,16 @@ A soak test is the same with a long duration:
     .venv/bin/python bench/bench_e2e.py --sensors vlp16 --duration 600   # soak
     .venv/bin/python bench/bench_e2e.py --sensors hdl64 --rate 20        # a 20 Hz HDL-64E
 
+``--node-param NAME:=VALUE`` (repeatable) sets a node parameter. With a
+region of interest that holds no point (``min_range:=0.0 max_range:=0.5``)
+the pipeline finds nothing, while decoding, the saliency cloud of every
+point and both DDS trips stay the same: the latency is then everything but
+the pipeline, per scan, instead of the p50 latency minus the pipeline's
+median, two medians of different scans:
+
+    .venv/bin/python bench/bench_e2e.py --sensors hdl64 --rate 5 --node-param min_range:=0.0 \
+        --node-param max_range:=0.5
+
 With ``--scans-file`` (bench/record_scans.py) the scans come from the file
 and open3d is not needed; without an installed ``pointcam_node`` script the
 node runs as ``python -c`` of :func:`pointcam_ros.ros.node.main`.
@@ -77,8 +87,13 @@ def node_command() -> list[str]:
 
 
 def run_sensor(name: str, duration: float, device: str, variants: int,
-               recorded=None, rate: float | None = None) -> None:
-    """Benchmark one sensor preset against a fresh node process, at ``rate`` Hz if given."""
+               recorded=None, rate: float | None = None,
+               node_params: tuple[str, ...] = ()) -> None:
+    """
+    Benchmark one sensor preset against a fresh node process, at ``rate`` Hz if given.
+
+    ``node_params``: ``NAME:=VALUE`` parameters for the node, after ``device``.
+    """
     rate_hz, clouds = sensor_clouds(name, variants, recorded)
     rate_hz = rate or rate_hz
     variants = len(clouds)
@@ -86,7 +101,8 @@ def run_sensor(name: str, duration: float, device: str, variants: int,
     for msg in messages:
         msg.header.frame_id = 'lidar'
     log = open(os.environ.get('POINTCAM_BENCH_LOG', os.devnull), 'a')
-    node_proc = subprocess.Popen([*node_command(), '--ros-args', '-p', f'device:={device}'],
+    params = [arg for item in (f'device:={device}', *node_params) for arg in ('-p', item)]
+    node_proc = subprocess.Popen([*node_command(), '--ros-args', *params],
                                  stdout=log, stderr=subprocess.STDOUT)
     node = Node(f'bench_{name}')
     reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -192,7 +208,12 @@ def main():
                         help='recorded scans (bench/record_scans.py); no open3d needed')
     parser.add_argument('--rate', type=float, default=None,
                         help="publish rate in Hz (default: each sensor's own)")
+    parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
+                        help='a node parameter (repeatable), e.g. max_range:=0.5')
     args = parser.parse_args()
+    bad = [item for item in args.node_param if ':=' not in item or item.startswith(':=')]
+    if bad:
+        parser.error(f'--node-param takes NAME:=VALUE, got {bad[0]!r}')
     if args.rate is not None and not 0.1 <= args.rate <= 100:
         parser.error('--rate must lie in [0.1, 100] Hz')
     recorded = None
@@ -207,7 +228,8 @@ def main():
     try:
         print(f'device: {describe(args.device)}', flush=True)
         for name in args.sensors:
-            run_sensor(name, args.duration, args.device, args.variants, recorded, args.rate)
+            run_sensor(name, args.duration, args.device, args.variants, recorded, args.rate,
+                       tuple(args.node_param))
     finally:
         rclpy.try_shutdown()
 
