@@ -79,6 +79,30 @@ def test_truncated_file_is_reported_as_corrupt(tmp_path):
         load_checkpoint(path)
 
 
+def test_damaged_legacy_files_are_reported_as_corrupt(tmp_path):
+    # Files in torch's legacy (non-zip) format reach its unpickler, which fails with
+    # KeyError, IndexError, TypeError or AssertionError on damaged bytes; each is a
+    # CheckpointError here, never a raw traceback.
+    path = tmp_path / 'm.pt'
+    path.write_bytes(b'hello\n')  # KeyError: 101 inside torch
+    with pytest.raises(CheckpointError, match='truncated or corrupt'):
+        load_checkpoint(path)
+    torch.save({'format': 'x', 'w': torch.zeros(4), 'l': [1, 2, 'a']}, path,
+               _use_new_zipfile_serialization=False)
+    base = path.read_bytes()
+    rng = np.random.default_rng(1)
+    outcomes = set()
+    for _ in range(150):
+        data = bytearray(base)
+        for _ in range(int(rng.integers(1, 5))):
+            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+        path.write_bytes(bytes(data))
+        with pytest.raises(CheckpointError) as caught:
+            load_checkpoint(path)
+        outcomes.add(type(caught.value.__cause__).__name__ if caught.value.__cause__ else '')
+    assert len(outcomes) >= 3  # several of torch's failure kinds were met
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ('touch /tmp/pointcam_pwned',))

@@ -731,7 +731,10 @@ def _read(path: Path) -> Any:
     except PermissionError as exc:
         raise CheckpointError(f'model file {path} cannot be read (permission denied): '
                               'check its permissions') from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, LookupError,
+            TypeError, AttributeError, AssertionError, ArithmeticError, struct.error) as exc:
+        # A damaged legacy (non-zip) file reaches torch's unpickler, which fails in many ways
+        # (KeyError, IndexError, TypeError, AssertionError): all of them mean the same thing.
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
 
