@@ -94,6 +94,56 @@ def test_pointcam_bag_uses_the_same_validator(tmp_path, caplog):
     assert not (tmp_path / 'out').exists()
 
 
+def _params(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / 'p.yaml'
+    path.write_text(text)
+    return path
+
+
+def test_a_parameter_file_is_read_as_the_node_reads_it(tmp_path):
+    # The sections that name the node apply, wildcards first, its own name last.
+    for key in ('/pointcam', 'pointcam', '/**/pointcam', '/*', '/**'):
+        path = _params(tmp_path, f'{key}:\n  ros__parameters:\n    max_range: 5.0\n')
+        assert PipelineConfig.from_yaml(path).max_range == 5.0, key
+    both = ('/pointcam:\n  ros__parameters:\n    max_range: 5.0\n'
+            '/**:\n  ros__parameters:\n    max_range: 7.0\n    min_range: 2.0\n')
+    config = PipelineConfig.from_yaml(_params(tmp_path, both))
+    assert (config.max_range, config.min_range) == (5.0, 2.0)
+    assert PipelineConfig.from_yaml(_params(tmp_path, both), '/ns/pointcam').max_range == 7.0
+    # What `ros2 param dump /pointcam` writes: the node's and ROS's own parameters too.
+    dump = ('/pointcam:\n  ros__parameters:\n    input_topics: [points]\n'
+            '    use_sim_time: false\n    qos_overrides:\n      /parameter_events:\n'
+            '        publisher:\n          depth: 1000\n    ground_threshold: 0.2\n')
+    assert PipelineConfig.from_yaml(_params(tmp_path, dump)).ground_threshold == 0.2
+    flat = _params(tmp_path, 'max_range: 9.0\ndiagnostics_period: 2.0\n')
+    assert PipelineConfig.from_yaml(flat).max_range == 9.0
+    empty = _params(tmp_path, '/**:\n  ros__parameters:\n')
+    assert PipelineConfig.from_yaml(empty) == PipelineConfig()
+
+
+@pytest.mark.parametrize('text, message', [
+    ('/pointcam_sim:\n  ros__parameters:\n    max_range: 5.0\n',
+     r"no section applies to the node /pointcam: it has \['/pointcam_sim'\]"),
+    ('/**:\n  ros__parameters:\n    max_rang: 5.0\n', 'did you mean max_range'),
+    ('max_rang: 5.0\n', 'max_rang: not a parameter of pointcam_node'),
+    ('foo: [\n', 'not valid YAML'),
+    ('- a\n- b\n', 'holds a list, not a mapping'),
+    ('just words\n', 'holds a str, not a mapping'),
+    ('/**:\n  ros__parameters: [1, 2]\n', 'ros__parameters must be a mapping'),
+])
+def test_a_parameter_file_the_node_would_not_read_is_refused(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_yaml(_params(tmp_path, text))
+
+
+def test_pointcam_bag_reports_a_bad_parameter_file_in_one_line(tmp_path, caplog):
+    params = _params(tmp_path, 'foo: [\n')
+    code = bag_cli.main([str(tmp_path / 'missing_bag'), '-o', str(tmp_path / 'out'),
+                         '--params', str(params)])
+    assert code == 1 and 'not valid YAML' in caplog.text
+    assert 'Traceback' not in caplog.text and not (tmp_path / 'out').exists()
+
+
 def test_node_descriptors_come_from_the_schema():
     by_name = {spec.name: spec for spec in node_params()}
     ground = descriptor_for(by_name['ground_threshold'])

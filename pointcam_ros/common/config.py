@@ -26,10 +26,12 @@ from the same specs.
 YAML files use the ROS 2 parameter layout (``/**: ros__parameters: {...}``)
 so the same file configures ``pointcam_node`` (``--params-file``),
 ``pointcam_bag`` and :class:`~pointcam_ros.perception.pipeline.ScenePipeline`; a flat
-mapping is accepted too.
+mapping is accepted too. :meth:`PipelineConfig.from_yaml` reads a parameter
+file the way the node does (the sections that name it, wildcards first).
 """
 
 from dataclasses import asdict, dataclass, field, fields, replace
+import difflib
 import json
 import math
 import numbers
@@ -40,6 +42,10 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import yaml
 
 MODES = ('scene', 'object')
+#: ``pointcam_node``'s fully qualified name (its default name, and the launch files').
+NODE_FQN = '/pointcam'
+#: Parameters that ROS itself gives every node; a parameter file may set them (ignored here).
+ROS_PARAMS = ('use_sim_time', 'start_type_description_service', 'qos_overrides')
 EXPLAINERS = ('gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'occlusion', 'pointshift')
 
 
@@ -245,21 +251,88 @@ class PipelineConfig:
         return cls(**values)
 
     @classmethod
-    def from_yaml(cls, path: Union[str, Path], node_name: str = '/**') -> 'PipelineConfig':
-        """Load from a YAML file (ROS 2 params layout or flat); extra node keys ignored."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        section = data
-        for key in (node_name, '/**', 'pointcam'):
-            if isinstance(data.get(key), dict) and 'ros__parameters' in data[key]:
-                section = data[key]['ros__parameters']
-                break
+    def from_yaml(cls, path: Union[str, Path], node_name: str = NODE_FQN) -> 'PipelineConfig':
+        """
+        Load from a YAML file: a ROS 2 parameter file, or a flat mapping.
+
+        A parameter file (``<node>: ros__parameters: {...}``, as ``ros2 param
+        dump`` writes it) is read as the node ``node_name`` (fully qualified)
+        reads it: every section whose key names it (``/**``, ``/**/pointcam``,
+        ``/*/pointcam``, ``/pointcam`` or ``pointcam``), the wildcard ones
+        first and its own name last, each overriding the ones before. A flat
+        mapping holds the parameters at its top. The node's own parameters
+        (``input_topics``, ...) and those ROS gives every node
+        (:data:`ROS_PARAMS`) are skipped. :class:`ConfigError` for a file
+        that is not YAML or not a mapping, a parameter file with no section
+        for ``node_name``, a key that is no parameter (with the one it
+        resembles), or a bad value.
+        """
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            detail = ' '.join(str(exc).split())[:300]
+            raise ConfigError(str(path), f'not valid YAML ({detail})') from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(str(path), 'not a text file: give a YAML parameter file') from exc
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(str(path), f'holds a {type(data).__name__}, not a mapping of '
+                                         'parameters (see config/pointcam.yaml)')
+        sections = {key: value for key, value in data.items()
+                    if isinstance(value, dict) and 'ros__parameters' in value}
+        if not sections:
+            return cls._from_parameters(data, str(path))
+        matching = [key for key in sections if _names_node(str(key), node_name)]
+        if not matching:
+            raise ConfigError(str(path), f'no section applies to the node {node_name}: it has '
+                                         f'{sorted(map(str, sections))}; name the section '
+                                         f"'/**' or '{node_name}'")
+        merged: dict = {}
+        for key in sorted(matching, key=lambda k: '*' not in str(k)):  # stable: file order
+            values = sections[key]['ros__parameters']
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ConfigError(f'{path}: {key}', 'ros__parameters must be a mapping of '
+                                                    f'parameters, got {type(values).__name__}')
+            merged.update(values)
+        return cls._from_parameters(merged, f'{path}: {", ".join(map(str, matching))}')
+
+    @classmethod
+    def _from_parameters(cls, values: Mapping[Any, Any], where: str) -> 'PipelineConfig':
+        """Build from the pipeline's parameters among ``values``; skip the node's and ROS's."""
         known = {f.name for f in fields(cls)}
-        return cls.from_dict({k: v for k, v in section.items() if k in known})
+        skipped = {spec.name for spec in NODE_PARAMS}
+        unknown = [str(key) for key in values
+                   if key not in known and key not in skipped
+                   and str(key).split('.')[0] not in ROS_PARAMS]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known | skipped), n=1)
+            hint = f' (did you mean {close[0]}?)' if close else ''
+            raise ConfigError(unknown[0], f'not a parameter of pointcam_node{hint}, in {where}; '
+                                          'the parameters: docs/parameters.md')
+        return cls.from_dict({key: value for key, value in values.items() if key in known})
 
     def to_yaml(self, path: Union[str, Path]) -> None:
         """Write as a ROS 2 parameter file (``/**: ros__parameters:``)."""
         Path(path).write_text(yaml.safe_dump({'/**': {'ros__parameters': self.to_dict()}},
                                              sort_keys=False))
+
+
+def _names_node(pattern: str, node_name: str) -> bool:
+    """
+    Tell whether a parameter file's section ``pattern`` names the node ``node_name``.
+
+    ROS 2's rules: ``*`` stands for one name, ``**`` for any number (also
+    none); a pattern without a leading ``/`` is in the root namespace.
+    """
+    if not pattern.startswith('/'):
+        pattern = '/' + pattern
+    regex = ''.join('.*' if token == '**' else '[^/]+' if token == '*' else re.escape(token)
+                    for token in re.split(r'(\*\*|\*)', pattern.strip('/')))
+    regex = regex.replace('.*/', '(?:.*/)?')  # '/**/name' also names '/name'
+    return re.fullmatch(regex, node_name.strip('/')) is not None
 
 
 #: Parameters of ``pointcam_node`` that are not pipeline settings.
