@@ -159,6 +159,28 @@ def test_bad_scans_raise_scan_error(tiny_model):
         pipeline.process(np.zeros((10, 4), np.float32))
     with pytest.raises(ScanError, match='more than max_input_points'):
         pipeline.process(np.zeros((101, 3), np.float32))
+    for bad in (np.array([[1, 2, None]] * 3, object), np.full((3, 3), 'x'),
+                np.ones((3, 3), np.complex64)):
+        with pytest.raises(ScanError, match='must be real numbers'):
+            pipeline.process(bad)
+
+
+@pytest.mark.parametrize('mode', ['scene', 'object'])
+def test_float64_rows_beyond_float32_are_left_out_like_nan(tiny_model, sim_scan, mode):
+    # A float64 row that float32 cannot hold becomes Inf: it is left out as a NaN row
+    # is, instead of reaching the k-d trees and eigen solvers as Inf.
+    _, result = sim_scan
+    points = result.xyz.reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1)][:4000].astype(np.float64)
+    if mode == 'object':
+        points = points[np.linalg.norm(points - points[0], axis=1) < 2.0]
+    pipeline = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu', mode=mode))
+    plain = pipeline.process(points)
+    for garbage in (1e300, np.nan):
+        out = pipeline.process(np.vstack([points, [[garbage, 0.0, 0.0]]]))
+        assert out.object_id[-1] == -1 and out.saliency[-1] == 0
+        np.testing.assert_array_equal(out.object_id[:-1], plain.object_id)
+        np.testing.assert_allclose(out.saliency[:-1], plain.saliency, atol=1e-6)
 
 
 def test_reconfigure_changes_target_and_method(tiny_model, sim_scan):

@@ -221,7 +221,8 @@ class ScenePipeline:
         Check a scan; return its empty result, finite rows ``(F,)`` int64 and points.
 
         The points are the finite rows of ``points`` as ``(F, 3)`` float32
-        (contiguous). Raises :class:`ScanError`.
+        (contiguous): the finite test is made in float32, so a float64 row
+        beyond its range counts as not finite. Raises :class:`ScanError`.
         """
         points = np.asarray(points)
         if points.ndim != 2 or points.shape[1] != 3:
@@ -229,6 +230,12 @@ class ScenePipeline:
         if points.shape[0] > config.max_input_points:
             raise ScanError(f'scan has {points.shape[0]} points, more than max_input_points '
                             f'= {config.max_input_points}', 'too_many_points')
+        if points.dtype != np.float32:
+            if points.dtype.kind not in 'biuf':
+                raise ScanError(f'points must be real numbers (float32, float64 or integers), '
+                                f'got dtype {points.dtype}', 'bad_shape')
+            with np.errstate(over='ignore', invalid='ignore'):
+                points = points.astype(np.float32)  # beyond float32's range: Inf, left out
         num = points.shape[0]
         result = SceneResult(np.zeros(num, np.float32), np.full(num, NO_OBJECT, np.int32),
                              np.full(num, NO_OBJECT, np.int32), device=str(self.device))
