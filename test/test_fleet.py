@@ -424,3 +424,11 @@ def test_duplicate_inputs_and_reserved_names_stop_the_run_before_any_work(
         with pytest.raises(UsageError, match=message):
             explain_bags([drive], out, config, options)
         assert _snapshot(tmp_path) == before
+
+
+def test_jobs_below_one_is_a_usage_error(tmp_path):
+    for jobs in ('0', '-2', 'two'):
+        result = _pointcam_bag(tmp_path / 'a', tmp_path / 'b', '-o', tmp_path / 'out',
+                               '--jobs', jobs)
+        assert result.returncode == 2 and 'argument --jobs: must be' in result.stderr
+    assert not (tmp_path / 'out').exists()

@@ -57,6 +57,17 @@ def _raise_interrupted(signum: int, frame) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def _positive_int(text: str) -> int:
+    """Parse an ``argparse`` integer of at least 1 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be an integer, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Explain the PointCloud2 scans of rosbags with Grad-CAM. One bag: OUTPUT '
@@ -93,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument('--merge', action='store_true',
                        help='read several inputs as one recording (e.g. split ROS 1 bags) '
                             'into one output bag, as before')
-    fleet.add_argument('--jobs', type=int,
+    fleet.add_argument('--jobs', type=_positive_int,
                        help='worker processes (default 1; with --ray: as many as the '
                             "cluster's CPUs or GPUs allow)")
     fleet.add_argument('--resume', action='store_true',
