@@ -261,3 +261,23 @@ def test_the_fast_helpers_equal_their_plain_numpy_forms():
     # The same bits with this numpy (its einsum sums three terms as (x + z) + y); any sum order
     # stays within rounding.
     np.testing.assert_allclose(beta_angle(xyz, source, target), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('copies', [1, 2, 3, 6])
+def test_repeated_returns_stay_one_surface(copies):
+    # Merged clouds and dual returns repeat points. A repeated point pairs with its copies
+    # (beta of a pair that coincides is 90 degrees), so a wall seen with every return three
+    # or more times is still one wall, not dozens of pieces.
+    azimuth, elevation = np.meshgrid(np.radians(np.arange(-10, 10, 0.2)),
+                                     np.radians(np.arange(-5, 5, 2.0)))
+    distance = 10.0 / np.cos(azimuth)
+    wall = np.stack([distance * np.cos(elevation) * np.cos(azimuth),
+                     distance * np.cos(elevation) * np.sin(azimuth),
+                     distance * np.sin(elevation)], axis=-1).reshape(-1, 3).astype(np.float32)
+    points = np.repeat(wall, copies, axis=0)
+    height = (points[:, 2] + 1.8).astype(np.float32)
+    _, count = range_image.range_clusters(points, height, np.zeros(len(points), np.int64), 1,
+                                          15, wide=-1.0, merge=False)
+    assert count == 1
+    if copies > 1:  # a point and its copy
+        assert beta_angle(points, np.array([0]), np.array([1]))[0] == pytest.approx(math.pi / 2)

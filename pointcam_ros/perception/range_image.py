@@ -108,6 +108,8 @@ RIDER = (2.0, 1.0, 1.4)
 CAR_FOOTPRINT = (5.5, 2.4)
 #: m; ...and they come this close (their xy bounding boxes).
 MERGE_GAP = 0.5
+#: m; two returns this close are one point to the angle criterion (joined).
+SAME_POINT = 1e-3
 
 
 def polar(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +283,15 @@ def beta_angle(xyz: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     d2 = np.minimum(da, db, out=da)
     rise = np.multiply(d2, sin, out=sin)
     run = np.subtract(d1, np.multiply(d2, cos, out=cos), out=d1)
-    return np.arctan2(rise, run, out=rise)
+    # rise and run are the legs of the segment joining the pair: a pair that coincides
+    # (a point repeated, as merged clouds and dual returns give) has no direction; it is
+    # one surface, beta = 90 degrees, not the 0 that atan2(0, 0) would cut.
+    same = np.multiply(rise, rise, out=cos)
+    same += run * run
+    same = same < SAME_POINT * SAME_POINT
+    beta = np.arctan2(rise, run, out=rise)
+    beta[same] = np.pi / 2
+    return beta
 
 
 def dense_rank(values: np.ndarray, bound: int) -> np.ndarray:
