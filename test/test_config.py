@@ -119,12 +119,16 @@ def test_a_parameter_file_is_read_as_the_node_reads_it(tmp_path):
     assert PipelineConfig.from_yaml(flat).max_range == 9.0
     empty = _params(tmp_path, '/**:\n  ros__parameters:\n')
     assert PipelineConfig.from_yaml(empty) == PipelineConfig()
+    # A section for every node may hold other nodes' parameters (rclpy ignores them too).
+    shared = _params(tmp_path, '/**:\n  ros__parameters:\n    frame_id: base_link\n'
+                               '    max_range: 6.0\n')
+    assert PipelineConfig.from_yaml(shared).max_range == 6.0
 
 
 @pytest.mark.parametrize('text, message', [
     ('/pointcam_sim:\n  ros__parameters:\n    max_range: 5.0\n',
      r"no section applies to the node /pointcam: it has \['/pointcam_sim'\]"),
-    ('/**:\n  ros__parameters:\n    max_rang: 5.0\n', 'did you mean max_range'),
+    ('/pointcam:\n  ros__parameters:\n    max_rang: 5.0\n', 'did you mean max_range'),
     ('max_rang: 5.0\n', 'max_rang: not a parameter of pointcam_node'),
     ('foo: [\n', 'not valid YAML'),
     ('- a\n- b\n', 'holds a list, not a mapping'),

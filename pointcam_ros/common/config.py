@@ -262,10 +262,11 @@ class PipelineConfig:
         first and its own name last, each overriding the ones before. A flat
         mapping holds the parameters at its top. The node's own parameters
         (``input_topics``, ...) and those ROS gives every node
-        (:data:`ROS_PARAMS`) are skipped. :class:`ConfigError` for a file
-        that is not YAML or not a mapping, a parameter file with no section
-        for ``node_name``, a key that is no parameter (with the one it
-        resembles), or a bad value.
+        (:data:`ROS_PARAMS`) are skipped, and so are, in a wildcard section,
+        other nodes' parameters. :class:`ConfigError` for a file that is not
+        YAML or not a mapping, a parameter file with no section for
+        ``node_name``, a key of its own section or of a flat file that is no
+        parameter (with the one it resembles), or a bad value.
         """
         path = Path(path)
         try:
@@ -296,8 +297,15 @@ class PipelineConfig:
             if not isinstance(values, dict):
                 raise ConfigError(f'{path}: {key}', 'ros__parameters must be a mapping of '
                                                     f'parameters, got {type(values).__name__}')
+            if '*' in str(key):  # every node's section: other nodes' parameters are its right
+                values = {k: v for k, v in values.items() if k in cls._names()}
             merged.update(values)
         return cls._from_parameters(merged, f'{path}: {", ".join(map(str, matching))}')
+
+    @classmethod
+    def _names(cls) -> set[str]:
+        """Names of the pipeline's parameters and of the node's own."""
+        return {f.name for f in fields(cls)} | {spec.name for spec in NODE_PARAMS}
 
     @classmethod
     def _from_parameters(cls, values: Mapping[Any, Any], where: str) -> 'PipelineConfig':
