@@ -154,7 +154,8 @@ class PipelineConfig:
                        'one object, still in the sensor frame (the model sees it from the '
                        'origin, at its range; its lowest point is taken as the ground, '
                        'which costs the shipped model accuracy: '
-                       'bench/object_mode_check.py)',
+                       'bench/object_mode_check.py), whatever its size and range: the '
+                       'region of interest and the cluster limits are for scene mode',
                        choices=MODES)
     model_path: str = _param('', "checkpoint file (.pt); '' = the model shipped with the "
                              'package', read_only=True)
