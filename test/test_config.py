@@ -100,13 +100,29 @@ def _params(tmp_path: Path, text: str) -> Path:
     return path
 
 
+#: Parameter files and what the node /pointcam reads from them (max_range; None: default).
+LAYOUTS = [
+    ('/pointcam:\n  ros__parameters:\n    max_range: 5.0\n', 5.0),
+    ('pointcam:\n  ros__parameters:\n    max_range: 5.0\n', 5.0),
+    ('/**/pointcam:\n  ros__parameters:\n    max_range: 5.0\n', 5.0),
+    ('/*:\n  ros__parameters:\n    max_range: 5.0\n', 5.0),
+    ('/**:\n  pointcam:\n    ros__parameters:\n      max_range: 5.0\n', 5.0),
+    ('/ns/pointcam:\n  ros__parameters:\n    max_range: 5.0\n'
+     '/**:\n  ros__parameters:\n    min_range: 2.0\n', None),
+    # In file order, a later section overrides an earlier one, wildcard or not.
+    ('/pointcam:\n  ros__parameters:\n    max_range: 5.0\n'
+     '/**:\n  ros__parameters:\n    max_range: 7.0\n', 7.0),
+    ('/**:\n  ros__parameters:\n    max_range: 7.0\n'
+     '/pointcam:\n  ros__parameters:\n    max_range: 5.0\n', 5.0),
+]
+
+
 def test_a_parameter_file_is_read_as_the_node_reads_it(tmp_path):
-    # The sections that name the node apply, wildcards first, its own name last.
-    for key in ('/pointcam', 'pointcam', '/**/pointcam', '/*', '/**'):
-        path = _params(tmp_path, f'{key}:\n  ros__parameters:\n    max_range: 5.0\n')
-        assert PipelineConfig.from_yaml(path).max_range == 5.0, key
-    both = ('/pointcam:\n  ros__parameters:\n    max_range: 5.0\n'
-            '/**:\n  ros__parameters:\n    max_range: 7.0\n    min_range: 2.0\n')
+    for text, max_range in LAYOUTS:
+        config = PipelineConfig.from_yaml(_params(tmp_path, text))
+        assert config.max_range == (max_range or PipelineConfig.max_range), text
+    both = ('/**:\n  ros__parameters:\n    max_range: 7.0\n    min_range: 2.0\n'
+            '/pointcam:\n  ros__parameters:\n    max_range: 5.0\n')
     config = PipelineConfig.from_yaml(_params(tmp_path, both))
     assert (config.max_range, config.min_range) == (5.0, 2.0)
     assert PipelineConfig.from_yaml(_params(tmp_path, both), '/ns/pointcam').max_range == 7.0
@@ -125,6 +141,38 @@ def test_a_parameter_file_is_read_as_the_node_reads_it(tmp_path):
     assert PipelineConfig.from_yaml(shared).max_range == 6.0
 
 
+def test_a_near_miss_in_a_section_for_every_node_is_logged(tmp_path, caplog):
+    path = _params(tmp_path, '/**:\n  ros__parameters:\n    max_rnage: 5.0\n'
+                             '    frame_id: base_link\n')
+    assert PipelineConfig.from_yaml(path).max_range == PipelineConfig.max_range
+    assert 'max_rnage is not a parameter of pointcam_node' in caplog.text
+    assert 'did you mean max_range' in caplog.text and 'frame_id' not in caplog.text
+
+
+def test_the_node_reads_the_parameter_files_alike(tmp_path):
+    # The same files through rclpy's own parser and parameter overrides.
+    rclpy = pytest.importorskip('rclpy')
+    from rclpy.node import Node
+    for text, max_range in LAYOUTS:
+        context = rclpy.Context()
+        rclpy.init(args=['--ros-args', '--params-file', str(_params(tmp_path, text))],
+                   context=context)
+        try:
+            node = Node('pointcam', context=context,
+                        automatically_declare_parameters_from_overrides=True)
+            value = (node.get_parameter('max_range').value
+                     if node.has_parameter('max_range') else None)
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)
+        assert value == max_range, text
+
+
+#: Five levels of ten aliases of the level below: 111,111 mappings in 510 bytes.
+ALIAS_BOMB = 'l0: &l0 {x: 1}\n' + ''.join(
+    f'l{i}: &l{i} {{{", ".join(f"k{j}: *l{i - 1}" for j in range(10))}}}\n' for i in range(1, 6))
+
+
 @pytest.mark.parametrize('text, message', [
     ('/pointcam_sim:\n  ros__parameters:\n    max_range: 5.0\n',
      r"no section applies to the node /pointcam: it has \['/pointcam_sim'\]"),
@@ -134,6 +182,9 @@ def test_a_parameter_file_is_read_as_the_node_reads_it(tmp_path):
     ('- a\n- b\n', 'holds a list, not a mapping'),
     ('just words\n', 'holds a str, not a mapping'),
     ('/**:\n  ros__parameters: [1, 2]\n', 'ros__parameters must be a mapping'),
+    ('a:\n' + ''.join('  ' * i + f'n{i}:\n' for i in range(1, 20)) + '  ' * 20 + 'x: 1\n',
+     'nested deeper than 16'),
+    (ALIAS_BOMB, 'more than 10000 mappings'),
 ])
 def test_a_parameter_file_the_node_would_not_read_is_refused(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):

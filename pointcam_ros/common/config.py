@@ -33,6 +33,7 @@ file the way the node does (the sections that name it, wildcards first).
 from dataclasses import asdict, dataclass, field, fields, replace
 import difflib
 import json
+import logging
 import math
 import numbers
 from pathlib import Path
@@ -46,6 +47,13 @@ MODES = ('scene', 'object')
 NODE_FQN = '/pointcam'
 #: Parameters that ROS itself gives every node; a parameter file may set them (ignored here).
 ROS_PARAMS = ('use_sim_time', 'start_type_description_service', 'qos_overrides')
+#: Bytes a parameter file may have (a full one of this node is about 4 KB).
+MAX_PARAMS_BYTES = 1 << 20
+#: Nesting of namespaces a parameter file may have (``ns: node: ros__parameters: ...``).
+MAX_PARAMS_DEPTH = 16
+#: Mappings a parameter file may hold outside its sections' parameters.
+MAX_PARAMS_MAPPINGS = 10_000
+LOG = logging.getLogger(__name__)
 EXPLAINERS = ('gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'occlusion', 'pointshift')
 
 
@@ -257,19 +265,25 @@ class PipelineConfig:
         Load from a YAML file: a ROS 2 parameter file, or a flat mapping.
 
         A parameter file (``<node>: ros__parameters: {...}``, as ``ros2 param
-        dump`` writes it) is read as the node ``node_name`` (fully qualified)
-        reads it: every section whose key names it (``/**``, ``/**/pointcam``,
-        ``/*/pointcam``, ``/pointcam`` or ``pointcam``), the wildcard ones
-        first and its own name last, each overriding the ones before. A flat
-        mapping holds the parameters at its top. The node's own parameters
-        (``input_topics``, ...) and those ROS gives every node
-        (:data:`ROS_PARAMS`) are skipped, and so are, in a wildcard section,
-        other nodes' parameters. :class:`ConfigError` for a file that is not
-        YAML or not a mapping, a parameter file with no section for
-        ``node_name``, a key of its own section or of a flat file that is no
-        parameter (with the one it resembles), or a bad value.
+        dump`` writes it; namespaces may nest, ``/**: pointcam: ...``) is read
+        as rclpy reads it for the node ``node_name`` (fully qualified): every
+        section whose name matches it (``/**``, ``/**/pointcam``,
+        ``/*/pointcam``, ``/pointcam`` or ``pointcam``), in file order, a later
+        one overriding an earlier one. A flat mapping holds the parameters at
+        its top. The node's own parameters (``input_topics``, ...) and those
+        ROS gives every node (:data:`ROS_PARAMS`) are skipped; so are other
+        nodes' parameters in a wildcard section, where a near miss of a
+        parameter's name is logged as a warning. :class:`ConfigError` for a
+        file over :data:`MAX_PARAMS_BYTES` (or with more namespaces than
+        :func:`_parameter_sections` reads), one that is not YAML or not a mapping, a
+        parameter file with no section for ``node_name``, a key of the
+        node's own section or of a flat file that is no parameter (with the
+        one it resembles), or a bad value.
         """
         path = Path(path)
+        if path.is_file() and path.stat().st_size > MAX_PARAMS_BYTES:
+            raise ConfigError(str(path), f'{path.stat().st_size} bytes, more than a parameter '
+                                         f'file may have ({MAX_PARAMS_BYTES})')
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
@@ -281,31 +295,43 @@ class PipelineConfig:
         if not isinstance(data, dict):
             raise ConfigError(str(path), f'holds a {type(data).__name__}, not a mapping of '
                                          'parameters (see config/pointcam.yaml)')
-        sections = {key: value for key, value in data.items()
-                    if isinstance(value, dict) and 'ros__parameters' in value}
+        sections = _parameter_sections(data, str(path))
         if not sections:
             return cls._from_parameters(data, str(path))
-        matching = [key for key in sections if _names_node(str(key), node_name)]
+        matching = [(name, values) for name, values in sections
+                    if _names_node(name, node_name)]
         if not matching:
             raise ConfigError(str(path), f'no section applies to the node {node_name}: it has '
-                                         f'{sorted(map(str, sections))}; name the section '
+                                         f'{[name for name, _ in sections]}; name the section '
                                          f"'/**' or '{node_name}'")
         merged: dict = {}
-        for key in sorted(matching, key=lambda k: '*' not in str(k)):  # stable: file order
-            values = sections[key]['ros__parameters']
+        for name, values in matching:  # file order: a later section overrides, as in rclpy
             if values is None:
                 continue
             if not isinstance(values, dict):
-                raise ConfigError(f'{path}: {key}', 'ros__parameters must be a mapping of '
-                                                    f'parameters, got {type(values).__name__}')
-            if '*' in str(key):  # every node's section: other nodes' parameters are its right
-                values = {k: v for k, v in values.items() if k in cls._names()}
+                raise ConfigError(f'{path}: {name}', 'ros__parameters must be a mapping of '
+                                                     f'parameters, got {type(values).__name__}')
+            if '*' in name:  # a section for every node: other nodes' parameters are its right
+                values = cls._own_parameters(values, f'{path}: {name}')
             merged.update(values)
-        return cls._from_parameters(merged, f'{path}: {", ".join(map(str, matching))}')
+        return cls._from_parameters(merged, f'{path}: {", ".join(n for n, _ in matching)}')
+
+    @classmethod
+    def _own_parameters(cls, values: Mapping[Any, Any], where: str) -> dict:
+        """Return this node's parameters among ``values``; log near misses of their names."""
+        names = cls._names()
+        for key in values:
+            if key in names or str(key).split('.')[0] in ROS_PARAMS:
+                continue
+            close = difflib.get_close_matches(str(key), sorted(names), n=1, cutoff=0.85)
+            if close:
+                LOG.warning('%s: %s is not a parameter of pointcam_node and is ignored (did '
+                            'you mean %s?)', where, key, close[0])
+        return {key: value for key, value in values.items() if key in names}
 
     @classmethod
     def _names(cls) -> set[str]:
-        """Names of the pipeline's parameters and of the node's own."""
+        """Return the names of the pipeline's parameters and of the node's own."""
         return {f.name for f in fields(cls)} | {spec.name for spec in NODE_PARAMS}
 
     @classmethod
@@ -327,6 +353,37 @@ class PipelineConfig:
         """Write as a ROS 2 parameter file (``/**: ros__parameters:``)."""
         Path(path).write_text(yaml.safe_dump({'/**': {'ros__parameters': self.to_dict()}},
                                              sort_keys=False))
+
+
+def _parameter_sections(data: Mapping[Any, Any], where: str) -> list[tuple[str, Any]]:
+    """
+    Return the ``(node name, ros__parameters)`` sections of a parameter file, in file order.
+
+    Nested namespaces are joined (``/**: pointcam: ros__parameters`` is
+    ``/**/pointcam``). :class:`ConfigError` beyond :data:`MAX_PARAMS_DEPTH`
+    levels or :data:`MAX_PARAMS_MAPPINGS` mappings visited (YAML aliases can
+    repeat one mapping many times over).
+    """
+    found: list[tuple[str, Any]] = []
+    visited = [0]
+
+    def walk(mapping: Mapping[Any, Any], prefix: str, depth: int) -> None:
+        visited[0] += 1
+        if depth > MAX_PARAMS_DEPTH or visited[0] > MAX_PARAMS_MAPPINGS:
+            raise ConfigError(where, f'nested deeper than {MAX_PARAMS_DEPTH} namespaces or '
+                                     f'holding more than {MAX_PARAMS_MAPPINGS} mappings: not a '
+                                     'parameter file')
+        for key, value in mapping.items():
+            if not isinstance(value, dict):
+                continue
+            name = f'{prefix}/{str(key).strip("/")}' if prefix else str(key)
+            if 'ros__parameters' in value:
+                found.append((name, value['ros__parameters']))
+            else:
+                walk(value, name, depth + 1)
+
+    walk(data, '', 0)
+    return found
 
 
 def _names_node(pattern: str, node_name: str) -> bool:
