@@ -173,6 +173,14 @@ ALIAS_BOMB = 'l0: &l0 {x: 1}\n' + ''.join(
     f'l{i}: &l{i} {{{", ".join(f"k{j}: *l{i - 1}" for j in range(10))}}}\n' for i in range(1, 6))
 
 
+def test_a_parameter_file_is_read_only_up_to_its_limit(tmp_path):
+    big = _params(tmp_path, '# ' + 'x' * (1 << 20) + '\nmax_range: 5.0\n')
+    with pytest.raises(ConfigError, match='more than the 1048576 bytes'):
+        PipelineConfig.from_yaml(big)
+    with pytest.raises(ConfigError, match='more than the 1048576 bytes'):
+        PipelineConfig.from_yaml('/dev/zero')  # endless: one read of the limit, then refused
+
+
 @pytest.mark.parametrize('text, message', [
     ('/pointcam_sim:\n  ros__parameters:\n    max_range: 5.0\n',
      r"no section applies to the node /pointcam: it has \['/pointcam_sim'\]"),

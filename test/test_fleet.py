@@ -426,9 +426,11 @@ def test_duplicate_inputs_and_reserved_names_stop_the_run_before_any_work(
         assert _snapshot(tmp_path) == before
 
 
-def test_jobs_below_one_is_a_usage_error(tmp_path):
+def test_jobs_below_one_is_a_usage_error(tmp_path, capsys):
     for jobs in ('0', '-2', 'two'):
-        result = _pointcam_bag(tmp_path / 'a', tmp_path / 'b', '-o', tmp_path / 'out',
-                               '--jobs', jobs)
-        assert result.returncode == 2 and 'argument --jobs: must be' in result.stderr
+        with pytest.raises(SystemExit) as stopped:
+            main([str(tmp_path / 'a'), str(tmp_path / 'b'), '-o', str(tmp_path / 'out'),
+                  '--jobs', jobs])
+        assert stopped.value.code == 2
+        assert 'argument --jobs: must be' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()

@@ -160,7 +160,7 @@ def test_bad_scans_raise_scan_error(tiny_model):
     with pytest.raises(ScanError, match='more than max_input_points'):
         pipeline.process(np.zeros((101, 3), np.float32))
     for bad in (np.array([[1, 2, None]] * 3, object), np.full((3, 3), 'x'),
-                np.ones((3, 3), np.complex64)):
+                np.ones((3, 3), np.complex64), np.ones((3, 3), bool)):
         with pytest.raises(ScanError, match='must be real numbers'):
             pipeline.process(bad)
 

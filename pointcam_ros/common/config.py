@@ -281,11 +281,13 @@ class PipelineConfig:
         one it resembles), or a bad value.
         """
         path = Path(path)
-        if path.is_file() and path.stat().st_size > MAX_PARAMS_BYTES:
-            raise ConfigError(str(path), f'{path.stat().st_size} bytes, more than a parameter '
-                                         f'file may have ({MAX_PARAMS_BYTES})')
+        with path.open('rb') as stream:  # at most one byte over the limit, whatever the file
+            raw = stream.read(MAX_PARAMS_BYTES + 1)
+        if len(raw) > MAX_PARAMS_BYTES:
+            raise ConfigError(str(path), f'more than the {MAX_PARAMS_BYTES} bytes a parameter '
+                                         'file may have')
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(raw.decode('utf-8'))
         except yaml.YAMLError as exc:
             detail = ' '.join(str(exc).split())[:300]
             raise ConfigError(str(path), f'not valid YAML ({detail})') from exc

@@ -732,9 +732,11 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f'model file {path} cannot be read (permission denied): '
                               'check its permissions') from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, LookupError,
-            TypeError, AttributeError, AssertionError, ArithmeticError, struct.error) as exc:
+            TypeError, AttributeError, AssertionError, ArithmeticError, struct.error,
+            MemoryError) as exc:
         # A damaged legacy (non-zip) file reaches torch's unpickler, which fails in many ways
-        # (KeyError, IndexError, TypeError, AssertionError): all of them mean the same thing.
+        # (KeyError, IndexError, TypeError, AssertionError, or MemoryError for a damaged
+        # length under an address-space limit): all of them mean the same thing.
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(f'{corrupt}. Detail: {detail}') from exc
 

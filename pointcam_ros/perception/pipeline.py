@@ -231,7 +231,7 @@ class ScenePipeline:
             raise ScanError(f'scan has {points.shape[0]} points, more than max_input_points '
                             f'= {config.max_input_points}', 'too_many_points')
         if points.dtype != np.float32:
-            if points.dtype.kind not in 'biuf':
+            if points.dtype.kind not in 'iuf':
                 raise ScanError(f'points must be real numbers (float32, float64 or integers), '
                                 f'got dtype {points.dtype}', 'bad_shape')
             with np.errstate(over='ignore', invalid='ignore'):

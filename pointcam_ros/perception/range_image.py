@@ -259,7 +259,9 @@ def beta_angle(xyz: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     ranges, ``alpha`` the angle between the two beams. ``source``, ``target``
     (P,) int64 point indices. Float64 throughout; the dot products are summed
     as ``(x x' + z z') + y y'`` (numpy's ``einsum`` order for three terms, so
-    the angles are the same bits as before), on gathered 1-D columns.
+    the angles are the same bits as before), on gathered 1-D columns. A pair
+    closer than :data:`SAME_POINT` (a repeated return) has no direction:
+    its beta is 90 degrees, the pair one surface.
     """
     x, y, z = (xyz[:, i].astype(np.float64) for i in range(3))
     distance = np.sqrt((x * x + z * z) + y * y)
@@ -286,11 +288,11 @@ def beta_angle(xyz: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     # rise and run are the legs of the segment joining the pair: a pair that coincides
     # (a point repeated, as merged clouds and dual returns give) has no direction; it is
     # one surface, beta = 90 degrees, not the 0 that atan2(0, 0) would cut.
-    same = np.multiply(rise, rise, out=cos)
-    same += run * run
-    same = same < SAME_POINT * SAME_POINT
+    length = np.multiply(rise, rise, out=cos)  # the joining segment's squared length
+    length += np.multiply(run, run, out=d2)
+    same = np.less(length, SAME_POINT * SAME_POINT)
     beta = np.arctan2(rise, run, out=rise)
-    beta[same] = np.pi / 2
+    np.copyto(beta, np.pi / 2, where=same)
     return beta
 
 
