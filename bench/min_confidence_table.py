@@ -47,7 +47,8 @@ def main() -> None:
     loaded = load_checkpoint(args.model or None, device)
     data = load_dataset(args.data)
     logits = collect_logits(loaded.model, data, loaded.num_points, loaded.normalization, device)
-    probs = softmax(logits, loaded.temperature)
+    counts = torch.tensor([len(points) for points in data.points])
+    probs = softmax(logits, loaded.temperatures(counts).double().numpy())
     predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
     correct = predicted == data.labels
     names = np.array(loaded.class_names)
@@ -55,9 +56,13 @@ def main() -> None:
         parser.error('needs a model with a background class and some wrong predictions')
     background = data.labels == loaded.class_names.index('background')
     false_alarm = background & np.isin(names[predicted], ROAD_USERS)
-    print(f'{len(data)} objects, accuracy {correct.mean():.4f}, temperature '
-          f'{loaded.temperature:.3f}; {int(false_alarm.sum())} background clusters taken '
-          'for road users')
+    bands = loaded.temperature_bands
+    calibration = (f'temperature {loaded.temperature:.3f}' if bands is None else
+                   'temperatures by points ' + ', '.join(
+                       f'{low}+: {value:.3f}'
+                       for low, value in zip(bands.min_points, bands.temperatures)))
+    print(f'{len(data)} objects, accuracy {correct.mean():.4f}, {calibration}; '
+          f'{int(false_alarm.sum())} background clusters taken for road users')
     print('min_confidence  correct kept  wrong flagged  background-as-road-user caught')
     for value in args.thresholds:
         kept = confidence >= value

@@ -34,7 +34,7 @@ from pointcam_ros.learn.calibration import T_RANGE
 from pointcam_ros.model.checkpoint import (
     CheckpointError, import_reference_state_dict, load_checkpoint, MAX_FILE_BYTES,
     MAX_PARAMETERS, MAX_PICKLE_BYTES, MAX_RECORDS, parameter_count, save_checkpoint,
-    TEMPERATURE_RANGE)
+    TEMPERATURE_RANGE, TemperatureBands)
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.raycast import scan
@@ -171,6 +171,23 @@ def test_directory_and_empty_file_have_their_own_messages(tmp_path):
         load_checkpoint(empty)
 
 
+def test_temperature_bands_calibrate_by_point_count(tmp_path):
+    path = tmp_path / 'm.pt'
+    bands = TemperatureBands((1, 30, 300), (2.0, 1.0, 0.5))
+    save_checkpoint(path, randomized_model(CONFIG), NAMES, 128, 'center', temperature=1.5,
+                    temperature_bands=bands)
+    loaded = load_checkpoint(path)
+    assert loaded.temperature == 1.5 and loaded.temperature_bands == bands
+    counts = torch.tensor([0, 15, 29, 30, 299, 300, 10 ** 6])
+    assert loaded.temperatures(counts).tolist() == [2.0, 2.0, 2.0, 1.0, 1.0, 0.5, 0.5]
+    save_checkpoint(path, randomized_model(CONFIG), NAMES, 128, 'center', temperature=1.5)
+    plain = load_checkpoint(path)  # no bands: one temperature for every object
+    assert plain.temperature_bands is None and plain.temperatures(counts).tolist() == [1.5] * 7
+    with pytest.raises(ValueError, match='ascending'):
+        save_checkpoint(path, randomized_model(CONFIG), NAMES, 128, 'center',
+                        temperature_bands=TemperatureBands((30, 1), (1.0, 1.0)))
+
+
 # --- every malformed field: CheckpointError naming the file and the field -----------------
 
 def _payload(tmp_path):
@@ -235,6 +252,18 @@ _INF_WEIGHTS = 'inf-weights'
     ('temperature', 1e-300, 'temperature', _T_RANGE + r'.*got 1e-300: calibrate .* or set'),
     ('temperature', 1e6, 'temperature', _T_RANGE + '.*got 1000000.0'),
     ('temperature', 0.049, 'temperature', _T_RANGE),
+    ('temperature_bands', [1.0], 'temperature_bands', 'must be a mapping'),
+    ('temperature_bands', {'min_points': [1, 30]}, 'temperature_bands', 'must be a mapping'),
+    ('temperature_bands', {'min_points': [30, 1], 'temperatures': [1.0, 1.0]},
+     'temperature_bands', 'ascending'),
+    ('temperature_bands', {'min_points': [1, 30], 'temperatures': [1.0]},
+     'temperature_bands', 'one each'),
+    ('temperature_bands', {'min_points': [0], 'temperatures': [1.0]}, 'temperature_bands',
+     '>= 1'),
+    ('temperature_bands', {'min_points': list(range(1, 18)), 'temperatures': [1.0] * 17},
+     'temperature_bands', 'at most 16 bands'),
+    ('temperature_bands', {'min_points': [1, 30], 'temperatures': [1.0, math.nan]},
+     'temperature_bands', _T_RANGE),
     ('state_dict', [1, 2], 'state_dict', 'must be a dict of tensors'),
     ('state_dict.classifier.bias', [0.0, 0.0, 0.0], 'state_dict.classifier.bias',
      'must be a dense tensor, got list'),

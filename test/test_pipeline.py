@@ -24,7 +24,8 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box, oriented_boxes
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
-from pointcam_ros.model.checkpoint import CheckpointError, save_checkpoint
+from pointcam_ros.model.checkpoint import (CheckpointError, load_checkpoint, save_checkpoint,
+                                           TemperatureBands)
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.preprocess import (
     GROUND_NORMALIZATIONS, HEIGHT_SCALE, normalize_object, normalized_channels, resample_indices)
@@ -739,18 +740,25 @@ def _model_points(points: np.ndarray, normalization: str) -> np.ndarray:
     return np.c_[points, height]
 
 
-@pytest.mark.parametrize('model', ['tiny', 'shipped', 'view_range', 'view_ground'])
+@pytest.mark.parametrize('model', ['tiny', 'tiny_bands', 'shipped', 'view_range',
+                                   'view_ground'])
 def test_small_objects_at_fewer_samples_give_the_full_samples_results(
-        tiny_model, tiny_view_models, model):
+        tiny_model, tiny_view_models, model, tmp_path):
     """
     Grad-CAM's output does not change with repeated points, so small objects run smaller.
 
     The oracle is the pipeline before that change: every object at N samples
     (the same random draws), one batch, the same map back. The view models
     check that the pipeline feeds exactly what training feeds, the heights
-    above the ground included.
+    above the ground included; ``tiny_bands`` that each object's confidence
+    takes the temperature of its number of points.
     """
-    path = {'tiny': tiny_model, 'shipped': '', **tiny_view_models}[model]
+    path = {'tiny': tiny_model, 'shipped': '', **tiny_view_models}.get(model)
+    if model == 'tiny_bands':
+        tiny = load_checkpoint(tiny_model)
+        path = str(tmp_path / 'bands.pt')
+        save_checkpoint(path, tiny.model, tiny.class_names, tiny.num_points, tiny.normalization,
+                        temperature_bands=TemperatureBands((1, 60), (0.3, 5.0)))
     config = PipelineConfig(model_path=path, device='cpu')
     pipeline = ScenePipeline(config, backend='numpy')
     assert pipeline.explainer.duplicate_invariant
@@ -766,7 +774,9 @@ def test_small_objects_at_fewer_samples_give_the_full_samples_results(
     batch = np.stack([normalize_object(model_points[m][local], pipeline.loaded.normalization).T
                       for m, local in zip(members, locals_)])
     explained = pipeline.explainer(torch.from_numpy(batch))
-    probs = torch.softmax(explained.logits / pipeline.loaded.temperature, dim=1).numpy()
+    counts = torch.tensor([len(m) for m in members])
+    probs = torch.softmax(explained.logits / pipeline.loaded.temperatures(counts)[:, None],
+                          dim=1).numpy()
     expected = map_back_objects(points, members, locals_, list(explained.saliency.numpy()))
     for k, obj in enumerate(out.objects):
         assert obj.target_class == pipeline.class_names[int(explained.predicted[k])]

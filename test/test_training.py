@@ -25,7 +25,8 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.learn.batching import Augmentation, make_batch
 from pointcam_ros.learn.calibration import (
-    choose_min_confidence, ECE_BINS, expected_calibration_error, fit_temperature, nll,
+    band_temperatures, calibration_report, choose_min_confidence, ECE_BINS,
+    expected_calibration_error, fit_band_temperatures, fit_temperature, nll,
     reliability, softmax)
 from pointcam_ros.learn.dataset import (
     build_dataset, load_dataset, ObjectDataset, save_dataset, SPLIT_SEEDS)
@@ -336,6 +337,27 @@ def test_temperature_scaling_recovers_a_known_temperature():
         fit_temperature(np.zeros((0, 7)), np.zeros(0, int))
 
 
+def test_band_temperatures_recover_a_temperature_per_band_of_points():
+    # Small objects over-confident (true T 2.0), large ones under-confident (0.6).
+    rng = np.random.default_rng(1)
+    counts = np.concatenate([rng.integers(15, 30, 3000), rng.integers(300, 900, 3000),
+                             rng.integers(60, 120, 100)])  # a band too small for its own
+    true_t = np.where(counts < 60, 2.0, np.where(counts >= 300, 0.6, 1.0))
+    logits = rng.normal(0, 3, (len(counts), 5))
+    labels = np.array([rng.choice(5, p=p) for p in softmax(logits, true_t)])
+    edges, fitted = fit_band_temperatures(logits, labels, counts, min_points=(1, 60, 300),
+                                          min_objects=200)
+    assert edges == (1, 300)  # the 100 objects of 60-299 points joined the band below
+    assert fitted[0] == pytest.approx(2.0, rel=0.1) and fitted[1] == pytest.approx(0.6, rel=0.1)
+    applied = band_temperatures(counts, edges, fitted)
+    assert nll(logits, labels, applied) < nll(logits, labels, fit_temperature(logits, labels))
+    report = calibration_report(logits, labels, counts=counts)
+    assert report['temperature_bands']['min_points'] == [1, 300]  # the empty bands joined
+    assert report['ece_after'] < 0.03
+    with pytest.raises(ValueError, match='point counts'):
+        fit_band_temperatures(logits, labels, counts[:10])
+
+
 def test_ece_of_hand_made_bins_and_the_min_confidence_choice():
     # Two objects at confidence 0.9 (one right), two at 0.6 (both right): ECE = (0.4 + 0.4)/2.
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
@@ -360,6 +382,9 @@ def test_calibrate_stores_the_temperature_in_the_checkpoint(small_sets, tmp_path
     report = calibrate(out, val_set, torch.device('cpu'))
     loaded = load_checkpoint(out)
     assert loaded.temperature == pytest.approx(report['temperature']) != 1.0
+    bands = loaded.temperature_bands  # every band of the small set joined the first
+    assert bands is not None and bands.min_points == (1,)
+    assert list(bands.temperatures) == pytest.approx(report['temperature_bands']['temperatures'])
     # Temperature scaling minimises the NLL; the ECE of a 1-epoch model on a tiny set may not drop.
     assert report['nll_after'] <= report['nll_before']
     assert loaded.info['calibration']['nll_after'] == pytest.approx(report['nll_after'])

@@ -45,7 +45,8 @@ from pointcam_ros.learn.calibration import apply_report, calibration_report
 from pointcam_ros.learn.dataset import load_dataset, ObjectDataset
 from pointcam_ros.learn.dataset_cli import check_outputs, Output, same_file
 from pointcam_ros.learn.metrics import collect_logits, evaluate
-from pointcam_ros.model.checkpoint import load_checkpoint, NORMALIZATIONS, save_checkpoint
+from pointcam_ros.model.checkpoint import (load_checkpoint, NORMALIZATIONS, save_checkpoint,
+                                           TemperatureBands)
 from pointcam_ros.model.device import DEVICE_HELP, resolve_device
 from pointcam_ros.model.pointnet import orthogonality_loss, PointNetClassifier
 from pointcam_ros.model.pointnet import with_input_channels
@@ -236,26 +237,41 @@ def _read_state(path: Path, device: torch.device) -> dict:
 
 def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) -> dict:
     """
-    Fit the temperature of ``checkpoint`` on ``val_set``, store it there, return the figures.
+    Fit the temperatures of ``checkpoint`` on ``val_set``, store them there, return the figures.
 
-    The checkpoint is rewritten atomically with ``temperature`` set and a
-    summary under ``info['calibration']`` (see
+    One temperature per band of point counts
+    (:func:`~pointcam_ros.learn.calibration.fit_band_temperatures`), and one
+    for all, which readers of older versions use. The checkpoint is
+    rewritten atomically with ``temperature`` and ``temperature_bands`` set
+    and a summary under ``info['calibration']`` (see
     :func:`~pointcam_ros.learn.calibration.calibration_report` for the figures).
     """
     loaded = load_checkpoint(checkpoint, device)
     logits = collect_logits(loaded.model, val_set, loaded.num_points, loaded.normalization,
                             device)
-    report = calibration_report(logits, val_set.labels, keeps=(0.97, KEEP_CORRECT))
-    summary = {key: report[key] for key in ('temperature', 'ece_before', 'ece_after',
-                                            'nll_before', 'nll_after', 'count')}
+    counts = np.array([len(points) for points in val_set.points], np.int64)
+    report = calibration_report(logits, val_set.labels, keeps=(0.97, KEEP_CORRECT),
+                                counts=counts)
+    summary = {key: report[key] for key in ('temperature', 'temperature_bands', 'ece_before',
+                                            'ece_after', 'nll_before', 'nll_after', 'count')}
     summary['min_confidence'] = report['min_confidence'][f'{KEEP_CORRECT:.2f}'][
         'min_confidence']
+    bands = report['temperature_bands']
     save_checkpoint(checkpoint, loaded.model, loaded.class_names, loaded.num_points,
                     loaded.normalization, info={**loaded.info, 'calibration': summary},
-                    temperature=report['temperature'])
-    LOG.info('calibrated on %d val objects: T %.3f, ECE %.4f -> %.4f', report['count'],
-             report['temperature'], report['ece_before'], report['ece_after'])
+                    temperature=report['temperature'],
+                    temperature_bands=TemperatureBands(tuple(bands['min_points']),
+                                                       tuple(bands['temperatures'])))
+    LOG.info('calibrated on %d val objects: T %.3f, by points %s, ECE %.4f -> %.4f',
+             report['count'], report['temperature'], _bands_text(bands), report['ece_before'],
+             report['ece_after'])
     return report
+
+
+def _bands_text(bands: dict) -> str:
+    """``'1+: 1.007, 30+: 0.942, ...'`` of a ``temperature_bands`` mapping."""
+    return ', '.join(f'{low}+: {value:.3f}'
+                     for low, value in zip(bands['min_points'], bands['temperatures']))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -367,8 +383,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   device)
         logits = collect_logits(best.model, test_set, best.num_points, best.normalization,
                                 device)
+        counts = torch.tensor([len(points) for points in test_set.points])
         report['test_calibration'] = apply_report(
-            logits, test_set.labels, best.temperature,
+            logits, test_set.labels, best.temperatures(counts).double().numpy(),
             report['calibration']['min_confidence'][f'{KEEP_CORRECT:.2f}']['min_confidence'])
     write_text_atomic(report_path, json.dumps(report, indent=2))
     print(format_report(report))
@@ -419,8 +436,10 @@ def format_report(report: dict) -> str:
                 f"({band['count']})" for band in result['by_points']))
     if 'calibration' in report:
         cal = report['calibration']
+        by_points = (f" (by points {_bands_text(cal['temperature_bands'])})"
+                     if cal.get('temperature_bands') else '')
         lines.append(f"calibration (val, {cal['count']} objects): temperature "
-                     f"{cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> "
+                     f"{cal['temperature']:.3f}{by_points}, ECE {cal['ece_before']:.4f} -> "
                      f"{cal['ece_after']:.4f}, NLL {cal['nll_before']:.4f} -> "
                      f"{cal['nll_after']:.4f}")
         for keep, row in cal['min_confidence'].items():

@@ -24,6 +24,7 @@ Format (``format_version`` 1), a dict of plain types and tensors only::
     normalization: one of NORMALIZATIONS
     state_dict: {name: Tensor}          info: {str: number/str/list} (free-form)
     temperature: float in TEMPERATURE_RANGE (optional, default 1.0)
+    temperature_bands: {min_points: [int, ...], temperatures: [float, ...]} (optional)
 
 Loading first bounds the file itself (size, zip records, pickle size), then
 uses ``torch.load(weights_only=True, mmap=True)``, which never runs code from
@@ -113,6 +114,8 @@ MAX_RADIUS = 1000.0
 #: :func:`pointcam_ros.learn.calibration.fit_temperature` searches. Outside it the
 #: confidences collapse to one-hot or uniform, and 1e-300 makes every one NaN.
 TEMPERATURE_RANGE = (0.05, 20.0)
+#: Most point bands of a calibration by point count (``temperature_bands``).
+MAX_TEMPERATURE_BANDS = 16
 
 PathLike = Union[str, os.PathLike]
 
@@ -127,6 +130,26 @@ class _FieldError(ValueError):
     def __init__(self, name: str, problem: str):
         super().__init__(f"field '{name}' {problem}")
         self.name = name
+
+
+@dataclass(frozen=True)
+class TemperatureBands:
+    """
+    Calibration by an object's point count: one temperature per band of points.
+
+    ``temperatures[i]`` applies to objects of ``min_points[i]`` points or
+    more, up to the next band (the first band also takes smaller objects).
+    A model is over-confident where it sees few points and under-confident
+    where it sees many; one temperature per band corrects both
+    (:func:`pointcam_ros.learn.calibration.fit_band_temperatures`).
+    """
+
+    min_points: tuple[int, ...]  # ascending, the first >= 1
+    temperatures: tuple[float, ...]  # each in TEMPERATURE_RANGE
+
+    def to_dict(self) -> dict:
+        """Return the plain mapping a checkpoint stores."""
+        return {'min_points': list(self.min_points), 'temperatures': list(self.temperatures)}
 
 
 @dataclass
@@ -146,6 +169,23 @@ class LoadedModel:
     path: str
     info: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0  # calibration: probabilities = softmax(logits / temperature)
+    #: Calibration by point count; when set, it replaces ``temperature``.
+    temperature_bands: Optional[TemperatureBands] = None
+
+    def temperatures(self, counts: torch.Tensor) -> torch.Tensor:
+        """
+        Return each object's temperature ``(K,)`` float32 for its points ``counts`` (K,) int64.
+
+        On the device of ``counts``; ``temperature`` for every object when
+        the checkpoint has no :class:`TemperatureBands`.
+        """
+        bands = self.temperature_bands
+        if bands is None:
+            return torch.full(counts.shape, self.temperature, dtype=torch.float32,
+                              device=counts.device)
+        edges = torch.tensor(bands.min_points, dtype=counts.dtype, device=counts.device)
+        index = (torch.searchsorted(edges, counts, right=True) - 1).clamp_(min=0)
+        return torch.tensor(bands.temperatures, dtype=torch.float32, device=counts.device)[index]
 
 
 def default_model_path() -> Path:
@@ -493,6 +533,29 @@ def _check_temperature(value: Any) -> float:
     return float(value)
 
 
+def _check_temperature_bands(value: Any) -> Optional[TemperatureBands]:
+    """Check the optional ``temperature_bands`` field; None when absent."""
+    if value is None:
+        return None
+    how = ('a mapping {min_points: [ascending ints >= 1], temperatures: [one each]} of at '
+           f'most {MAX_TEMPERATURE_BANDS} bands')
+    if (not isinstance(value, dict) or set(value) != {'min_points', 'temperatures'}
+            or not isinstance(value['min_points'], (list, tuple))
+            or not isinstance(value['temperatures'], (list, tuple))):
+        raise _FieldError('temperature_bands', f'must be {how}, got {value!r:.80}')
+    edges, temperatures = list(value['min_points']), list(value['temperatures'])
+    if (not 1 <= len(edges) <= MAX_TEMPERATURE_BANDS or len(temperatures) != len(edges)
+            or not all(_is_int(e) and 1 <= e <= 10 ** 9 for e in edges)
+            or any(b <= a for a, b in zip(edges, edges[1:]))):
+        raise _FieldError('temperature_bands', f'must be {how}, got {value!r:.80}')
+    try:
+        checked = tuple(_check_temperature(t) for t in temperatures)
+    except _FieldError as exc:
+        raise _FieldError('temperature_bands', str(exc).replace("field 'temperature' ", '')
+                          ) from exc
+    return TemperatureBands(tuple(int(e) for e in edges), checked)
+
+
 class _Checked(NamedTuple):
     """The fields of a payload that passed :func:`_check_payload`."""
 
@@ -503,6 +566,7 @@ class _Checked(NamedTuple):
     info: dict[str, Any]
     temperature: float
     family: str = DEFAULT_FAMILY
+    temperature_bands: Optional[TemperatureBands] = None
 
 
 def _check_payload(payload: dict) -> _Checked:
@@ -533,8 +597,9 @@ def _check_payload(payload: dict) -> _Checked:
     if not isinstance(info, dict) or not all(isinstance(k, str) for k in info):
         raise _FieldError('info', f'must be a dict with str keys, got {info!r:.60}')
     temperature = _check_temperature(payload.get('temperature', 1.0))
+    bands = _check_temperature_bands(payload.get('temperature_bands'))
     return _Checked(config, class_names, num_points, normalization, dict(info), temperature,
-                    family)
+                    family, bands)
 
 
 # --- save and load ------------------------------------------------------------------------
@@ -542,12 +607,15 @@ def _check_payload(payload: dict) -> _Checked:
 def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str],
                     num_points: int, normalization: str,
                     info: Optional[Mapping[str, Any]] = None,
-                    temperature: float = 1.0) -> None:
+                    temperature: float = 1.0,
+                    temperature_bands: Optional[TemperatureBands] = None) -> None:
     """
     Write a checkpoint atomically (temporary file, then rename).
 
     ``temperature`` (in :data:`TEMPERATURE_RANGE`) calibrates the model's
-    confidences: ``softmax(logits / temperature)`` (1.0 = uncalibrated). Raises
+    confidences: ``softmax(logits / temperature)`` (1.0 = uncalibrated);
+    ``temperature_bands``, when given, calibrates them by each object's
+    point count instead (:class:`TemperatureBands`). Raises
     ValueError if the metadata does not fit the model or breaks a bound
     that :func:`load_checkpoint` enforces (so no unloadable file is written),
     if the weights hold NaN/Inf, or if ``model`` is not of a registered
@@ -570,6 +638,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str]
         'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
         'info': dict(info or {}), 'temperature': float(temperature),
     }
+    if temperature_bands is not None:
+        payload['temperature_bands'] = temperature_bands.to_dict()
     try:
         _check_payload(payload)
         _check_state_dict(payload['state_dict'], model.state_dict())
@@ -785,7 +855,8 @@ def load_checkpoint(path: Optional[PathLike] = None,
     model.to(device).eval()
     return LoadedModel(model=model, class_names=checked.class_names,
                        num_points=checked.num_points, normalization=checked.normalization,
-                       path=str(path), info=checked.info, temperature=checked.temperature)
+                       path=str(path), info=checked.info, temperature=checked.temperature,
+                       temperature_bands=checked.temperature_bands)
 
 
 # --- state dicts of the reference PyTorch implementations --------------------------------

@@ -190,20 +190,22 @@ class Stages:
     def sync(self) -> None:
         """Wait for the device (for stage timings); nothing to wait for on the host."""
 
-    def model(self, batch: Tensor) -> tuple[Tensor, ...]:
+    def model(self, batch: Tensor, counts: Tensor) -> tuple[Tensor, ...]:
         """
         Classify and explain ``(K, C, N)`` objects, ``MODEL_CHUNK`` at a time, on the device.
 
-        Returns saliency (K, N), calibrated probabilities (K, C), predicted
-        and explained classes (K,).
+        ``counts`` (K,) int64: each object's points, which pick its
+        calibration temperature (:meth:`LoadedModel.temperatures`). Returns
+        saliency (K, N), calibrated probabilities (K, C), predicted and
+        explained classes (K,).
         """
+        temperatures = self.loaded.temperatures(counts.to(batch.device))[:, None]  # (K, 1)
         parts = []
         for lo in range(0, len(batch), MODEL_CHUNK):
             explained = self.explainer(batch[lo:lo + MODEL_CHUNK],
                                        target=self.config.target_class or None)
-            parts.append((explained.saliency,
-                          torch.softmax(explained.logits / self.loaded.temperature, dim=1),
-                          explained.predicted, explained.target))
+            probs = torch.softmax(explained.logits / temperatures[lo:lo + MODEL_CHUNK], dim=1)
+            parts.append((explained.saliency, probs, explained.predicted, explained.target))
         return tuple(torch.cat(column) for column in zip(*parts))
 
 
@@ -262,7 +264,8 @@ class NumpyStages(Stages):
         for size in np.unique(sizes):
             group = np.flatnonzero(sizes == size)
             batch = torch.from_numpy(np.stack([samples.inputs[k] for k in group]))
-            out = (t.cpu().numpy() for t in self.model(batch.to(self.device)))
+            counts = torch.from_numpy(samples.counts[group].astype(np.int64))
+            out = (t.cpu().numpy() for t in self.model(batch.to(self.device), counts))
             group_saliency, probs[group], predicted[group], targets[group] = out
             for j, k in enumerate(group):
                 saliency[k] = group_saliency[j]
@@ -346,7 +349,7 @@ class TorchStages(Stages):
 
     def explain(self, samples: TorchSamples) -> Explained:
         """Run the model on all objects (``MODEL_CHUNK`` at a time); results stay on the device."""
-        return Explained(*self.model(samples.batch.contiguous()))
+        return Explained(*self.model(samples.batch.contiguous(), samples.counts))
 
     def map_back(self, segments: Segments, samples: TorchSamples,
                  explained: Explained) -> ObjectBatch:
