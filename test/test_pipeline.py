@@ -277,6 +277,38 @@ def test_torch_backend_on_the_cpu_gives_the_numpy_clusters(tiny_model):
         assert (out.saliency[out.object_id == -1] == 0).all()
 
 
+def test_both_backends_calibrate_each_object_by_its_points(tiny_model, tmp_path):
+    # Each model pass gets every object's number of points (not its samples), and the
+    # confidences are the softmax of the logits over that band's temperature.
+    tiny = load_checkpoint(tiny_model)
+    path = tmp_path / 'bands.pt'
+    save_checkpoint(path, tiny.model, tiny.class_names, tiny.num_points, tiny.normalization,
+                    temperature_bands=TemperatureBands((1, 60), (0.3, 5.0)))
+    points = scan(random_scene(2_000_101), SENSORS['vlp16'], 2_000_101).xyz.reshape(-1, 3)
+    passes = {}
+    for backend in ('numpy', 'torch'):
+        pipeline = ScenePipeline(PipelineConfig(model_path=str(path), device='cpu'),
+                                 backend=backend)
+        pipeline.process(points)  # builds the stages
+        stages, model = pipeline._stages, pipeline._stages.model
+        calls = []
+
+        def checked(batch, counts, model=model, pipeline=pipeline, calls=calls):
+            out = model(batch, counts)
+            logits = pipeline.explainer(batch).logits
+            expected = torch.softmax(logits / pipeline.loaded.temperatures(counts)[:, None], 1)
+            torch.testing.assert_close(out[1], expected, rtol=1e-5, atol=1e-6)
+            calls.append(torch.as_tensor(counts).clone())
+            return out
+
+        stages.model = checked
+        pipeline.process(points)
+        passes[backend] = torch.cat(calls)
+    numpy_counts, torch_counts = passes['numpy'], passes['torch']
+    assert (numpy_counts < 60).any() and (numpy_counts >= 60).any()  # both bands in use
+    assert sorted(torch_counts.tolist()) == sorted(numpy_counts.tolist())
+
+
 def test_torch_backend_object_mode_samples_every_point_of_a_small_object(tiny_model):
     rng = np.random.default_rng(3)
     points = rng.normal(size=(40, 3)).astype(np.float32)  # fewer than N = 64: cycled

@@ -356,6 +356,9 @@ def test_band_temperatures_recover_a_temperature_per_band_of_points():
     assert report['ece_after'] < 0.03
     with pytest.raises(ValueError, match='point counts'):
         fit_band_temperatures(logits, labels, counts[:10])
+    for bad in ({'min_points': (1, 30, 30)}, {'min_points': (0, 30)}, {'min_objects': 0}):
+        with pytest.raises(ValueError, match='strictly ascending'):
+            fit_band_temperatures(logits, labels, counts, **bad)
 
 
 def test_ece_of_hand_made_bins_and_the_min_confidence_choice():

@@ -112,13 +112,18 @@ def fit_band_temperatures(logits: np.ndarray, labels: np.ndarray, counts: np.nda
     object; ``min_points`` ascending, the bands' lowest counts (the first
     band also takes smaller objects). A band with fewer than
     ``min_objects`` objects joins the band below (the first band, the one
-    above). ValueError on an empty or mismatched input.
+    above). ValueError on an empty or mismatched input, bands that are not
+    strictly ascending whole numbers from 1, or ``min_objects`` below 1.
     """
     counts = np.asarray(counts, np.int64)
     labels = np.asarray(labels, np.int64)
     if len(counts) != len(labels):
         raise ValueError(f'{len(counts)} point counts for {len(labels)} labels')
-    edges = list(min_points)
+    edges = [int(e) for e in min_points]
+    if (not edges or edges[0] < 1 or any(b <= a for a, b in zip(edges, edges[1:]))
+            or min_objects < 1):
+        raise ValueError(f'min_points must be strictly ascending from 1 or more and '
+                         f'min_objects >= 1, got {tuple(min_points)} and {min_objects}')
     while len(edges) > 1:
         band = np.clip(np.searchsorted(edges, counts, side='right') - 1, 0, None)
         sizes = np.bincount(band, minlength=len(edges))

@@ -436,8 +436,8 @@ def format_report(report: dict) -> str:
                 f"({band['count']})" for band in result['by_points']))
     if 'calibration' in report:
         cal = report['calibration']
-        by_points = (f" (by points {_bands_text(cal['temperature_bands'])})"
-                     if cal.get('temperature_bands') else '')
+        by_points = (f" (by points {_bands_text(cal['temperature_bands'])}, which the ECE, "
+                     'NLL and min_confidence below use)' if cal.get('temperature_bands') else '')
         lines.append(f"calibration (val, {cal['count']} objects): temperature "
                      f"{cal['temperature']:.3f}{by_points}, ECE {cal['ece_before']:.4f} -> "
                      f"{cal['ece_after']:.4f}, NLL {cal['nll_before']:.4f} -> "

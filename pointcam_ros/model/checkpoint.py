@@ -171,10 +171,12 @@ class LoadedModel:
     temperature: float = 1.0  # calibration: probabilities = softmax(logits / temperature)
     #: Calibration by point count; when set, it replaces ``temperature``.
     temperature_bands: Optional[TemperatureBands] = None
+    #: The bands as tensors, per device (made on first use: no copy to a GPU per scan).
+    _band_tensors: dict = field(default_factory=dict, repr=False, compare=False)
 
     def temperatures(self, counts: torch.Tensor) -> torch.Tensor:
         """
-        Return each object's temperature ``(K,)`` float32 for its points ``counts`` (K,) int64.
+        Return each object's temperature ``(K,)`` float32 for its points ``counts`` (K,) int.
 
         On the device of ``counts``; ``temperature`` for every object when
         the checkpoint has no :class:`TemperatureBands`.
@@ -183,9 +185,14 @@ class LoadedModel:
         if bands is None:
             return torch.full(counts.shape, self.temperature, dtype=torch.float32,
                               device=counts.device)
-        edges = torch.tensor(bands.min_points, dtype=counts.dtype, device=counts.device)
+        key = (counts.device, counts.dtype)
+        if key not in self._band_tensors:
+            self._band_tensors[key] = (
+                torch.tensor(bands.min_points, dtype=counts.dtype, device=counts.device),
+                torch.tensor(bands.temperatures, dtype=torch.float32, device=counts.device))
+        edges, values = self._band_tensors[key]
         index = (torch.searchsorted(edges, counts, right=True) - 1).clamp_(min=0)
-        return torch.tensor(bands.temperatures, dtype=torch.float32, device=counts.device)[index]
+        return values[index]
 
 
 def default_model_path() -> Path:
