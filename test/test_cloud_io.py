@@ -106,6 +106,20 @@ def test_all_nan_cloud_gives_no_points_but_keeps_count():
     assert points.num_points == 10
 
 
+def test_max_points_counts_every_point_before_decoding():
+    # width x height, NaN points included: a cloud of a million points with ten finite ones
+    # is refused before its million rows are copied and masked.
+    xyz = np.full((1000, 3), np.nan, np.float32)
+    xyz[:10] = 1.0
+    cloud = pack_cloud({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]},
+                       VELODYNE_XYZIRT.fields, 22)
+    with pytest.raises(CloudFormatError, match='1000 points .*max_input_points = 999') as caught:
+        read_cloud(cloud, max_points=999)
+    assert caught.value.kind == 'too_many_points'
+    assert read_cloud(cloud, max_points=1000).xyz.shape == (10, 3)
+    assert read_cloud(cloud).num_points == 1000
+
+
 def test_reads_a_real_rclpy_message():
     from sensor_msgs.msg import PointCloud2, PointField
     from pointcam_ros.ros.ros_msgs import to_ros_cloud

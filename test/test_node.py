@@ -273,7 +273,10 @@ def test_parameter_changes_apply_at_the_next_scan(harness, sim):
             break
     else:
         raise AssertionError('huge scan was not rejected')
-    assert 'max_input_points' in harness.last_diagnostics()['last_reject_reason']
+    diagnostics = harness.last_diagnostics()
+    assert 'max_input_points' in diagnostics['last_reject_reason']
+    # Counted before decoding: the cloud's width x height, not its finite points.
+    assert 'CloudFormatError: too_many_points' in diagnostics['reject_reasons']
     assert _set_parameters(harness.node, max_input_points=2_000_000)[0].successful
 
 

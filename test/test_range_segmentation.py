@@ -281,3 +281,36 @@ def test_repeated_returns_stay_one_surface(copies):
     assert count == 1
     if copies > 1:  # a point and its copy
         assert beta_angle(points, np.array([0]), np.array([1]))[0] == pytest.approx(math.pi / 2)
+
+
+def test_the_rejoin_tries_at_most_max_merge_pairs(monkeypatch):
+    # Noise cut into many pieces has millions of candidate pairs; the re-join tries the
+    # closest MAX_MERGE_PAIRS. A scene far under the cap is not changed by it.
+    people = [box(9.4, -0.45, 0.4, 0.5, 1.75), box(9.4, 0.45, 0.4, 0.5, 1.75)]
+    xyz, _ = cast(people + [box(10.0, 0.0, 0.4, 12.0, 3.0), box(15.0, 6.0, 4.5, 1.8, 1.5)],
+                  *hdl32())
+    capped = segment_scene(xyz, RANGE).labels
+    cap = range_image.MAX_MERGE_PAIRS
+    tried = []
+    original = range_image.candidate_pairs
+
+    def counted(*args):
+        pairs = original(*args)
+        tried.append(len(pairs))
+        return pairs
+
+    monkeypatch.setattr(range_image, 'candidate_pairs', counted)
+    monkeypatch.setattr(range_image, 'MAX_MERGE_PAIRS', 10 ** 9)
+    assert np.array_equal(segment_scene(xyz, RANGE).labels, capped)
+    assert 0 < max(tried) < cap
+    # A car in two halves joins when one pair may be tried, not when none may.
+    rng = np.random.default_rng(2)
+    halves = [(np.asarray(c) + rng.uniform(-0.5, 0.5, (80, 3)) * (2.0, 1.8, 1.4))
+              .astype(np.float32) for c in ((8, 0, 0.7), (10, 0, 0.7))]
+    car = np.concatenate(halves)
+    pieces, parent = np.repeat(np.arange(2), 80), np.zeros(160, np.int64)
+    cut = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    for limit, count in ((1, 1), (0, 2)):
+        monkeypatch.setattr(range_image, 'MAX_MERGE_PAIRS', limit)
+        assert merge_pieces(car, car[:, 2] + np.float32(0.1), pieces, 2, parent, 15, cut)[1] \
+            == count

@@ -75,7 +75,8 @@ class CloudFormatError(ValueError):
 
 #: Every ``CloudFormatError.kind``.
 CLOUD_ERROR_KINDS = ('not_pointcloud2', 'bad_layout', 'bad_field', 'duplicate_field',
-                     'overlapping_fields', 'size_mismatch', 'missing_field', 'value_range')
+                     'overlapping_fields', 'size_mismatch', 'missing_field', 'value_range',
+                     'too_many_points')
 
 
 class FieldSpec(NamedTuple):
@@ -287,7 +288,8 @@ def _xyz_from_view(points: np.ndarray, specs: Mapping[str, FieldSpec]) -> np.nda
     return xyz
 
 
-def read_cloud(cloud: Any, extra_fields: Sequence[str] = ()) -> CloudPoints:
+def read_cloud(cloud: Any, extra_fields: Sequence[str] = (),
+               max_points: Optional[int] = None) -> CloudPoints:
     """
     Read the valid points (and optional extra fields) of a PointCloud2.
 
@@ -299,6 +301,10 @@ def read_cloud(cloud: Any, extra_fields: Sequence[str] = ()) -> CloudPoints:
         Names of further fields to return (e.g. ``intensity``, ``ring``,
         ``time``). A name the cloud lacks raises :class:`CloudFormatError`;
         fields with ``count > 1`` come back as ``(M, count)``.
+    max_points:
+        Refuse a cloud of more points (``width * height``, NaN ones
+        included) before decoding it (kind ``too_many_points``); None: no
+        limit.
 
     Returns
     -------
@@ -315,6 +321,12 @@ def read_cloud(cloud: Any, extra_fields: Sequence[str] = ()) -> CloudPoints:
 
     """
     specs = validate_layout(cloud)
+    declared = int(cloud.width) * int(cloud.height)
+    if max_points is not None and declared > max_points:
+        raise CloudFormatError(
+            f'cloud has {declared} points (width {int(cloud.width)} x height '
+            f'{int(cloud.height)}), more than max_input_points = {max_points}: raise '
+            'max_input_points if the sensor really sends that many', kind='too_many_points')
     by_name = {spec.name: spec for spec in specs}
     missing = [name for name in 'xyz' if name not in by_name]
     if missing:

@@ -73,7 +73,8 @@ class ExplainedCloud:
 
 
 def explain_cloud(cloud: Any, process: Process, encode: bool = True, labels: bool = True,
-                  buffer: Optional[Buffer] = None) -> ExplainedCloud:
+                  buffer: Optional[Buffer] = None,
+                  max_points: Optional[int] = None) -> ExplainedCloud:
     """
     Decode ``cloud`` (rclpy, rosbags or :class:`PackedCloud`), ``process`` it, encode the answer.
 
@@ -81,13 +82,14 @@ def explain_cloud(cloud: Any, process: Process, encode: bool = True, labels: boo
     what nobody reads).
     ``buffer``: makes the cloud's data buffer from its size in bytes (the
     node passes one a ROS message takes over without a copy); default
-    ``bytes``. Raises
-    :class:`~pointcam_ros.formats.cloud_io.CloudFormatError` for a malformed
-    cloud and whatever ``process`` raises for a scan it refuses (the
-    pipeline's ``ScanError``).
+    ``bytes``. ``max_points``: a cloud of more points (width x height) is
+    refused before it is decoded (the pipeline's ``max_input_points``).
+    Raises :class:`~pointcam_ros.formats.cloud_io.CloudFormatError` for a
+    malformed or too large cloud and whatever ``process`` raises for a scan
+    it refuses (the pipeline's ``ScanError``).
     """
     started = time.perf_counter()
-    points = read_cloud(cloud)
+    points = read_cloud(cloud, max_points=max_points)
     decoded = time.perf_counter()
     result = process(points.xyz)
     processed = time.perf_counter()

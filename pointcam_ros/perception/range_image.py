@@ -110,6 +110,11 @@ CAR_FOOTPRINT = (5.5, 2.4)
 MERGE_GAP = 0.5
 #: m; two returns this close are one point to the angle criterion (joined).
 SAME_POINT = 1e-3
+#: Most candidate pairs of pieces one scan's re-join tries, closest first. A street scan of
+#: an HDL-64E has about 9,000 (15,000 at most in the benchmark scans, 6,400 in the real
+#: development scans); a cloud of noise has millions, which the Python loop over them would
+#: take seconds for. Beyond this the farther pairs stay apart.
+MAX_MERGE_PAIRS = 100_000
 
 
 def polar(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -585,7 +590,8 @@ def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count:
                    np.nan_to_num(height[members], nan=0.0).astype(np.float64))
     cut_a, cut_b = local[pieces[cut[0]]], local[pieces[cut[1]]]
     parted = cut_a != cut_b  # two pieces (then both involved), not one
-    candidates = candidate_pairs(box_lo, box_hi, owner[involved], cut_a[parted], cut_b[parted])
+    candidates = candidate_pairs(box_lo, box_hi, owner[involved], cut_a[parted],
+                                 cut_b[parted])[:MAX_MERGE_PAIRS]
     root = list(range(len(involved)))
     # Extents per group, kept lazily (crumbs join often, groups are checked seldom): a
     # root's rows of ``lo`` / ``hi`` hold its extents at its last check, and a chain (``head``,

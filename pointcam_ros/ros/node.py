@@ -225,7 +225,8 @@ class PointcamNode(Node):
             scan = explain_cloud(msg, self.pipeline.process,
                                  encode=bool(saliency_pub.get_subscription_count()),
                                  labels=bool(labels_pub.get_subscription_count()),
-                                 buffer=message_buffer)  # decode -> process -> encode
+                                 buffer=message_buffer,  # decode -> process -> encode
+                                 max_points=self.pipeline.config.max_input_points)
         except (CloudFormatError, ScanError) as exc:
             self._count(topic, 'rejected', exc)
             self.get_logger().warning(f'rejected scan on {topic}: {exc}',

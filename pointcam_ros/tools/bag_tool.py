@@ -264,7 +264,8 @@ def explain_bag(inputs: Sequence[Path], output: Path, pipeline: ScenePipeline,
                     writer.write_raw(connection.topic, connection.msgtype, timestamp, rawdata)
                 mark = time.perf_counter()
                 try:
-                    scan = explain_cloud(msg, pipeline.process)  # decode -> process -> encode
+                    scan = explain_cloud(  # decode -> process -> encode
+                        msg, pipeline.process, max_points=pipeline.config.max_input_points)
                 except (CloudFormatError, ScanError) as exc:
                     summary.rejected += 1
                     LOG.warning('skipping scan at %d ns on %s: %s', timestamp, connection.topic,
