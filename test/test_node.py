@@ -331,6 +331,8 @@ def test_several_input_topics_get_their_own_outputs(node_process, sim):
     # Two inputs, one output namespace: two sensors would interleave on one topic.
     ("input_topics:=['/lidar/front', '/lidar_front']", 'input_topics'),
     ("input_topics:=['points', 'points']", 'input_topics'),
+    # rclpy's own refusal, whose message draws a caret under the name on more lines.
+    ("input_topics:=['bad topic!']", 'InvalidTopicNameException'),
 ])
 def test_bad_startup_parameter_fails_in_one_clean_line(override, parameter):
     process = start_process('pointcam_node', '-p', override, '-r', '__ns:=/bad')
@@ -340,6 +342,7 @@ def test_bad_startup_parameter_fails_in_one_clean_line(override, parameter):
     lines = [line for line in output.splitlines() if 'cannot start:' in line]
     assert len(lines) == 1, output
     assert re.search(f'cannot start: {parameter}: \\S', lines[0]), lines[0]
+    assert not any(set(line.strip()) == {'^'} for line in output.splitlines()), output
 
 
 @pytest.mark.parametrize('executable, specs', [('pointcam_node', node_params()),

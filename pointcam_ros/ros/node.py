@@ -71,6 +71,10 @@ def model_family(model: Any) -> str:
 
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 PIPELINE_NAMES = frozenset(spec.name for spec in PipelineConfig.params())
+#: s; how long a stopping node waits for the scan in progress (its daemon thread ends with
+#: the process after that). Under 5 s, the time ``ros2 launch`` gives a process between
+#: SIGTERM and SIGKILL, so a clean exit is not cut off by a long scan.
+STOP_WAIT_S = 4.0
 #: ``transport_in`` is counted only for header stamps this much older than the arrival
 #: at most (a driver stamping with the same clock); sim time or old bags are left out.
 TRANSPORT_PLAUSIBLE_S = 5.0
@@ -254,7 +258,7 @@ class PointcamNode(Node):
             self.get_logger().warning(
                 f'{topic}: {result.objects_capped} clusters over the per-scan cap of '
                 f'{object_limit(self.config.method)} objects ({self.config.method}) were not '
-                'explained; the largest were', throttle_duration_sec=10.0)
+                'explained (the largest ones were)', throttle_duration_sec=10.0)
 
     # --- diagnostics ---------------------------------------------------------------------
 
@@ -312,9 +316,9 @@ class PointcamNode(Node):
         self._warn_idle(idle_topics)
 
     def stop(self) -> None:
-        """Stop the worker thread (waits for the scan in progress)."""
+        """Stop the worker thread: wait for the scan in progress, at most :data:`STOP_WAIT_S`."""
         self._mailbox.close()
-        self._worker.join(timeout=10.0)
+        self._worker.join(timeout=STOP_WAIT_S)
 
 
 SUMMARY = ('Explain LiDAR scans: subscribes to PointCloud2, publishes Grad-CAM saliency '

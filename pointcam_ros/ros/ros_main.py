@@ -118,14 +118,20 @@ def print_help(executable: str, summary: str, specs: Sequence[Param]) -> None:
           f'{summary}\n\nparameters:\n{help_text(specs)}', end='')
 
 
+def _first_line(exc: BaseException) -> str:
+    """Return the first non-empty line of ``exc``'s message, at most 300 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
 def _start_failure(logger: Any, exc: Exception) -> None:
     """Log why a node could not start in one line ``cannot start: <parameter>: <why>``."""
     if isinstance(exc, ConfigError):
         logger.fatal(f'cannot start: {exc}')
     elif isinstance(exc, CheckpointError):
         logger.fatal(f'cannot start: model_path: {exc}')
-    else:  # no traceback for a start-up failure
-        logger.fatal(f'cannot start: {type(exc).__name__}: {exc}')
+    else:  # no traceback for a start-up failure; rclpy's messages may draw carets below
+        logger.fatal(f'cannot start: {type(exc).__name__}: {_first_line(exc)}')
         logger.debug(f'start-up traceback:\n{traceback.format_exc()}')
 
 
@@ -143,7 +149,7 @@ def spin_node(factory: Callable[[], Node], name: str,
     try:
         rclpy.init(args=args)
     except Exception as exc:  # noqa: B902 - e.g. malformed --ros-args
-        logger.fatal(f'cannot start: --ros-args: {exc}')
+        logger.fatal(f'cannot start: --ros-args: {_first_line(exc)}')
         return 1
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # Humble's rclpy handles SIGINT only; newer ones install their own SIGTERM handler.
