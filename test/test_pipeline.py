@@ -18,6 +18,7 @@ import dataclasses
 import math
 from pathlib import Path
 import threading
+import warnings
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
@@ -164,6 +165,15 @@ def test_bad_scans_raise_scan_error(tiny_model):
                 np.ones((3, 3), np.complex64), np.ones((3, 3), bool)):
         with pytest.raises(ScanError, match='must be real numbers'):
             pipeline.process(bad)
+
+
+def test_coordinates_near_the_float32_limit_are_out_of_range_quietly(tiny_model):
+    points = np.array([[3e38, 0.0, 0.0], [0.0, -3e38, 1.0], [5.0, 1.0, -1.0]], np.float32)
+    pipeline = ScenePipeline(PipelineConfig(model_path=tiny_model, device='cpu'))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # numpy's overflow warning would fail the test
+        out = pipeline.process(points)
+    assert out.objects == [] and (out.object_id == -1).all()
 
 
 @pytest.mark.parametrize('mode', ['scene', 'object'])

@@ -215,7 +215,8 @@ def segmentation_tables(seed: int, xp: ModuleType = segmentation_numpy,
 
 def region_of_interest(xyz: Array, config: PipelineConfig) -> Array:
     """``(M,)`` bool: points of ``(M, 3)`` float32 ``xyz`` in the range ring and height band."""
-    r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
+    with np.errstate(over='ignore'):  # beyond 1.8e19 m the square is Inf: out of range, quietly
+        r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
     return ((r2 >= _f32(config.min_range ** 2)) & (r2 <= _f32(config.max_range ** 2))
             & (xyz[:, 2] >= _f32(config.min_z)) & (xyz[:, 2] <= _f32(config.max_z)))
 
