@@ -45,12 +45,13 @@ def main() -> None:
     data = load_dataset(args.data)
     logits = collect_logits(loaded.model, data, loaded.num_points, loaded.normalization, device)
     labels = np.asarray(data.labels)
-    counts = np.array([len(points) for points in data.points], np.int64)
+    counts = data.point_counts()
     one = softmax(logits, loaded.temperature)
     banded = softmax(logits, loaded.temperatures(torch.from_numpy(counts)).double().numpy())
     correct = one.argmax(axis=1) == labels  # a temperature does not move the arg-max
     print(f'{len(labels)} objects, accuracy {correct.mean():.4f}; one temperature '
-          f'{loaded.temperature:.3f}; bands: {loaded.temperature_bands}')
+          f'{loaded.temperature:.3f}; by points: '
+          f'{loaded.temperature_bands.describe() if loaded.temperature_bands else "none"}')
     print('points      objects  accuracy  confidence (one / by points)  ECE (one / by points)')
     edges = list(BAND_MIN_POINTS) + [None]
     rows = [(f'{low}-{high - 1 if high else ""}', (counts >= low) & (

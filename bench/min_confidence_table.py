@@ -47,7 +47,7 @@ def main() -> None:
     loaded = load_checkpoint(args.model or None, device)
     data = load_dataset(args.data)
     logits = collect_logits(loaded.model, data, loaded.num_points, loaded.normalization, device)
-    counts = torch.tensor([len(points) for points in data.points])
+    counts = torch.from_numpy(data.point_counts())
     probs = softmax(logits, loaded.temperatures(counts).double().numpy())
     predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
     correct = predicted == data.labels
@@ -58,9 +58,7 @@ def main() -> None:
     false_alarm = background & np.isin(names[predicted], ROAD_USERS)
     bands = loaded.temperature_bands
     calibration = (f'temperature {loaded.temperature:.3f}' if bands is None else
-                   'temperatures by points ' + ', '.join(
-                       f'{low}+: {value:.3f}'
-                       for low, value in zip(bands.min_points, bands.temperatures)))
+                   f'temperatures by points {bands.describe()}')
     print(f'{len(data)} objects, accuracy {correct.mean():.4f}, {calibration}; '
           f'{int(false_alarm.sum())} background clusters taken for road users')
     print('min_confidence  correct kept  wrong flagged  background-as-road-user caught')

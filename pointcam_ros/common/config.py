@@ -323,7 +323,7 @@ class PipelineConfig:
         """Return this node's parameters among ``values``; log near misses of their names."""
         names = cls._names()
         for key in values:
-            if key in names or str(key).split('.')[0] in ROS_PARAMS:
+            if key in names or _is_ros_param(key):
                 continue
             close = difflib.get_close_matches(str(key), sorted(names), n=1, cutoff=0.85)
             if close:
@@ -339,13 +339,10 @@ class PipelineConfig:
     @classmethod
     def _from_parameters(cls, values: Mapping[Any, Any], where: str) -> 'PipelineConfig':
         """Build from the pipeline's parameters among ``values``; skip the node's and ROS's."""
-        known = {f.name for f in fields(cls)}
-        skipped = {spec.name for spec in NODE_PARAMS}
-        unknown = [str(key) for key in values
-                   if key not in known and key not in skipped
-                   and str(key).split('.')[0] not in ROS_PARAMS]
+        known, names = {f.name for f in fields(cls)}, cls._names()
+        unknown = [str(key) for key in values if key not in names and not _is_ros_param(key)]
         if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(known | skipped), n=1)
+            close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
             hint = f' (did you mean {close[0]}?)' if close else ''
             raise ConfigError(unknown[0], f'not a parameter of pointcam_node{hint}, in {where}; '
                                           'the parameters: docs/parameters.md')
@@ -386,6 +383,11 @@ def _parameter_sections(data: Mapping[Any, Any], where: str) -> list[tuple[str, 
 
     walk(data, '', 0)
     return found
+
+
+def _is_ros_param(key: Any) -> bool:
+    """Tell whether ``key`` is a parameter ROS gives every node (:data:`ROS_PARAMS`)."""
+    return str(key).split('.')[0] in ROS_PARAMS
 
 
 def _names_node(pattern: str, node_name: str) -> bool:

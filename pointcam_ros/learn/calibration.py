@@ -101,6 +101,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp((low + high) / 2))
 
 
+def _band_index(counts: np.ndarray, min_points: Sequence[int]) -> np.ndarray:
+    """Return each object's band ``(M,)`` int64: the last ``min_points`` it reaches, else 0."""
+    return np.clip(np.searchsorted(np.asarray(min_points), np.asarray(counts), side='right')
+                   - 1, 0, None)
+
+
 def fit_band_temperatures(logits: np.ndarray, labels: np.ndarray, counts: np.ndarray,
                           min_points: Sequence[int] = BAND_MIN_POINTS,
                           min_objects: int = BAND_MIN_OBJECTS
@@ -125,13 +131,12 @@ def fit_band_temperatures(logits: np.ndarray, labels: np.ndarray, counts: np.nda
         raise ValueError(f'min_points must be strictly ascending from 1 or more and '
                          f'min_objects >= 1, got {tuple(min_points)} and {min_objects}')
     while len(edges) > 1:
-        band = np.clip(np.searchsorted(edges, counts, side='right') - 1, 0, None)
-        sizes = np.bincount(band, minlength=len(edges))
+        sizes = np.bincount(_band_index(counts, edges), minlength=len(edges))
         small = np.flatnonzero(sizes < min_objects)
         if not len(small):
             break
         del edges[max(int(small[0]), 1)]  # join the band below (band 0: the one above)
-    band = np.clip(np.searchsorted(edges, counts, side='right') - 1, 0, None)
+    band = _band_index(counts, edges)
     temperatures = tuple(fit_temperature(logits[band == i], labels[band == i])
                          for i in range(len(edges)))
     return tuple(int(e) for e in edges), temperatures
@@ -140,9 +145,7 @@ def fit_band_temperatures(logits: np.ndarray, labels: np.ndarray, counts: np.nda
 def band_temperatures(counts: np.ndarray, min_points: Sequence[int],
                       temperatures: Sequence[float]) -> np.ndarray:
     """Return each object's temperature ``(M,)`` float64 for its point count ``counts`` (M,)."""
-    band = np.clip(np.searchsorted(np.asarray(min_points), np.asarray(counts), side='right')
-                   - 1, 0, None)
-    return np.asarray(temperatures, np.float64)[band]
+    return np.asarray(temperatures, np.float64)[_band_index(counts, min_points)]
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:

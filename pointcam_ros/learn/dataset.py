@@ -75,6 +75,10 @@ class ObjectDataset:
         """Return the number of objects."""
         return len(self.points)
 
+    def point_counts(self) -> np.ndarray:
+        """Return each object's number of points, ``(N,)`` int64."""
+        return np.array([len(points) for points in self.points], np.int64)
+
 
 def segmented_objects(xyz: np.ndarray, object_id: np.ndarray, class_id: np.ndarray,
                       config: PipelineConfig, min_purity: float = 0.7
@@ -197,7 +201,7 @@ def save_dataset(dataset: ObjectDataset, path: os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = point_columns(dataset.points)
-    sizes = np.array([len(p) for p in dataset.points], np.int64)
+    sizes = dataset.point_counts()
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     points = (np.concatenate(dataset.points) if dataset.points
               else np.zeros((0, columns), np.float32))

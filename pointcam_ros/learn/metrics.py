@@ -97,6 +97,6 @@ def evaluate(model, dataset, num_points, normalization, device) -> dict:
     predicted = predict(model, dataset, num_points, normalization, device)
     out = metrics(confusion_matrix(dataset.labels, predicted, len(dataset.class_names)),
                   dataset.class_names)
-    sizes = np.array([len(p) for p in dataset.points], np.int64)
+    sizes = dataset.point_counts()
     out['by_points'] = accuracy_by_points(dataset.labels, predicted, sizes)
     return out

@@ -249,29 +249,21 @@ def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) ->
     loaded = load_checkpoint(checkpoint, device)
     logits = collect_logits(loaded.model, val_set, loaded.num_points, loaded.normalization,
                             device)
-    counts = np.array([len(points) for points in val_set.points], np.int64)
+    counts = val_set.point_counts()
     report = calibration_report(logits, val_set.labels, keeps=(0.97, KEEP_CORRECT),
                                 counts=counts)
     summary = {key: report[key] for key in ('temperature', 'temperature_bands', 'ece_before',
                                             'ece_after', 'nll_before', 'nll_after', 'count')}
     summary['min_confidence'] = report['min_confidence'][f'{KEEP_CORRECT:.2f}'][
         'min_confidence']
-    bands = report['temperature_bands']
+    bands = TemperatureBands.from_dict(report['temperature_bands'])
     save_checkpoint(checkpoint, loaded.model, loaded.class_names, loaded.num_points,
                     loaded.normalization, info={**loaded.info, 'calibration': summary},
-                    temperature=report['temperature'],
-                    temperature_bands=TemperatureBands(tuple(bands['min_points']),
-                                                       tuple(bands['temperatures'])))
+                    temperature=report['temperature'], temperature_bands=bands)
     LOG.info('calibrated on %d val objects: T %.3f, by points %s, ECE %.4f -> %.4f',
-             report['count'], report['temperature'], _bands_text(bands), report['ece_before'],
+             report['count'], report['temperature'], bands.describe(), report['ece_before'],
              report['ece_after'])
     return report
-
-
-def _bands_text(bands: dict) -> str:
-    """``'1+: 1.007, 30+: 0.942, ...'`` of a ``temperature_bands`` mapping."""
-    return ', '.join(f'{low}+: {value:.3f}'
-                     for low, value in zip(bands['min_points'], bands['temperatures']))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -383,7 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   device)
         logits = collect_logits(best.model, test_set, best.num_points, best.normalization,
                                 device)
-        counts = torch.tensor([len(points) for points in test_set.points])
+        counts = torch.from_numpy(test_set.point_counts())
         report['test_calibration'] = apply_report(
             logits, test_set.labels, best.temperatures(counts).double().numpy(),
             report['calibration']['min_confidence'][f'{KEEP_CORRECT:.2f}']['min_confidence'])
@@ -436,8 +428,10 @@ def format_report(report: dict) -> str:
                 f"({band['count']})" for band in result['by_points']))
     if 'calibration' in report:
         cal = report['calibration']
-        by_points = (f" (by points {_bands_text(cal['temperature_bands'])}, which the ECE, "
-                     'NLL and min_confidence below use)' if cal.get('temperature_bands') else '')
+        by_points = ''
+        if cal.get('temperature_bands'):
+            bands = TemperatureBands.from_dict(cal['temperature_bands']).describe()
+            by_points = f' (by points {bands}, which the ECE, NLL and min_confidence below use)'
         lines.append(f"calibration (val, {cal['count']} objects): temperature "
                      f"{cal['temperature']:.3f}{by_points}, ECE {cal['ece_before']:.4f} -> "
                      f"{cal['ece_after']:.4f}, NLL {cal['nll_before']:.4f} -> "

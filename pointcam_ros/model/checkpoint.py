@@ -151,6 +151,17 @@ class TemperatureBands:
         """Return the plain mapping a checkpoint stores."""
         return {'min_points': list(self.min_points), 'temperatures': list(self.temperatures)}
 
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Sequence]) -> 'TemperatureBands':
+        """Build from the mapping :meth:`to_dict` returns (not checked: see the loader)."""
+        return cls(tuple(int(e) for e in value['min_points']),
+                   tuple(float(t) for t in value['temperatures']))
+
+    def describe(self) -> str:
+        """Return ``'1+: 1.007, 30+: 0.942, ...'``: each band's lowest points and temperature."""
+        return ', '.join(f'{low}+: {value:.3f}'
+                         for low, value in zip(self.min_points, self.temperatures))
+
 
 @dataclass
 class LoadedModel:
