@@ -47,7 +47,7 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
 from pointcam_ros.perception.segmentation import array_namespace, cluster_voxels
-from pointcam_ros.perception.stages import ObjectBatch, Segments, Stages
+from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments, Stages
 
 #: m; a cluster called car whose core is longer (or wider) than this is a candidate.
 CAR_LENGTH = 1.3 * 4.4
@@ -192,8 +192,3 @@ def _splice(batch: ObjectBatch, pieces: ObjectBatch, groups: list[np.ndarray],
     columns = [np.concatenate([column, np.stack(extra)])
                for column, extra in zip(per_object, added)]
     return ObjectBatch(labels, saliency, *columns)
-
-
-def largest_first(sizes: Sequence[int], limit: int) -> np.ndarray:
-    """Return the indices (int64) of the ``limit`` largest ``sizes``, in their order."""
-    return np.sort(np.argsort(-np.asarray(sizes, np.int64), kind='stable')[:limit])

@@ -37,7 +37,7 @@ copy of the results back.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
@@ -457,12 +457,16 @@ def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
     return ladder[np.minimum(pick, len(ladder) - 1)]
 
 
+def largest_first(sizes: Sequence[int], limit: int) -> np.ndarray:
+    """Return the indices (int64) of the ``limit`` largest ``sizes``, in their order."""
+    return np.sort(np.argsort(-np.asarray(sizes, np.int64), kind='stable')[:limit])
+
+
 def largest_objects(labels: np.ndarray, count: int, limit: int) -> tuple[np.ndarray, int]:
     """Keep the ``limit`` largest of ``count`` objects of ``(M,)`` int32 labels (order kept)."""
     if count <= limit:
         return labels, count
-    sizes = np.bincount(labels[labels >= 0], minlength=count)
-    kept = np.sort(np.argsort(-sizes, kind='stable')[:limit])
+    kept = largest_first(np.bincount(labels[labels >= 0], minlength=count), limit)
     remap = np.full(count + 1, -1, np.int32)  # remap[-1] (last) keeps -1
     remap[kept] = np.arange(limit, dtype=np.int32)
     return remap[labels], limit
