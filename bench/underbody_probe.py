@@ -20,9 +20,8 @@ Real cars return beams from their underside (floor pan, tank, exhaust),
 drawn as one box returns nothing. Two measurements:
 
 * ``--real DIR`` (the real-data folder): every labelled car of the
-  development scans (``bench/realdata.py``, KITTI through
-  ``pointcam_ros.learn.kitti``) classified on its own points (in the region
-  of interest, not ground), as cut by its label, then without its points
+  development scans classified on its own points (``bench/real_crops.py``),
+  then without its points
   less than ``--low`` m above the ground. A car that the model names only
   once its lowest returns are gone is one that those returns mislead.
 * ``--data SET.npz`` (a range-cut simulated set, ``pointcam_dataset sim``):
@@ -44,43 +43,20 @@ from typing import Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
-from pointcam_ros.formats.kitti import list_frames, read_frame
 from pointcam_ros.learn.dataset import load_dataset
-from pointcam_ros.learn.kitti import analyse_frame
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.perception.segmentation import region_of_interest, segment_scene
-from pointcam_ros.perception.split import explain_with
-from pointcam_ros.perception.stages import Segments
 
 sys.path.insert(0, str(Path(__file__).parent))
-import realdata  # noqa: E402  (bench/realdata.py)
+from real_crops import classify, labelled_road_users  # noqa: E402  (bench/real_crops.py)
 
 #: Points (x, y, z) and their heights above the ground: one labelled car.
 Car = tuple[np.ndarray, np.ndarray]
 
 
 def real_cars(root: Path, config: PipelineConfig) -> list[Car]:
-    """Return the labelled cars of ≥ 30 points of the real-data folder ``root``."""
-    cars: list[Car] = []
-    kitti = root / 'kitti'
-    if (kitti / 'velodyne').is_dir():
-        for name in list_frames(kitti):
-            analysis = analyse_frame(read_frame(kitti, name), config)
-            for box in analysis.boxes:
-                mask = box.mask & analysis.visible
-                if box.label.class_name == 'car' and mask.sum() >= 30:
-                    cars.append((analysis.xyz[mask], analysis.height[mask]))
-    scans = [realdata.semantic_kitti(root)]
-    if (root / 'av2').is_dir():
-        scans.append(realdata.argoverse(root))
-    for scan in (s for group in scans for s in group):
-        segmentation = segment_scene(scan.xyz, config)
-        visible = region_of_interest(scan.xyz, config) & ~segmentation.ground
-        for obj in scan.objects:
-            mask = obj.mask & visible
-            if obj.name == 'car' and mask.sum() >= 30:
-                cars.append((scan.xyz[mask], segmentation.height[mask]))
-    return cars
+    """Return the labelled cars of ≥ 30 visible points of the real-data folder ``root``."""
+    return [(crop.xyz, crop.height) for crop in labelled_road_users(root, config)
+            if crop.name == 'car']
 
 
 def with_underbody(cars: list[Car], rows: int, seed: int = 0) -> list[Car]:
@@ -104,16 +80,10 @@ def with_underbody(cars: list[Car], rows: int, seed: int = 0) -> list[Car]:
 
 def named_car(pipeline: ScenePipeline, cars: list[Car]) -> tuple[int, int]:
     """Return how many ``cars`` the pipeline's model names car (≥ min_confidence), background."""
-    if not cars:
-        return 0, 0
-    xyz = np.concatenate([c[0] for c in cars]).astype(np.float32)
-    height = np.concatenate([c[1] for c in cars]).astype(np.float32)
-    labels = np.concatenate([np.full(len(c[0]), k, np.int32) for k, c in enumerate(cars)])
-    batch = explain_with(pipeline._stages)(Segments(xyz, labels, len(cars), height))
-    names = np.asarray(pipeline.class_names)[batch.predicted]
-    confident = batch.probs[np.arange(len(cars)), batch.predicted] >= \
-        pipeline.config.min_confidence
-    return int(((names == 'car') & confident).sum()), int((names == 'background').sum())
+    names, confidence = classify(pipeline, cars)
+    names = np.asarray(names)
+    car = (names == 'car') & (confidence >= pipeline.config.min_confidence)
+    return int(car.sum()), int((names == 'background').sum())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
