@@ -12,9 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-Real labelled scans and the shape rules (bench/realdata.py, real_check.py, raised_clusters.py).
+Real labelled scans and the shape rules, and the bench scripts that read the scans.
 
-The real-data tests read ``../shared/realdata`` (the project root's
+bench/realdata.py, real_check.py, raised_clusters.py, real_crops.py and
+underbody_probe.py. The real-data tests read ``../shared/realdata`` (the project root's
 sibling; see its README) and skip when it is missing; they assert facts of
 the data and of the readers, not the model's scores.
 """
@@ -294,3 +295,37 @@ def test_raised_clusters_sees_what_stands_under_a_cluster():
     counts = _bench('raised_clusters').under_view(xyz, ground, height, rows, math.radians(0.5))
     assert 1 <= counts['support'] <= 2  # the post, 0.9 deg wide, in the middle bins
     assert counts['open'] == sum(counts.values()) - counts['support']
+
+
+# --- the classifier on each road user's own points (bench/real_crops.py) -----------------
+
+@needs_realdata
+def test_real_crops_hands_the_model_every_road_user_real_check_counts(capsys):
+    real_crops = _bench('real_crops')
+    config = PipelineConfig(device='cpu')
+    crops = real_crops.labelled_road_users(REALDATA, config)
+    by_set = {}
+    for crop in crops:
+        by_set[crop.set_name] = by_set.get(crop.set_name, 0) + 1
+        assert len(crop.xyz) == len(crop.height) >= 30 and np.isfinite(crop.height).all()
+        assert crop.height.min() > config.ground_threshold  # ground left out, as the pipeline
+    # real_check.py's road users with >= 30 points the pipeline sees (docs/real_scans.md)
+    assert by_set == {'kitti': 16, 'semantickitti': 12, 'av2': 60}
+    assert real_crops.main([str(REALDATA)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith('/88')
+
+
+def test_underbody_rows_lie_under_the_body_behind_the_face_the_sensor_sees():
+    probe = _bench('underbody_probe')
+    rng = np.random.default_rng(0)
+    car = _car_cluster(rng)  # its near face 15 m away along x; the ground 1.7 m down
+    car[:, 1] -= car[:, 1].mean()  # straight ahead: the sensor looks along +x at it
+    height = car[:, 2] + 1.7
+    (xyz, lifted), = probe.with_underbody([(car, height)], rows=12)
+    added, added_height = xyz[len(car):], lifted[len(car):]
+    assert len(added) == 12
+    assert ((added_height >= 0.16) & (added_height <= 0.25)).all()
+    np.testing.assert_allclose(added[:, 2] + 1.7, added_height, atol=1e-5)
+    behind = added[:, 0] - car[:, 0].min()
+    assert ((behind >= 0.4 - 1e-4) & (behind <= 1.5 + 1e-4)).all()
+    assert (np.abs(added[:, 1] - np.median(car[:, 1])) <= 0.6 + 1e-3).all()
