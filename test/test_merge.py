@@ -20,6 +20,7 @@ from pointcam_ros.perception import merge, split
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.stages import ObjectBatch, Segments
 import pytest
+import torch
 
 NAMES = ['car', 'truck', 'pedestrian']
 
@@ -69,7 +70,12 @@ def test_a_car_cut_in_pieces_is_shown_and_explained_as_one(backend, case):
     for obj in out.objects:
         assert (out.object_id == obj.object_id).sum() == obj.num_points
     rows = np.flatnonzero(out.object_id == shown)
-    alone = split.explain_with(pipeline._stages)(split.objects_of(segments, [rows]))
+    only = np.full(len(segments.labels), -1, np.int32)  # the whole scan, ...
+    only[rows] = 0  # ... with the union as its one object
+    if torch.is_tensor(segments.labels):
+        only = torch.as_tensor(only, dtype=segments.labels.dtype, device=segments.labels.device)
+    alone = split.explain_with(pipeline._stages)(
+        Segments(segments.points, only, 1, segments.height))
     np.testing.assert_allclose(out.saliency[rows], alone.saliency[rows], atol=1e-5)
     assert out.objects[shown].confidence == pytest.approx(
         float(alone.probs[0, alone.predicted[0]]), abs=1e-5)

@@ -18,8 +18,9 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception import split
 from pointcam_ros.perception.pipeline import ScenePipeline
-from pointcam_ros.perception.stages import ObjectBatch
+from pointcam_ros.perception.stages import ObjectBatch, Segments
 import pytest
+import torch
 
 
 def _car_and_person(sensor: str) -> tuple[np.ndarray, np.ndarray]:
@@ -103,14 +104,17 @@ def test_a_split_stands_only_if_its_rest_is_still_a_car():
     assert split.split_people(rest_called_truck, *args) is batch and len(calls) == 2
 
 
-def test_a_scan_without_too_large_cars_is_left_exactly_as_it_was():
+def test_a_scan_whose_cars_shed_no_person_shaped_piece_is_left_exactly_as_it_was():
     xyz, object_id = _car_and_person('vlp16')  # VLP-16: the two come out apart already
     pipeline = ScenePipeline(PipelineConfig(device='cpu'))
     stages = pipeline._stages
     segments = stages.segment(xyz)
     samples = stages.sample(segments)
     batch = stages.map_back(segments, samples, stages.explain(samples))
-    assert len(split.car_candidates(batch, pipeline.class_names)) == 0
+    candidates = split.car_candidates(batch, pipeline.class_names)
+    assert len(candidates) == 1  # the car alone, 1.82 m wide: a candidate...
+    assert split.person_pieces(segments, [np.flatnonzero(batch.labels == candidates[0])],
+                               pipeline.config.min_cluster_points) == []  # ...with no person
     calls = []
 
     def explain(segments):
@@ -134,6 +138,56 @@ def test_candidates_follow_the_largest_car():
     cores = [(4.4, 1.8, 1.5), (5.8, 1.8, 1.5), (4.4, 2.4, 1.5), (1.9, 2.4, 1.5),
              (2.6, 2.5, 1.5), (12.0, 2.5, 3.5), (0.5, 0.5, 1.7), (9.8, 2.0, 1.9)]
     found = split.car_candidates(batch(cores, [0, 0, 0, 0, 0, 1, 2, 0]), names)
-    # called car and longer than 5.72 m or wider than 2.34 m (the smaller side: 1.9 x 2.4 m
-    # is a car's footprint either way round), but not longer than the long rule's 7 m
-    assert found.tolist() == [1, 2, 4]
+    # called car and longer than 4.4 m or wider than 1.8 m (the smaller side: 1.9 x 2.4 m
+    # is wider than a car either way round), but not longer than the long rule's 7 m
+    assert found.tolist() == [1, 2, 3, 4]
+
+
+def _segments(*clusters: np.ndarray) -> tuple[Segments, list[np.ndarray]]:
+    """Segments of ``(n, 3)`` clusters standing on z = 0 (heights = z), and their rows."""
+    points = np.concatenate(clusters).astype(np.float32)
+    labels = np.concatenate([np.full(len(c), k, np.int32) for k, c in enumerate(clusters)])
+    rows = [np.flatnonzero(labels == k) for k in range(len(clusters))]
+    return Segments(points, labels, len(clusters), points[:, 2].copy()), rows
+
+
+def _grid(x: tuple, y: tuple, z: tuple, step: float = 0.05) -> np.ndarray:
+    """``(n, 3)`` points filling the box ``x`` x ``y`` x ``z`` (lo, hi) at ``step``."""
+    axes = [np.arange(lo, hi + 1e-6, step) for lo, hi in (x, y, z)]
+    return np.stack(np.meshgrid(*axes, indexing='ij'), -1).reshape(-1, 3)
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_only_person_shaped_pieces_are_put_to_the_model(backend):
+    body = _grid((10.0, 14.4), (0.0, 0.05), (0.3, 1.0), 0.1)  # a car's side, 0.3-1.0 m up
+    wheel = _grid((10.6, 10.9), (-0.35, -0.3), (0.0, 0.6))  # 0.3 m off the body: its own piece
+    person = _grid((15.0, 15.4), (0.0, 0.3), (0.0, 1.7))  # 0.6 m off the car's end
+    lone = _grid((20.0, 20.3), (5.0, 5.3), (0.0, 1.7))  # person-shaped, but never cut
+    segments, rows = _segments(np.concatenate([body, wheel, person]), lone)
+    if backend == 'torch':
+        segments = Segments(torch.from_numpy(segments.points), torch.from_numpy(
+            segments.labels.astype(np.int64)), segments.count, torch.from_numpy(segments.height))
+    found = split.person_pieces(segments, rows, 15)
+    assert len(found) == 1
+    owner, piece = found[0]
+    assert owner == 0
+    assert sorted(piece.tolist()) == list(range(len(body) + len(wheel), len(rows[0])))
+    # A rider's footprint (2 x 1 m, 1.4 m up) is person-shaped too; a band 0.6-1.05 m up (a
+    # piece of a car's side, its top as high as a child's), a box up to 0.6 m or a person
+    # of fewer than min_points points is not.
+    rider = _grid((15.0, 16.9), (0.0, 0.6), (0.0, 1.5), 0.1)
+    band = _grid((15.0, 15.5), (0.0, 0.3), (0.6, 1.05), 0.05)
+    low = _grid((15.0, 16.0), (0.0, 0.6), (0.0, 0.6), 0.1)
+    few = _grid((15.0, 15.1), (0.0, 0.1), (0.0, 1.7), 0.2)
+    for part, expected in ((rider, 1), (band, 0), (low, 0), (few, 0)):
+        segments, rows = _segments(np.concatenate([body, part]))
+        assert len(split.person_pieces(segments, rows, 15)) == expected
+
+
+def test_person_pieces_never_join_two_clusters():
+    left = _grid((10.0, 10.4), (0.0, 0.3), (0.0, 1.7))
+    right = _grid((10.45, 10.85), (0.0, 0.3), (0.0, 1.7))  # within one fine cell of left
+    segments, rows = _segments(np.concatenate([left, _grid((12.0, 14.0), (0, 0.1), (0, 0.5))]),
+                               right)
+    found = split.person_pieces(segments, rows, 15)
+    assert [(owner, len(piece)) for owner, piece in found] == [(0, len(left))]

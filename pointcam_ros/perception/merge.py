@@ -50,7 +50,7 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.range_image import (
     CAR_FOOTPRINT, direction_extents, MERGE_GAP, rectangle, rectangles)
 from pointcam_ros.perception.segmentation import array_namespace
-from pointcam_ros.perception.split import Explain, objects_of
+from pointcam_ros.perception.split import Explain, explain_groups
 from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments
 from scipy.spatial import cKDTree
 
@@ -98,7 +98,7 @@ def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
         groups, unions = [groups[j] for j in kept], [unions[j] for j in kept]
     if not groups:
         return batch
-    joined = explain(objects_of(segments, unions))
+    joined = explain_groups(explain, segments, unions)
     kept = []
     for j, members in enumerate(groups):
         predicted = int(joined.predicted[j])

@@ -530,8 +530,8 @@ def candidate_pairs(lo: np.ndarray, hi: np.ndarray, owner: np.ndarray,
     return np.stack([a[order], b[order]], axis=1)
 
 
-def _looks_like_person(length: Union[float, np.ndarray], width: Union[float, np.ndarray],
-                       top: Union[float, np.ndarray]) -> Union[bool, np.ndarray]:
+def looks_like_person(length: Union[float, np.ndarray], width: Union[float, np.ndarray],
+                      top: Union[float, np.ndarray]) -> Union[bool, np.ndarray]:
     """
     Person- or rider-sized (see :func:`merge_pieces`): numbers, or ``(K,)`` arrays.
 
@@ -601,7 +601,7 @@ def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count:
     head, tail, link = [-1] * len(involved), [-1] * len(involved), [-1] * len(involved)
     top_l = top.tolist()
     sizes_l = np.bincount(group, minlength=len(involved)).tolist()
-    persons = _looks_like_person(*rectangles(lo, hi), top).tolist()  # per group, while whole
+    persons = looks_like_person(*rectangles(lo, hi), top).tolist()  # per group, while whole
     car_length, car_width = car
     # Two flat lists, not one of [a, b] lists: thousands of small lists would set off the
     # garbage collector's full passes (over every object of the process, torch's too).
@@ -628,7 +628,7 @@ def merge_pieces(xyz: np.ndarray, height: np.ndarray, pieces: np.ndarray, count:
                     head[k] = -1
                 if persons[k] is None:  # no footprint needed for a top out of a person's range
                     persons[k] = (PERSON_TOP[0] <= top_l[k] <= PERSON_TOP[1] and bool(
-                        _looks_like_person(*rectangle(lo[k], hi[k]), top_l[k])))
+                        looks_like_person(*rectangle(lo[k], hi[k]), top_l[k])))
                 if persons[k]:
                     break
             if persons[a] or persons[b]:

@@ -17,47 +17,51 @@ Split people off the car they touch: a split the classifier confirms.
 
 A person at a car door or a cyclist beside a parked car touch it within any
 reach that keeps a sparse car whole, and the pair comes out as one cluster
-that the model calls "car", larger than any car. Such a cluster (predicted
-``car``, core extents longer than :data:`CAR_LENGTH` or wider than
-:data:`CAR_WIDTH`: ALPINE's car, 4.4 x 1.8 m, with its 1.3 margin) is cut
-again on a fine voxel grid, :data:`SPLIT_VOXEL` wide and
-:data:`SPLIT_VOXEL_HEIGHT` high: on sensors of 0.1-0.2 degree columns one
-surface's returns lie at most 0.1 m apart out to 30 m, a person at a door
-stands 0.2-0.5 m off the body (two cells: a gap of 0.24 m parts them), and
-rings lie farther apart vertically than columns. Its pieces go through the
-model in one batch; a piece the model calls a person class
-(:data:`PERSON_CLASSES`) with at least ``min_confidence``, at least
-:data:`PERSON_MIN_HEIGHT` tall and of at least ``min_cluster_points``
-points becomes an object of its own. The rest of the cluster stays one
-object (its id is kept) and is classified and explained again without them,
-in one more batch for all split clusters, so every object's saliency
-explains exactly the points it is shown with. The split is kept only when
-the rest is still a car to the model (at least ``min_confidence``): a fence
-or a hedge called car does not shed "people". A cluster with no such piece
-is left as it was.
+that the model calls "car". Such a cluster (predicted ``car``, core extents
+longer than :data:`CAR_LENGTH` or wider than :data:`CAR_WIDTH`: ALPINE's
+car, 4.4 x 1.8 m, without its 1.3 margin, since a car seen in part beside
+the person it hides often fits a car's size) is cut again on a fine voxel
+grid, :data:`SPLIT_VOXEL` wide and :data:`SPLIT_VOXEL_HEIGHT` high: on
+sensors of 0.1-0.2 degree columns one surface's returns lie at most 0.1 m
+apart out to 30 m, a person at a door stands 0.2-0.5 m off the body (two
+cells: a gap of 0.24 m parts them), and rings lie farther apart vertically
+than columns. Only its person-shaped pieces go through the model, in one
+batch: at least ``min_cluster_points`` points and :data:`PERSON_MIN_HEIGHT`
+tall, with a person's or a rider's footprint and top
+(:func:`~pointcam_ros.perception.range_image.looks_like_person`), so a
+wheel, a mirror or a low band of a car's side is not asked. A piece the
+model calls a person class (:data:`PERSON_CLASSES`) with at least
+``min_confidence`` becomes an object of its own. The rest of the cluster
+stays one object (its id is kept) and is classified and explained again
+without them, in one more batch for all split clusters, so every object's
+saliency explains exactly the points it is shown with. The split is kept
+only when the rest is still a car to the model (at least
+``min_confidence``): a fence or a hedge called car does not shed "people".
+A cluster with no such piece is left as it was.
 
-The model decides: a car's own pieces (a wheel, a pillar, one ring of its
-side) are not split off unless the model is confident they are a person,
-and the cost is two small batches on the scans that have a candidate.
+The shape decides which pieces are asked, the model which are people; the
+cost is the fine cut of the candidates and two small batches on the scans
+that have a person-shaped piece.
 """
 
 from typing import Callable, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.perception.range_image import looks_like_person
 from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
 from pointcam_ros.perception.segmentation import array_namespace, cluster_voxels
 from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments, Stages
 
 #: m; a cluster called car whose core is longer (or wider) than this is a candidate.
-CAR_LENGTH = 1.3 * 4.4
-CAR_WIDTH = 1.3 * 1.8
+CAR_LENGTH = 4.4
+CAR_WIDTH = 1.8
 #: m; the fine grid a candidate is cut on (see the module docstring).
 SPLIT_VOXEL = 0.12
 SPLIT_VOXEL_HEIGHT = 0.4
 #: Classes a piece may be split off as.
 PERSON_CLASSES = frozenset({'pedestrian', 'person', 'cyclist'})
-#: m; a piece shorter than this (one ring of a car's side, a wheel) is never split off.
+#: m; a piece shorter than this (a band of a car's side, a wheel) is never split off.
 PERSON_MIN_HEIGHT = 0.5
 
 #: ``stages.map_back(segments, samples, explained)`` after ``sample`` and ``explain``.
@@ -79,25 +83,75 @@ def car_candidates(batch: ObjectBatch, class_names: Sequence[str]) -> np.ndarray
     return np.flatnonzero((names == 'car') & large & (length <= CLASS_MAX_LENGTH['car']))
 
 
-def _pieces(segments: Segments, rows: np.ndarray, min_points: int) -> list[np.ndarray]:
-    """Cut one cluster (finite-point ``rows``) on the fine grid: pieces ``(n_i,)`` int64."""
+def person_pieces(segments: Segments, clusters: Sequence[np.ndarray], min_points: int
+                  ) -> list[tuple[int, np.ndarray]]:
+    """
+    Cut clusters on the fine grid, all in one pass: their person-shaped pieces.
+
+    ``clusters``: each one's finite-point rows ``(n_j,)`` int64. Returns
+    ``(j, rows)`` per person-shaped piece of cluster ``j``, its rows ``(n,)``
+    int64, in the order of the clusters; none from a cluster that the cut
+    leaves whole. Person-shaped: at least ``min_points`` points and
+    :data:`PERSON_MIN_HEIGHT` tall, with a person's or a rider's footprint
+    (axis-aligned) and top above the ground (``looks_like_person``). A fine
+    component that spans two clusters (they touch) counts as one piece of
+    each: the cut never joins clusters.
+    """
+    if not clusters:
+        return []
+    rows = np.concatenate(clusters)
+    owner = np.repeat(np.arange(len(clusters)), [len(c) for c in clusters])
     xp = array_namespace(segments.points)
-    points = xp.take(segments.points, xp.asarray(rows, device=xp.device(segments.points)))
+    where = xp.asarray(rows, device=xp.device(segments.points))
+    points = xp.take(segments.points, where)
     piece, count = cluster_voxels(points, SPLIT_VOXEL, SPLIT_VOXEL_HEIGHT)
+    points, height = xp.to_numpy(points), xp.to_numpy(xp.take(segments.height, where))
     piece = xp.to_numpy(piece)
-    order = np.argsort(piece, kind='stable')
-    bounds = np.searchsorted(piece[order], np.arange(count + 1))
-    return [rows[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:]) if hi - lo >= min_points]
+    piece_owner = np.zeros(count, np.int64)
+    piece_owner[piece] = owner  # a fine component's cluster (nearly always only one)
+    if (piece_owner[piece] != owner).any():  # one spans two clusters: pieces are the pairs
+        keys, piece = np.unique(owner * count + piece, return_inverse=True)
+        piece_owner, count = keys // count, len(keys)
+    # Stable, by radix for 16-bit ids: each piece's points in their order, in O(n).
+    order = np.argsort(piece.astype(np.int16) if count < 2 ** 15 else piece, kind='stable')
+    starts = np.searchsorted(piece[order], np.arange(count))
+    size = np.diff(np.append(starts, len(order)))
+    low = np.minimum.reduceat(points[order], starts, axis=0)
+    extent = np.maximum.reduceat(points[order], starts, axis=0) - low
+    top = np.maximum.reduceat(height[order], starts)
+    whole = np.bincount(piece_owner, minlength=len(clusters)) < 2
+    shaped = ((size >= min_points) & (extent[:, 2] >= PERSON_MIN_HEIGHT) & ~whole[piece_owner]
+              & looks_like_person(extent[:, :2].max(axis=1), extent[:, :2].min(axis=1), top))
+    return [(int(piece_owner[k]), rows[order[starts[k]:starts[k] + size[k]]])
+            for k in np.flatnonzero(shaped)]
 
 
-def objects_of(segments: Segments, groups: list[np.ndarray]) -> Segments:
-    """``segments`` with only ``groups`` (finite-point rows) as objects 0..len-1."""
-    labels = np.full(len(segments.labels), -1, np.int64)
-    for i, rows in enumerate(groups):
-        labels[rows] = i
-    xp = array_namespace(segments.labels)
+def explain_groups(explain: Explain, segments: Segments, groups: Sequence[np.ndarray]
+                   ) -> ObjectBatch:
+    """
+    Classify and explain ``groups`` (finite-point rows) as objects ``0..len-1``.
+
+    ``explain`` (:func:`explain_with`) sees a :class:`Segments` of the
+    groups' points only, each group's in ascending row order as in the
+    scan's own pass, so the draws, the model's answers and the saliency
+    are those of a pass over the whole scan with only these objects, and
+    the per-point work is that of their points, not of the scan's F. The
+    result's ``labels`` and ``saliency`` cover all F points (-1 and 0
+    outside the groups).
+    """
+    groups = [np.sort(rows) for rows in groups]
+    rows = np.concatenate(groups)
+    xp = array_namespace(segments.points)
+    where = xp.asarray(rows, device=xp.device(segments.points))
+    labels = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
     labels = xp.asarray(labels, dtype=segments.labels.dtype, device=xp.device(segments.labels))
-    return Segments(segments.points, labels, len(groups), segments.height)
+    out = explain(Segments(xp.take(segments.points, where), labels, len(groups),
+                           xp.take(segments.height, where)))
+    full_labels = np.full(len(segments.labels), -1, np.int32)
+    full_labels[rows] = out.labels
+    saliency = np.zeros(len(segments.labels), np.float32)
+    saliency[rows] = out.saliency
+    return ObjectBatch(full_labels, saliency, *out.per_object())
 
 
 def explain_with(stages: Stages) -> Explain:
@@ -126,22 +180,19 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
     room = limit - len(batch)
     if len(candidates) == 0 or room <= 0:
         return batch
-    owners, groups = [], []
-    for k in candidates:
-        for rows in _pieces(segments, np.flatnonzero(batch.labels == k),
-                            config.min_cluster_points):
-            owners.append(int(k))
-            groups.append(rows)
-    if len(groups) < 2:
+    found = person_pieces(segments, [np.flatnonzero(batch.labels == k) for k in candidates],
+                          config.min_cluster_points)
+    if not found:
         return batch
+    owners = [int(candidates[j]) for j, _ in found]
+    groups = [rows for _, rows in found]
     if len(groups) > limit:  # the largest pieces, in their order
         kept = largest_first([len(rows) for rows in groups], limit)
         owners, groups = [owners[i] for i in kept], [groups[i] for i in kept]
-    pieces = explain(objects_of(segments, groups))
+    pieces = explain_groups(explain, segments, groups)
     names = np.asarray(class_names, dtype=object)[pieces.predicted]
     confidence = pieces.probs[np.arange(len(groups)), pieces.predicted]
-    person = (np.isin(names, list(PERSON_CLASSES)) & (confidence >= config.min_confidence)
-              & (pieces.boxes[:, 5] >= PERSON_MIN_HEIGHT))
+    person = np.isin(names, list(PERSON_CLASSES)) & (confidence >= config.min_confidence)
     split, rests = [], []
     for k in candidates:
         mine = [i for i, owner in enumerate(owners) if owner == k]
@@ -156,7 +207,7 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
         rests.append(rest)
     if not split:
         return batch
-    rest = explain(objects_of(segments, rests))
+    rest = explain_groups(explain, segments, rests)
     rest_names = np.asarray(class_names, dtype=object)[rest.predicted]
     rest_confidence = rest.probs[np.arange(len(rests)), rest.predicted]
     kept = [j for j in range(len(split))
