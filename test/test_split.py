@@ -191,3 +191,32 @@ def test_person_pieces_never_join_two_clusters():
                                right)
     found = split.person_pieces(segments, rows, 15)
     assert [(owner, len(piece)) for owner, piece in found] == [(0, len(left))]
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_explain_groups_equals_a_pass_over_the_whole_scan(backend):
+    # Groups whose rows interleave in the scan (pieces of one cluster, the rests of
+    # several cars): the draws follow the scan's row order on both backends.
+    xyz, _ = _car_and_person('hdl32')
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'), backend=backend)
+    stages = pipeline._stages
+    segments = stages.segment(xyz)
+    labels = segments.labels.cpu().numpy() if torch.is_tensor(segments.labels) \
+        else segments.labels
+    rows = np.flatnonzero(labels == np.bincount(labels[labels >= 0]).argmax())
+    left = xyz[rows, 1] < np.median(xyz[rows, 1])
+    groups = [rows[left], rows[~left]]
+    assert groups[0].max() > groups[1].min() and groups[1].max() > groups[0].min()
+    whole = np.full(len(labels), -1, np.int64)
+    for k, group in enumerate(groups):
+        whole[group] = k
+    whole = (torch.as_tensor(whole, dtype=segments.labels.dtype)
+             if torch.is_tensor(segments.labels) else whole.astype(segments.labels.dtype))
+    explain = split.explain_with(stages)
+    expected = explain(Segments(segments.points, whole, len(groups), segments.height))
+    got = split.explain_groups(explain, segments, groups)
+    assert got.labels.dtype == np.int32 and got.saliency.dtype == np.float32
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    np.testing.assert_array_equal(got.saliency, expected.saliency)
+    for field in ('probs', 'predicted', 'counts', 'boxes', 'cores'):
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))

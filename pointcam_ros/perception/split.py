@@ -70,7 +70,7 @@ Explain = Callable[[Segments], ObjectBatch]
 
 def car_candidates(batch: ObjectBatch, class_names: Sequence[str]) -> np.ndarray:
     """
-    Objects ``(J,)`` int64 of ``batch`` called car whose core exceeds any car.
+    Objects ``(J,)`` int64 of ``batch`` called car whose core exceeds ALPINE's car.
 
     Longer than :data:`CAR_LENGTH` or wider than :data:`CAR_WIDTH`, but not
     longer than the ``long`` rule's limit (``rules.CLASS_MAX_LENGTH``): a
@@ -90,8 +90,9 @@ def person_pieces(segments: Segments, clusters: Sequence[np.ndarray], min_points
 
     ``clusters``: each one's finite-point rows ``(n_j,)`` int64. Returns
     ``(j, rows)`` per person-shaped piece of cluster ``j``, its rows ``(n,)``
-    int64, in the order of the clusters; none from a cluster that the cut
-    leaves whole. Person-shaped: at least ``min_points`` points and
+    int64, in the order of the fine components (the cut's, not the
+    clusters'); none from a cluster that the cut leaves whole.
+    Person-shaped: at least ``min_points`` points and
     :data:`PERSON_MIN_HEIGHT` tall, with a person's or a rider's footprint
     (axis-aligned) and top above the ground (``looks_like_person``). A fine
     component that spans two clusters (they touch) counts as one piece of
@@ -132,18 +133,23 @@ def explain_groups(explain: Explain, segments: Segments, groups: Sequence[np.nda
     Classify and explain ``groups`` (finite-point rows) as objects ``0..len-1``.
 
     ``explain`` (:func:`explain_with`) sees a :class:`Segments` of the
-    groups' points only, each group's in ascending row order as in the
-    scan's own pass, so the draws, the model's answers and the saliency
-    are those of a pass over the whole scan with only these objects, and
-    the per-point work is that of their points, not of the scan's F. The
-    result's ``labels`` and ``saliency`` cover all F points (-1 and 0
-    outside the groups).
+    groups' points only (disjoint ``(n_i,)`` int64 rows, at least one
+    group), in the scan's row order, so the draws, the model's answers and
+    the saliency are those of a pass over the whole scan with only these
+    objects, on both backends, and the per-point work is that of their
+    points, not of the scan's F. The result's ``labels`` (F,) int32 and
+    ``saliency`` (F,) float32 cover all F points (-1 and 0 outside the
+    groups).
     """
-    groups = [np.sort(rows) for rows in groups]
     rows = np.concatenate(groups)
+    labels = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    # All rows in the scan's ascending order: the numpy backend draws object by object
+    # over each object's points in that order, the torch one by position among all
+    # labelled points, so both see what a pass over the whole scan would.
+    order = np.argsort(rows, kind='stable')
+    rows, labels = rows[order], labels[order]
     xp = array_namespace(segments.points)
     where = xp.asarray(rows, device=xp.device(segments.points))
-    labels = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
     labels = xp.asarray(labels, dtype=segments.labels.dtype, device=xp.device(segments.labels))
     out = explain(Segments(xp.take(segments.points, where), labels, len(groups),
                            xp.take(segments.height, where)))
