@@ -562,6 +562,26 @@ def neighbour_voxels(voxels: Array, strides: list[int]) -> tuple[Array, Array]:
     return xp.concat([up, index[hit]]), xp.concat([up + 1, pos[hit]])
 
 
+def pieces_by_cluster(piece: Array, count: int, cluster: Array) -> tuple[Array, Array]:
+    """
+    Keep a finer cut's pieces within the clusters they were cut from.
+
+    ``piece`` (n,) int64 ids ``0..count-1`` of a finer clustering of points
+    that belong to the clusters ``cluster`` (n,) int64. A piece that spans
+    two clusters (they touch at the finer grid) becomes one piece per
+    cluster. Returns the pieces' ``(n,)`` int64 ids and each piece's cluster
+    ``(P,)`` int64; the ids are unchanged where no piece spans two clusters
+    (nearly always).
+    """
+    xp = array_namespace(piece)
+    home = xp.zeros((count,), xp.int64, xp.device(piece))
+    home[piece] = cluster  # a piece's cluster (nearly always only one)
+    if bool(xp.any(home[piece] != cluster)):  # one spans two clusters: pieces are the pairs
+        keys, piece = unique_inverse(cluster * count + piece)
+        home = keys // count
+    return piece, home
+
+
 def cluster_extent(cluster: Array, count: int, xyz: Array, axes: int = 3) -> Array:
     """
     Largest extent ``(count,)`` float32 of each of ``count`` clusters over its first ``axes``.
@@ -602,7 +622,6 @@ def split_wide_clusters(cluster: Array, count: int, xyz: Array,
     piece spans two clusters); a scan with none, one.
     """
     xp = array_namespace(xyz)
-    device = xp.device(xyz)
     cluster = xp.astype(cluster, xp.int64)  # a copy: updated below
     # Strictly finer than the clustering, or the first pass would cut nothing.
     tolerance = min(config.split_tolerance, SPLIT_STEP * config.cluster_tolerance)
@@ -613,12 +632,8 @@ def split_wide_clusters(cluster: Array, count: int, xyz: Array,
             break
         piece, num_pieces = cluster_voxels(xp.take(xyz, members), tolerance,
                                            config.cluster_z_tolerance)
-        # A piece is (old cluster, fine component): never two old clusters joined.
         old = cluster[members]
-        home = xp.zeros((num_pieces,), xp.int64, device)
-        home[piece] = old  # a fine component's cluster (nearly always only one)
-        if bool(xp.any(home[piece] != old)):  # one spans two clusters: pieces are the pairs
-            piece = unique_inverse(old * num_pieces + piece)[1]
+        piece, _ = pieces_by_cluster(piece, num_pieces, old)  # never two old clusters joined
         usable = xp.bincount(piece)[piece] >= config.min_cluster_points
         kept = xp.bincount(old[usable], minlength=count)  # integer counts: exact everywhere
         total = xp.astype(xp.bincount(old, minlength=count)[old], xp.float64)

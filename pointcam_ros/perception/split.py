@@ -50,7 +50,8 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.range_image import looks_like_person
 from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
-from pointcam_ros.perception.segmentation import array_namespace, cluster_voxels
+from pointcam_ros.perception.segmentation import (
+    array_namespace, cluster_voxels, pieces_by_cluster)
 from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments, Stages
 
 #: m; a cluster called car whose core is longer (or wider) than this is a candidate.
@@ -107,12 +108,8 @@ def person_pieces(segments: Segments, clusters: Sequence[np.ndarray], min_points
     points = xp.take(segments.points, where)
     piece, count = cluster_voxels(points, SPLIT_VOXEL, SPLIT_VOXEL_HEIGHT)
     points, height = xp.to_numpy(points), xp.to_numpy(xp.take(segments.height, where))
-    piece = xp.to_numpy(piece)
-    piece_owner = np.zeros(count, np.int64)
-    piece_owner[piece] = owner  # a fine component's cluster (nearly always only one)
-    if (piece_owner[piece] != owner).any():  # one spans two clusters: pieces are the pairs
-        keys, piece = np.unique(owner * count + piece, return_inverse=True)
-        piece_owner, count = keys // count, len(keys)
+    piece, piece_owner = pieces_by_cluster(xp.to_numpy(piece), count, owner)
+    count = len(piece_owner)
     # Stable, by radix for 16-bit ids: each piece's points in their order, in O(n).
     order = np.argsort(piece.astype(np.int16) if count < 2 ** 15 else piece, kind='stable')
     starts = np.searchsorted(piece[order], np.arange(count))
