@@ -36,12 +36,18 @@ av2/; see its README and ``bench/realdata.py``). For each set it prints:
 ``--set key=value`` changes pipeline parameters, so one command measures
 both designs (``--set segmentation=range``); ``--features`` prints every
 false alarm's and every found road user's shape (``rules.shape_features``).
+``--seeds K`` runs the sets again with the next K - 1 sampling seeds and
+prints the range of each figure: a borderline object changes class with
+the points drawn for it, so a change of one or two counts between two
+versions can be chance.
 
     .venv/bin/python bench/real_check.py ../shared/realdata --set segmentation=range
     .venv/bin/python bench/real_check.py ~/kitti/training --model model.pt --json out.json
 """
 
 import argparse
+from dataclasses import replace
+import functools
 import json
 from pathlib import Path
 import sys
@@ -234,6 +240,32 @@ def summarize(frames: Sequence[dict], far: Optional[float] = None) -> dict:
             'false_alarm_share': shown / unlabelled if unlabelled else None}
 
 
+def seed_spread(summaries: Sequence[dict]) -> str:
+    """
+    One line: the range (median) of each figure of :func:`summarize` over runs with other seeds.
+
+    The pipeline draws each object's samples at random (``seed``), so a
+    borderline object can change class from one seed to the next; the
+    cluster counts move too, where the split asks the model.
+    """
+    def span(values: Sequence[float]) -> str:
+        low, high = min(values), max(values)
+        middle = float(np.median(values))
+        text = f'{low:g}' if low == high else f'{low:g}-{high:g}'
+        return f'{text} (median {middle:g})'
+
+    parts = [f"right {span([s['correct'] for s in summaries])} of "
+             f"{span([s['objects'] for s in summaries]).split(' ')[0]}"]
+    names = sorted({name for s in summaries for name in s['per_class']})
+    for name in names:
+        right = [s['per_class'].get(name, {}).get('correct', 0) for s in summaries]
+        total = [s['per_class'].get(name, {}).get('objects', 0) for s in summaries]
+        parts.append(f'{name} {span(right)} of {span(total).split(" ")[0]}')
+    parts.append(f"false alarms {span([s['shown_as_road_user'] for s in summaries])} of "
+                 f"{span([s['unlabelled_in_view'] for s in summaries]).split(' ')[0]}")
+    return '; '.join(parts)
+
+
 def _share(part: int, whole: int) -> str:
     return f'{part}/{whole} ({100 * part / whole:.1f} %)' if whole else f'{part}/0 (-)'
 
@@ -279,17 +311,82 @@ def _print_summary(title: str, summary: dict) -> None:
 
 
 def _sets(root: Path, wanted: Sequence[str]) -> list[tuple[str, Any]]:
-    """``(set name, KITTI folder or iterable of RealScan)`` for the sets found under ``root``."""
+    """
+    ``(set name, source)`` for the sets found under ``root``.
+
+    The source is a KITTI folder, or a function that returns the set's
+    ``RealScan`` list (read on the first call, then kept).
+    """
     if (root / 'velodyne').is_dir() or (root / 'training' / 'velodyne').is_dir():
         return [('kitti', root)]
     found: list[tuple[str, Any]] = []
     if 'kitti' in wanted and (root / 'kitti' / 'velodyne').is_dir():
         found.append(('kitti', root / 'kitti'))
     if 'semantickitti' in wanted and (root / 'semantickitti').is_dir():
-        found.append(('semantickitti', realdata.semantic_kitti(root)))
+        found.append(('semantickitti', functools.cache(
+            lambda: list(realdata.semantic_kitti(root)))))
     if 'av2' in wanted and (root / 'av2').is_dir():
-        found.append(('av2', realdata.argoverse(root)))
+        found.append(('av2', functools.cache(lambda: list(realdata.argoverse(root)))))
     return found
+
+
+def check_sets(pipeline: ScenePipeline, sets: Sequence[tuple[str, Any]],
+               args: argparse.Namespace, show: bool) -> dict[str, list[dict]]:
+    """
+    Check every frame of every set; return the checked frames per set.
+
+    ``sets`` as :func:`_sets` returns (read again on each call, so a set can
+    be checked once per seed); ``args`` the parsed command line. ``show``:
+    print the per-object and per-frame lines (and the shape features with
+    ``--features``).
+    """
+    checked_sets: dict[str, list[dict]] = {}
+    for set_name, source in sets:
+        frames: list[dict] = []
+        if show:
+            print(f'\n== {set_name} ==')
+        if show and not args.quiet:
+            print(f'{"frame":<8} {"type":<14} {"class":<10} {"points":>6} {"dist_m":>6} '
+                  f'{"iou":>5} {"found":<5} prediction confidence')
+        if set_name == 'kitti':
+            names = args.frame_list.read_text().split() if args.frame_list else None
+            names = list_frames(source, names)[:args.max_frames]
+            checks = (check_frame(pipeline, read_frame(source, name), args.min_points,
+                                  tuple(args.image_size), args.features and show)
+                      for name in names)
+        else:
+            scans = source()[:args.max_frames]
+            checks = (check_scan(pipeline, scan, args.min_points, args.features and show)
+                      for scan in scans)
+        for checked in checks:
+            frames.append(checked)
+            if not show:
+                continue
+            if not args.quiet:
+                for obj in checked['objects']:
+                    if obj['evaluated']:
+                        print(_object_line(obj))
+            share = _share(checked['shown_as_road_user'], checked['unlabelled_in_view'])
+            what = ('in-view unlabelled clusters' if set_name == 'kitti'
+                    else 'clusters that are not road users')
+            print(f"{checked['frame']:<8} false alarms: {share} {what} shown as a road user")
+        if show and args.features:
+            _print_features(frames)
+        checked_sets[set_name] = frames
+    return checked_sets
+
+
+def _print_features(frames: Sequence[dict]) -> None:
+    """Print the shape of every false alarm, every ruled cluster and every found road user."""
+    print('tag  scan         shown      conf   pts     r  LxWxH         bottom '
+          'top  thick  lin  pla  sca  vert hull topd uppr rule')
+    for checked in frames:
+        for c in checked['clusters']:
+            if c['shown_as_road_user'] or c['rule']:
+                print(_feature_line('FA', checked['frame'], c))
+        for obj in checked['objects']:
+            if obj['evaluated'] and obj['found']:
+                print(_feature_line('RU:' + obj['class'][:1], checked['frame'], obj))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -322,12 +419,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--features', action='store_true',
                         help='print the shape features of every false alarm and found object')
     parser.add_argument('--quiet', action='store_true', help='no per-object lines')
+    parser.add_argument('--seeds', type=int, default=1, metavar='K',
+                        help='also run with the next K - 1 sampling seeds (seed + 1, ...) and '
+                        "print each figure's range over the K runs (default: %(default)s)")
     parser.add_argument('--json', type=Path, help='also write every figure to this JSON file')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --json')
     args = parser.parse_args(argv)
     if args.json is not None and args.json.exists() and not args.force:
         parser.error(f'{args.json} exists: pass --force to overwrite it')
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
     reports = {}
+    spread: dict[str, list[dict]] = {}
     try:
         config = PipelineConfig.from_yaml(args.params) if args.params else PipelineConfig()
         changes: dict[str, Any] = {}
@@ -345,45 +448,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not sets:
             raise FileNotFoundError(f'{args.dir}: no KITTI, SemanticKITTI or Argoverse 2 scans')
         pipeline = ScenePipeline(config)
-        for set_name, source in sets:
-            frames = []
-            print(f'\n== {set_name} ==')
-            if not args.quiet:
-                print(f'{"frame":<8} {"type":<14} {"class":<10} {"points":>6} {"dist_m":>6} '
-                      f'{"iou":>5} {"found":<5} prediction confidence')
-            if set_name == 'kitti':
-                names = args.frame_list.read_text().split() if args.frame_list else None
-                names = list_frames(source, names)[:args.max_frames]
-                checks = (check_frame(pipeline, read_frame(source, name), args.min_points,
-                                      tuple(args.image_size), args.features)
-                          for name in names)
-            else:
-                scans = list(source)[:args.max_frames]
-                checks = (check_scan(pipeline, scan, args.min_points, args.features)
-                          for scan in scans)
-            for checked in checks:
-                frames.append(checked)
-                if not args.quiet:
-                    for obj in checked['objects']:
-                        if obj['evaluated']:
-                            print(_object_line(obj))
-                share = _share(checked['shown_as_road_user'], checked['unlabelled_in_view'])
-                what = ('in-view unlabelled clusters' if set_name == 'kitti'
-                        else 'clusters that are not road users')
-                print(f"{checked['frame']:<8} false alarms: {share} {what} shown as a road user")
-            if args.features:
-                print('tag  scan         shown      conf   pts     r  LxWxH         bottom '
-                      'top  thick  lin  pla  sca  vert hull topd uppr rule')
-                for checked in frames:
-                    for c in checked['clusters']:
-                        if c['shown_as_road_user'] or c['rule']:
-                            print(_feature_line('FA', checked['frame'], c))
-                    for obj in checked['objects']:
-                        if obj['evaluated'] and obj['found']:
-                            print(_feature_line('RU:' + obj['class'][:1], checked['frame'],
-                                                obj))
+        for set_name, frames in check_sets(pipeline, sets, args, show=True).items():
             reports[set_name] = {'summary': summarize(frames),
                                  'far': summarize(frames, args.far), 'frames': frames}
+        spread = {name: [report['summary']] for name, report in reports.items()}
+        for offset in range(1, args.seeds):
+            reseeded = ScenePipeline(replace(config, seed=config.seed + offset))
+            for set_name, frames in check_sets(reseeded, sets, args, show=False).items():
+                spread[set_name].append(summarize(frames))
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
         print(f'real_check: error: {exc}', file=sys.stderr)
         return 1
@@ -395,10 +467,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{set_name} ({report['summary']['frames']} scans)")
         _print_summary('all', report['summary'])
         _print_summary(f'at >= {args.far:g} m', report['far'])
+        if args.seeds > 1:
+            print(f'  over sampling seeds {config.seed}-{config.seed + args.seeds - 1}: '
+                  + seed_spread(spread[set_name]))
     if args.json is not None:
         out = {'dir': str(args.dir), 'model': pipeline.loaded.path,
                'config': config.to_dict(), 'min_points': args.min_points,
                'found_iou': FOUND_IOU, 'sets': reports}
+        if args.seeds > 1:
+            out['seeds'] = {'first': config.seed, 'summaries': spread}
         if len(reports) == 1:  # one KITTI folder: the layout of earlier versions
             only = next(iter(reports.values()))
             out.update(summary=only['summary'], frames=only['frames'])

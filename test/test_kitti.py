@@ -502,6 +502,47 @@ def test_real_check_unknown_is_not_a_false_alarm(tmp_path, kitti_root, tiny_mode
     assert 'unknown' in capsys.readouterr().out
 
 
+def test_real_check_seeds_rerun_with_the_next_seeds(tmp_path, kitti_root, tiny_model, capsys):
+    """--seeds 3: the figures of seeds 0, 1 and 2, each as a run with that seed gives."""
+    check = _real_check()
+    seeds = []
+
+    class Recording(check.ScenePipeline):  # the real pipeline; notes the seed it runs with
+        def __init__(self, config):
+            seeds.append(config.seed)
+            super().__init__(config)
+
+    check.ScenePipeline = Recording
+    common = [str(kitti_root), '--model', tiny_model, '--device', 'cpu', '--quiet']
+    report = tmp_path / 'seeds.json'
+    assert check.main(common + ['--seeds', '3', '--json', str(report)]) == 0
+    assert seeds == [0, 1, 2]
+    out = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data['seeds']['first'] == 0
+    runs = data['seeds']['summaries']['kitti']
+    assert len(runs) == 3 and runs[0] == data['summary']
+    for seed in (1, 2):
+        alone = tmp_path / f'seed{seed}.json'
+        assert check.main(common + ['--set', f'seed={seed}', '--json', str(alone)]) == 0
+        assert json.loads(alone.read_text())['summary'] == runs[seed]
+    assert f'over sampling seeds 0-2: {check.seed_spread(runs)}' in out
+    with pytest.raises(SystemExit):
+        check.main(common + ['--seeds', '0'])
+
+
+def test_seed_spread_gives_range_and_median():
+    def summary(right, peds, alarms, base):
+        return {'correct': right, 'objects': 16, 'shown_as_road_user': alarms,
+                'unlabelled_in_view': base,
+                'per_class': {'pedestrian': {'correct': peds, 'objects': 4}}}
+
+    line = _real_check().seed_spread([summary(13, 2, 25, 205), summary(15, 2, 30, 202),
+                                      summary(14, 2, 28, 209), summary(14, 2, 27, 205)])
+    assert line == ('right 13-15 (median 14) of 16; pedestrian 2 (median 2) of 4; '
+                    'false alarms 25-30 (median 27.5) of 202-209')
+
+
 def box_center(thing: Thing) -> np.ndarray:
     return np.array(thing.bottom[:2])
 
