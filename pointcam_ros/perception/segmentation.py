@@ -30,9 +30,11 @@ clusters, numbered alike, by construction (``docs/segmentation.md``, "One
 algorithm, two backends").
 
 Ground, in two steps. A plane: deterministic RANSAC (seeded RNG,
-``RANSAC_ITERATIONS`` candidate planes from fixed draws, scored on at most
-``RANSAC_SCORE_POINTS`` points) on the lowest 60 % of the scan, then a
-least-squares refit on the inliers; accepted only when near horizontal. Then
+``RANSAC_ITERATIONS`` candidate planes from fixed draws among the lowest
+30 % of the scan, scored on at most ``RANSAC_SCORE_POINTS`` points of the
+lowest 60 %: inliers, less the points well below the plane, since the
+ground is the lowest surface), then least-squares refits on the inliers;
+accepted only when near horizontal. Then
 the local level above that plane, followed outward along azimuth sectors
 (:func:`ground_level`), so a sag or a crest does not turn the ground into
 objects or objects into ground. Ground: at most ``ground_threshold`` above
@@ -105,6 +107,20 @@ RANSAC_SCORE_POINTS = 4096
 #: Candidate planes scored at a time: the (rows, RANSAC_SCORE_POINTS) float64 temporaries
 #: stay cache-sized (800 KiB) instead of 3.2 MiB each; the same arithmetic per element.
 RANSAC_BLOCK = 25
+#: Candidates are scored on the lowest share of the points and drawn from a lower share:
+#: the ground is the lowest surface, and a scan with many returns at the sensor's height
+#: (a 32-beam sensor's beams bunched near the horizon, facades, vegetation) holds more
+#: points of other near-horizontal surfaces in its lowest 60 % than of the ground.
+RANSAC_SCORE_SHARE = 0.6
+RANSAC_DRAW_SHARE = 0.3
+#: m; a candidate loses one inlier for each scored point this far below it: nothing but
+#: noise, a pit or a reflection lies under the ground, while a plane at a car's roof or a
+#: hedge's top has the ground and everything low beneath it.
+RANSAC_BELOW = 0.5
+#: Least-squares refits of the winning candidate, each on the last one's inliers: the
+#: second takes the points the first plane gained or lost at the threshold, so candidates
+#: a few millimetres apart end on the same plane.
+REFINE_PASSES = 2
 #: The 13 forward offsets of the 26-neighbourhood (the other 13 are their negatives).
 FORWARD_OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
                             for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)], np.int64)
@@ -256,14 +272,17 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
     """
     Fit the ground plane ``(4,)`` float64 with normal pointing up to ``(M, 3)`` float32 points.
 
-    RANSAC runs on the lowest 60 % of the points: ``RANSAC_ITERATIONS``
-    candidate planes through three points drawn with ``seed``; the one with
-    the most inliers within ``threshold`` among at most ``RANSAC_SCORE_POINTS``
-    drawn points wins (first one on ties), then :func:`refine_plane` refits it
-    on all its inliers. If no near-horizontal plane (normal within ~25 degrees
-    of vertical) comes out, a horizontal plane at the 5th height percentile is
-    returned instead. ``draws`` (:func:`ransac_draws`, in the backend of
-    ``xyz``: :class:`SegmentationTables`) may be passed to skip drawing them again.
+    RANSAC: ``RANSAC_ITERATIONS`` candidate planes through three of the
+    lowest ``RANSAC_DRAW_SHARE`` of the points, drawn with ``seed``, scored on
+    at most ``RANSAC_SCORE_POINTS`` drawn points of the lowest
+    ``RANSAC_SCORE_SHARE`` (:func:`ground_scores`: inliers within
+    ``threshold``, less the points more than ``RANSAC_BELOW`` below); the best
+    wins (first one on ties), then :func:`refine_plane` refits it on all its
+    inliers among the lowest ``RANSAC_SCORE_SHARE``, ``REFINE_PASSES`` times.
+    If no near-horizontal plane (normal within ~25 degrees of vertical) comes
+    out, a horizontal plane at the 5th height percentile is returned instead.
+    ``draws`` (:func:`ransac_draws`, in the backend of ``xyz``:
+    :class:`SegmentationTables`) may be passed to skip drawing them again.
     """
     xp = array_namespace(xyz)
     device = xp.device(xyz)
@@ -271,41 +290,48 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
         offset = -(float(xyz[:, 2].min()) if len(xyz) else 0.0)
         return xp.asarray([0.0, 0.0, 1.0, offset], dtype=xp.float64, device=device)
     z = xyz[:, 2]
-    cut, floor = xp.order_statistics(z, (0.6, 0.05))
+    cut, lowest, floor = xp.order_statistics(z, (RANSAC_SCORE_SHARE, RANSAC_DRAW_SHARE, 0.05))
     low = xp.take(xyz, xp.flatnonzero(z <= _f32(cut)))
+    drawn = xp.take(xyz, xp.flatnonzero(z <= _f32(lowest)))
     fallback = xp.asarray([0.0, 0.0, 1.0, -floor], dtype=xp.float64, device=device)
-    if len(low) < 3:
+    if len(drawn) < 3:
         return fallback
     if draws is None:
         draws = segmentation_tables(seed, xp, device)[:2]
     triples, score = draws
-    planes, valid = candidate_planes(low, triples)
+    planes, valid = candidate_planes(drawn, triples)
+    planes = planes * xp.where(planes[:, 2:3] < 0, -1.0, 1.0)  # normals up: "below" is -z
     sample = low[xp.clip(xp.astype(score * len(low), xp.int64), 0, len(low) - 1)]
-    counts = xp.where(valid, inlier_counts(planes, xp.astype(sample, xp.float64), threshold),
-                      -1)
-    best = int(xp.argmax(counts))
-    if int(counts[best]) < 3:
+    inliers, below = ground_scores(planes, xp.astype(sample, xp.float64), threshold)
+    scores = xp.where(valid & (inliers >= 3), inliers - below, -len(sample) - 1)
+    best = int(xp.argmax(scores))
+    if int(scores[best]) < -len(sample):
         return fallback
-    return upward_or(refine_plane(low, planes[best], threshold), fallback)
+    plane = planes[best]
+    for _ in range(REFINE_PASSES):
+        plane = refine_plane(low, plane, threshold)
+    return upward_or(plane, fallback)
 
 
-def inlier_counts(planes: Array, sample: Array, threshold: float) -> Array:
+def ground_scores(planes: Array, sample: Array, threshold: float) -> tuple[Array, Array]:
     """
-    Points within ``threshold`` of each plane: ``(I,)`` int64.
+    Per plane, the points within ``threshold`` and those :data:`RANSAC_BELOW` below it.
 
-    ``planes`` (I, 4) float64 ``a, b, c, d`` (unit normals), ``sample`` (S, 3)
-    float64 points. The distance ``|a x + b y + c z + d|`` is summed in that
-    order, element-wise, :data:`RANSAC_BLOCK` planes at a time (the same bits
-    in every backend and block size).
+    ``planes`` (I, 4) float64 ``a, b, c, d`` (unit normals pointing up,
+    ``c >= 0``), ``sample`` (S, 3) float64 points. Returns ``(I,)`` int64
+    twice. The height ``a x + b y + c z + d`` is summed in that order,
+    element-wise, :data:`RANSAC_BLOCK` planes at a time (the same bits in
+    every backend and block size).
     """
     xp = array_namespace(planes)
     x, y, z = (xp.astype(sample[:, axis], xp.float64) for axis in range(3))  # contiguous
-    counts = []
+    inliers, below = [], []
     for lo in range(0, len(planes), RANSAC_BLOCK):
         p = planes[lo:lo + RANSAC_BLOCK]
-        distance = xp.abs(p[:, 0:1] * x + p[:, 1:2] * y + p[:, 2:3] * z + p[:, 3:4])
-        counts.append(xp.sum(distance <= threshold, axis=1))
-    return xp.concat(counts)
+        height = p[:, 0:1] * x + p[:, 1:2] * y + p[:, 2:3] * z + p[:, 3:4]
+        inliers.append(xp.sum(xp.abs(height) <= threshold, axis=1))
+        below.append(xp.sum(height < -RANSAC_BELOW, axis=1))
+    return xp.concat(inliers), xp.concat(below)
 
 
 #: A (4,) plane of either backend.
