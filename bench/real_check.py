@@ -36,10 +36,11 @@ av2/; see its README and ``bench/realdata.py``). For each set it prints:
 ``--set key=value`` changes pipeline parameters, so one command measures
 both designs (``--set segmentation=range``); ``--features`` prints every
 false alarm's and every found road user's shape (``rules.shape_features``).
-``--seeds K`` runs the sets again with the next K - 1 sampling seeds and
-prints the range of each figure: a borderline object changes class with
-the points drawn for it, so a change of one or two counts between two
-versions can be chance.
+``--seeds K`` runs the sets again with the next K - 1 seeds and prints the
+range of each figure: the seed draws the ground fit's candidates and the
+points each object is classified on, and a borderline object changes
+class with them, so a change of one or two counts between two versions can
+be chance.
 
     .venv/bin/python bench/real_check.py ../shared/realdata --set segmentation=range
     .venv/bin/python bench/real_check.py ~/kitti/training --model model.pt --json out.json
@@ -51,7 +52,7 @@ import functools
 import json
 from pathlib import Path
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 from pointcam_ros.common.atomic import write_text_atomic
@@ -75,6 +76,8 @@ FOUND_IOU = 0.5
 CLUTTER_SHARE = {'semantickitti': 0.5, 'av2': 1.0}
 #: ``on_result(points, result)``: what a check hands its caller besides the figures.
 OnResult = Callable[[np.ndarray, SceneResult], None]
+#: A set's scans: a KITTI folder, or a function returning a SemanticKITTI / Argoverse 2 list.
+SetSource = Union[Path, Callable[[], list[realdata.RealScan]]]
 
 
 def _score_object(result: SceneResult, sizes: np.ndarray, truth: np.ndarray,
@@ -240,29 +243,35 @@ def summarize(frames: Sequence[dict], far: Optional[float] = None) -> dict:
             'false_alarm_share': shown / unlabelled if unlabelled else None}
 
 
+def _range(values: Sequence[float]) -> str:
+    """``low-high`` of ``values``, or the one value when they are all the same."""
+    low, high = min(values), max(values)
+    return f'{low:g}' if low == high else f'{low:g}-{high:g}'
+
+
 def seed_spread(summaries: Sequence[dict]) -> str:
     """
-    One line: the range (median) of each figure of :func:`summarize` over runs with other seeds.
+    One line: the range (and median) of each figure of :func:`summarize` over runs.
 
-    The pipeline draws each object's samples at random (``seed``), so a
-    borderline object can change class from one seed to the next; the
-    cluster counts move too, where the split asks the model.
+    ``summaries``: one per run, each with another ``seed``. The seed draws
+    the ground plane's RANSAC candidates and each object's samples, so a
+    borderline object can change class from one seed to the next, and the
+    clusters move with the ground and with the split's and the merge's
+    answers. A figure that does not move is given once, without a median.
     """
-    def span(values: Sequence[float]) -> str:
-        low, high = min(values), max(values)
-        middle = float(np.median(values))
-        text = f'{low:g}' if low == high else f'{low:g}-{high:g}'
-        return f'{text} (median {middle:g})'
+    def spread(values: Sequence[float]) -> str:
+        if min(values) == max(values):
+            return _range(values)
+        return f'{_range(values)} (median {float(np.median(values)):g})'
 
-    parts = [f"right {span([s['correct'] for s in summaries])} of "
-             f"{span([s['objects'] for s in summaries]).split(' ')[0]}"]
-    names = sorted({name for s in summaries for name in s['per_class']})
-    for name in names:
+    parts = [f"right {spread([s['correct'] for s in summaries])} of "
+             f"{_range([s['objects'] for s in summaries])}"]
+    for name in sorted({name for s in summaries for name in s['per_class']}):
         right = [s['per_class'].get(name, {}).get('correct', 0) for s in summaries]
         total = [s['per_class'].get(name, {}).get('objects', 0) for s in summaries]
-        parts.append(f'{name} {span(right)} of {span(total).split(" ")[0]}')
-    parts.append(f"false alarms {span([s['shown_as_road_user'] for s in summaries])} of "
-                 f"{span([s['unlabelled_in_view'] for s in summaries]).split(' ')[0]}")
+        parts.append(f'{name} {spread(right)} of {_range(total)}')
+    parts.append(f"false alarms {spread([s['shown_as_road_user'] for s in summaries])} of "
+                 f"{_range([s['unlabelled_in_view'] for s in summaries])}")
     return '; '.join(parts)
 
 
@@ -310,7 +319,7 @@ def _print_summary(title: str, summary: dict) -> None:
           f'clusters that are not road users shown as one ({shown_as or "-"})')
 
 
-def _sets(root: Path, wanted: Sequence[str]) -> list[tuple[str, Any]]:
+def _sets(root: Path, wanted: Sequence[str]) -> list[tuple[str, SetSource]]:
     """
     ``(set name, source)`` for the sets found under ``root``.
 
@@ -319,7 +328,7 @@ def _sets(root: Path, wanted: Sequence[str]) -> list[tuple[str, Any]]:
     """
     if (root / 'velodyne').is_dir() or (root / 'training' / 'velodyne').is_dir():
         return [('kitti', root)]
-    found: list[tuple[str, Any]] = []
+    found: list[tuple[str, SetSource]] = []
     if 'kitti' in wanted and (root / 'kitti' / 'velodyne').is_dir():
         found.append(('kitti', root / 'kitti'))
     if 'semantickitti' in wanted and (root / 'semantickitti').is_dir():
@@ -330,13 +339,13 @@ def _sets(root: Path, wanted: Sequence[str]) -> list[tuple[str, Any]]:
     return found
 
 
-def check_sets(pipeline: ScenePipeline, sets: Sequence[tuple[str, Any]],
+def check_sets(pipeline: ScenePipeline, sets: Sequence[tuple[str, SetSource]],
                args: argparse.Namespace, show: bool) -> dict[str, list[dict]]:
     """
     Check every frame of every set; return the checked frames per set.
 
-    ``sets`` as :func:`_sets` returns (read again on each call, so a set can
-    be checked once per seed); ``args`` the parsed command line. ``show``:
+    ``sets`` as :func:`_sets` returns (iterated again on each call, so a set
+    can be checked once per seed); ``args`` the parsed command line. ``show``:
     print the per-object and per-frame lines (and the shape features with
     ``--features``).
     """
@@ -420,8 +429,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='print the shape features of every false alarm and found object')
     parser.add_argument('--quiet', action='store_true', help='no per-object lines')
     parser.add_argument('--seeds', type=int, default=1, metavar='K',
-                        help='also run with the next K - 1 sampling seeds (seed + 1, ...) and '
-                        "print each figure's range over the K runs (default: %(default)s)")
+                        help='also run with the next K - 1 seeds (seed + 1, ...; the seed draws '
+                        "the ground fit and each object's samples) and print the range of each "
+                        "set's overall figures over the K runs; takes K times as long "
+                        '(default: %(default)s)')
     parser.add_argument('--json', type=Path, help='also write every figure to this JSON file')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --json')
     args = parser.parse_args(argv)
@@ -453,7 +464,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  'far': summarize(frames, args.far), 'frames': frames}
         spread = {name: [report['summary']] for name, report in reports.items()}
         for offset in range(1, args.seeds):
-            reseeded = ScenePipeline(replace(config, seed=config.seed + offset))
+            reseeded = ScenePipeline(replace(config, seed=config.seed + offset),
+                                     loaded=pipeline.loaded)
             for set_name, frames in check_sets(reseeded, sets, args, show=False).items():
                 spread[set_name].append(summarize(frames))
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
@@ -468,7 +480,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _print_summary('all', report['summary'])
         _print_summary(f'at >= {args.far:g} m', report['far'])
         if args.seeds > 1:
-            print(f'  over sampling seeds {config.seed}-{config.seed + args.seeds - 1}: '
+            print(f'  over seeds {config.seed}-{config.seed + args.seeds - 1}: '
                   + seed_spread(spread[set_name]))
     if args.json is not None:
         out = {'dir': str(args.dir), 'model': pipeline.loaded.path,

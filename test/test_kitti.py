@@ -508,9 +508,9 @@ def test_real_check_seeds_rerun_with_the_next_seeds(tmp_path, kitti_root, tiny_m
     seeds = []
 
     class Recording(check.ScenePipeline):  # the real pipeline; notes the seed it runs with
-        def __init__(self, config):
+        def __init__(self, config, **kwargs):
             seeds.append(config.seed)
-            super().__init__(config)
+            super().__init__(config, **kwargs)
 
     check.ScenePipeline = Recording
     common = [str(kitti_root), '--model', tiny_model, '--device', 'cpu', '--quiet']
@@ -526,12 +526,13 @@ def test_real_check_seeds_rerun_with_the_next_seeds(tmp_path, kitti_root, tiny_m
         alone = tmp_path / f'seed{seed}.json'
         assert check.main(common + ['--set', f'seed={seed}', '--json', str(alone)]) == 0
         assert json.loads(alone.read_text())['summary'] == runs[seed]
-    assert f'over sampling seeds 0-2: {check.seed_spread(runs)}' in out
+    assert f'over seeds 0-2: {check.seed_spread(runs)}' in out
     with pytest.raises(SystemExit):
         check.main(common + ['--seeds', '0'])
 
 
 def test_seed_spread_gives_range_and_median():
+    """Each figure as low-high (median), once where it does not move."""
     def summary(right, peds, alarms, base):
         return {'correct': right, 'objects': 16, 'shown_as_road_user': alarms,
                 'unlabelled_in_view': base,
@@ -539,7 +540,7 @@ def test_seed_spread_gives_range_and_median():
 
     line = _real_check().seed_spread([summary(13, 2, 25, 205), summary(15, 2, 30, 202),
                                       summary(14, 2, 28, 209), summary(14, 2, 27, 205)])
-    assert line == ('right 13-15 (median 14) of 16; pedestrian 2 (median 2) of 4; '
+    assert line == ('right 13-15 (median 14) of 16; pedestrian 2 of 4; '
                     'false alarms 25-30 (median 27.5) of 202-209')
 
 

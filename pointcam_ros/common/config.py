@@ -217,7 +217,8 @@ class PipelineConfig:
                                     low=0.05, high=1000.0)
     max_input_points: int = _param(2_000_000, 'scans with more points are rejected as '
                                    'malformed', low=1, high=100_000_000)
-    seed: int = _param(0, 'seed of the per-object resampling (results are reproducible)',
+    seed: int = _param(0, 'seed of the ground fit and of the per-object resampling '
+                       '(results are reproducible)',
                        low=0, high=2**31 - 1)
 
     def __post_init__(self):
