@@ -148,11 +148,65 @@ def _ground_under_a_busier_surface(seed: int) -> np.ndarray:
 
 
 def test_ground_fit_takes_the_lowest_surface_not_the_busiest():
-    """Every seed finds the ground: a plane with most of the points under it is not."""
+    """Every seed finds the ground: candidates run through the lowest returns at each range."""
     xyz = _ground_under_a_busier_surface(0)
     for seed in range(10):
         plane = fit_ground(xyz, 0.15, seed=seed)
         assert plane[2] > 0.999 and plane[3] == pytest.approx(1.9, abs=0.01), seed
+
+
+def _scan_of(height_at, rng: np.random.Generator) -> np.ndarray:
+    """
+    Scan the height field ``z = height_at(x, y)`` with 32 beams (-25 to 0 degrees), 900 columns.
+
+    Each beam from the sensor at the origin returns where it first meets the
+    surface (marched in 0.1 m steps to 60 m), so nearer ground hides what
+    lies below and behind it, as in a real scan: ``(M, 3)`` float64.
+    """
+    elevation = np.radians(np.linspace(-25.0, -0.5, 32))[:, None, None]
+    azimuth = np.radians(np.arange(0.0, 360.0, 0.4))[None, :, None]
+    r = np.arange(1.0, 60.0, 0.1)[None, None, :]
+    x, y, z = r * np.cos(azimuth), r * np.sin(azimuth), r * np.tan(elevation)
+    below = z <= height_at(x, y)  # (32, 900, R)
+    hit = below.any(axis=2)
+    first = below.argmax(axis=2)
+    rows, cols = np.nonzero(hit)
+    k = first[rows, cols]
+    xyz = np.c_[x[0, cols, k], y[0, cols, k], z[rows, 0, k]]
+    return xyz + rng.normal(0, 0.02, xyz.shape)
+
+
+def test_ground_fit_keeps_the_ground_under_the_sensor_on_a_crest():
+    """A road falling 2 m at 40 m all round: the plane is the ground near the sensor."""
+    rng = np.random.default_rng(2)
+    xyz = _scan_of(lambda x, y: -1.8 - 2.0 * (np.hypot(x, y) / 40) ** 2, rng)
+    boxes = rng.uniform([-20, -20, -1.5], [20, 20, 1.0], (3_000, 3))
+    xyz = np.concatenate([xyz, boxes]).astype(np.float32)
+    for seed in range(10):
+        plane = fit_ground(xyz, 0.15, seed=seed)
+        assert plane[3] / plane[2] == pytest.approx(1.8, abs=0.12), seed
+
+
+def test_ground_fit_takes_the_deck_not_the_lower_ground_beside_it():
+    """A 14 m deck, ground 2 m lower for 16 m on each side, then walls: the deck is the ground."""
+    rng = np.random.default_rng(3)
+    xyz = _scan_of(lambda x, y: np.where(np.abs(y) < 7, -1.8,
+                                         np.where(np.abs(y) < 23, -3.8, 5.0)), rng)
+    xyz = xyz.astype(np.float32)
+    for seed in range(10):
+        plane = fit_ground(xyz, 0.15, seed=seed)
+        assert plane[2] > 0.999 and plane[3] == pytest.approx(1.8, abs=0.05), seed
+
+
+def test_ground_fit_passes_over_a_wall_with_more_low_returns_than_the_ground():
+    """A wall is never the winning candidate (it would be refused for a horizontal plane)."""
+    xyz, truth = _tilted_ground_with_boxes(4)
+    rng = np.random.default_rng(4)
+    wall = np.c_[np.full(40_000, 6.0), rng.uniform(-30, 30, 40_000),
+                 rng.uniform(-2.5, -0.5, 40_000)]
+    xyz = np.concatenate([xyz, wall]).astype(np.float32)
+    for seed in range(5):
+        np.testing.assert_allclose(fit_ground(xyz, 0.15, seed=seed), truth, atol=5e-3)
 
 
 def test_ground_fit_falls_back_to_a_horizontal_plane_on_a_wall():

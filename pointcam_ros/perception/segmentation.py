@@ -30,12 +30,11 @@ clusters, numbered alike, by construction (``docs/segmentation.md``, "One
 algorithm, two backends").
 
 Ground, in two steps. A plane: deterministic RANSAC (seeded RNG,
-``RANSAC_ITERATIONS`` candidate planes from fixed draws among the lowest
-30 % of the scan, scored on at most ``RANSAC_SCORE_POINTS`` points of the
-lowest 60 %: inliers, less the points well below the plane, since the
-ground is the lowest surface), then least-squares refits on the inliers;
-accepted only when near horizontal. Then
-the local level above that plane, followed outward along azimuth sectors
+``RANSAC_ITERATIONS`` near-horizontal candidate planes through points drawn
+from the lowest 30 % at each range, scored by their inliers among at most
+``RANSAC_SCORE_POINTS`` points of the scan's lowest 60 %), then
+least-squares refits on the inliers; accepted only when near horizontal.
+Then the local level above that plane, followed outward along azimuth sectors
 (:func:`ground_level`), so a sag or a crest does not turn the ground into
 objects or objects into ground. Ground: at most ``ground_threshold`` above
 the local level.
@@ -107,16 +106,18 @@ RANSAC_SCORE_POINTS = 4096
 #: Candidate planes scored at a time: the (rows, RANSAC_SCORE_POINTS) float64 temporaries
 #: stay cache-sized (800 KiB) instead of 3.2 MiB each; the same arithmetic per element.
 RANSAC_BLOCK = 25
-#: Candidates are scored on the lowest share of the points and drawn from a lower share:
-#: the ground is the lowest surface, and a scan with many returns at the sensor's height
-#: (a 32-beam sensor's beams bunched near the horizon, facades, vegetation) holds more
-#: points of other near-horizontal surfaces in its lowest 60 % than of the ground.
+#: Candidates are scored on points drawn from the lowest share of the scan.
 RANSAC_SCORE_SHARE = 0.6
+#: Candidates are drawn from the lowest share of those points in each of RANSAC_RANGE_BANDS
+#: bands of range (equal counts): the ground is the lowest surface at every range, while
+#: a scan's lowest points overall may all lie far down a hill, and a scan with many returns
+#: at the sensor's height (a 32-beam sensor's beams bunch near the horizon: car roofs,
+#: hedges, facades) holds more of them than ground among its lowest 60 %.
 RANSAC_DRAW_SHARE = 0.3
-#: m; a candidate loses one inlier for each scored point this far below it: nothing but
-#: noise, a pit or a reflection lies under the ground, while a plane at a car's roof or a
-#: hedge's top has the ground and everything low beneath it.
-RANSAC_BELOW = 0.5
+RANSAC_RANGE_BANDS = 8
+#: Smallest upward normal component of a candidate (about 25 degrees from vertical); a
+#: steeper one is a wall, which the plane would be refused as anyway (:func:`upward_or`).
+GROUND_MIN_NZ = 0.9
 #: Least-squares refits of the winning candidate, each on the last one's inliers: the
 #: second takes the points the first plane gained or lost at the threshold, so candidates
 #: a few millimetres apart end on the same plane.
@@ -272,11 +273,12 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
     """
     Fit the ground plane ``(4,)`` float64 with normal pointing up to ``(M, 3)`` float32 points.
 
-    RANSAC: ``RANSAC_ITERATIONS`` candidate planes through three of the
-    lowest ``RANSAC_DRAW_SHARE`` of the points, drawn with ``seed``, scored on
-    at most ``RANSAC_SCORE_POINTS`` drawn points of the lowest
-    ``RANSAC_SCORE_SHARE`` (:func:`ground_scores`: inliers within
-    ``threshold``, less the points more than ``RANSAC_BELOW`` below); the best
+    RANSAC on the lowest ``RANSAC_SCORE_SHARE`` of the points: up to
+    ``RANSAC_SCORE_POINTS`` of them drawn with ``seed`` score the candidates;
+    ``RANSAC_ITERATIONS`` candidate planes run through three of the lowest
+    ``RANSAC_DRAW_SHARE`` of those in each band of range
+    (:func:`lowest_by_range`). The near-horizontal candidate (normal at
+    least ``GROUND_MIN_NZ`` up) with the most inliers within ``threshold``
     wins (first one on ties), then :func:`refine_plane` refits it on all its
     inliers among the lowest ``RANSAC_SCORE_SHARE``, ``REFINE_PASSES`` times.
     If no near-horizontal plane (normal within ~25 degrees of vertical) comes
@@ -290,22 +292,22 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
         offset = -(float(xyz[:, 2].min()) if len(xyz) else 0.0)
         return xp.asarray([0.0, 0.0, 1.0, offset], dtype=xp.float64, device=device)
     z = xyz[:, 2]
-    cut, lowest, floor = xp.order_statistics(z, (RANSAC_SCORE_SHARE, RANSAC_DRAW_SHARE, 0.05))
+    cut, floor = xp.order_statistics(z, (RANSAC_SCORE_SHARE, 0.05))
     low = xp.take(xyz, xp.flatnonzero(z <= _f32(cut)))
-    drawn = xp.take(xyz, xp.flatnonzero(z <= _f32(lowest)))
     fallback = xp.asarray([0.0, 0.0, 1.0, -floor], dtype=xp.float64, device=device)
-    if len(drawn) < 3:
+    if len(low) < 3:
         return fallback
     if draws is None:
         draws = segmentation_tables(seed, xp, device)[:2]
     triples, score = draws
-    planes, valid = candidate_planes(drawn, triples)
-    planes = planes * xp.where(planes[:, 2:3] < 0, -1.0, 1.0)  # normals up: "below" is -z
     sample = low[xp.clip(xp.astype(score * len(low), xp.int64), 0, len(low) - 1)]
-    inliers, below = ground_scores(planes, xp.astype(sample, xp.float64), threshold)
-    scores = xp.where(valid & (inliers >= 3), inliers - below, -len(sample) - 1)
-    best = int(xp.argmax(scores))
-    if int(scores[best]) < -len(sample):
+    pool = lowest_by_range(sample, RANSAC_DRAW_SHARE, RANSAC_RANGE_BANDS)
+    planes, valid = candidate_planes(pool if len(pool) >= 3 else sample, triples)
+    steep = xp.abs(planes[:, 2]) < GROUND_MIN_NZ
+    counts = xp.where(valid & ~steep,
+                      inlier_counts(planes, xp.astype(sample, xp.float64), threshold), -1)
+    best = int(xp.argmax(counts))
+    if int(counts[best]) < 3:
         return fallback
     plane = planes[best]
     for _ in range(REFINE_PASSES):
@@ -313,25 +315,47 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
     return upward_or(plane, fallback)
 
 
-def ground_scores(planes: Array, sample: Array, threshold: float) -> tuple[Array, Array]:
+def inlier_counts(planes: Array, sample: Array, threshold: float) -> Array:
     """
-    Per plane, the points within ``threshold`` and those :data:`RANSAC_BELOW` below it.
+    Points within ``threshold`` of each plane: ``(I,)`` int64.
 
-    ``planes`` (I, 4) float64 ``a, b, c, d`` (unit normals pointing up,
-    ``c >= 0``), ``sample`` (S, 3) float64 points. Returns ``(I,)`` int64
-    twice. The height ``a x + b y + c z + d`` is summed in that order,
-    element-wise, :data:`RANSAC_BLOCK` planes at a time (the same bits in
-    every backend and block size).
+    ``planes`` (I, 4) float64 ``a, b, c, d`` (unit normals), ``sample`` (S, 3)
+    float64 points. The distance ``|a x + b y + c z + d|`` is summed in that
+    order, element-wise, :data:`RANSAC_BLOCK` planes at a time (the same bits
+    in every backend and block size).
     """
     xp = array_namespace(planes)
     x, y, z = (xp.astype(sample[:, axis], xp.float64) for axis in range(3))  # contiguous
-    inliers, below = [], []
+    counts = []
     for lo in range(0, len(planes), RANSAC_BLOCK):
         p = planes[lo:lo + RANSAC_BLOCK]
-        height = p[:, 0:1] * x + p[:, 1:2] * y + p[:, 2:3] * z + p[:, 3:4]
-        inliers.append(xp.sum(xp.abs(height) <= threshold, axis=1))
-        below.append(xp.sum(height < -RANSAC_BELOW, axis=1))
-    return xp.concat(inliers), xp.concat(below)
+        distance = xp.abs(p[:, 0:1] * x + p[:, 1:2] * y + p[:, 2:3] * z + p[:, 3:4])
+        counts.append(xp.sum(distance <= threshold, axis=1))
+    return xp.concat(counts)
+
+
+def lowest_by_range(points: Array, share: float, bands: int) -> Array:
+    """
+    Return the lowest ``share`` of ``(S, 3)`` float32 ``points`` in each of ``bands`` range bands.
+
+    Bands hold equal counts (their edges are order statistics of the
+    squared horizontal range); in each, the points at most as high as its
+    ``share`` height quantile are kept, in input order: ``(P, 3)`` float32.
+    """
+    xp = array_namespace(points)
+    if len(points) == 0:
+        return points
+    r2 = points[:, 0] * points[:, 0] + points[:, 1] * points[:, 1]
+    edges = xp.order_statistics(r2, tuple(k / bands for k in range(1, bands))) if bands > 1 else []
+    band = xp.searchsorted(xp.asarray(edges, dtype=r2.dtype, device=xp.device(points)), r2,
+                           side='right')
+    limit = xp.full((len(points),), float('-inf'), points.dtype, xp.device(points))
+    z = points[:, 2]
+    for b in range(bands):
+        members = band == b
+        if bool(xp.any(members)):
+            limit[members] = xp.order_statistics(z[members], (share,))[0]
+    return xp.take(points, xp.flatnonzero(z <= limit))
 
 
 #: A (4,) plane of either backend.
