@@ -251,8 +251,12 @@ def candidate_planes(low: Array, triples: Array) -> tuple[Array, Array]:
 
     ``triples`` (I, 3) float64 in [0, 1) pick the points. Returns unit
     normals ``(I, 4)`` float64 ``a, b, c, d`` and ``(I,)`` bool (the three
-    points were not collinear), in plain element-wise float64 arithmetic so
-    that every backend gives the same bits.
+    points were not collinear), in plain element-wise float64 arithmetic, so
+    that the backends agree to the last bit or two: torch's float64 square
+    root is not correctly rounded on every CPU (1 ulp off for about 1 % of
+    values on the project's machine), so a candidate can differ in its last
+    bit; its inlier count changes only for a point within ~1e-15 m of the
+    threshold.
     """
     xp = array_namespace(low)
     pick = xp.clip(xp.astype(triples * len(low), xp.int64), 0, len(low) - 1)
