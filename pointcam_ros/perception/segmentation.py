@@ -30,8 +30,8 @@ clusters, numbered alike, by construction (``docs/segmentation.md``, "One
 algorithm, two backends").
 
 Ground, in two steps. A plane: deterministic RANSAC (seeded RNG,
-``RANSAC_ITERATIONS`` near-horizontal candidate planes through points drawn
-from the lowest 30 % at each range, scored by their inliers among at most
+``RANSAC_ITERATIONS`` near-horizontal candidate planes, half of them through
+points drawn from the lowest 30 % at each range, scored by their inliers among at most
 ``RANSAC_SCORE_POINTS`` points of the scan's lowest 60 %), then
 least-squares refits on the inliers; accepted only when near horizontal.
 Then the local level above that plane, followed outward along azimuth sectors
@@ -108,11 +108,14 @@ RANSAC_SCORE_POINTS = 4096
 RANSAC_BLOCK = 25
 #: Candidates are scored on points drawn from the lowest share of the scan.
 RANSAC_SCORE_SHARE = 0.6
-#: Candidates are drawn from the lowest share of those points in each of RANSAC_RANGE_BANDS
-#: bands of range (equal counts): the ground is the lowest surface at every range, while
-#: a scan's lowest points overall may all lie far down a hill, and a scan with many returns
-#: at the sensor's height (a 32-beam sensor's beams bunch near the horizon: car roofs,
-#: hedges, facades) holds more of them than ground among its lowest 60 %.
+#: Half of the candidates are drawn from the lowest share of those points in each of
+#: RANSAC_RANGE_BANDS bands of range (equal counts), the other half from any of them. The
+#: ground is the lowest surface at every range: a scan with many returns at the sensor's
+#: height (a 32-beam sensor's beams bunch near the horizon: car roofs, hedges, facades)
+#: holds more of them than ground among its lowest 60 %, so three ground points seldom come
+#: together in a draw from them all. The other half keeps candidates through the ground
+#: under the sensor where lower ground beside the road (a bank, a fill) is the lowest in
+#: the far bands; the most inliers decide between them.
 RANSAC_DRAW_SHARE = 0.3
 RANSAC_RANGE_BANDS = 8
 #: Smallest upward normal component of a candidate (about 25 degrees from vertical); a
@@ -279,9 +282,9 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
 
     RANSAC on the lowest ``RANSAC_SCORE_SHARE`` of the points: up to
     ``RANSAC_SCORE_POINTS`` of them drawn with ``seed`` score the candidates;
-    ``RANSAC_ITERATIONS`` candidate planes run through three of the lowest
-    ``RANSAC_DRAW_SHARE`` of those in each band of range
-    (:func:`lowest_by_range`). The near-horizontal candidate (normal at
+    ``RANSAC_ITERATIONS`` candidate planes run through three of those points,
+    the first half through the lowest ``RANSAC_DRAW_SHARE`` of them in each
+    band of range (:func:`lowest_by_range`). The near-horizontal candidate (normal at
     least ``GROUND_MIN_NZ`` up) with the most inliers within ``threshold``
     wins (first one on ties), then :func:`refine_plane` refits it on all its
     inliers among the lowest ``RANSAC_SCORE_SHARE``, ``REFINE_PASSES`` times.
@@ -306,7 +309,11 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
     triples, score = draws
     sample = low[xp.clip(xp.astype(score * len(low), xp.int64), 0, len(low) - 1)]
     pool = lowest_by_range(sample, RANSAC_DRAW_SHARE, RANSAC_RANGE_BANDS)
-    planes, valid = candidate_planes(pool if len(pool) >= 3 else sample, triples)
+    half = len(triples) // 2  # through the lowest at each range, then through any low points
+    banded, valid_banded = candidate_planes(pool if len(pool) >= 3 else sample, triples[:half])
+    anywhere, valid_anywhere = candidate_planes(sample, triples[half:])
+    planes = xp.concat([banded, anywhere])
+    valid = xp.concat([valid_banded, valid_anywhere])
     steep = xp.abs(planes[:, 2]) < GROUND_MIN_NZ
     counts = xp.where(valid & ~steep,
                       inlier_counts(planes, xp.astype(sample, xp.float64), threshold), -1)
