@@ -356,7 +356,8 @@ def lowest_by_range(points: Array, share: float, bands: int) -> Array:
     xp = array_namespace(points)
     if len(points) == 0:
         return points
-    r2 = points[:, 0] * points[:, 0] + points[:, 1] * points[:, 1]
+    with np.errstate(over='ignore'):  # beyond 1.8e19 m the square is Inf: the last band, quietly
+        r2 = points[:, 0] * points[:, 0] + points[:, 1] * points[:, 1]
     edges = xp.order_statistics(r2, tuple(k / bands for k in range(1, bands))) if bands > 1 else []
     band = xp.searchsorted(xp.asarray(edges, dtype=r2.dtype, device=xp.device(points)), r2,
                            side='right')
