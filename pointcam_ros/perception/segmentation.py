@@ -118,8 +118,8 @@ RANSAC_SCORE_SHARE = 0.6
 #: the far bands; the most inliers decide between them.
 RANSAC_DRAW_SHARE = 0.3
 RANSAC_RANGE_BANDS = 8
-#: Smallest upward normal component of a candidate (about 25 degrees from vertical); a
-#: steeper one is a wall, which the plane would be refused as anyway (:func:`upward_or`).
+#: Smallest upward normal component of the ground plane (about 25 degrees from vertical,
+#: :func:`upward_or`); a steeper candidate is a wall and is not scored.
 GROUND_MIN_NZ = 0.9
 #: Least-squares refits of the winning candidate, each on the last one's inliers: the
 #: second takes the points the first plane gained or lost at the threshold, so candidates
@@ -378,11 +378,11 @@ def upward_or(plane: PlaneT, fallback: PlaneT) -> PlaneT:
     """
     Turn ``plane`` (4,) to point up; return ``fallback`` unless it is near horizontal.
 
-    The normal must be within ~25 degrees of vertical (n_z >= 0.9).
+    The normal must be within ~25 degrees of vertical (n_z >= :data:`GROUND_MIN_NZ`).
     """
     if plane[2] < 0:
         plane = -plane
-    return fallback if plane[2] < 0.9 else plane
+    return fallback if plane[2] < GROUND_MIN_NZ else plane
 
 
 def refine_plane(xyz: Array, plane: Array, threshold: float) -> Array:
