@@ -177,7 +177,7 @@ def _scan_of(height_at, rng: np.random.Generator,
     azimuth = np.radians(np.arange(0.0, 360.0, 0.4))[None, :, None]
     r = np.arange(1.0, 100.0, 0.1)[None, None, :]
     x, y, z = r * np.cos(azimuth), r * np.sin(azimuth), r * np.tan(elevation)
-    below = z <= height_at(x, y)  # (32, 900, R)
+    below = z <= height_at(x, y)  # (beams, 900, R)
     hit = below.any(axis=2)
     first = below.argmax(axis=2)
     rows, cols = np.nonzero(hit)

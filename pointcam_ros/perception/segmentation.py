@@ -310,7 +310,7 @@ def fit_ground(xyz: Array, threshold: float, seed: int,
     sample = low[xp.clip(xp.astype(score * len(low), xp.int64), 0, len(low) - 1)]
     pool = lowest_by_range(sample, RANSAC_DRAW_SHARE, RANSAC_RANGE_BANDS)
     half = len(triples) // 2  # through the lowest at each range, then through any low points
-    banded, valid_banded = candidate_planes(pool if len(pool) >= 3 else sample, triples[:half])
+    banded, valid_banded = candidate_planes(pool, triples[:half])  # pool: >= 1 row per band
     anywhere, valid_anywhere = candidate_planes(sample, triples[half:])
     planes = xp.concat([banded, anywhere])
     valid = xp.concat([valid_banded, valid_anywhere])
