@@ -24,8 +24,8 @@ from pointcam_ros.learn.dataset import simulate_scan
 from pointcam_ros.perception import scatter, segmentation_numpy, segmentation_torch
 from pointcam_ros.perception.segmentation import (
     array_namespace, cluster_voxels, dense_rank, DIRECT_SPAN, fit_ground, FORWARD_OFFSETS,
-    grid_keys, ground_level, neighbour_voxels, plane_height, segment_scene, Segmentation,
-    segmentation_tables, split_wide_clusters, unique_inverse)
+    grid_keys, ground_level, keep_clusters, neighbour_voxels, plane_height, segment_scene,
+    Segmentation, segmentation_tables, split_wide_clusters, unique_inverse)
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import pytest
 from scipy import ndimage
@@ -254,7 +254,7 @@ def test_local_ground_follows_a_sag_but_not_a_cars_side():
 
 def assert_same_segmentation(got: Segmentation, expected: Segmentation, name: str) -> None:
     """
-    Check that the torch result equals the numpy one: labels, ground and count exactly.
+    Check that the torch result equals the numpy one: labels, ground, oversize, count exactly.
 
     The plane to 1e-12 (the two libraries' eigh may differ in the last bits)
     and the heights to 1e-5 m (bit for bit on the CPU today; the CUDA test
@@ -265,6 +265,7 @@ def assert_same_segmentation(got: Segmentation, expected: Segmentation, name: st
     assert got.labels.dtype == torch.int32 and expected.labels.dtype == np.int32
     np.testing.assert_array_equal(got.labels.numpy(), expected.labels, err_msg=name)
     np.testing.assert_array_equal(got.ground.numpy(), expected.ground, err_msg=name)
+    np.testing.assert_array_equal(got.oversize.numpy(), expected.oversize, err_msg=name)
     np.testing.assert_allclose(got.plane.numpy(), expected.plane, rtol=0, atol=1e-12,
                                err_msg=name)
     np.testing.assert_allclose(got.height.numpy(), expected.height, rtol=0, atol=1e-5,
@@ -416,6 +417,26 @@ def test_split_pieces_never_join_separate_clusters():
         for piece in range(4):
             assert len(np.unique(cluster[out == piece])) == 1
         assert len(np.unique(out[x < 6])) == len(np.unique(out[x > 6])) == 2
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_clusters_longer_than_any_object_are_dropped_and_numbered_as_oversize(backend):
+    """A person may stand in a hedge too long to be an object: such clusters stay findable."""
+    rng = np.random.default_rng(2)
+    lengths, counts = [6.0, 1.0, 8.0, 7.0, 0.1], [40, 40, 4, 40, 40]
+    xyz = np.concatenate([np.stack([rng.uniform(0, length, n), np.full(n, 3.0 * k),
+                                    rng.uniform(0, 0.5, n)], 1)
+                          for k, (length, n) in enumerate(zip(lengths, counts))])
+    cluster = np.repeat(np.arange(5), counts)
+    config = PipelineConfig(max_object_size=5.0, min_cluster_points=10, min_object_size=0.6)
+    args = (cluster, 5, xyz.astype(np.float32), config)
+    if backend == 'torch':
+        args = (torch.from_numpy(cluster), 5, torch.from_numpy(args[2]), config)
+    kept, oversize = (np.asarray(a) for a in keep_clusters(*args))
+    # only the 1 m one is an object; the 6 and 7 m ones are oversize (in their order), not
+    # the 8 m one of 4 points (too few to be anything) nor the 0.1 m one (too small)
+    np.testing.assert_array_equal(kept, [-1, 0, -1, -1, -1])
+    np.testing.assert_array_equal(oversize, [0, -1, -1, 1, -1])
 
 
 def wall_with_person(gap: float, spacing: float,

@@ -40,6 +40,29 @@ def _car_and_person(sensor: str) -> tuple[np.ndarray, np.ndarray]:
     return xyz, object_id
 
 
+def _person_in_a_gateway() -> tuple[np.ndarray, np.ndarray]:
+    """
+    Scan (HDL-64E) a person in the 1.2 m gateway of a 20.4 m wall, 5 m aside: points, ids.
+
+    Ids: 0 and 1 the wall's two parts, 2 the person. The gaps each side of
+    the person are narrower than the voxels and at the person's range: one
+    cluster, longer than ``max_object_size`` (15 m).
+    """
+    pytest.importorskip('open3d')
+    from pointcam_ros.sim import objects, surfaces
+    from pointcam_ros.sim.scenes import Scene, SceneObject
+    from pointcam_ros.sim.simulator import CLASS_NAMES, scan, SENSORS
+    person = objects.person(np.random.default_rng(3))
+    wall = surfaces.box((9.0, 0.25, 1.8), (0.0, 0.0, 0.9), 0.4)
+    placed = [(wall, 6.9, 'background'), (wall, 17.1, 'background'), (person, 12.0, 'pedestrian')]
+    scene = Scene(ground=surfaces.box((80, 80, 0.1), (0, 0, -0.05)), kind='street', objects=[
+        SceneObject(i, CLASS_NAMES.index(name), surface.moved(0.0, (x, 5.0, 0.0)),
+                    np.array([x, 5.0, 0.0]), 0.0, name)
+        for i, (surface, x, name) in enumerate(placed)])
+    xyz, object_id, _ = scan(scene, SENSORS['hdl64'], 7).flat()
+    return xyz, object_id
+
+
 def _shown(out, rows: np.ndarray) -> tuple[str, float]:
     """Return the class most of ``rows`` are shown as, and that share."""
     ids, counts = np.unique(out.object_id[rows], return_counts=True)
@@ -75,6 +98,28 @@ def test_a_person_at_a_cars_corner_is_split_off_and_both_are_explained_alone(bac
     assert pipeline.class_names[batch.predicted[merged]] == 'car'
     assert merged in split.car_candidates(batch, pipeline.class_names)
     assert (labels[car] == merged).mean() > 0.98
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_a_person_in_a_cluster_too_long_to_be_an_object_is_found_in_it(backend):
+    xyz, object_id = _person_in_a_gateway()
+    person, wall = np.flatnonzero(object_id == 2), np.flatnonzero(np.isin(object_id, [0, 1]))
+    assert len(person) >= 100
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'), backend=backend)
+    out = pipeline.process(xyz)
+    assert _shown(out, person) == ('pedestrian', pytest.approx(1.0, abs=0.05))
+    ids = out.object_id[person]
+    found = out.objects[int(np.bincount(ids[ids >= 0]).argmax())]
+    assert found.num_points <= len(person) + 3  # the person, not a piece of the wall
+    assert out.saliency[out.object_id == found.object_id].max() == pytest.approx(1.0)
+    assert (out.object_id[wall] < 0).mean() > 0.9  # the rest of it stays dropped
+    # The case it is for: segmented, the person is in an oversize cluster, no object.
+    segments = pipeline._stages.segment(xyz)
+    labels, oversize = (np.asarray(a) for a in (segments.labels, segments.oversize))
+    over = oversize[person]  # the feet's returns are ground
+    home = int(np.bincount(over[over >= 0]).argmax())
+    assert (labels[person] < 0).all() and (over == home).mean() > 0.9
+    assert (oversize[wall] == home).mean() > 0.9
 
 
 def test_a_split_stands_only_if_its_rest_is_still_a_car():

@@ -50,7 +50,9 @@ of the scan does not matter.
 
 Wide clusters: in streets, parked cars in a row, a pedestrian by a wall or
 a bush by a facade touch at this voxel size and become one cluster, often
-wider than ``max_object_size`` and then dropped with everything in it. A
+wider than ``max_object_size`` and then dropped as no object (a person in
+one is looked for on a finer grid later: ``Segmentation.oversize``,
+:mod:`~pointcam_ros.perception.split`). A
 cluster wider (x or y) than ``split_size`` is clustered again on its own with
 ``split_tolerance`` wide voxels (at most ``SPLIT_STEP * cluster_tolerance``),
 and what is still too wide once more,
@@ -195,6 +197,10 @@ class Segmentation:
     ``height`` (M,) float32: each point's height above the local ground level
     (:func:`ground_level`), NaN outside the region of interest; a model input
     (:data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS`).
+    ``oversize`` (M,) int32: ``0..J-1`` for the points of the J clusters
+    dropped only for being longer than ``max_object_size`` (a hedge, a
+    facade; a person may stand in one: :mod:`~pointcam_ros.perception.split`),
+    -1 elsewhere.
     """
 
     labels: Array
@@ -202,6 +208,7 @@ class Segmentation:
     plane: Array
     num_objects: int
     height: Array
+    oversize: Array
 
 
 class SegmentationTables(NamedTuple):
@@ -707,29 +714,36 @@ def split_wide_clusters(cluster: Array, count: int, xyz: Array,
     return cluster, count
 
 
-def keep_clusters(cluster: Array, count: int, xyz: Array, config: PipelineConfig) -> Array:
+def keep_clusters(cluster: Array, count: int, xyz: Array, config: PipelineConfig
+                  ) -> tuple[Array, Array]:
     """
-    Renumber ``count`` clusters of ``(V,)`` int64 ids ``cluster``: ``(count,)`` int32, -1 dropped.
+    Renumber ``count`` clusters of ``(V,)`` int64 ids ``cluster``: kept ones and oversize ones.
 
     A cluster is kept if it has ``min_cluster_points..max_cluster_points``
     points and a longest extent along x, y or z (``xyz`` (V, 3) float32) in
     ``min_object_size..max_object_size`` (so thin poles count by their
-    height); kept clusters are numbered ``0..K-1`` in order of their first point.
+    height); kept clusters are numbered ``0..K-1`` in order of their first
+    point, the others -1: ``(count,)`` int32. The second ``(count,)`` int32
+    numbers ``0..J-1`` the clusters dropped only for being longer than
+    ``max_object_size``, the others -1.
     """
     xp = array_namespace(xyz)
     device = xp.device(xyz)
     sizes = xp.bincount(cluster, minlength=count)
     extent = cluster_extent(cluster, count, xyz)
-    keep = ((sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
-            & (extent >= _f32(config.min_object_size))
-            & (extent <= _f32(config.max_object_size)))
+    counted = (sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
+    large = extent > _f32(config.max_object_size)
+    keep = counted & (extent >= _f32(config.min_object_size)) & ~large
     first = xp.scatter_min(xp.full((count,), len(cluster), xp.int64, device), cluster,
                            xp.arange(len(cluster), xp.int64, device))
     kept = xp.flatnonzero(keep)
     kept = kept[xp.argsort(first[kept], stable=True)]
     remap = xp.full((count,), -1, xp.int32, device)
     remap[kept] = xp.arange(len(kept), xp.int32, device)
-    return remap
+    oversize = xp.flatnonzero(counted & large)
+    too_long = xp.full((count,), -1, xp.int32, device)
+    too_long[oversize] = xp.arange(len(oversize), xp.int32, device)
+    return remap, too_long
 
 
 #: Clustering designs of :func:`segment_scene` (``bench/segmentation_compare.py`` measures
@@ -799,6 +813,7 @@ def segment_scene(xyz: Array, config: PipelineConfig, design: Optional[str] = No
         tables = segmentation_tables(config.seed, xp, device)
     num = len(xyz)
     labels = xp.full((num,), -1, xp.int32, device)
+    oversize = xp.full((num,), -1, xp.int32, device)
     roi_idx = xp.flatnonzero(region_of_interest(xyz, config))
     roi = xp.take(xyz, roi_idx)
     plane = fit_ground(roi, config.ground_threshold, config.seed, tables[:2])
@@ -812,7 +827,8 @@ def segment_scene(xyz: Array, config: PipelineConfig, design: Optional[str] = No
     points = xp.take(xyz, above)
     cluster, count = cluster_points(points, above_ground[above], config, design)
     if count == 0:
-        return Segmentation(labels, ground, plane, 0, above_ground)
-    remap = keep_clusters(cluster, count, points, config)
+        return Segmentation(labels, ground, plane, 0, above_ground, oversize)
+    remap, too_long = keep_clusters(cluster, count, points, config)
     labels[above] = remap[cluster]
-    return Segmentation(labels, ground, plane, int((remap >= 0).sum()), above_ground)
+    oversize[above] = too_long[cluster]
+    return Segmentation(labels, ground, plane, int((remap >= 0).sum()), above_ground, oversize)

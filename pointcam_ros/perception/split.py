@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Split people off the car they touch: a split the classifier confirms.
+Split people off the car they touch, and out of clusters too long to be objects.
 
 A person at a car door or a cyclist beside a parked car touch it within any
 reach that keeps a sparse car whole, and the pair comes out as one cluster
@@ -39,12 +39,22 @@ only when the rest is still a car to the model (at least
 ``min_confidence``): a fence or a hedge called car does not shed "people".
 A cluster with no such piece is left as it was.
 
+A cluster longer than ``max_object_size`` is dropped as no object (a
+hedge, a facade, a wall), and a person in it with it: one at a gateway in a
+wall, or seen from the hips up over a hedge she stands in, touches it within
+any reach that keeps a sparse car whole (Autoware re-clusters a merged
+cluster finer for the same reason). Such clusters
+(``Segments.oversize``) are cut on the same fine grid in the same pass, and
+their person-shaped pieces go through the model in the same batch; a piece
+it calls a person class with at least ``min_confidence`` becomes an object.
+The rest stays dropped, so there is no rest to check.
+
 The shape decides which pieces are asked, the model which are people; the
 cost is the fine cut of the candidates and two small batches on the scans
 that have a person-shaped piece.
 """
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
@@ -82,6 +92,24 @@ def car_candidates(batch: ObjectBatch, class_names: Sequence[str]) -> np.ndarray
     width = np.minimum(batch.cores[:, 0], batch.cores[:, 1])
     large = (length > CAR_LENGTH) | (width > CAR_WIDTH)
     return np.flatnonzero((names == 'car') & large & (length <= CLASS_MAX_LENGTH['car']))
+
+
+def oversize_clusters(segments: Segments) -> list[np.ndarray]:
+    """
+    Rows ``(n_j,)`` int64 of each cluster dropped for being longer than ``max_object_size``.
+
+    In the order of their ids (``segments.oversize``); none without them.
+    Only the rows of such points cross from the device to the host.
+    """
+    if segments.oversize is None:
+        return []
+    xp = array_namespace(segments.oversize)
+    rows = xp.flatnonzero(segments.oversize >= 0)
+    ids = xp.to_numpy(xp.take(segments.oversize, rows))
+    rows = xp.to_numpy(rows).astype(np.int64)
+    order = np.argsort(ids, kind='stable')
+    bounds = np.searchsorted(ids[order], np.arange(int(ids.max()) + 2 if len(ids) else 1))
+    return [rows[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def person_pieces(segments: Segments, clusters: Sequence[np.ndarray], min_points: int
@@ -169,25 +197,28 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
                  class_names: Sequence[str], config: PipelineConfig,
                  limit: int) -> ObjectBatch:
     """
-    Return ``batch`` with the people split off its too-large "cars" (or ``batch`` itself).
+    Return ``batch`` with the people split off its too-large "cars" and out of oversize clusters.
 
     ``explain`` classifies and explains the objects of a :class:`Segments`
     (:func:`explain_with`); ``segments`` are the scan's, ``batch`` their
     explained objects; ``limit`` the most objects a scan may have (and the
     most pieces one pass may classify: the largest are kept). Split people
-    get ids after the batch's, while the scan stays within ``limit``; each
-    split car keeps its id and gets the result of its rest, which must keep
-    at least ``min_cluster_points`` points.
+    get ids after the batch's (those off cars first), while the scan stays
+    within ``limit``; each split car keeps its id and gets the result of its
+    rest, which must keep at least ``min_cluster_points`` points. The rest
+    of an oversize cluster stays dropped. ``batch`` itself when nothing is
+    split.
     """
     candidates = car_candidates(batch, class_names)
+    oversize = oversize_clusters(segments)
     room = limit - len(batch)
-    if len(candidates) == 0 or room <= 0:
+    if (len(candidates) == 0 and not oversize) or room <= 0:
         return batch
-    found = person_pieces(segments, [np.flatnonzero(batch.labels == k) for k in candidates],
-                          config.min_cluster_points)
+    clusters = [np.flatnonzero(batch.labels == k) for k in candidates] + oversize
+    found = person_pieces(segments, clusters, config.min_cluster_points)
     if not found:
         return batch
-    owners = [int(candidates[j]) for j, _ in found]
+    owners = [j for j, _ in found]
     groups = [rows for _, rows in found]
     if len(groups) > limit:  # the largest pieces, in their order
         kept = largest_first([len(rows) for rows in groups], limit)
@@ -197,52 +228,58 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
     confidence = pieces.probs[np.arange(len(groups)), pieces.predicted]
     person = np.isin(names, list(PERSON_CLASSES)) & (confidence >= config.min_confidence)
     split, rests = [], []
-    for k in candidates:
-        mine = [i for i, owner in enumerate(owners) if owner == k]
+    for j, k in enumerate(candidates):
+        mine = [i for i, owner in enumerate(owners) if owner == j]
         people = [i for i in mine if person[i]][:room - sum(len(p) for _, p in split)]
         if not people:
             continue
-        rest = np.setdiff1d(np.flatnonzero(batch.labels == k),
-                            np.concatenate([groups[i] for i in people]))
+        rest = np.setdiff1d(clusters[j], np.concatenate([groups[i] for i in people]))
         if len(rest) < config.min_cluster_points:
             continue
         split.append((int(k), people))
         rests.append(rest)
-    if not split:
+    kept = []
+    if split:
+        rest = explain_groups(explain, segments, rests)
+        rest_names = np.asarray(class_names, dtype=object)[rest.predicted]
+        rest_confidence = rest.probs[np.arange(len(rests)), rest.predicted]
+        kept = [j for j in range(len(split))
+                if rest_names[j] == 'car' and rest_confidence[j] >= config.min_confidence]
+    used = sum(len(split[j][1]) for j in kept)
+    loose = [i for i, owner in enumerate(owners)
+             if owner >= len(candidates) and person[i]][:max(0, room - used)]
+    if not kept and not loose:
         return batch
-    rest = explain_groups(explain, segments, rests)
-    rest_names = np.asarray(class_names, dtype=object)[rest.predicted]
-    rest_confidence = rest.probs[np.arange(len(rests)), rest.predicted]
-    kept = [j for j in range(len(split))
-            if rest_names[j] == 'car' and rest_confidence[j] >= config.min_confidence]
-    if not kept:
-        return batch
-    return _splice(batch, pieces, groups, rest, rests, [(j, *split[j]) for j in kept])
+    return _splice(batch, pieces, groups, rest if kept else None, rests,
+                   [(j, *split[j]) for j in kept], loose)
 
 
 def _splice(batch: ObjectBatch, pieces: ObjectBatch, groups: list[np.ndarray],
-            rest: ObjectBatch, rests: list[np.ndarray],
-            split: list[tuple[int, int, list[int]]]) -> ObjectBatch:
+            rest: Optional[ObjectBatch], rests: list[np.ndarray],
+            split: list[tuple[int, int, list[int]]], loose: list[int]) -> ObjectBatch:
     """
     Write the rests over their cars and append the people, points and per-object rows.
 
-    ``split``: (rest index j, car k, person piece indices) per split car.
+    ``split``: (rest index j, car k, person piece indices) per split car;
+    ``loose``: the person pieces of oversize clusters, appended after them.
     """
     labels, saliency = batch.labels.copy(), batch.saliency.copy()
     per_object = [a.copy() for a in batch.per_object()]
     added: list[list[np.ndarray]] = [[] for _ in per_object]
-    next_id = len(batch)
-    for j, k, people in split:
+    people = []
+    for j, k, mine in split:
         rows = rests[j]
         saliency[rows] = rest.saliency[rows]
         for column, source in zip(per_object, rest.row(j)):
             column[k] = source
-        for i in people:
-            labels[groups[i]] = next_id
-            saliency[groups[i]] = pieces.saliency[groups[i]]
-            for extra, source in zip(added, pieces.row(i)):
-                extra.append(source)
-            next_id += 1
+        people.extend(mine)
+    next_id = len(batch)
+    for i in people + loose:
+        labels[groups[i]] = next_id
+        saliency[groups[i]] = pieces.saliency[groups[i]]
+        for extra, source in zip(added, pieces.row(i)):
+            extra.append(source)
+        next_id += 1
     columns = [np.concatenate([column, np.stack(extra)])
                for column, extra in zip(per_object, added)]
     return ObjectBatch(labels, saliency, *columns)

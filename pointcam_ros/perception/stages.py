@@ -76,7 +76,11 @@ class Segments:
     height above the local ground; in ``object`` mode above the object's
     lowest point); ``labels`` (F,) object id ``0..count-1`` or -1 (int32
     numpy, int64 torch). Host arrays for numpy, device tensors for torch.
-    ``capped``: clusters left out by the per-scan object cap.
+    ``capped``: clusters left out by the per-scan object cap. ``oversize``
+    (F,) int32 (numpy or on the device): the clusters dropped for being
+    longer than ``max_object_size``, numbered ``0..J-1``, -1 elsewhere
+    (``Segmentation.oversize``); None where nothing was dropped so (object
+    mode, the objects of a re-classification).
     """
 
     points: Array
@@ -84,6 +88,7 @@ class Segments:
     count: int
     height: Array
     capped: int = 0
+    oversize: Optional[Array] = None
 
 
 @dataclass
@@ -222,7 +227,8 @@ class NumpyStages(Stages):
         labels, count = largest_objects(segmentation.labels, segmentation.num_objects,
                                         self.limit)
         return Segments(xyz, labels, count, segmentation.height,
-                        capped=max(0, segmentation.num_objects - self.limit))
+                        capped=max(0, segmentation.num_objects - self.limit),
+                        oversize=segmentation.oversize)
 
     def sample(self, segments: Segments) -> NumpySamples:
         """Draw and normalise each object's samples exactly as in training."""
@@ -321,7 +327,8 @@ class TorchStages(Stages):
         height = segmentation.height
         capped = max(0, count - self.limit)
         labels, count = largest_objects_torch(labels, count, self.limit)
-        return Segments(points, labels, count, height, capped=capped)
+        return Segments(points, labels, count, height, capped=capped,
+                        oversize=segmentation.oversize)
 
     def sample(self, segments: Segments) -> TorchSamples:
         """
