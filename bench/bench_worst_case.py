@@ -22,7 +22,8 @@ case below, each in a fresh subprocess so that its peak resident memory
 issue-11 settings (5 cm voxels with max_range 1000 m) and every range at its
 accepted extreme (``worst``, PipelineConfig's bounds) with every saliency method
 (each explains at most its ``Explainer.max_objects`` objects a scan: 1,024
-for Grad-CAM, 32 for occlusion's 17 forward passes per object).
+for Grad-CAM, 32 for occlusion's 17 forward passes per object), and every
+cluster too long to be an object (all of them cut again, looking for people).
 
     .venv/bin/python bench/bench_worst_case.py [--runs 3] [--device cpu] [--cpu-threads 1]
 """
@@ -51,6 +52,9 @@ CASES = {
     'issue 11: tol 0.05/0.05, range 1000': {'cluster_tolerance': 0.05,
                                             'cluster_z_tolerance': 0.05, 'max_range': 1000.0},
     **{f'worst ({method})': {**WORST, 'method': method} for method in EXPLAINERS},
+    # every cluster too long to be an object: all cut on the split's fine grid
+    'every cluster oversize': {'max_object_size': 0.05, 'min_object_size': 0.01,
+                               'min_cluster_points': 1},
 }
 
 
