@@ -52,9 +52,11 @@ CASES = {
     'issue 11: tol 0.05/0.05, range 1000': {'cluster_tolerance': 0.05,
                                             'cluster_z_tolerance': 0.05, 'max_range': 1000.0},
     **{f'worst ({method})': {**WORST, 'method': method} for method in EXPLAINERS},
-    # every cluster too long to be an object: all cut on the split's fine grid
-    'every cluster oversize': {'max_object_size': 0.05, 'min_object_size': 0.01,
-                               'min_cluster_points': 1},
+    # every limit at its extreme, and every cluster too large to be an object: all of the
+    # scan's clusters cut on the split's fine grid, and up to 1,024 pieces classified
+    'worst, every cluster oversize': {**WORST, 'max_object_size': 0.05},
+    'defaults, every cluster oversize': {'max_object_size': 0.05, 'min_object_size': 0.01,
+                                         'min_cluster_points': 1},
 }
 
 

@@ -420,23 +420,30 @@ def test_split_pieces_never_join_separate_clusters():
 
 
 @pytest.mark.parametrize('backend', ['numpy', 'torch'])
-def test_clusters_longer_than_any_object_are_dropped_and_numbered_as_oversize(backend):
+def test_clusters_too_large_to_be_objects_are_dropped_and_numbered_as_oversize(backend):
     """A person may stand in a hedge too long to be an object: such clusters stay findable."""
     rng = np.random.default_rng(2)
-    lengths, counts = [6.0, 1.0, 8.0, 7.0, 0.1], [40, 40, 4, 40, 40]
+    lengths, counts = [6.0, 1.0, 8.0, 7.0, 0.1, 5.0], [40, 40, 4, 40, 40, 40]
     xyz = np.concatenate([np.stack([rng.uniform(0, length, n), np.full(n, 3.0 * k),
                                     rng.uniform(0, 0.5, n)], 1)
                           for k, (length, n) in enumerate(zip(lengths, counts))])
-    cluster = np.repeat(np.arange(5), counts)
+    xyz[-1, 0], xyz[-2, 0] = 0.0, 5.0  # the last one exactly 5 m long
+    cluster = np.repeat(np.arange(6), counts)
     config = PipelineConfig(max_object_size=5.0, min_cluster_points=10, min_object_size=0.6)
-    args = (cluster, 5, xyz.astype(np.float32), config)
-    if backend == 'torch':
-        args = (torch.from_numpy(cluster), 5, torch.from_numpy(args[2]), config)
-    kept, oversize = (np.asarray(a) for a in keep_clusters(*args))
-    # only the 1 m one is an object; the 6 and 7 m ones are oversize (in their order), not
-    # the 8 m one of 4 points (too few to be anything) nor the 0.1 m one (too small)
-    np.testing.assert_array_equal(kept, [-1, 0, -1, -1, -1])
-    np.testing.assert_array_equal(oversize, [0, -1, -1, 1, -1])
+    # (max_cluster_points, the objects, the oversize ones): the 1 m and the 5 m ones are
+    # objects; the 6 and 7 m ones are oversize (in their order), not the 8 m one of 4 points
+    # (too few to be anything) nor the 0.1 m one (too small); with at most 39 points, every
+    # cluster of 40 points is too large.
+    for max_points, objects, large in ((40, [1, 5], [0, 3]), (39, [], [0, 1, 3, 4, 5])):
+        config = config.replace(max_cluster_points=max_points)
+        args = (cluster, 6, xyz.astype(np.float32), config)
+        if backend == 'torch':
+            args = (torch.from_numpy(cluster), 6, torch.from_numpy(args[2]), config)
+        kept, oversize = (np.asarray(a) for a in keep_clusters(*args))
+        np.testing.assert_array_equal(kept, [objects.index(k) if k in objects else -1
+                                             for k in range(6)])
+        np.testing.assert_array_equal(oversize, [large.index(k) if k in large else -1
+                                                 for k in range(6)])
 
 
 def wall_with_person(gap: float, spacing: float,

@@ -122,6 +122,20 @@ def test_a_person_in_a_cluster_too_long_to_be_an_object_is_found_in_it(backend):
     assert (oversize[wall] == home).mean() > 0.9
 
 
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_a_person_in_an_oversize_cluster_is_found_in_a_scan_with_no_object(backend):
+    xyz, object_id = _person_in_a_gateway()
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'), backend=backend)
+    labels = np.asarray(pipeline._stages.segment(xyz).labels)
+    alone = labels < 0  # without the objects of the scan (a piece of the wall's end)
+    xyz, object_id = xyz[alone], object_id[alone]
+    assert pipeline._stages.segment(xyz).count == 0
+    out = pipeline.process(xyz)
+    assert [obj.class_name for obj in out.objects] == ['pedestrian']
+    assert _shown(out, np.flatnonzero(object_id == 2)) == ('pedestrian',
+                                                           pytest.approx(1.0, abs=0.05))
+
+
 def test_a_split_stands_only_if_its_rest_is_still_a_car():
     xyz, _ = _car_and_person('hdl32')
     pipeline = ScenePipeline(PipelineConfig(device='cpu'))
@@ -265,3 +279,109 @@ def test_explain_groups_equals_a_pass_over_the_whole_scan(backend):
     np.testing.assert_array_equal(got.saliency, expected.saliency)
     for field in ('probs', 'predicted', 'counts', 'boxes', 'cores'):
         np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+
+
+def _answer_by_shape(wall_confidence: float = 0.9) -> split.Explain:
+    """
+    Answer as a model might, from the shape: pedestrian, car (over 3 m long) or background.
+
+    What these tests check is the split's bookkeeping (which pieces are asked, in what
+    order, within what budget, the ids), not the classifier, whose answers the tests above
+    use. People beyond y = 10 m (by the wall of ``_car_and_wall``) get ``wall_confidence``.
+    """
+    def explain(segments: Segments) -> ObjectBatch:
+        points, labels = np.asarray(segments.points), np.asarray(segments.labels, np.int32)
+        count = segments.count
+        probs, cores = np.full((count, 3), 0.05), np.zeros((count, 3))
+        for k in range(count):
+            part = points[labels == k]
+            cores[k] = part.max(axis=0) - part.min(axis=0)
+            person = cores[k, 2] >= 1.2 and cores[k, :2].max() < 1.0
+            kind = 1 if person else (0 if cores[k, :2].max() > 3.0 else 2)
+            wall_side = person and part[:, 1].mean() > 10.0
+            probs[k, kind] = wall_confidence if wall_side else 0.9
+        predicted = probs.argmax(axis=1)
+        return ObjectBatch(labels, (labels >= 0).astype(np.float32), probs, predicted,
+                           predicted.copy(), np.bincount(labels[labels >= 0], minlength=count),
+                           np.zeros((count, 7)), cores)
+    return explain
+
+
+def _car_and_wall(with_car: bool = True) -> tuple[Segments, np.ndarray, list[np.ndarray]]:
+    """
+    Build a car (object 0) with a person at its end, and an oversize wall with three people.
+
+    The wall's people have more points than the car's. Returns the segments, the car
+    person's rows and the wall people's rows.
+    """
+    car = _grid((0.0, 4.6), (0.0, 1.9), (0.3, 1.4), 0.1)
+    person = _grid((5.0, 5.4), (0.0, 0.3), (0.0, 1.7), 0.1)
+    wall = _grid((0.0, 20.0), (20.0, 20.1), (0.0, 1.0), 0.1)
+    people = [_grid((21.0 + 0.8 * i, 21.4 + 0.8 * i), (20.0, 20.3), (0.0, 1.7), 0.08)
+              for i in range(3)]
+    parts = ([car, person] if with_car else []) + [wall, *people]
+    points = np.concatenate(parts).astype(np.float32)
+    sizes = np.cumsum([0] + [len(p) for p in parts])
+    rows = [np.arange(lo, hi) for lo, hi in zip(sizes[:-1], sizes[1:])]
+    labels = np.full(len(points), -1, np.int32)
+    oversize = np.full(len(points), -1, np.int32)
+    if with_car:
+        labels[:sizes[2]] = 0
+    oversize[sizes[2 if with_car else 0]:] = 0
+    segments = Segments(points, labels, int(with_car), points[:, 2].copy(), oversize=oversize)
+    return segments, (rows[1] if with_car else None), rows[-3:]
+
+
+@pytest.mark.parametrize('limit, wall_people', [(3, 1), (2, 0), (10, 3)])
+def test_people_off_cars_come_first_and_the_oversize_ones_fill_the_room_left(
+        limit, wall_people):
+    segments, car_person, people = _car_and_wall()
+    explain = _answer_by_shape()
+    config = PipelineConfig(min_cluster_points=5)
+    batch = explain(segments)
+    out = split.split_people(explain, segments, batch, ['car', 'pedestrian', 'background'],
+                             config, limit)
+    assert len(out) == 2 + wall_people <= limit
+    assert out.counts.sum() == (out.labels >= 0).sum()  # ids 0..K-1, each with its points
+    assert (out.labels[car_person] == 1).all()  # the car's person first, as object 1
+    assert out.counts[0] == batch.counts[0] - len(car_person) and out.predicted[0] == 0
+    found = [np.unique(out.labels[rows]) for rows in people]
+    assert sorted(int(ids[0]) for ids in found if ids[0] >= 0) == list(range(2, 2 + wall_people))
+    assert all(len(ids) == 1 for ids in found)  # a person whole, or not at all
+    assert (out.predicted[1:] == 1).all()
+
+
+def test_people_in_oversize_clusters_need_min_confidence_and_no_object_to_start_from():
+    config = PipelineConfig(min_cluster_points=5)
+    names = ['car', 'pedestrian', 'background']
+    segments, _, people = _car_and_wall(with_car=False)
+    empty = ObjectBatch.empty(len(segments.points), 3)
+    unsure = _answer_by_shape(wall_confidence=config.min_confidence - 0.01)
+    assert split.split_people(unsure, segments, empty, names, config, 10) is empty
+    out = split.split_people(_answer_by_shape(), segments, empty, names, config, 10)
+    assert [np.unique(out.labels[rows]).tolist() for rows in people] == [[0], [1], [2]]
+    assert out.counts.tolist() == [len(rows) for rows in people]
+
+
+def test_a_rejected_car_split_leaves_its_room_to_the_people_in_oversize_clusters():
+    segments, car_person, people = _car_and_wall()
+    answer, calls = _answer_by_shape(), []
+
+    def rest_called_background(objects: Segments) -> ObjectBatch:
+        """Answer by shape, but call the rests (the third pass) background."""
+        calls.append(objects)
+        out = answer(objects)
+        if len(calls) == 3:
+            probs = np.zeros_like(out.probs)
+            probs[:, 2] = 1.0
+            out = ObjectBatch(out.labels, out.saliency, probs, np.full(len(out), 2),
+                              out.targets, out.counts, out.boxes, out.cores)
+        return out
+
+    batch = rest_called_background(segments)
+    out = split.split_people(rest_called_background, segments, batch,
+                             ['car', 'pedestrian', 'background'],
+                             PipelineConfig(min_cluster_points=5), 3)
+    assert len(calls) == 3 and len(out) == 3  # the car whole, and two of the wall's people
+    assert (out.labels[car_person] == 0).all() and out.counts[0] == batch.counts[0]
+    assert sorted(int(out.labels[rows][0]) for rows in people) == [-1, 1, 2]

@@ -198,11 +198,15 @@ class ScenePipeline:
         timings['segment'] = 1e3 * (time.perf_counter() - started)
         if segments.count == 0:
             timings.update(sample=0.0, model=0.0, map_back=0.0)
-            return result
-        samples = _timed(timings, 'sample', stages.sync, stages.sample, segments)
-        explained = _timed(timings, 'model', stages.sync, stages.explain, samples)
-        batch = _timed(timings, 'map_back', stages.sync, stages.map_back, segments, samples,
-                       explained)
+            if segments.oversize is None:
+                return result
+            # No object, but a person may stand in a cluster too large to be one.
+            batch = ObjectBatch.empty(len(segments.labels), len(self.class_names))
+        else:
+            samples = _timed(timings, 'sample', stages.sync, stages.sample, segments)
+            explained = _timed(timings, 'model', stages.sync, stages.explain, samples)
+            batch = _timed(timings, 'map_back', stages.sync, stages.map_back, segments,
+                           samples, explained)
         if stages.config.mode == 'scene':  # people split off cars, vehicles joined: model time
             mark = time.perf_counter()
             explain = explain_with(stages)

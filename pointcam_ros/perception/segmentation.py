@@ -198,9 +198,10 @@ class Segmentation:
     (:func:`ground_level`), NaN outside the region of interest; a model input
     (:data:`~pointcam_ros.model.preprocess.GROUND_NORMALIZATIONS`).
     ``oversize`` (M,) int32: ``0..J-1`` for the points of the J clusters
-    dropped only for being longer than ``max_object_size`` (a hedge, a
-    facade; a person may stand in one: :mod:`~pointcam_ros.perception.split`),
-    -1 elsewhere.
+    dropped for being too large, longer than ``max_object_size`` or with
+    more than ``max_cluster_points`` points (a hedge, a wall, a facade; a
+    person may stand in one: :mod:`~pointcam_ros.perception.split`), -1
+    elsewhere.
     """
 
     labels: Array
@@ -724,15 +725,16 @@ def keep_clusters(cluster: Array, count: int, xyz: Array, config: PipelineConfig
     ``min_object_size..max_object_size`` (so thin poles count by their
     height); kept clusters are numbered ``0..K-1`` in order of their first
     point, the others -1: ``(count,)`` int32. The second ``(count,)`` int32
-    numbers ``0..J-1`` the clusters dropped only for being longer than
-    ``max_object_size``, the others -1.
+    numbers ``0..J-1`` the clusters of at least ``min_cluster_points``
+    dropped for being too large: longer than ``max_object_size`` or with
+    more than ``max_cluster_points`` points; the others -1.
     """
     xp = array_namespace(xyz)
     device = xp.device(xyz)
     sizes = xp.bincount(cluster, minlength=count)
     extent = cluster_extent(cluster, count, xyz)
-    counted = (sizes >= config.min_cluster_points) & (sizes <= config.max_cluster_points)
-    large = extent > _f32(config.max_object_size)
+    counted = sizes >= config.min_cluster_points
+    large = (extent > _f32(config.max_object_size)) | (sizes > config.max_cluster_points)
     keep = counted & (extent >= _f32(config.min_object_size)) & ~large
     first = xp.scatter_min(xp.full((count,), len(cluster), xp.int64, device), cluster,
                            xp.arange(len(cluster), xp.int64, device))

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Split people off the car they touch, and out of clusters too long to be objects.
+Split people off the car they touch, and out of clusters too large to be objects.
 
 A person at a car door or a cyclist beside a parked car touch it within any
 reach that keeps a sparse car whole, and the pair comes out as one cluster
@@ -39,15 +39,17 @@ only when the rest is still a car to the model (at least
 ``min_confidence``): a fence or a hedge called car does not shed "people".
 A cluster with no such piece is left as it was.
 
-A cluster longer than ``max_object_size`` is dropped as no object (a
-hedge, a facade, a wall), and a person in it with it: one at a gateway in a
-wall, or seen from the hips up over a hedge she stands in, touches it within
-any reach that keeps a sparse car whole (Autoware re-clusters a merged
-cluster finer for the same reason). Such clusters
-(``Segments.oversize``) are cut on the same fine grid in the same pass, and
-their person-shaped pieces go through the model in the same batch; a piece
-it calls a person class with at least ``min_confidence`` becomes an object.
-The rest stays dropped, so there is no rest to check.
+A cluster too large to be an object (longer than ``max_object_size`` or
+with more than ``max_cluster_points`` points: a hedge, a wall, a facade) is
+dropped, and a person in it with it: one at a gateway in a wall, or seen
+from the hips up over a hedge she stands in, touches it within any reach
+that keeps a sparse car whole (Autoware re-clusters a merged cluster finer
+for the same reason). Such clusters (``Segments.oversize``) are cut on the
+same fine grid in the same pass, also in a scan with no object, and their
+person-shaped pieces go through the model in the same batch, after the
+cars' pieces and no more than the scan has room for; a piece it calls a
+person class with at least ``min_confidence`` becomes an object. The rest
+stays dropped, so there is no rest to check.
 
 The shape decides which pieces are asked, the model which are people; the
 cost is the fine cut of the candidates and two small batches on the scans
@@ -96,7 +98,7 @@ def car_candidates(batch: ObjectBatch, class_names: Sequence[str]) -> np.ndarray
 
 def oversize_clusters(segments: Segments) -> list[np.ndarray]:
     """
-    Rows ``(n_j,)`` int64 of each cluster dropped for being longer than ``max_object_size``.
+    Rows ``(n_j,)`` int64 of each cluster dropped for being too large to be an object.
 
     In the order of their ids (``segments.oversize``); none without them.
     Only the rows of such points cross from the device to the host.
@@ -201,28 +203,33 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
 
     ``explain`` classifies and explains the objects of a :class:`Segments`
     (:func:`explain_with`); ``segments`` are the scan's, ``batch`` their
-    explained objects; ``limit`` the most objects a scan may have (and the
-    most pieces one pass may classify: the largest are kept). Split people
-    get ids after the batch's (those off cars first), while the scan stays
-    within ``limit``; each split car keeps its id and gets the result of its
-    rest, which must keep at least ``min_cluster_points`` points. The rest
-    of an oversize cluster stays dropped. ``batch`` itself when nothing is
-    split.
+    explained objects; ``limit`` the most objects a scan may have, and the
+    most pieces one pass classifies: the largest pieces off cars first,
+    then the largest of the oversize clusters' up to the room the scan has
+    left. Split people get ids after the batch's (those off cars first),
+    while the scan stays within ``limit``; each split car keeps its id and
+    gets the result of its rest, which must keep at least
+    ``min_cluster_points`` points. The rest of an oversize cluster stays
+    dropped. ``batch`` itself when nothing is split.
     """
+    room = limit - len(batch)
+    if room <= 0:
+        return batch
     candidates = car_candidates(batch, class_names)
     oversize = oversize_clusters(segments)
-    room = limit - len(batch)
-    if (len(candidates) == 0 and not oversize) or room <= 0:
+    if len(candidates) == 0 and not oversize:
         return batch
     clusters = [np.flatnonzero(batch.labels == k) for k in candidates] + oversize
     found = person_pieces(segments, clusters, config.min_cluster_points)
-    if not found:
+    # One pass classifies at most `limit` pieces: the cars' first, then of the oversize
+    # clusters' at most what the scan has room for; the largest of each, in their order.
+    off_cars = _largest([piece for piece in found if piece[0] < len(candidates)], limit)
+    loose = _largest([piece for piece in found if piece[0] >= len(candidates)],
+                     min(room, limit - len(off_cars)))
+    if not off_cars and not loose:
         return batch
-    owners = [j for j, _ in found]
-    groups = [rows for _, rows in found]
-    if len(groups) > limit:  # the largest pieces, in their order
-        kept = largest_first([len(rows) for rows in groups], limit)
-        owners, groups = [owners[i] for i in kept], [groups[i] for i in kept]
+    owners = [j for j, _ in off_cars + loose]
+    groups = [rows for _, rows in off_cars + loose]
     pieces = explain_groups(explain, segments, groups)
     names = np.asarray(class_names, dtype=object)[pieces.predicted]
     confidence = pieces.probs[np.arange(len(groups)), pieces.predicted]
@@ -246,12 +253,19 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
         kept = [j for j in range(len(split))
                 if rest_names[j] == 'car' and rest_confidence[j] >= config.min_confidence]
     used = sum(len(split[j][1]) for j in kept)
-    loose = [i for i, owner in enumerate(owners)
-             if owner >= len(candidates) and person[i]][:max(0, room - used)]
-    if not kept and not loose:
+    loose_people = [i for i, owner in enumerate(owners)
+                    if owner >= len(candidates) and person[i]][:max(0, room - used)]
+    if not kept and not loose_people:
         return batch
     return _splice(batch, pieces, groups, rest if kept else None, rests,
-                   [(j, *split[j]) for j in kept], loose)
+                   [(j, *split[j]) for j in kept], loose_people)
+
+
+def _largest(pieces: list[tuple[int, np.ndarray]], limit: int) -> list[tuple[int, np.ndarray]]:
+    """Return the ``limit`` (or fewer) largest ``(owner, rows)`` pieces, in their order."""
+    if len(pieces) <= limit:
+        return pieces
+    return [pieces[i] for i in largest_first([len(rows) for _, rows in pieces], max(0, limit))]
 
 
 def _splice(batch: ObjectBatch, pieces: ObjectBatch, groups: list[np.ndarray],

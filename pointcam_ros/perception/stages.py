@@ -77,10 +77,10 @@ class Segments:
     lowest point); ``labels`` (F,) object id ``0..count-1`` or -1 (int32
     numpy, int64 torch). Host arrays for numpy, device tensors for torch.
     ``capped``: clusters left out by the per-scan object cap. ``oversize``
-    (F,) int32 (numpy or on the device): the clusters dropped for being
-    longer than ``max_object_size``, numbered ``0..J-1``, -1 elsewhere
-    (``Segmentation.oversize``); None where nothing was dropped so (object
-    mode, the objects of a re-classification).
+    (F,) int32 (numpy or on the device): the clusters dropped for being too
+    large, numbered ``0..J-1``, -1 elsewhere (``Segmentation.oversize``);
+    None where nothing was dropped so (object mode, the objects of a
+    re-classification).
     """
 
     points: Array
@@ -166,6 +166,13 @@ class ObjectBatch:
     counts: np.ndarray
     boxes: np.ndarray
     cores: np.ndarray
+
+    @classmethod
+    def empty(cls, num_points: int, num_classes: int) -> 'ObjectBatch':
+        """Return no object over ``num_points`` points: labels -1, saliency 0, no rows."""
+        return cls(np.full(num_points, -1, np.int32), np.zeros(num_points, np.float32),
+                   np.zeros((0, num_classes)), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                   np.zeros(0, np.int64), np.zeros((0, 7)), np.zeros((0, 3)))
 
     def __len__(self) -> int:
         """Return the number of objects K."""
