@@ -743,9 +743,9 @@ def keep_clusters(cluster: Array, count: int, xyz: Array, config: PipelineConfig
     remap = xp.full((count,), -1, xp.int32, device)
     remap[kept] = xp.arange(len(kept), xp.int32, device)
     oversize = xp.flatnonzero(counted & large)
-    too_long = xp.full((count,), -1, xp.int32, device)
-    too_long[oversize] = xp.arange(len(oversize), xp.int32, device)
-    return remap, too_long
+    too_large = xp.full((count,), -1, xp.int32, device)
+    too_large[oversize] = xp.arange(len(oversize), xp.int32, device)
+    return remap, too_large
 
 
 #: Clustering designs of :func:`segment_scene` (``bench/segmentation_compare.py`` measures
@@ -830,7 +830,7 @@ def segment_scene(xyz: Array, config: PipelineConfig, design: Optional[str] = No
     cluster, count = cluster_points(points, above_ground[above], config, design)
     if count == 0:
         return Segmentation(labels, ground, plane, 0, above_ground, oversize)
-    remap, too_long = keep_clusters(cluster, count, points, config)
+    remap, too_large = keep_clusters(cluster, count, points, config)
     labels[above] = remap[cluster]
-    oversize[above] = too_long[cluster]
+    oversize[above] = too_large[cluster]
     return Segmentation(labels, ground, plane, int((remap >= 0).sum()), above_ground, oversize)
