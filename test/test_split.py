@@ -385,3 +385,19 @@ def test_a_rejected_car_split_leaves_its_room_to_the_people_in_oversize_clusters
     assert len(calls) == 3 and len(out) == 3  # the car whole, and two of the wall's people
     assert (out.labels[car_person] == 0).all() and out.counts[0] == batch.counts[0]
     assert sorted(int(out.labels[rows][0]) for rows in people) == [-1, 1, 2]
+
+
+def test_people_in_oversize_clusters_need_loose_min_points():
+    config = PipelineConfig(min_cluster_points=5)
+    wall = _grid((0.0, 20.0), (20.0, 20.1), (0.0, 1.0), 0.1)
+    for width, asked in ((0.1, False), (0.2, True)):  # a "person" of 24 points, one of 36
+        person = np.concatenate([_grid((21.0, 21.0 + width), (20.0, 20.1), (z, z), 0.1)
+                                 for z in np.arange(0.0, 1.51, 0.3)])
+        assert (len(person) >= split.LOOSE_MIN_POINTS) == asked
+        points = np.concatenate([wall, person]).astype(np.float32)
+        segments = Segments(points, np.full(len(points), -1, np.int32), 0, points[:, 2].copy(),
+                            oversize=np.zeros(len(points), np.int32))
+        empty = ObjectBatch.empty(len(points), 3)
+        out = split.split_people(_answer_by_shape(), segments, empty,
+                                 ['car', 'pedestrian', 'background'], config, 10)
+        assert len(out) == int(asked) and (out is empty) != asked
