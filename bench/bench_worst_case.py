@@ -23,7 +23,7 @@ issue-11 settings (5 cm voxels with max_range 1000 m) and every range at its
 accepted extreme (``worst``, PipelineConfig's bounds) with every saliency method
 (each explains at most its ``Explainer.max_objects`` objects a scan: 1,024
 for Grad-CAM, 32 for occlusion's 17 forward passes per object), and every
-cluster too long to be an object (all of them cut again, looking for people).
+cluster too large to be an object (all of them cut again, looking for people).
 
     .venv/bin/python bench/bench_worst_case.py [--runs 3] [--device cpu] [--cpu-threads 1]
 """
@@ -52,11 +52,10 @@ CASES = {
     'issue 11: tol 0.05/0.05, range 1000': {'cluster_tolerance': 0.05,
                                             'cluster_z_tolerance': 0.05, 'max_range': 1000.0},
     **{f'worst ({method})': {**WORST, 'method': method} for method in EXPLAINERS},
-    # every limit at its extreme, and every cluster too large to be an object: all of the
-    # scan's clusters cut on the split's fine grid, and up to 1,024 pieces classified
-    'worst, every cluster oversize': {**WORST, 'max_object_size': 0.05},
-    'defaults, every cluster oversize': {'max_object_size': 0.05, 'min_object_size': 0.01,
-                                         'min_cluster_points': 1},
+    # every limit at its extreme, and every cluster of two points or more too large to be
+    # an object: no object is kept, and all of the scan's clusters are cut on the split's
+    # fine grid to look for people in them
+    'worst, every cluster oversize': {**WORST, 'max_cluster_points': 1},
 }
 
 

@@ -307,6 +307,43 @@ def _answer_by_shape(wall_confidence: float = 0.9) -> split.Explain:
     return explain
 
 
+def _person(x: float, y: float, points: int = 36) -> np.ndarray:
+    """
+    Build a thin standing "person" of ``points`` (24-36) points at (x, y), 1.5 m tall.
+
+    Six rings 0.3 m apart of 3 x 2 points 0.1 m apart (0.2 x 0.1 m), one piece on the
+    split's fine grid; for fewer points, each ring loses points off its back row end, the
+    top rings first.
+    """
+    rings = [_grid((x, x + 0.2), (y, y + 0.1), (z, z), 0.1) for z in np.arange(1.5, -0.01, -0.3)]
+    cut = 36 - points
+    return np.concatenate([ring[:len(ring) - cut // 6 - int(k < cut % 6)]
+                           for k, ring in enumerate(rings)])
+
+
+def _scene(car_people: list[np.ndarray], wall_people: list[np.ndarray]
+           ) -> tuple[Segments, list[np.ndarray], list[np.ndarray]]:
+    """
+    Build a car (object 0, if it has people) with ``car_people`` at its end, and an oversize wall.
+
+    ``wall_people`` stand by the 20 m wall, 20 m aside (one oversize cluster with it).
+    Returns the segments, the car people's rows and the wall people's rows.
+    """
+    car = [_grid((0.0, 4.6), (0.0, 1.9), (0.3, 1.4), 0.1)] if car_people else []
+    wall = _grid((0.0, 20.0), (20.0, 20.1), (0.0, 1.0), 0.1)
+    parts = car + list(car_people) + [wall] + list(wall_people)
+    points = np.concatenate(parts).astype(np.float32)
+    sizes = np.cumsum([0] + [len(p) for p in parts])
+    rows = [np.arange(lo, hi) for lo, hi in zip(sizes[:-1], sizes[1:])]
+    on_car = len(car) + len(car_people)
+    labels = np.full(len(points), -1, np.int32)
+    labels[:sizes[on_car]] = 0
+    oversize = np.full(len(points), -1, np.int32)
+    oversize[sizes[on_car]:] = 0
+    segments = Segments(points, labels, int(on_car > 0), points[:, 2].copy(), oversize=oversize)
+    return segments, rows[len(car):on_car], rows[on_car + 1:]
+
+
 def _car_and_wall(with_car: bool = True) -> tuple[Segments, np.ndarray, list[np.ndarray]]:
     """
     Build a car (object 0) with a person at its end, and an oversize wall with three people.
@@ -314,22 +351,63 @@ def _car_and_wall(with_car: bool = True) -> tuple[Segments, np.ndarray, list[np.
     The wall's people have more points than the car's. Returns the segments, the car
     person's rows and the wall people's rows.
     """
-    car = _grid((0.0, 4.6), (0.0, 1.9), (0.3, 1.4), 0.1)
-    person = _grid((5.0, 5.4), (0.0, 0.3), (0.0, 1.7), 0.1)
-    wall = _grid((0.0, 20.0), (20.0, 20.1), (0.0, 1.0), 0.1)
+    person = [_grid((5.0, 5.4), (0.0, 0.3), (0.0, 1.7), 0.1)] if with_car else []
     people = [_grid((21.0 + 0.8 * i, 21.4 + 0.8 * i), (20.0, 20.3), (0.0, 1.7), 0.08)
               for i in range(3)]
-    parts = ([car, person] if with_car else []) + [wall, *people]
-    points = np.concatenate(parts).astype(np.float32)
-    sizes = np.cumsum([0] + [len(p) for p in parts])
-    rows = [np.arange(lo, hi) for lo, hi in zip(sizes[:-1], sizes[1:])]
-    labels = np.full(len(points), -1, np.int32)
-    oversize = np.full(len(points), -1, np.int32)
-    if with_car:
-        labels[:sizes[2]] = 0
-    oversize[sizes[2 if with_car else 0]:] = 0
-    segments = Segments(points, labels, int(with_car), points[:, 2].copy(), oversize=oversize)
-    return segments, (rows[1] if with_car else None), rows[-3:]
+    segments, car_people, wall_people = _scene(person, people)
+    return segments, (car_people[0] if with_car else None), wall_people
+
+
+def _asking(explain: split.Explain) -> tuple[split.Explain, list[int]]:
+    """Wrap ``explain``; the list gets the number of objects of every pass."""
+    passes: list[int] = []
+
+    def run(segments: Segments) -> ObjectBatch:
+        passes.append(segments.count)
+        return explain(segments)
+    return run, passes
+
+
+def test_one_pass_asks_at_most_limit_pieces_the_cars_first_then_the_largest_by_walls():
+    names, config = ['car', 'pedestrian', 'background'], PipelineConfig(min_cluster_points=5)
+    # three people off a car fill a limit of 3 alone: none of the wall's is asked
+    segments, car_people, wall_people = _scene(
+        [_person(5.0 + 0.5 * i, 0.0) for i in range(3)], [_person(21.0, 20.0)])
+    explain, passes = _asking(_answer_by_shape())
+    batch = _answer_by_shape()(segments)
+    split.split_people(explain, segments, batch, names, config, 3)
+    assert passes[0] == 3
+    # no car: of the wall's people of 30, 36 and 33 points, room for one: the largest
+    segments, _, wall_people = _scene([], [_person(21.0 + 0.5 * i, 20.0, points)
+                                           for i, points in enumerate((30, 36, 33))])
+    explain, passes = _asking(_answer_by_shape())
+    empty = ObjectBatch.empty(len(segments.points), 3)
+    out = split.split_people(explain, segments, empty, names, config, 1)
+    assert passes == [1] and out.counts.tolist() == [36]
+    assert (out.labels[wall_people[1]] == 0).all()
+
+
+def test_the_points_floor_is_for_pieces_of_oversize_clusters_only():
+    names, config = ['car', 'pedestrian', 'background'], PipelineConfig(min_cluster_points=5)
+    assert split.LOOSE_MIN_POINTS == 30
+    # by the wall: 30 points are asked, 29 are not
+    for points, asked in ((29, False), (30, True)):
+        segments, _, wall_people = _scene([], [_person(21.0, 20.0, points)])
+        assert len(wall_people[0]) == points
+        empty = ObjectBatch.empty(len(segments.points), 3)
+        out = split.split_people(_answer_by_shape(), segments, empty, names, config, 10)
+        assert len(out) == int(asked)
+    # nor more than max_cluster_points: no object may have more
+    segments, _, wall_people = _scene([], [_person(21.0, 20.0, 36), _person(22.0, 20.0, 30)])
+    empty = ObjectBatch.empty(len(segments.points), 3)
+    out = split.split_people(_answer_by_shape(), segments, empty, names,
+                             config.replace(max_cluster_points=35), 10)
+    assert out.counts.tolist() == [30] and (out.labels[wall_people[1]] == 0).all()
+    # off a car, 24 points are enough (min_cluster_points): the car's rest confirms it
+    segments, car_people, _ = _scene([_person(5.0, 0.0, 24)], [])
+    batch = _answer_by_shape()(segments)
+    out = split.split_people(_answer_by_shape(), segments, batch, names, config, 10)
+    assert len(out) == 2 and out.counts[1] == 24 and (out.labels[car_people[0]] == 1).all()
 
 
 @pytest.mark.parametrize('limit, wall_people', [(3, 1), (2, 0), (10, 3)])
@@ -385,19 +463,3 @@ def test_a_rejected_car_split_leaves_its_room_to_the_people_in_oversize_clusters
     assert len(calls) == 3 and len(out) == 3  # the car whole, and two of the wall's people
     assert (out.labels[car_person] == 0).all() and out.counts[0] == batch.counts[0]
     assert sorted(int(out.labels[rows][0]) for rows in people) == [-1, 1, 2]
-
-
-def test_people_in_oversize_clusters_need_loose_min_points():
-    config = PipelineConfig(min_cluster_points=5)
-    wall = _grid((0.0, 20.0), (20.0, 20.1), (0.0, 1.0), 0.1)
-    for width, asked in ((0.1, False), (0.2, True)):  # a "person" of 24 points, one of 36
-        person = np.concatenate([_grid((21.0, 21.0 + width), (20.0, 20.1), (z, z), 0.1)
-                                 for z in np.arange(0.0, 1.51, 0.3)])
-        assert (len(person) >= split.LOOSE_MIN_POINTS) == asked
-        points = np.concatenate([wall, person]).astype(np.float32)
-        segments = Segments(points, np.full(len(points), -1, np.int32), 0, points[:, 2].copy(),
-                            oversize=np.zeros(len(points), np.int32))
-        empty = ObjectBatch.empty(len(points), 3)
-        out = split.split_people(_answer_by_shape(), segments, empty,
-                                 ['car', 'pedestrian', 'background'], config, 10)
-        assert len(out) == int(asked) and (out is empty) != asked

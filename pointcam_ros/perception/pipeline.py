@@ -200,7 +200,8 @@ class ScenePipeline:
             timings.update(sample=0.0, model=0.0, map_back=0.0)
             if segments.oversize is None:
                 return result
-            # No object, but a person may stand in a cluster too large to be one.
+            # No object; in scene mode a person may still stand in a cluster too large to
+            # be one (split_people looks, and returns at once if there is none).
             batch = ObjectBatch.empty(len(segments.labels), len(self.class_names))
         else:
             samples = _timed(timings, 'sample', stages.sync, stages.sample, segments)

@@ -46,8 +46,8 @@ from the hips up over a hedge she stands in, touches it within any reach
 that keeps a sparse car whole (Autoware re-clusters a merged cluster finer
 for the same reason). Such clusters (``Segments.oversize``) are cut on the
 same fine grid in the same pass, also in a scan with no object, and their
-person-shaped pieces of at least :data:`LOOSE_MIN_POINTS` points go
-through the model in the same batch, after the cars' pieces and no more
+person-shaped pieces of :data:`LOOSE_MIN_POINTS` to ``max_cluster_points``
+points go through the model in the same batch, after the cars' pieces and no more
 than the scan has room for; a piece it calls a person class with at least
 ``min_confidence`` becomes an object. The rest stays dropped, so there is
 no rest to check.
@@ -81,8 +81,8 @@ PERSON_MIN_HEIGHT = 0.5
 #: least ``min_cluster_points``). No rest confirms such a piece, as the rest of a car does,
 #: so only pieces in the model's surer range are asked: on the simulated test objects it is
 #: right on 78 % of those of 15-29 points and 86 % of those of 30-59 (docs/model.md), and the
-#: issue's road users count from 30 points. About 15 m on a VLP-16, farther on denser
-#: sensors.
+#: issue's road users count from 30 points. A whole standing person gives 30 points out to
+#: about 11 m on a VLP-16, 16 m on an HDL-32E and 33 m on an HDL-64E (docs/method.md).
 LOOSE_MIN_POINTS = 30
 
 #: ``stages.map_back(segments, samples, explained)`` after ``sample`` and ``explain``.
@@ -232,9 +232,9 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
     # One pass classifies at most `limit` pieces: the cars' first, then of the oversize
     # clusters' at most what the scan has room for; the largest of each, in their order.
     off_cars = _largest([piece for piece in found if piece[0] < len(candidates)], limit)
-    fewest = max(LOOSE_MIN_POINTS, config.min_cluster_points)
+    fewest, most = max(LOOSE_MIN_POINTS, config.min_cluster_points), config.max_cluster_points
     loose = _largest([piece for piece in found
-                      if piece[0] >= len(candidates) and len(piece[1]) >= fewest],
+                      if piece[0] >= len(candidates) and fewest <= len(piece[1]) <= most],
                      min(room, limit - len(off_cars)))
     if not off_cars and not loose:
         return batch
