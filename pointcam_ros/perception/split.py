@@ -65,7 +65,8 @@ from pointcam_ros.perception.range_image import looks_like_person
 from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
 from pointcam_ros.perception.segmentation import (
     array_namespace, cluster_voxels, pieces_by_cluster)
-from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments, Stages
+from pointcam_ros.perception.stages import (
+    group_rows, largest_first, ObjectBatch, Segments, Stages)
 
 #: m; a cluster called car whose core is longer (or wider) than this is a candidate.
 CAR_LENGTH = 4.4
@@ -117,8 +118,7 @@ def oversize_clusters(segments: Segments) -> list[np.ndarray]:
     rows = xp.flatnonzero(segments.oversize >= 0)
     ids = xp.to_numpy(xp.take(segments.oversize, rows))
     rows = xp.to_numpy(rows).astype(np.int64)
-    order = np.argsort(ids, kind='stable')
-    bounds = np.searchsorted(ids[order], np.arange(int(ids.max()) + 2 if len(ids) else 1))
+    order, bounds = group_rows(ids, int(ids.max()) + 1 if len(ids) else 0)
     return [rows[order[lo:hi]] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
@@ -147,11 +147,8 @@ def person_pieces(segments: Segments, clusters: Sequence[np.ndarray], min_points
     piece, count = cluster_voxels(points, SPLIT_VOXEL, SPLIT_VOXEL_HEIGHT)
     points, height = xp.to_numpy(points), xp.to_numpy(xp.take(segments.height, where))
     piece, piece_owner = pieces_by_cluster(xp.to_numpy(piece), count, owner)
-    count = len(piece_owner)
-    # Stable, by radix for 16-bit ids: each piece's points in their order, in O(n).
-    order = np.argsort(piece.astype(np.int16) if count < 2 ** 15 else piece, kind='stable')
-    starts = np.searchsorted(piece[order], np.arange(count))
-    size = np.diff(np.append(starts, len(order)))
+    order, bounds = group_rows(piece, len(piece_owner))  # each piece's points in their order
+    starts, size = bounds[:-1], np.diff(bounds)
     low = np.minimum.reduceat(points[order], starts, axis=0)
     extent = np.maximum.reduceat(points[order], starts, axis=0) - low
     top = np.maximum.reduceat(height[order], starts)

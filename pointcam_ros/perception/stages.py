@@ -243,9 +243,7 @@ class NumpyStages(Stages):
                                       segments.height)
         normalization = self.loaded.normalization
         grounded = normalization in GROUND_NORMALIZATIONS
-        # Stable, so each object's points keep their order; 16-bit ids sort by radix, in O(F).
-        order = np.argsort(labels.astype(np.int16) if count < 2 ** 15 else labels, kind='stable')
-        bounds = np.searchsorted(labels[order], np.arange(count + 1))
+        order, bounds = group_rows(labels, count)
         members = [order[bounds[k]:bounds[k + 1]] for k in range(count)]
         n = self.loaded.num_points
         counts = np.diff(bounds)
@@ -469,6 +467,19 @@ def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
     ladder = np.array(sorted(sizes), np.int64)
     pick = np.searchsorted(ladder, np.asarray(counts, np.int64))
     return ladder[np.minimum(pick, len(ladder) - 1)]
+
+
+def group_rows(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Positions of ``(n,)`` integer ``ids`` grouped by id ``0..count-1``: ``order``, ``bounds``.
+
+    ``order`` (n,) int64 sorts the positions by id, stably (each id's positions
+    keep their order; ids of 16 bits sort by radix, in O(n)); id k's positions
+    are ``order[bounds[k]:bounds[k + 1]]``, ``bounds`` (count + 1,) int64.
+    Negative ids (no group) sort first and belong to none.
+    """
+    order = np.argsort(ids.astype(np.int16) if count < 2 ** 15 else ids, kind='stable')
+    return order, np.searchsorted(ids[order], np.arange(count + 1))
 
 
 def largest_first(sizes: Sequence[int], limit: int) -> np.ndarray:
