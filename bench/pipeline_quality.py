@@ -25,7 +25,10 @@ pedestrian, cyclist) within 40 m with >= 30 points that are found as one
 cluster *and shown with their class* (not "unknown"), over all of them; and
 false alarms: reported clusters whose points are mostly not a road user's
 (background, poles, trees, ground) shown as a road user, over all such
-clusters.
+clusters. The same two figures by sensor (the scenes take the presets in turn),
+and why each missed road user was missed: in no object, split (its largest
+cluster is mostly its own but under IoU 0.7), merged with something else,
+split and merged, or one cluster shown as unknown or with a wrong class.
 
     .venv/bin/python bench/pipeline_quality.py --scenes 60
     .venv/bin/python bench/pipeline_quality.py --scenes 20 --kind street campus
@@ -64,11 +67,16 @@ def main():
     reported = 0
     shown_right = {name: [0, 0] for name in ROAD_USERS}  # found, shown right; eligible
     not_road_users = false_alarms = 0
+    # sensor -> [road users shown right, eligible road users, false alarms, not road users]
+    by_sensor = {name: [0, 0, 0, 0] for name in sensors}
+    causes = {}  # why an eligible road user was missed -> count
     runs = [(kind, seed) for kind in args.kind
             for seed in range(args.first_seed, args.first_seed + args.scenes)]
     for kind, seed in runs:
         scene = random_scene(seed, kind=kind)
-        result = scan(scene, SENSORS[sensors[seed % len(sensors)]], seed)
+        sensor = sensors[seed % len(sensors)]
+        tally = by_sensor[sensor]
+        result = scan(scene, SENSORS[sensor], seed)
         xyz, truth_id, truth_class = result.flat()
         out = pipeline.process(xyz)
         reported += len(out.objects)
@@ -78,22 +86,32 @@ def main():
                 rules_all[rule] = rules_all.get(rule, 0) + 1
             owners = truth_class[out.object_id == detected.object_id]
             if np.isin(owners, ROAD_USER_IDS).mean() < 0.5:
+                alarm = (not detected.unknown) and detected.class_name in ROAD_USERS
                 not_road_users += 1
-                false_alarms += (not detected.unknown) and detected.class_name in ROAD_USERS
+                false_alarms += alarm
+                tally[2] += alarm
+                tally[3] += 1
         for obj in scene.objects:
             truth = truth_id == obj.object_id
             if truth.sum() < 30 or np.hypot(*obj.center[:2]) > 40:
                 continue
             eligible += 1
             found[CLASS_NAMES[obj.class_id]][1] += 1
-            if CLASS_NAMES[obj.class_id] in ROAD_USERS:
+            road_user = CLASS_NAMES[obj.class_id] in ROAD_USERS
+            if road_user:
                 shown_right[CLASS_NAMES[obj.class_id]][1] += 1
+                tally[1] += 1
             ids = out.object_id[truth]
             ids = ids[ids >= 0]
             if len(ids) == 0:
+                if road_user:
+                    causes['in no object'] = causes.get('in no object', 0) + 1
                 continue
             cluster = out.object_id == np.bincount(ids).argmax()
             if (cluster & truth).sum() / (cluster | truth).sum() < 0.7:
+                if road_user:
+                    cause = miss_cause(cluster, truth)
+                    causes[cause] = causes.get(cause, 0) + 1
                 continue
             matched += 1
             found[CLASS_NAMES[obj.class_id]][0] += 1
@@ -104,8 +122,13 @@ def main():
                 rules_matched[key] = rules_matched.get(key, 0) + 1
             correct += good
             shown = out.objects[int(out.object_id[cluster][0])]
-            if CLASS_NAMES[obj.class_id] in ROAD_USERS:
+            if road_user:
                 shown_right[CLASS_NAMES[obj.class_id]][0] += good and not shown.unknown
+                tally[0] += good and not shown.unknown
+                if shown.unknown or not good:
+                    cause = 'one cluster, shown as unknown' if shown.unknown else (
+                        'one cluster, wrong class')
+                    causes[cause] = causes.get(cause, 0) + 1
             per_class[CLASS_NAMES[obj.class_id]][0] += good
             per_class[CLASS_NAMES[obj.class_id]][1] += 1
     kinds = '+'.join(args.kind)
@@ -123,8 +146,28 @@ def main():
           + f'; false alarms: {false_alarms}/{not_road_users} '
           f'({100 * false_alarms / max(not_road_users, 1):.1f} %) of the clusters that are '
           'not road users shown as one')
+    print('by sensor (road users found as one and shown right; false alarms): ' + ', '.join(
+        f'{name} {r}/{e} ({100 * r / max(e, 1):.1f} %), {f}/{n}'
+        for name, (r, e, f, n) in by_sensor.items()))
+    print(f'road users missed ({users - right}), why: ' + ', '.join(
+        f'{cause} {n}' for cause, n in sorted(causes.items(), key=lambda kv: -kv[1])))
     print(f'shape rules on all {reported} reported objects: {rules_all or "none"}; on matched '
           f'objects (rule, true class): {rules_matched or "none"}')
+
+
+def miss_cause(cluster: np.ndarray, truth: np.ndarray) -> str:
+    """
+    Why an object's largest cluster (``cluster``, (M,) bool) does not match it (``truth``).
+
+    ``split``: the cluster is (mostly, 80 %) the object's but holds too little of
+    it; ``merged``: it holds (80 %) of the object and much else; otherwise both.
+    """
+    common = (cluster & truth).sum()
+    if common >= 0.8 * cluster.sum():
+        return 'split (its largest piece is under IoU 0.7)'
+    if common >= 0.8 * truth.sum():
+        return 'merged with something else'
+    return 'split and merged'
 
 
 if __name__ == '__main__':
