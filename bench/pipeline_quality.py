@@ -30,11 +30,11 @@ also falls when ``ground_threshold`` rises and the lowest returns turn to
 ground; a second line counts as ``bench/real_check.py`` does, over the
 returns above the ground cut (at least 30 of them; the match still needs
 IoU >= 0.7 and 40 m at most, where the real check takes 0.5 at any range).
-Then the first two figures by sensor (the scenes take the presets in turn),
-and why each missed road user was missed: in no object; its largest cluster
-its own but under IoU 0.7, the rest mostly cut as ground or else split off;
-merged with something else; split and merged; or one cluster shown as
-unknown or with a wrong class.
+It also prints the first two figures by sensor (the scenes take the presets
+in turn), and why each missed road user was missed: in no object; its
+largest cluster its own but under IoU 0.7, the rest mostly cut as ground or
+else split off; merged with something else; split and merged; or one
+cluster shown as unknown or with a wrong class.
 
     .venv/bin/python bench/pipeline_quality.py --scenes 60
     .venv/bin/python bench/pipeline_quality.py --scenes 20 --kind street campus
