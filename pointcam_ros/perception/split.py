@@ -252,11 +252,12 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
             continue
         split.append((int(k), people))
         rests.append(rest)
-    kept = []
+    kept, explained_rests = [], None
     if split:
-        rest = explain_groups(explain, segments, rests)
-        rest_names = np.asarray(class_names, dtype=object)[rest.predicted]
-        rest_confidence = rest.probs[np.arange(len(rests)), rest.predicted]
+        explained_rests = explain_groups(explain, segments, rests)
+        rest_names = np.asarray(class_names, dtype=object)[explained_rests.predicted]
+        rest_confidence = explained_rests.probs[np.arange(len(rests)),
+                                                explained_rests.predicted]
         kept = [j for j in range(len(split))
                 if rest_names[j] == 'car' and rest_confidence[j] >= config.min_confidence]
     used = sum(len(split[j][1]) for j in kept)
@@ -264,7 +265,7 @@ def split_people(explain: Explain, segments: Segments, batch: ObjectBatch,
                     if owner >= len(candidates) and person[i]][:max(0, room - used)]
     if not kept and not loose_people:
         return batch
-    return _splice(batch, pieces, groups, rest if kept else None, rests,
+    return _splice(batch, pieces, groups, explained_rests, rests,
                    [(j, *split[j]) for j in kept], loose_people)
 
 
