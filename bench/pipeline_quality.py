@@ -116,13 +116,12 @@ def main():
             if road_user:
                 shown_right[CLASS_NAMES[obj.class_id]][1] += 1
                 tally[1] += 1
-            ids = out.object_id[truth]
-            ids = ids[ids >= 0]
-            if len(ids) == 0:
+            k = largest_cluster(out.object_id, truth)
+            if k < 0:
                 if road_user:
                     causes['in no object'] = causes.get('in no object', 0) + 1
                 continue
-            cluster = out.object_id == np.bincount(ids).argmax()
+            cluster = out.object_id == k
             if (cluster & truth).sum() / (cluster | truth).sum() < 0.7:
                 if road_user:
                     cause = miss_cause(cluster, truth, ground)
@@ -131,12 +130,11 @@ def main():
             matched += 1
             found[CLASS_NAMES[obj.class_id]][0] += 1
             good = int(out.class_id[cluster][0]) == obj.class_id
-            rule = out.objects[int(out.object_id[cluster][0])].rule
-            if rule:
-                key = (rule.split(':')[0], CLASS_NAMES[obj.class_id])
+            shown = out.objects[k]
+            if shown.rule:
+                key = (shown.rule.split(':')[0], CLASS_NAMES[obj.class_id])
                 rules_matched[key] = rules_matched.get(key, 0) + 1
             correct += good
-            shown = out.objects[int(out.object_id[cluster][0])]
             if road_user:
                 shown_right[CLASS_NAMES[obj.class_id]][0] += good and not shown.unknown
                 tally[0] += good and not shown.unknown
@@ -173,17 +171,22 @@ def main():
           f'objects (rule, true class): {rules_matched or "none"}')
 
 
+def largest_cluster(object_id: np.ndarray, truth: np.ndarray) -> int:
+    """Return the object id ``object_id`` ((M,) int) gives most of ``truth`` ((M,) bool), or -1."""
+    ids = object_id[truth]
+    ids = ids[ids >= 0]
+    return int(np.bincount(ids).argmax()) if len(ids) else -1
+
+
 def shown_right_as_one(out, truth: np.ndarray, class_id: int) -> bool:
     """
     Whether ``truth`` ((M,) bool) is found as one cluster (IoU >= 0.7) shown as ``class_id``.
 
     ``out`` the pipeline's :class:`~pointcam_ros.common.results.SceneResult`.
     """
-    ids = out.object_id[truth]
-    ids = ids[ids >= 0]
-    if len(ids) == 0:
+    k = largest_cluster(out.object_id, truth)
+    if k < 0:
         return False
-    k = int(np.bincount(ids).argmax())
     cluster = out.object_id == k
     shown = out.objects[k]
     return bool((cluster & truth).sum() / (cluster | truth).sum() >= 0.7
