@@ -40,7 +40,7 @@ import pytest
 import torch
 
 #: Shape rules that leave a cluster unclassified (shown as unknown).
-UNKNOWN_KINDS = ('sliver', 'low', 'raised', 'fragment', 'long', 'tall')
+UNKNOWN_KINDS = ('sliver', 'low', 'raised', 'fragment', 'long', 'tall', 'few')
 
 
 @pytest.fixture(scope='module')
@@ -872,6 +872,58 @@ def test_a_one_ring_wall_piece_is_not_shown_as_a_road_user(tiny_model):
     [_, _, text] = object_markers(out.objects)  # DELETEALL, box, label
     assert text.text.endswith(') [sliver]') and text.text.startswith('unknown (')
     assert text.color[:3] == CLASS_COLORS['unknown']
+
+
+def _person_scan(distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scan one simulated pedestrian ``distance`` m away on a VLP-16: points, its mask."""
+    scene = random_scene(2_000_302, num_objects=1, class_weights=[0, 0, 1, 0, 0, 0, 0])
+    person = scene.objects[0]
+    step = np.array([distance * math.cos(0.5), distance * math.sin(0.5), person.center[2]])
+    step -= person.center
+    person.surface = person.surface.moved(0.0, step)
+    person.center = person.center + step
+    xyz, truth_id, _ = scan(scene, SENSORS['vlp16'], 1).flat()
+    return xyz, truth_id == 0
+
+
+def _shown(out, truth: np.ndarray):
+    """Return the object that holds most of ``truth``'s points."""
+    ids = out.object_id[truth]
+    return out.objects[np.bincount(ids[ids >= 0]).argmax()]
+
+
+@pytest.mark.parametrize('distance, named', [(8.0, True), (12.0, False)])
+def test_a_road_user_of_fewer_than_min_label_points_is_shown_as_unknown(
+        default_pipeline, distance, named):
+    """A pedestrian on a VLP-16: 57 points at 8 m are named, 26 at 12 m are not (few)."""
+    xyz, truth = _person_scan(distance)
+    obj = _shown(default_pipeline.process(xyz), truth)
+    assert obj.class_name == 'pedestrian' and obj.confidence >= 0.9
+    assert (obj.num_points >= 30) == named
+    if named:
+        assert not obj.unknown and not obj.rule
+        return
+    assert obj.unknown
+    assert obj.rule == ('few: 26 points, fewer than min_label_points (30): too few to name a '
+                        'pedestrian (on real streets most clusters this small are not road '
+                        'users)')
+    [_, _, text] = object_markers([obj])
+    assert text.text.startswith('unknown (pedestrian 0.9') and text.text.endswith('[few]')
+    # 1 names every cluster: the same scan, the same object, now a pedestrian.
+    config = dataclasses.replace(default_pipeline.config, min_label_points=1)
+    again = _shown(ScenePipeline(config).process(xyz), truth)
+    assert again.class_name == 'pedestrian' and not again.unknown and not again.rule
+    assert again.confidence == obj.confidence
+
+
+@pytest.mark.parametrize('points, name, kind', [
+    (29, 'pedestrian', 'few'), (29, 'car', 'few'), (29, 'truck', 'few'),
+    (30, 'pedestrian', ''),  # enough points
+    (15, 'pole', ''), (15, 'tree', ''), (15, 'background', ''),  # not road users
+])
+def test_points_rule_checks_road_users_only(points, name, kind):
+    assert rules.points_rule(points, name, 30)[0] == kind
+    assert rules.points_rule(points, name, 1) == ('', '')
 
 
 def test_an_oversize_road_user_is_shown_as_background_and_says_what_the_model_said(

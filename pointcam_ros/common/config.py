@@ -177,6 +177,11 @@ class PipelineConfig:
                                    'shown as "unknown (car 0.41)"; the default is the value '
                                    'chosen for the shipped model on validation data '
                                    '(docs/model.md)', low=0.0, high=1.0)
+    min_label_points: int = _param(30, 'in scene mode, a cluster of fewer points that the '
+                                   'model calls a road user is shown as "unknown (car 0.93)" '
+                                   '(rule few): on real streets most clusters this small are '
+                                   'not road users (docs/real_scans.md); 1 = name every '
+                                   'cluster', low=1, high=1_000_000)
     cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "
                               'default, one per core, much slower when the cores are busy '
                               '(docs/parameters.md)', low=0, high=256, read_only=True)

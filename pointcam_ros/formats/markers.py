@@ -71,7 +71,7 @@ def label_text(obj: DetectedObject) -> str:
         text = f'unknown ({text})'
     if obj.target_class != obj.class_name:
         text += f' (why {obj.target_class}?)'
-    if obj.rule:  # a shape rule overrode the model: name it (the reason is in DetectedObject)
+    if obj.rule:  # a rule overrode the model: name it (the reason is in DetectedObject)
         text += f" [{obj.rule.split(':', 1)[0]}]"
     return text
 

@@ -26,8 +26,9 @@ saliency to all of its points (every point takes the value of its nearest
 sampled point, so a sampled point keeps its own value). Points outside objects get saliency 0,
 class -1 and object -1. Shape rules (:mod:`~pointcam_ros.perception.rules`)
 then show clusters that cannot be what the model says as unknown (slivers)
-or ``background`` (larger than any road user), and record why in
-``DetectedObject.rule``.
+or ``background`` (larger than any road user), and, in ``scene`` mode, a
+road user named on fewer than ``min_label_points`` points as unknown (the
+``few`` rule); ``DetectedObject.rule`` records why.
 
 Two backends run the same steps. ``numpy`` (the default on the CPU):
 numpy/scipy segmentation, per-object sampling with ``numpy.random``, a
@@ -90,7 +91,7 @@ from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, cluster_top, HIGHEST_BOTTOM, judged_bottom, LOWEST_TOP,
-    plane_fits, shape_rule, UNKNOWN_RULES, view_limits)
+    plane_fits, points_rule, shape_rule, UNKNOWN_RULES, view_limits)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.split import explain_with, split_people
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
@@ -289,6 +290,8 @@ class ScenePipeline:
                         top = cluster_top(points, heights, view[1], config.max_z)
             kind, reason = shape_rule(size, name, core=batch.cores[k], plane=planes[k],
                                       top=top, bottom=bottom)
+            if not kind and config.mode == 'scene':
+                kind, reason = points_rule(int(batch.counts[k]), name, config.min_label_points)
             if kind in BACKGROUND_RULES and background >= 0:
                 reason = (f'the model said {self.class_names[class_id]} '
                           f'{float(probs[k, class_id]):.2f}; {reason}')

@@ -112,6 +112,18 @@ physical sizes only (no data set was used to set them):
   tallest people are about 2.1 m, and a rider on a bicycle is shorter than
   that; a taller "person" is a person and what stands above them (a sign, a
   branch, an awning), or a pole or a trunk.
+- ``few`` (not classified: shown as unknown, with the model's guess;
+  :func:`points_rule`, in scene mode): a road-user class for a cluster of
+  fewer than ``min_label_points`` points, when no shape rule fired. Not a
+  shape: how often a label this small is right. A real street returns many
+  small clusters for each far or hidden road user (pieces of vegetation,
+  posts, sign backs, facade edges, mixed pixels), and with a few returns
+  the model cannot tell them apart: on the real development scans fewer
+  than one road-user label in ten on a cluster under 30 points named a road
+  user (docs/real_scans.md). The simulator's streets hold far more small
+  road users for their clutter, and there such labels are mostly right,
+  so the rule costs simulated far road users (a person beyond about 11 m
+  on a VLP-16); set ``min_label_points`` to 1 to name every cluster.
 
 The ``oversize``, ``long`` and ``tall`` limits read a cluster's core extents, :func:`core_size`
 (its torch twin :func:`core_sizes_torch` measures all objects of a scan at
@@ -146,12 +158,12 @@ CORE_SHARE = 0.96
 BACKGROUND = 'background'
 #: Rule kinds: those of ``UNKNOWN_RULES`` leave a cluster unclassified (unknown), those of
 #: ``BACKGROUND_RULES`` make it background.
-SLIVER, OVERSIZE, PLANE, LOW, RAISED, FRAGMENT, LONG, TALL = (
-    'sliver', 'oversize', 'plane', 'low', 'raised', 'fragment', 'long', 'tall')
+SLIVER, OVERSIZE, PLANE, LOW, RAISED, FRAGMENT, LONG, TALL, FEW = (
+    'sliver', 'oversize', 'plane', 'low', 'raised', 'fragment', 'long', 'tall', 'few')
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
 #: Rule kinds whose cluster is shown as unknown, with the model's guess.
-UNKNOWN_RULES = frozenset({SLIVER, LOW, RAISED, FRAGMENT, LONG, TALL})
+UNKNOWN_RULES = frozenset({SLIVER, LOW, RAISED, FRAGMENT, LONG, TALL, FEW})
 #: Large-vehicle classes: the ``plane``, ``low`` and ``raised`` rules check them.
 LARGE_VEHICLES = ('truck', 'bus', 'tram')
 #: Classes the ``plane`` rule checks (see the module docstring for cars).
@@ -270,6 +282,21 @@ def shape_rule(size: np.ndarray, class_name: str, core: Optional[np.ndarray] = N
     if height > CLASS_MAX_HEIGHT.get(class_name, math.inf):
         return TALL, (f'{dims}, taller than any {class_name} ({CLASS_MAX_HEIGHT[class_name]} m): '
                       'a person and what stands above them, or a pole')
+    return '', ''
+
+
+def points_rule(points: int, class_name: str, min_points: int) -> tuple[str, str]:
+    """
+    Check the ``few`` rule: ``(FEW, reason)`` for a road user named on under ``min_points``.
+
+    ``points``: the cluster's points; ``class_name``: the model's class for
+    it; ``min_points``: ``min_label_points``. ``('', '')`` when the rule
+    does not fire (enough points, or a class that is not a road user).
+    """
+    if class_name in ROAD_USERS and points < min_points:
+        return FEW, (f'{points} points, fewer than min_label_points ({min_points}): too few '
+                     f'to name a {class_name} (on real streets most clusters this small are '
+                     'not road users)')
     return '', ''
 
 
