@@ -34,7 +34,11 @@ It also prints the first two figures by sensor (the scenes take the presets
 in turn), and why each missed road user was missed: in no object; its
 largest cluster its own but under IoU 0.7, the rest mostly cut as ground or
 else split off; merged with something else; split and merged; or one
-cluster shown as unknown or with a wrong class.
+cluster shown as unknown or with a wrong class. Last, the road-user labels
+by the size of the cluster they are shown on (``bench/label_bands.py``): on
+clusters mostly of road users, right (the class of most of its points) or
+the wrong class; on the others, false alarms; every reported cluster counts,
+at any range and size.
 
     .venv/bin/python bench/pipeline_quality.py --scenes 60
     .venv/bin/python bench/pipeline_quality.py --scenes 20 --kind street campus
@@ -44,6 +48,7 @@ cluster shown as unknown or with a wrong class.
 
 import argparse
 
+from label_bands import bands_line, empty_bands, size_band
 import numpy as np
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.segmentation import region_of_interest, segment_scene
@@ -78,6 +83,7 @@ def main():
     by_sensor = {name: [0, 0, 0, 0] for name in sensors}
     causes = {}  # why an eligible road user was missed -> count
     seen_right = seen_eligible = 0  # the same measure over the returns above the ground cut
+    bands = empty_bands()  # road-user labels by the size of their cluster
     runs = [(kind, seed) for kind in args.kind
             for seed in range(args.first_seed, args.first_seed + args.scenes)]
     for kind, seed in runs:
@@ -93,12 +99,17 @@ def main():
                 rule = detected.rule.split(':')[0]
                 rules_all[rule] = rules_all.get(rule, 0) + 1
             owners = truth_class[out.object_id == detected.object_id]
+            named = (not detected.unknown) and detected.class_name in ROAD_USERS
+            band = bands[size_band(detected.num_points)]
             if np.isin(owners, ROAD_USER_IDS).mean() < 0.5:
-                alarm = (not detected.unknown) and detected.class_name in ROAD_USERS
                 not_road_users += 1
-                false_alarms += alarm
-                tally[2] += alarm
+                false_alarms += named
+                tally[2] += named
                 tally[3] += 1
+                band['false_alarms'] += named
+            elif named:
+                most = CLASS_NAMES[np.bincount(owners[owners >= 0]).argmax()]
+                band['right' if most == detected.class_name else 'wrong_class'] += 1
         ground = segment_scene(xyz, config).ground
         visible = region_of_interest(xyz, config) & ~ground
         for obj in scene.objects:
@@ -167,8 +178,9 @@ def main():
         for name, (r, e, f, n) in by_sensor.items() if e or n))
     print(f'road users missed ({users - right}), why: ' + ', '.join(
         f'{cause} {n}' for cause, n in sorted(causes.items(), key=lambda kv: -kv[1])))
-    print(f'shape rules on all {reported} reported objects: {rules_all or "none"}; on matched '
+    print(f'rules on all {reported} reported objects: {rules_all or "none"}; on matched '
           f'objects (rule, true class): {rules_matched or "none"}')
+    print('road-user labels by cluster points (every reported cluster): ' + bands_line(bands))
 
 
 def largest_cluster(object_id: np.ndarray, truth: np.ndarray) -> int:

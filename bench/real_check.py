@@ -67,6 +67,7 @@ import yaml
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (the tests)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+from label_bands import bands_line, empty_bands, size_band  # noqa: E402,I100  (bench/)
 import realdata  # noqa: E402,I100  (bench/realdata.py, next to this script)
 
 #: A labelled object counts as found when its best cluster has at least this point IoU.
@@ -98,6 +99,7 @@ def _score_object(result: SceneResult, sizes: np.ndarray, truth: np.ndarray,
         if entry['found']:
             detected = result.objects[best]
             entry.update(prediction=detected.class_name, cluster=best,
+                         cluster_points=int(sizes[best]),
                          confidence=round(detected.confidence, 3),
                          unknown=bool(detected.unknown), rule=detected.rule)
             entry['correct'] = (not detected.unknown and detected.class_name == entry['class'])
@@ -240,7 +242,33 @@ def summarize(frames: Sequence[dict], far: Optional[float] = None) -> dict:
     return {'frames': len(frames), 'per_class': per_class, **total,
             'unlabelled_in_view': unlabelled, 'shown_as_road_user': shown,
             'shown_as': shown_as,
-            'false_alarm_share': shown / unlabelled if unlabelled else None}
+            'false_alarm_share': shown / unlabelled if unlabelled else None,
+            'labels_by_size': labels_by_size(frames, clusters, far)}
+
+
+def labels_by_size(frames: Sequence[dict], clusters: Sequence[dict],
+                   far: Optional[float] = None) -> dict[str, dict[str, int]]:
+    """
+    Road-user labels shown, by the size of the cluster they are shown on (``label_bands``).
+
+    Per band: ``right`` and ``wrong_class``, the labels on the clusters that
+    found a labelled road user (IoU >= ``FOUND_IOU``) of any size, evaluated
+    or not; ``false_alarms``, those on ``clusters`` (the clusters that are
+    not road users).
+    """
+    bands = empty_bands()
+    for frame in frames:
+        for obj in frame['objects']:
+            if (obj['class'] is None or not obj['found'] or obj['unknown']
+                    or obj['prediction'] not in ROAD_USERS
+                    or (far is not None and obj['distance'] < far)):
+                continue
+            band = bands[size_band(obj['cluster_points'])]
+            band['right' if obj['correct'] else 'wrong_class'] += 1
+    for c in clusters:
+        if c['shown_as_road_user']:
+            bands[size_band(c['points'])]['false_alarms'] += 1
+    return bands
 
 
 def _range(values: Sequence[float]) -> str:
@@ -317,6 +345,8 @@ def _print_summary(title: str, summary: dict) -> None:
     print('    false alarms: '
           f"{_share(summary['shown_as_road_user'], summary['unlabelled_in_view'])} of the "
           f'clusters that are not road users shown as one ({shown_as or "-"})')
+    print('    road-user labels by cluster points (on labelled road users of any size, '
+          'and false alarms): ' + bands_line(summary['labels_by_size']))
 
 
 def _sets(root: Path, wanted: Sequence[str]) -> list[tuple[str, SetSource]]:

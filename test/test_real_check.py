@@ -197,8 +197,22 @@ def test_real_check_on_semantic_kitti(tmp_path, capsys):
     assert summary['unlabelled_in_view'] == len(clusters) > 50
     assert all('features' in c and 'semantic' in c for c in clusters)
     assert summary['shown_as_road_user'] == sum(c['shown_as_road_user'] for c in clusters)
+    bands = summary['labels_by_size']
+    assert list(bands) == ['<30', '30-59', '60+']
+    assert sum(b['false_alarms'] for b in bands.values()) == summary['shown_as_road_user']
+    # Every road user shown right is counted in a band (and more: those under 30 points).
+    assert sum(b['right'] for b in bands.values()) >= summary['correct']
+    # min_label_points (30 by default) names no road user on a smaller cluster.
+    assert bands['<30'] == {'right': 0, 'wrong_class': 0, 'false_alarms': 0}
     out = capsys.readouterr().out
     assert '== semantickitti ==' in out and 'false alarms:' in out
+    assert 'road-user labels by cluster points' in out
+
+
+@pytest.mark.parametrize('points, band', [(1, '<30'), (29, '<30'), (30, '30-59'),
+                                          (59, '30-59'), (60, '60+'), (10 ** 6, '60+')])
+def test_size_bands(points, band):
+    assert _bench('label_bands').size_band(points) == band
 
 
 @needs_realdata
