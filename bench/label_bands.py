@@ -18,15 +18,16 @@ Road-user labels counted by the size of the cluster they are shown on.
 ``bench/real_check.py`` (real scans) and ``bench/pipeline_quality.py`` (the
 simulator) count, per band of cluster points, the road-user labels that are
 right, those that name the wrong road-user class, and the false alarms
-(labels on clusters that are not road users): how far a label is worth
-trusting at each size. The bands start at ``min_label_points``' default
-(30, also the smallest road user the issue's figures count) and at 60.
+(labels on clusters that are not road users) of all such clusters
+(``not_road_users``): how far a label is worth trusting at each size. The
+bands start at ``min_label_points``' default (30, also the smallest road
+user the issue's figures count) and at 60.
 """
 
 #: Points at which a new band starts: under 30, 30-59, 60 and more.
 SIZE_BANDS = (30, 60)
 #: What each band counts.
-COUNTS = ('right', 'wrong_class', 'false_alarms')
+COUNTS = ('right', 'wrong_class', 'false_alarms', 'not_road_users')
 
 
 def size_band(points: int) -> str:
@@ -48,4 +49,5 @@ def empty_bands() -> dict[str, dict[str, int]]:
 def bands_line(bands: dict[str, dict[str, int]]) -> str:
     """One line of :func:`empty_bands`-shaped counts: ``<30: 2 right, 0 wrong class, ...``."""
     return '; '.join(f"{band}: {n['right']} right, {n['wrong_class']} wrong class, "
-                     f"{n['false_alarms']} false alarms" for band, n in bands.items())
+                     f"{n['false_alarms']} false alarms of {n['not_road_users']} clusters"
+                     for band, n in bands.items())

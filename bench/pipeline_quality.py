@@ -107,6 +107,7 @@ def main():
                 tally[2] += named
                 tally[3] += 1
                 band['false_alarms'] += named
+                band['not_road_users'] += 1
             elif named:
                 most = CLASS_NAMES[np.bincount(owners[owners >= 0]).argmax()]
                 band['right' if most == detected.class_name else 'wrong_class'] += 1

@@ -254,7 +254,7 @@ def labels_by_size(frames: Sequence[dict], clusters: Sequence[dict],
     Per band: ``right`` and ``wrong_class``, the labels on the clusters that
     found a labelled road user (IoU >= ``FOUND_IOU``) of any size, evaluated
     or not; ``false_alarms``, those on ``clusters`` (the clusters that are
-    not road users).
+    not road users), of ``not_road_users`` such clusters.
     """
     bands = empty_bands()
     for frame in frames:
@@ -266,8 +266,9 @@ def labels_by_size(frames: Sequence[dict], clusters: Sequence[dict],
             band = bands[size_band(obj['cluster_points'])]
             band['right' if obj['correct'] else 'wrong_class'] += 1
     for c in clusters:
-        if c['shown_as_road_user']:
-            bands[size_band(c['points'])]['false_alarms'] += 1
+        band = bands[size_band(c['points'])]
+        band['false_alarms'] += c['shown_as_road_user']
+        band['not_road_users'] += 1
     return bands
 
 

@@ -203,7 +203,9 @@ def test_real_check_on_semantic_kitti(tmp_path, capsys):
     # Every road user shown right is counted in a band (and more: those under 30 points).
     assert sum(b['right'] for b in bands.values()) >= summary['correct']
     # min_label_points (30 by default) names no road user on a smaller cluster.
-    assert bands['<30'] == {'right': 0, 'wrong_class': 0, 'false_alarms': 0}
+    assert bands['<30']['right'] == bands['<30']['wrong_class'] == 0
+    assert bands['<30']['false_alarms'] == 0 < bands['<30']['not_road_users']
+    assert sum(b['not_road_users'] for b in bands.values()) == summary['unlabelled_in_view']
     out = capsys.readouterr().out
     assert '== semantickitti ==' in out and 'false alarms:' in out
     assert 'road-user labels by cluster points' in out
