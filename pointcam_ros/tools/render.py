@@ -37,6 +37,7 @@ LEGEND_NOTES = (
     '[sliver] [low] [raised] [fragment] [long] [tall]: a shape rule overrode the model',
     '  (too thin / top too low / no wheels seen / too short / too long / too tall)',
     '[oversize] [plane]: background by a shape rule (too big / one flat face)',
+    '[few]: a road user on fewer than min_label_points points, not named',
 )
 
 
