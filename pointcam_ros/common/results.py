@@ -44,7 +44,7 @@ class DetectedObject:
     size: np.ndarray
     yaw: float
     unknown: bool = False  # confidence below min_confidence: shown as "unknown (car 0.41)"
-    rule: str = ''  # why a shape rule overrode the model: 'sliver: ...', 'oversize: ...', ...
+    rule: str = ''  # why a rule overrode the model: 'sliver: ...', 'oversize: ...', 'few: ...'
 
 
 @dataclass

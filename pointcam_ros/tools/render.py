@@ -34,7 +34,7 @@ def _pyplot():
 LEGEND_NOTES = (
     'car 0.93: class and calibrated confidence',
     'unknown (car 0.41): confidence below min_confidence',
-    '[sliver] [low] [raised] [fragment] [long] [tall]: a shape rule overrode the model',
+    '[sliver] [low] [raised] [fragment] [long] [tall]: a shape rule overrode it',
     '  (too thin / top too low / no wheels seen / too short / too long / too tall)',
     '[oversize] [plane]: background by a shape rule (too big / one flat face)',
     '[few]: a road user on fewer than min_label_points points, not named',
