@@ -892,28 +892,37 @@ def _shown(out, truth: np.ndarray):
     return out.objects[np.bincount(ids[ids >= 0]).argmax()]
 
 
-@pytest.mark.parametrize('distance, named', [(8.0, True), (12.0, False)])
-def test_a_road_user_of_fewer_than_min_label_points_is_shown_as_unknown(
-        default_pipeline, distance, named):
-    """A pedestrian on a VLP-16: 57 points at 8 m are named, 26 at 12 m are not (few)."""
-    xyz, truth = _person_scan(distance)
+def test_a_road_user_of_min_label_points_or_more_is_named(default_pipeline):
+    """A pedestrian 8 m from a VLP-16: 57 points, named."""
+    xyz, truth = _person_scan(8.0)
     obj = _shown(default_pipeline.process(xyz), truth)
-    assert obj.class_name == 'pedestrian' and obj.confidence >= 0.9
-    assert (obj.num_points >= 30) == named
-    if named:
-        assert not obj.unknown and not obj.rule
-        return
+    assert obj.num_points >= 30 and obj.class_name == 'pedestrian' and obj.confidence >= 0.9
+    assert not obj.unknown and not obj.rule
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'torch'])
+def test_a_road_user_of_fewer_than_min_label_points_is_shown_as_unknown_in_scene_mode(
+        backend):
+    """The same pedestrian at 12 m: 26 points, unknown (few); named at 1 and in object mode."""
+    xyz, truth = _person_scan(12.0)
+    config = PipelineConfig(device='cpu')
+    out = ScenePipeline(config, backend=backend).process(xyz)
+    obj = _shown(out, truth)
+    assert obj.num_points == 26 and obj.class_name == 'pedestrian' and obj.confidence >= 0.9
     assert obj.unknown
-    assert obj.rule == ('few: 26 points, fewer than min_label_points (30): too few to name a '
-                        'pedestrian (on real streets most clusters this small are not road '
-                        'users)')
+    assert obj.rule.startswith('few: 26 points, fewer than min_label_points (30): too few to '
+                               'name a pedestrian')
     [_, _, text] = object_markers([obj])
     assert text.text.startswith('unknown (pedestrian 0.9') and text.text.endswith('[few]')
     # 1 names every cluster: the same scan, the same object, now a pedestrian.
-    config = dataclasses.replace(default_pipeline.config, min_label_points=1)
-    again = _shown(ScenePipeline(config).process(xyz), truth)
+    named = dataclasses.replace(config, min_label_points=1)
+    again = _shown(ScenePipeline(named, backend=backend).process(xyz), truth)
     assert again.class_name == 'pedestrian' and not again.unknown and not again.rule
     assert again.confidence == obj.confidence
+    # Object mode: the cloud is the object the user asked about, not a cluster of a scan.
+    crop = ScenePipeline(dataclasses.replace(config, mode='object'), backend=backend)
+    [whole] = crop.process(xyz[out.object_id == obj.object_id]).objects
+    assert whole.num_points == 26 and not whole.rule
 
 
 @pytest.mark.parametrize('points, name, kind', [
