@@ -19,7 +19,8 @@ A classifier answers with one of its classes for any cluster. On real scans
 the clusters that are not objects (a piece of wall seen as one ring, a
 facade, tree crowns merged with the bushes below them) come out as confident
 road users. The rules below veto that, from the cluster's oriented box and
-physical sizes only (no data set was used to set them):
+physical sizes only (no data set was used to set them), except ``few``,
+which rests on how often small labels were right on real scans:
 
 - ``sliver`` (not classified: shown as unknown, with the model's guess):
   less than ``SLIVER_HEIGHT`` tall, whatever class of interest the model
@@ -118,8 +119,8 @@ physical sizes only (no data set was used to set them):
   shape: how often a label this small is right. A real street returns many
   small clusters for each far or hidden road user (pieces of vegetation,
   posts, sign backs, facade edges, mixed pixels), and with a few returns
-  the model cannot tell them apart: on the real development scans fewer
-  than one road-user label in ten on a cluster under 30 points named a road
+  the model cannot tell them apart: on the real development scans about
+  one road-user label in nine on a cluster under 30 points named a road
   user (docs/real_scans.md). The simulator's streets hold far more small
   road users for their clutter, and there such labels are mostly right,
   so the rule costs simulated far road users (a person beyond about 11 m
