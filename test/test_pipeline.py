@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_box, oriented_boxes
+from pointcam_ros.common.results import DetectedObject, SceneResult
 from pointcam_ros.explain.gradcam import EXPLAINERS, GradCAM
 from pointcam_ros.formats.markers import CLASS_COLORS, object_markers
 from pointcam_ros.model.checkpoint import (CheckpointError, load_checkpoint, save_checkpoint,
@@ -886,7 +887,7 @@ def _person_scan(distance: float) -> tuple[np.ndarray, np.ndarray]:
     return xyz, truth_id == 0
 
 
-def _shown(out, truth: np.ndarray):
+def _shown(out: SceneResult, truth: np.ndarray) -> DetectedObject:
     """Return the object that holds most of ``truth``'s points."""
     ids = out.object_id[truth]
     return out.objects[np.bincount(ids[ids >= 0]).argmax()]
