@@ -51,7 +51,7 @@ from pointcam_ros.perception.range_image import (
     CAR_FOOTPRINT, direction_extents, MERGE_GAP, rectangle, rectangles)
 from pointcam_ros.perception.segmentation import array_namespace
 from pointcam_ros.perception.split import Explain, explain_groups
-from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments
+from pointcam_ros.perception.stages import group_rows, largest_first, ObjectBatch, Segments
 from scipy.spatial import cKDTree
 
 #: m; (length, width, height) a union may have, per vehicle class: a car or van, the range
@@ -90,8 +90,8 @@ def merge_vehicles(explain: Explain, segments: Segments, batch: ObjectBatch,
         owner[members] = j
     point_group = owner[batch.labels]
     rows = np.flatnonzero(point_group >= 0)
-    rows = rows[np.argsort(point_group[rows], kind='stable')]
-    bounds = np.searchsorted(point_group[rows], np.arange(len(groups) + 1))
+    order, bounds = group_rows(point_group[rows], len(groups))
+    rows = rows[order]
     unions = [rows[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
     if len(groups) > limit:  # the largest unions, in their order
         kept = largest_first([len(u) for u in unions], limit)
@@ -131,13 +131,11 @@ def vehicle_groups(segments: Segments, batch: ObjectBatch, class_names: Sequence
     local[candidates] = np.arange(len(candidates))
     rows = np.flatnonzero(local[batch.labels] >= 0)
     group = local[batch.labels[rows]]
-    by_group = np.argsort(group.astype(np.uint16) if len(candidates) <= 1 << 16 else group,
-                          kind='stable')  # 16-bit keys sort by radix, in O(N)
+    by_group, bounds = group_rows(group, len(candidates))
     rows, group = rows[by_group], group[by_group]
     xyz = xp.to_numpy(xp.take(segments.points, xp.asarray(
         rows, device=xp.device(segments.points)))).astype(np.float64)
     lo, hi = direction_extents(xyz[:, :2], group, len(candidates))
-    bounds = np.searchsorted(group, np.arange(len(candidates) + 1))
     z_lo = np.minimum.reduceat(xyz[:, 2], bounds[:-1])  # every candidate has points
     z_hi = np.maximum.reduceat(xyz[:, 2], bounds[:-1])
     counts = np.diff(bounds)
