@@ -40,6 +40,7 @@ setup(
             'pointcam_train = pointcam_ros.learn.train:main',
             'pointcam_dataset = pointcam_ros.learn.dataset_cli:main',
             'pointcam_eval = pointcam_ros.learn.evaluate:main',
+            'pointcam_novelty = pointcam_ros.learn.novelty:main',
             'pointcam_demo = pointcam_ros.ros.entry:demo',
             'pointcam_bag = pointcam_ros.tools.bag_cli:main',
         ],

@@ -254,7 +254,8 @@ def test_parameter_changes_apply_at_the_next_scan(harness, sim):
     msg = to_ros_cloud(scan_to_cloud(sim), _header())
     _send_until_answered(harness, msg)
     texts = [m.text for m in _labels_for(harness, msg.header.stamp).markers if m.type == 9]
-    assert texts and all(t.startswith('pedestrian') or '(why pedestrian?)' in t for t in texts)
+    assert texts and all(t.startswith(('pedestrian', 'unknown (pedestrian'))
+                         or '(why pedestrian?)' in t for t in texts)
     rejected = _set_parameters(harness.node, target_class='bus')
     assert not rejected[0].successful and 'bus' in rejected[0].reason
     bad_method = _set_parameters(harness.node, method='lime')

@@ -25,6 +25,8 @@ Format (``format_version`` 1), a dict of plain types and tensors only::
     state_dict: {name: Tensor}          info: {str: number/str/list} (free-form)
     temperature: float in TEMPERATURE_RANGE (optional, default 1.0)
     temperature_bands: {min_points: [int, ...], temperatures: [float, ...]} (optional)
+    novelty: {class_means, precision, mean, background_precision: Tensor,
+              threshold: float} (optional; :mod:`pointcam_ros.model.novelty`)
 
 Loading first bounds the file itself (size, zip records, pickle size), then
 uses ``torch.load(weights_only=True, mmap=True)``, which never runs code from
@@ -61,6 +63,7 @@ import zipfile
 
 from pointcam_ros.common.atomic import atomic_path
 from pointcam_ros.model.dgcnn import DGCNNClassifier, DGCNNConfig
+from pointcam_ros.model.novelty import NoveltyStats, penultimate_width, TENSOR_NAMES
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.model.pointnet2 import PointNet2Classifier, PointNet2Config
 from pointcam_ros.model.preprocess import NORMALIZATIONS
@@ -182,6 +185,8 @@ class LoadedModel:
     temperature: float = 1.0  # calibration: probabilities = softmax(logits / temperature)
     #: Calibration by point count; when set, it replaces ``temperature``.
     temperature_bands: Optional[TemperatureBands] = None
+    #: Feature statistics that tell objects unlike the training data (``novel`` rule).
+    novelty: Optional[NoveltyStats] = None
     #: The bands as tensors, per device (made on first use: no copy to a GPU per scan).
     _band_tensors: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -476,7 +481,8 @@ def _all_finite(value: torch.Tensor) -> bool:
     return math.isfinite(float(low)) and math.isfinite(float(high))
 
 
-def _check_state_dict(state: Any, skeleton: Mapping[str, torch.Tensor]) -> None:
+def _check_state_dict(state: Any, skeleton: Mapping[str, torch.Tensor],
+                      field_name: str = 'state_dict', fix: Optional[str] = None) -> None:
     """
     Check ``state`` against ``skeleton``, the state dict of the stored architecture.
 
@@ -487,26 +493,27 @@ def _check_state_dict(state: Any, skeleton: Mapping[str, torch.Tensor]) -> None:
     read. Equal shapes mean equal element counts, so the weights need at most
     8 bytes per value of the architecture (plus :data:`STORAGE_SLACK` per
     entry). Only then are floating-point values checked for NaN/Inf. Raises
-    _FieldError.
+    _FieldError. ``field_name`` and ``fix`` name the field and the remedy in
+    the messages (the ``novelty`` tensors are checked the same way).
     """
     if not isinstance(state, dict):
-        raise _FieldError('state_dict', f'must be a dict of tensors, got {type(state).__name__}')
+        raise _FieldError(field_name, f'must be a dict of tensors, got {type(state).__name__}')
     for key in state:
         if not isinstance(key, str):
-            raise _FieldError('state_dict', f'has a non-str key {key!r:.60}')
-    fix = ("the weights do not match the stored architecture (field 'architecture'): "
-           're-save the model with pointcam_ros.model.checkpoint.save_checkpoint')
+            raise _FieldError(field_name, f'has a non-str key {key!r:.60}')
+    fix = fix or ("the weights do not match the stored architecture (field 'architecture'): "
+                  're-save the model with pointcam_ros.model.checkpoint.save_checkpoint')
     missing = [key for key in skeleton if key not in state]
     if missing:
-        raise _FieldError('state_dict', f'lacks {len(missing)} tensors of the stored '
+        raise _FieldError(field_name, f'lacks {len(missing)} tensors of the stored '
                           f'architecture ({_listed(missing)}): {fix}')
     extra = [key for key in state if key not in skeleton]
     if extra:
-        raise _FieldError(f'state_dict.{extra[0]}', 'is not a tensor of the stored '
+        raise _FieldError(f'{field_name}.{extra[0]}', 'is not a tensor of the stored '
                           f'architecture (unexpected: {_listed(extra)}): {fix}')
     float_names = ', '.join(str(d).replace('torch.', '') for d in FLOAT_DTYPES)
     for key, expected in skeleton.items():
-        value, name = state[key], f'state_dict.{key}'
+        value, name = state[key], f'{field_name}.{key}'
         if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
             kind = value.layout if isinstance(value, torch.Tensor) else type(value).__name__
             raise _FieldError(name, f'must be a dense tensor, got {kind}')
@@ -537,8 +544,9 @@ def _check_state_dict(state: Any, skeleton: Mapping[str, torch.Tensor]) -> None:
     for key, value in state.items():  # every tensor is now a known, bounded size
         if value.is_floating_point() and not _all_finite(value):
             bad = int((~torch.isfinite(value)).sum())
-            raise _FieldError(f'state_dict.{key}', f'holds {bad} NaN/Inf values: the weights '
-                              'are broken (did training diverge?); use an earlier checkpoint')
+            raise _FieldError(f'{field_name}.{key}', f'holds {bad} NaN/Inf values: the '
+                              'values are broken (did training diverge?); use an earlier '
+                              'checkpoint')
 
 
 def _check_temperature(value: Any) -> float:
@@ -585,6 +593,7 @@ class _Checked(NamedTuple):
     temperature: float
     family: str = DEFAULT_FAMILY
     temperature_bands: Optional[TemperatureBands] = None
+    novelty_threshold: Optional[float] = None
 
 
 def _check_payload(payload: dict) -> _Checked:
@@ -617,7 +626,45 @@ def _check_payload(payload: dict) -> _Checked:
     temperature = _check_temperature(payload.get('temperature', 1.0))
     bands = _check_temperature_bands(payload.get('temperature_bands'))
     return _Checked(config, class_names, num_points, normalization, dict(info), temperature,
-                    family, bands)
+                    family, bands, _check_novelty_threshold(payload.get('novelty')))
+
+
+def _check_novelty_threshold(value: Any) -> Optional[float]:
+    """Check the optional ``novelty`` field but its tensors; its threshold, None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {*TENSOR_NAMES, 'threshold'}:
+        keys = sorted(value) if isinstance(value, dict) else type(value).__name__
+        raise _FieldError('novelty', f'must be a mapping of {", ".join(TENSOR_NAMES)} '
+                          f'(tensors) and threshold (a number), got {keys!s:.80}: fit it '
+                          'again (pointcam_novelty) or drop it')
+    threshold = value['threshold']
+    if not _is_number(threshold) or not math.isfinite(threshold):
+        raise _FieldError('novelty.threshold', f'must be a finite number, got '
+                          f'{threshold!r:.60}: fit it again (pointcam_novelty)')
+    return float(threshold)
+
+
+def _check_novelty(value: dict, model: nn.Module, num_classes: int) -> NoveltyStats:
+    """
+    Check the ``novelty`` tensors against ``model`` (as the weights are checked); the stats.
+
+    The model needs a Linear ``classifier`` of input width D; the tensors
+    must be (C, D), (D, D), (D,) and (D, D), real floating point, finite.
+    """
+    width = penultimate_width(model)
+    if width is None:
+        raise _FieldError('novelty', f'needs a model with a Linear classifier (its input is '
+                          f'what is scored); a {type(model).__name__} has none: drop it')
+    skeleton = {'class_means': torch.empty(num_classes, width),
+                'precision': torch.empty(width, width), 'mean': torch.empty(width),
+                'background_precision': torch.empty(width, width)}
+    tensors = {name: value[name] for name in TENSOR_NAMES}
+    _check_state_dict(tensors, skeleton, field_name='novelty',
+                      fix='the statistics do not fit the model: fit them again for this '
+                      'model (pointcam_novelty)')
+    return NoveltyStats(*(tensors[name].to(torch.float64) for name in TENSOR_NAMES),
+                        threshold=float(value['threshold']))
 
 
 # --- save and load ------------------------------------------------------------------------
@@ -626,18 +673,21 @@ def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str]
                     num_points: int, normalization: str,
                     info: Optional[Mapping[str, Any]] = None,
                     temperature: float = 1.0,
-                    temperature_bands: Optional[TemperatureBands] = None) -> None:
+                    temperature_bands: Optional[TemperatureBands] = None,
+                    novelty: Optional[NoveltyStats] = None) -> None:
     """
     Write a checkpoint atomically (temporary file, then rename).
 
     ``temperature`` (in :data:`TEMPERATURE_RANGE`) calibrates the model's
     confidences: ``softmax(logits / temperature)`` (1.0 = uncalibrated);
     ``temperature_bands``, when given, calibrates them by each object's
-    point count instead (:class:`TemperatureBands`). Raises
-    ValueError if the metadata does not fit the model or breaks a bound
-    that :func:`load_checkpoint` enforces (so no unloadable file is written),
-    if the weights hold NaN/Inf, or if ``model`` is not of a registered
-    family (a checkpoint holds no code). The family is stored by name.
+    point count instead (:class:`TemperatureBands`); ``novelty``, when
+    given, lets the scene pipeline tell objects unlike the training data
+    (:mod:`pointcam_ros.model.novelty`). Raises ValueError if the metadata
+    does not fit the model or breaks a bound that :func:`load_checkpoint`
+    enforces (so no unloadable file is written), if the weights hold
+    NaN/Inf, or if ``model`` is not of a registered family (a checkpoint
+    holds no code). The family is stored by name.
     """
     try:
         _check_temperature(temperature)
@@ -658,9 +708,15 @@ def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str]
     }
     if temperature_bands is not None:
         payload['temperature_bands'] = temperature_bands.to_dict()
+    if novelty is not None:
+        payload['novelty'] = {**{name: tensor.detach().cpu().to(torch.float64)
+                                 for name, tensor in novelty.tensors().items()},
+                              'threshold': float(novelty.threshold)}
     try:
         _check_payload(payload)
         _check_state_dict(payload['state_dict'], model.state_dict())
+        if novelty is not None:
+            _check_novelty(payload['novelty'], model, model.config.num_classes)
     except _FieldError as exc:
         raise ValueError(f'cannot save {path}: {exc}') from exc
     with atomic_path(path) as tmp:
@@ -838,7 +894,8 @@ def load_checkpoint(path: Optional[PathLike] = None,
     file is missing, a directory, empty, corrupt, holds code, is of another
     format or version or of a model family it does not know, breaks a bound
     (widths, layers, parameters, classes, ``num_points``), holds NaN/Inf
-    weights, or its weights do not fit its architecture.
+    weights, or its weights (or ``novelty`` statistics) do not fit its
+    architecture.
     """
     path = default_model_path() if path is None or str(path) == '' else Path(path)
     payload = _read(path)
@@ -860,6 +917,8 @@ def load_checkpoint(path: Optional[PathLike] = None,
         # the weights must fit, compared from their metadata before any value is read.
         model = build_from_config(checked.family, checked.config)
         _check_state_dict(payload['state_dict'], model.state_dict())
+        novelty = (None if checked.novelty_threshold is None else
+                   _check_novelty(payload['novelty'], model, checked.config.num_classes))
     except _FieldError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
     try:
@@ -874,7 +933,7 @@ def load_checkpoint(path: Optional[PathLike] = None,
     return LoadedModel(model=model, class_names=checked.class_names,
                        num_points=checked.num_points, normalization=checked.normalization,
                        path=str(path), info=checked.info, temperature=checked.temperature,
-                       temperature_bands=checked.temperature_bands)
+                       temperature_bands=checked.temperature_bands, novelty=novelty)
 
 
 # --- state dicts of the reference PyTorch implementations --------------------------------

@@ -91,7 +91,7 @@ from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
 from pointcam_ros.perception.rules import (
     background_index, BACKGROUND_RULES, cluster_top, HIGHEST_BOTTOM, judged_bottom, LOWEST_TOP,
-    plane_fits, points_rule, shape_rule, UNKNOWN_RULES, view_limits)
+    novelty_rule, plane_fits, points_rule, shape_rule, UNKNOWN_RULES, view_limits)
 from pointcam_ros.perception.segmentation import segmentation_tables
 from pointcam_ros.perception.split import explain_with, split_people
 from pointcam_ros.perception.stages import NumpyStages, ObjectBatch, TorchStages
@@ -263,6 +263,7 @@ class ScenePipeline:
         """
         background = background_index(self.class_names)
         labels, probs = batch.labels, batch.probs
+        novelty = self.loaded.novelty if config.novelty_check == 'on' else None
         object_class = np.empty(len(batch), np.int32)
         planes = plane_fits(xyz, labels, len(batch))
         view: Optional[tuple[float, float]] = None  # lowest and top beams, once a rule needs them
@@ -292,6 +293,8 @@ class ScenePipeline:
                                       top=top, bottom=bottom)
             if not kind and config.mode == 'scene':
                 kind, reason = points_rule(int(batch.counts[k]), name, config.min_label_points)
+            if not kind and config.mode == 'scene' and novelty is not None:
+                kind, reason = novelty_rule(float(batch.novelty[k]), novelty.threshold, name)
             if kind in BACKGROUND_RULES and background >= 0:
                 reason = (f'the model said {self.class_names[class_id]} '
                           f'{float(probs[k, class_id]):.2f}; {reason}')
@@ -305,7 +308,8 @@ class ScenePipeline:
                 object_id=k, class_id=class_id, class_name=self.class_names[class_id],
                 confidence=confidence, target_class=self.class_names[int(batch.targets[k])],
                 num_points=int(batch.counts[k]), center=center, size=size, yaw=yaw,
-                unknown=unknown, rule=f'{kind}: {reason}' if kind else ''))
+                unknown=unknown, rule=f'{kind}: {reason}' if kind else '',
+                novelty=float(batch.novelty[k])))
         inside = labels >= 0
         rows = finite[inside]
         result.saliency[rows] = batch.saliency[inside]

@@ -125,6 +125,16 @@ which rests on how often small labels were right on real scans:
   road users for their clutter, and there such labels are mostly right,
   so the rule costs simulated far road users (a person beyond about 11 m
   on a VLP-16); set ``min_label_points`` to 1 to name every cluster.
+- ``novel`` (not classified: shown as unknown, with the model's guess;
+  :func:`novelty_rule`, in scene mode, ``novelty_check`` on): a road-user
+  class for a cluster whose features the model finds unlike those of its
+  training data: its novelty score (:mod:`pointcam_ros.model.novelty`) is
+  above the threshold stored with the model, when no other rule fired. Not
+  a shape either: a softmax is confident far from its training data, and
+  real clutter that the simulator never built (facade details, street
+  furniture, vegetation of other kinds) is where it goes wrong
+  (docs/real_scans.md). The shipped model's threshold lets 1 in 100
+  simulated road users that the pipeline shows right through.
 
 The ``oversize``, ``long`` and ``tall`` limits read a cluster's core extents, :func:`core_size`
 (its torch twin :func:`core_sizes_torch` measures all objects of a scan at
@@ -159,12 +169,12 @@ CORE_SHARE = 0.96
 BACKGROUND = 'background'
 #: Rule kinds: those of ``UNKNOWN_RULES`` leave a cluster unclassified (unknown), those of
 #: ``BACKGROUND_RULES`` make it background.
-SLIVER, OVERSIZE, PLANE, LOW, RAISED, FRAGMENT, LONG, TALL, FEW = (
-    'sliver', 'oversize', 'plane', 'low', 'raised', 'fragment', 'long', 'tall', 'few')
+SLIVER, OVERSIZE, PLANE, LOW, RAISED, FRAGMENT, LONG, TALL, FEW, NOVEL = (
+    'sliver', 'oversize', 'plane', 'low', 'raised', 'fragment', 'long', 'tall', 'few', 'novel')
 #: Rule kinds whose cluster is shown as ``background`` (as unknown if the model has none).
 BACKGROUND_RULES = frozenset({OVERSIZE, PLANE})
 #: Rule kinds whose cluster is shown as unknown, with the model's guess.
-UNKNOWN_RULES = frozenset({SLIVER, LOW, RAISED, FRAGMENT, LONG, TALL, FEW})
+UNKNOWN_RULES = frozenset({SLIVER, LOW, RAISED, FRAGMENT, LONG, TALL, FEW, NOVEL})
 #: Large-vehicle classes: the ``plane``, ``low`` and ``raised`` rules check them.
 LARGE_VEHICLES = ('truck', 'bus', 'tram')
 #: Classes the ``plane`` rule checks (see the module docstring for cars).
@@ -298,6 +308,22 @@ def points_rule(points: int, class_name: str, min_points: int) -> tuple[str, str
         return FEW, (f'{points} points, fewer than min_label_points ({min_points}): too few '
                      f'to name a {class_name} (on real streets most clusters this small are '
                      'not road users)')
+    return '', ''
+
+
+def novelty_rule(score: float, threshold: float, class_name: str) -> tuple[str, str]:
+    """
+    Check the ``novel`` rule: ``(NOVEL, reason)`` for a road user scoring above ``threshold``.
+
+    ``score``: the cluster's novelty score (NaN when not scored: never
+    fires); ``threshold``: the model's (``NoveltyStats.threshold``);
+    ``class_name``: the model's class for it. ``('', '')`` when the rule does
+    not fire.
+    """
+    if class_name in ROAD_USERS and score > threshold:
+        return NOVEL, (f'novelty {score:.1f} above {threshold:.1f}: the model finds this '
+                       f'cluster unlike the {class_name}s it was trained on (its confidence '
+                       'means little here)')
     return '', ''
 
 

@@ -36,8 +36,9 @@ nearest-sample map back, boxes and core sizes for all objects at once), one
 copy of the results back.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
@@ -137,13 +138,15 @@ class Explained:
     ``saliency``: per sample, K ``(sizes[k],)`` float32 arrays (numpy) or
     one (K, N) float32 tensor (torch); ``probs`` (K, C) calibrated
     probabilities, ``predicted`` and ``targets`` (K,) int64 the predicted
-    and the explained class.
+    and the explained class, ``novelty`` (K,) float64 the novelty scores
+    (:mod:`pointcam_ros.model.novelty`; NaN for a model without statistics).
     """
 
     saliency: Union[list[np.ndarray], Tensor]
     probs: Array
     predicted: Array
     targets: Array
+    novelty: Array
 
 
 @dataclass
@@ -155,7 +158,8 @@ class ObjectBatch:
     ``saliency`` (F,) float32 (0 outside objects). Per object: ``probs``
     (K, C) float64, ``predicted``, ``targets`` and ``counts`` (K,) int64,
     ``boxes`` (K, 7) float64 center, size, yaw, ``cores`` (K, 3) float64
-    (:func:`~pointcam_ros.perception.rules.core_size`).
+    (:func:`~pointcam_ros.perception.rules.core_size`), ``novelty`` (K,)
+    float64 (:class:`Explained`; NaN, not scored, when not given).
     """
 
     labels: np.ndarray
@@ -166,6 +170,12 @@ class ObjectBatch:
     counts: np.ndarray
     boxes: np.ndarray
     cores: np.ndarray
+    novelty: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        """Fill ``novelty`` with NaN (not scored) when it was not given."""
+        if self.novelty is None:
+            self.novelty = np.full(len(self.counts), np.nan)
 
     @classmethod
     def empty(cls, num_points: int, num_classes: int) -> 'ObjectBatch':
@@ -179,8 +189,9 @@ class ObjectBatch:
         return len(self.counts)
 
     def per_object(self) -> list[np.ndarray]:
-        """Return the per-object arrays, in field order: probs ... cores, K rows each."""
-        return [self.probs, self.predicted, self.targets, self.counts, self.boxes, self.cores]
+        """Return the per-object arrays, in field order: probs ... novelty, K rows each."""
+        return [self.probs, self.predicted, self.targets, self.counts, self.boxes, self.cores,
+                self.novelty]
 
     def row(self, k: int) -> list:
         """Return object ``k``'s per-object values, in field order."""
@@ -209,16 +220,57 @@ class Stages:
         ``counts`` (K,) int64: each object's points, which pick its
         calibration temperature (:meth:`LoadedModel.temperatures`). Returns
         saliency (K, N), calibrated probabilities (K, C), predicted and
-        explained classes (K,).
+        explained classes (K,), and novelty scores (K,) float64 (NaN when
+        the model has no :class:`~pointcam_ros.model.novelty.NoveltyStats`).
         """
         temperatures = self.loaded.temperatures(counts.to(batch.device))[:, None]  # (K, 1)
         parts = []
         for lo in range(0, len(batch), MODEL_CHUNK):
-            explained = self.explainer(batch[lo:lo + MODEL_CHUNK],
-                                       target=self.config.target_class or None)
+            chunk = batch[lo:lo + MODEL_CHUNK]
+            with _classifier_inputs(self.loaded) as grabbed:
+                explained = self.explainer(chunk, target=self.config.target_class or None)
             probs = torch.softmax(explained.logits / temperatures[lo:lo + MODEL_CHUNK], dim=1)
-            parts.append((explained.saliency, probs, explained.predicted, explained.target))
+            novelty = self._novelty(chunk, grabbed, explained.predicted)
+            parts.append((explained.saliency, probs, explained.predicted, explained.target,
+                          novelty))
         return tuple(torch.cat(column) for column in zip(*parts))
+
+    def _novelty(self, chunk: Tensor, grabbed: list[Tensor], predicted: Tensor) -> Tensor:
+        """
+        Novelty scores ``(B,)`` float64 of a chunk of ``(B, C, N)`` objects (NaN: no stats).
+
+        The features are the classifier's input in the explainer's own pass
+        when it ran the classifier once on the whole chunk (Grad-CAM does);
+        else (a method that runs it on perturbed copies) one more plain pass.
+        """
+        stats = self.loaded.novelty
+        if stats is None:
+            return torch.full((len(chunk),), float('nan'), dtype=torch.float64,
+                              device=chunk.device)
+        if len(grabbed) != 1 or len(grabbed[0]) != len(chunk):
+            grabbed.clear()
+            with _classifier_inputs(self.loaded) as grabbed, torch.no_grad():
+                self.loaded.model(chunk)
+        return stats.scores(grabbed[0], predicted)
+
+
+@contextmanager
+def _classifier_inputs(loaded: LoadedModel) -> Iterator[list[Tensor]]:
+    """
+    Collect the input ``(B, D)`` of ``loaded.model.classifier`` on every call, detached.
+
+    Nothing is collected (no hook) when the model has no novelty statistics.
+    """
+    grabbed: list[Tensor] = []
+    if loaded.novelty is None:
+        yield grabbed
+        return
+    handle = loaded.model.classifier.register_forward_hook(
+        lambda module, inputs, output: grabbed.append(inputs[0].detach()))
+    try:
+        yield grabbed
+    finally:
+        handle.remove()
 
 
 class NumpyStages(Stages):
@@ -272,15 +324,16 @@ class NumpyStages(Stages):
         saliency: list = [None] * count
         probs = np.empty((count, len(self.loaded.class_names)))
         predicted, targets = np.empty(count, np.int64), np.empty(count, np.int64)
+        novelty = np.empty(count)
         for size in np.unique(sizes):
             group = np.flatnonzero(sizes == size)
             batch = torch.from_numpy(np.stack([samples.inputs[k] for k in group]))
             counts = torch.from_numpy(samples.counts[group].astype(np.int64))
             out = (t.cpu().numpy() for t in self.model(batch.to(self.device), counts))
-            group_saliency, probs[group], predicted[group], targets[group] = out
+            group_saliency, probs[group], predicted[group], targets[group], novelty[group] = out
             for j, k in enumerate(group):
                 saliency[k] = group_saliency[j]
-        return Explained(saliency, probs, predicted, targets)
+        return Explained(saliency, probs, predicted, targets, novelty)
 
     def map_back(self, segments: Segments, samples: NumpySamples,
                  explained: Explained) -> ObjectBatch:
@@ -293,7 +346,7 @@ class NumpyStages(Stages):
                                                 for lo, n in zip(starts, counts)])
         cores = core_sizes(points, counts, boxes[:, 6])
         return ObjectBatch(segments.labels, saliency, explained.probs, explained.predicted,
-                           explained.targets, counts, boxes, cores)
+                           explained.targets, counts, boxes, cores, explained.novelty)
 
 
 class TorchStages(Stages):
@@ -389,16 +442,17 @@ class TorchStages(Stages):
         cores = core_sizes_torch(member_points, member_labels, counts, boxes[:, 6])
         per_object = torch.cat([t.to(torch.float64) for t in (
             probs, explained.predicted[:, None], explained.targets[:, None], counts[:, None],
-            boxes, cores)], dim=1)
+            boxes, cores, explained.novelty[:, None])], dim=1)
         packed = torch.cat([saliency.to(torch.float64), segments.labels.to(torch.float64),
                             per_object.reshape(-1)]).cpu().numpy()  # the one copy back
-        per_object = packed[2 * m:].reshape(count, classes + 3 + 7 + 3)
+        per_object = packed[2 * m:].reshape(count, classes + 3 + 7 + 3 + 1)
         return ObjectBatch(
             labels=packed[m:2 * m].astype(np.int32), saliency=packed[:m].astype(np.float32),
             probs=per_object[:, :classes], predicted=per_object[:, classes].astype(np.int64),
             targets=per_object[:, classes + 1].astype(np.int64),
             counts=per_object[:, classes + 2].astype(np.int64),
-            boxes=per_object[:, classes + 3:classes + 10], cores=per_object[:, classes + 10:])
+            boxes=per_object[:, classes + 3:classes + 10],
+            cores=per_object[:, classes + 10:classes + 13], novelty=per_object[:, classes + 13])
 
 
 def map_back_objects(xyz: np.ndarray, members: list[np.ndarray], sampled: list[np.ndarray],

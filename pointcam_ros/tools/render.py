@@ -38,6 +38,7 @@ LEGEND_NOTES = (
     '  (too thin / top too low / no wheels seen / too short / too long / too tall)',
     '[oversize] [plane]: background by a shape rule (too big / one flat face)',
     '[few]: a road user on fewer than min_label_points points, not named',
+    '[novel]: a road user unlike what the model was trained on, not named',
 )
 
 

@@ -1,0 +1,214 @@
+# Copyright 2026 pointcam_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The novelty score, its statistics in checkpoints, the ``novel`` rule and its fitting."""
+
+import dataclasses
+import math
+
+import numpy as np
+from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.learn import novelty as fitting
+from pointcam_ros.model.checkpoint import (
+    CheckpointError, load_checkpoint, save_checkpoint)
+from pointcam_ros.model.novelty import (
+    fit_stats, NoveltyStats, penultimate_width, score_numpy, TENSOR_NAMES)
+from pointcam_ros.perception import rules
+from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
+import pytest
+import torch
+
+
+def _stats(classes: int, width: int, seed: int = 0, threshold: float = 0.0) -> NoveltyStats:
+    """Statistics fitted to random features: every class present."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(40 * classes, width)) + np.repeat(
+        rng.normal(scale=3.0, size=(classes, width)), 40, axis=0)
+    return fit_stats(features, np.repeat(np.arange(classes), 40), classes, threshold)
+
+
+def _reference(stats: NoveltyStats, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Write the relative Mahalanobis distance out, one object at a time."""
+    means, precision, mean, background = (t.numpy() for t in stats.tensors().values())
+    out = []
+    for row, k in zip(z, c):
+        gap, gap0 = row - means[k], row - mean
+        out.append(gap @ precision @ gap - gap0 @ background @ gap0)
+    return np.array(out)
+
+
+def test_scores_are_the_relative_mahalanobis_distance():
+    stats = _stats(4, 6)
+    rng = np.random.default_rng(1)
+    z, c = rng.normal(scale=4.0, size=(9, 6)), rng.integers(0, 4, 9)
+    np.testing.assert_allclose(score_numpy(stats, z, c), _reference(stats, z, c), rtol=1e-10)
+    # The class matters: the same features scored for another class differ.
+    assert not np.allclose(score_numpy(stats, z, c), score_numpy(stats, z, (c + 1) % 4))
+
+
+def test_fit_stats_are_the_class_means_and_the_inverse_covariances():
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(300, 3))
+    classes = np.repeat([0, 1, 2], 100)
+    stats = fit_stats(features, classes, 3)
+    for c in range(3):
+        np.testing.assert_allclose(stats.class_means[c].numpy(),
+                                   features[classes == c].mean(axis=0))
+    centred = features - stats.class_means.numpy()[classes]
+    covariance = centred.T @ centred / len(centred) + 1e-3 * np.eye(3)
+    np.testing.assert_allclose(stats.precision.numpy() @ covariance, np.eye(3), atol=1e-10)
+    with pytest.raises(ValueError, match=r'every class 0..3 needs features'):
+        fit_stats(features, classes, 4)
+
+
+def test_a_checkpoint_keeps_its_novelty_statistics(tiny_model, tmp_path):
+    loaded = load_checkpoint(tiny_model)
+    assert loaded.novelty is None
+    width = penultimate_width(loaded.model)
+    stats = _stats(len(loaded.class_names), width, threshold=3.5)
+    path = tmp_path / 'with.pt'
+    save_checkpoint(path, loaded.model, loaded.class_names, loaded.num_points,
+                    loaded.normalization, novelty=stats)
+    again = load_checkpoint(path).novelty
+    assert again is not None and again.threshold == 3.5
+    for name in TENSOR_NAMES:
+        assert torch.equal(getattr(again, name), getattr(stats, name))
+
+
+def _payload(tiny_model, tmp_path) -> dict:
+    loaded = load_checkpoint(tiny_model)
+    path = tmp_path / 'with.pt'
+    save_checkpoint(path, loaded.model, loaded.class_names, loaded.num_points,
+                    loaded.normalization,
+                    novelty=_stats(len(loaded.class_names), penultimate_width(loaded.model)))
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda n: n['precision'].__setitem__((0, 0), float('nan')),
+     r"field 'novelty.precision' holds 1 NaN/Inf values"),
+    (lambda n: n.__setitem__('class_means', torch.zeros(7, 17)),
+     r"field 'novelty.class_means' has shape \(7, 17\).*needs \(7, 16\): the statistics do "
+     r'not fit the model'),
+    (lambda n: n.__setitem__('threshold', float('inf')),
+     r"field 'novelty.threshold' must be a finite number"),
+    (lambda n: n.pop('mean'), r"field 'novelty' must be a mapping of class_means"),
+])
+def test_broken_novelty_statistics_are_refused_by_name(tiny_model, tmp_path, change, message):
+    payload = _payload(tiny_model, tmp_path)
+    change(payload['novelty'])
+    path = tmp_path / 'broken.pt'
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize('score, name, kind', [
+    (5.0, 'car', 'novel'), (5.0, 'pedestrian', 'novel'),
+    (1.0, 'car', ''),  # at or below the threshold
+    (float('nan'), 'car', ''),  # not scored
+    (5.0, 'tree', ''), (5.0, 'background', ''),  # not road users
+])
+def test_novelty_rule_checks_road_users_above_the_threshold(score, name, kind):
+    assert rules.novelty_rule(score, 1.0, name)[0] == kind
+    assert 'novel' in rules.UNKNOWN_RULES
+
+
+@pytest.fixture(scope='module')
+def street_scan():
+    """Scan a simulated street on an HDL-32E: points (M, 3) float32."""
+    xyz, _, _ = scan(random_scene(2_000_401, 'street'), SENSORS['hdl32'], 3).flat()
+    return xyz
+
+
+def _with_threshold(loaded, threshold: float):
+    stats = _stats(len(loaded.class_names), penultimate_width(loaded.model))
+    return dataclasses.replace(loaded, novelty=dataclasses.replace(stats, threshold=threshold))
+
+
+def test_the_pipeline_scores_the_features_of_each_cluster(street_scan):
+    """Numpy backend: the scores of the clusters' features drawn apart with the same seed."""
+    loaded = _with_threshold(load_checkpoint(), math.inf)
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded, backend='numpy')
+    out = pipeline.process(street_scan)
+    assert len(out.objects) > 10
+    features = fitting.cluster_features(pipeline, street_scan, out)
+    predicted = np.array([obj.class_id for obj in out.objects])
+    expected = score_numpy(loaded.novelty, features, predicted)
+    scored = np.array([obj.novelty for obj in out.objects])
+    np.testing.assert_allclose(scored, expected, rtol=1e-9)
+    assert not any(obj.rule.startswith('novel') for obj in out.objects)
+    # The torch backend draws its samples with torch's generator: the repeats that fill a
+    # small cluster to num_points move its centroid a little, so the scores differ a little.
+    torch_out = ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded,
+                              backend='torch').process(street_scan)
+    assert [obj.num_points for obj in torch_out.objects] == [obj.num_points for obj in out.objects]
+    np.testing.assert_allclose([obj.novelty for obj in torch_out.objects], scored, rtol=0.02)
+
+
+def test_a_road_user_above_the_threshold_is_shown_as_unknown_in_scene_mode(street_scan):
+    loaded = dataclasses.replace(load_checkpoint(), novelty=None)
+    plain = ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded).process(street_scan)
+    assert all(math.isnan(obj.novelty) for obj in plain.objects)  # no statistics: no score
+    named = [obj for obj in plain.objects
+             if not obj.unknown and obj.class_name in rules.ROAD_USERS]
+    assert named
+    strict = _with_threshold(loaded, -math.inf)
+    out = ScenePipeline(PipelineConfig(device='cpu'), loaded=strict).process(street_scan)
+    for before in named:
+        after = out.objects[before.object_id]
+        assert after.unknown and after.rule.startswith('novel: novelty ')
+        assert after.class_name == before.class_name and after.confidence == before.confidence
+        assert (out.class_id[out.object_id == after.object_id] == -2).all()
+    # Objects the model does not call road users are never judged.
+    others = [obj for obj in out.objects if obj.class_name not in rules.ROAD_USERS]
+    assert others and not any(obj.rule.startswith('novel') for obj in others)
+    # 'off' leaves them named, and object mode does not judge.
+    off = ScenePipeline(PipelineConfig(device='cpu', novelty_check='off'), loaded=strict)
+    assert not any(obj.rule.startswith('novel') for obj in off.process(street_scan).objects)
+    crop = ScenePipeline(PipelineConfig(device='cpu', mode='object'), loaded=strict)
+    [whole] = crop.process(street_scan[plain.object_id == named[0].object_id]).objects
+    assert not whole.rule.startswith('novel') and math.isfinite(whole.novelty)
+
+
+def test_a_method_without_one_classifier_pass_is_scored_by_a_plain_pass(street_scan):
+    """Occlusion runs the classifier on perturbed copies: the scores are still its features'."""
+    loaded = _with_threshold(load_checkpoint(), math.inf)
+    pipeline = ScenePipeline(PipelineConfig(device='cpu', method='occlusion'), loaded=loaded,
+                             backend='numpy')
+    out = pipeline.process(street_scan)
+    features = fitting.cluster_features(pipeline, street_scan, out)
+    predicted = np.array([obj.class_id for obj in out.objects])
+    np.testing.assert_allclose([obj.novelty for obj in out.objects],
+                               score_numpy(loaded.novelty, features, predicted), rtol=1e-9)
+
+
+def test_pointcam_novelty_writes_a_checkpoint_with_statistics(tmp_path, capsys):
+    model = tmp_path / 'in.pt'
+    model.write_bytes(open(load_checkpoint().path, 'rb').read())
+    out = tmp_path / 'out.pt'
+    assert fitting.main(['--model', str(model), '--out', str(out), '--scenes', '4']) == 0
+    loaded = load_checkpoint(out)
+    assert loaded.novelty is not None and math.isfinite(loaded.novelty.threshold)
+    record = loaded.info['novelty']
+    assert record['scenes'] == 4 and record['quantile'] == 99.0 and record['fitted'] > 50
+    original = load_checkpoint(model)
+    for key, value in original.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+    assert 'wrote' in capsys.readouterr().out
+    # An output never replaces its input, not even with --force.
+    with pytest.raises(SystemExit):
+        fitting.main(['--model', str(model), '--out', str(model), '--scenes', '4', '--force'])
+    assert 'same file' in capsys.readouterr().err
