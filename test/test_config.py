@@ -67,7 +67,7 @@ def test_markdown_table_has_one_row_per_parameter():
     ({'seed': True}, 'seed', 'must be an integer'),
     ({'min_confidence': float('nan')}, 'min_confidence', 'finite'),
     ({'min_label_points': 0}, 'min_label_points', 'must be in [1, 1000000]'),
-    ({'novelty_check': 'maybe'}, 'novelty_check', 'must be one of on, off'),
+    ({'novelty_check': 'maybe'}, 'novelty_check', 'must be one of enabled, disabled'),
     ({'min_range': 170.0}, 'max_range', 'need min_range < max_range'),
     ({'min_cluster_points': 50, 'max_cluster_points': 10}, 'max_cluster_points', 'need'),
     ({'max_rnage': 3.0}, 'max_rnage', 'unknown pipeline parameters'),

@@ -175,8 +175,8 @@ def test_a_road_user_above_the_threshold_is_shown_as_unknown_in_scene_mode(stree
     # Objects the model does not call road users are never judged.
     others = [obj for obj in out.objects if obj.class_name not in rules.ROAD_USERS]
     assert others and not any(obj.rule.startswith('novel') for obj in others)
-    # 'off' leaves them named, and object mode does not judge.
-    off = ScenePipeline(PipelineConfig(device='cpu', novelty_check='off'), loaded=strict)
+    # 'disabled' leaves them named, and object mode does not judge.
+    off = ScenePipeline(PipelineConfig(device='cpu', novelty_check='disabled'), loaded=strict)
     assert not any(obj.rule.startswith('novel') for obj in off.process(street_scan).objects)
     crop = ScenePipeline(PipelineConfig(device='cpu', mode='object'), loaded=strict)
     [whole] = crop.process(street_scan[plain.object_id == named[0].object_id]).objects

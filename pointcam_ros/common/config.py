@@ -182,13 +182,13 @@ class PipelineConfig:
                                    '(rule few): on real streets most clusters this small are '
                                    'not road users (docs/real_scans.md); 1 = name every '
                                    'cluster', low=1, high=1_000_000)
-    novelty_check: str = _param('on', "'on': in scene mode, a cluster that the model calls a "
-                                'road user but whose features are unlike those of its '
-                                'training data (novelty score above the threshold stored '
-                                'with the model) is shown as "unknown (car 0.93)" (rule '
-                                "novel; docs/real_scans.md); 'off': no check. A model "
+    novelty_check: str = _param('enabled', "'enabled': in scene mode, a cluster that the "
+                                'model calls a road user but whose features are unlike those '
+                                'of its training data (novelty score above the threshold '
+                                'stored with the model) is shown as "unknown (car 0.93)" (rule '
+                                "novel; docs/real_scans.md); 'disabled': no check. A model "
                                 'without novelty statistics is never checked',
-                                choices=('on', 'off'))
+                                choices=('enabled', 'disabled'))
     cpu_threads: int = _param(1, "torch threads on the CPU (process-wide); 0 = torch's "
                               'default, one per core, much slower when the cores are busy '
                               '(docs/parameters.md)', low=0, high=256, read_only=True)

@@ -16,7 +16,7 @@
 Fit a model's novelty statistics on simulated scenes and store them in its checkpoint.
 
 ``pointcam_novelty --model IN.pt --out OUT.pt`` runs the scene pipeline
-(its defaults but ``novelty_check: off``, the model ``IN.pt``, on the CPU)
+(its defaults but ``novelty_check: disabled``, the model ``IN.pt``, on the CPU)
 on ``--scenes`` simulated scenes from ``--first-seed`` (street and campus
 by seed parity, the sensor presets in turn by seed), takes the penultimate
 features of every cluster it reports (:func:`cluster_features`) with the
@@ -186,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(problem)
     try:
         loaded = load_checkpoint(args.model, 'cpu')
-        config = PipelineConfig(device='cpu', model_path=str(args.model), novelty_check='off')
+        config = PipelineConfig(device='cpu', model_path=str(args.model), novelty_check='disabled')
         pipeline = ScenePipeline(config, loaded=loaded)
         seeds = range(args.first_seed, args.first_seed + args.scenes)
         stats, summary = fit_novelty_stats(pipeline, seeds, args.quantile)

@@ -263,7 +263,7 @@ class ScenePipeline:
         """
         background = background_index(self.class_names)
         labels, probs = batch.labels, batch.probs
-        novelty = self.loaded.novelty if config.novelty_check == 'on' else None
+        novelty = self.loaded.novelty if config.novelty_check == 'enabled' else None
         object_class = np.empty(len(batch), np.int32)
         planes = plane_fits(xyz, labels, len(batch))
         view: Optional[tuple[float, float]] = None  # lowest and top beams, once a rule needs them

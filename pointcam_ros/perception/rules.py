@@ -126,7 +126,7 @@ which rests on how often small labels were right on real scans:
   so the rule costs simulated far road users (a person beyond about 11 m
   on a VLP-16); set ``min_label_points`` to 1 to name every cluster.
 - ``novel`` (not classified: shown as unknown, with the model's guess;
-  :func:`novelty_rule`, in scene mode, ``novelty_check`` on): a road-user
+  :func:`novelty_rule`, in scene mode, ``novelty_check: enabled``): a road-user
   class for a cluster whose features the model finds unlike those of its
   training data: its novelty score (:mod:`pointcam_ros.model.novelty`) is
   above the threshold stored with the model, when no other rule fired. Not
