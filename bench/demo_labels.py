@@ -30,18 +30,19 @@ misses: ``--by-object N`` lists the N objects with the most, each with the
 size of the cluster it was shown with.
 
     .venv/bin/python bench/demo_labels.py [--every 5] [--seconds 20] [--by-object 10]
+        [--set PARAM=VALUE ...]
 """
 
 import argparse
 from collections import Counter, defaultdict
 
 import numpy as np
-from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import nearest_in_plane
 from pointcam_ros.formats.markers import label_text
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.sim.simulator import (CLASS_NAMES, move_objects, random_scene, scan,
                                         SCENE_KINDS, SENSORS)
+from settings import add_set_option, config_from_set
 
 
 def main() -> None:
@@ -56,9 +57,10 @@ def main() -> None:
     parser.add_argument('--max-distance', type=float, default=1.5)
     parser.add_argument('--by-object', type=int, default=0, metavar='N',
                         help='also list the N true objects with the most wrong labels')
+    add_set_option(parser, 'novelty_check=disabled')
     args = parser.parse_args()
     sensor = SENSORS[args.sensor]
-    pipeline = ScenePipeline(PipelineConfig(device='cpu'))
+    pipeline = ScenePipeline(config_from_set(parser, args, device='cpu'))
     per_scene = max(1, int(round(args.scene_period * sensor.rate_hz)))
     seed, scene = args.seed, random_scene(args.seed, args.scene)
     scores: dict = defaultdict(lambda: [0, 0])  # true class -> [right, matched]

@@ -73,6 +73,16 @@ def test_fit_stats_are_the_class_means_and_the_inverse_covariances():
         fit_stats(features, classes, 4)
 
 
+def test_the_shipped_model_carries_statistics_fitted_on_reserved_simulated_scenes():
+    loaded = load_checkpoint()
+    assert loaded.novelty is not None
+    record = loaded.info['novelty']
+    assert (record['scenes'], record['first_seed'], record['quantile']) == (300, 5_100_000, 99.0)
+    assert record['threshold'] == pytest.approx(loaded.novelty.threshold, abs=1e-4)
+    assert loaded.novelty.class_means.shape == (len(loaded.class_names),
+                                                penultimate_width(loaded.model))
+
+
 def test_a_checkpoint_keeps_its_novelty_statistics(tiny_model, tmp_path):
     loaded = load_checkpoint(tiny_model)
     assert loaded.novelty is None
