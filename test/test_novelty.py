@@ -97,6 +97,26 @@ def test_a_checkpoint_keeps_its_novelty_statistics(tiny_model, tmp_path):
         assert torch.equal(getattr(again, name), getattr(stats, name))
 
 
+def test_calibrating_a_model_keeps_its_novelty_statistics(tiny_model, tmp_path):
+    """Temperatures move neither the features nor the predicted class: the stats stay."""
+    from pointcam_ros.learn.dataset import ObjectDataset
+    from pointcam_ros.learn.train import calibrate
+    loaded = load_checkpoint(tiny_model)
+    stats = _stats(len(loaded.class_names), penultimate_width(loaded.model), threshold=2.5)
+    path = tmp_path / 'with.pt'
+    save_checkpoint(path, loaded.model, loaded.class_names, loaded.num_points,
+                    loaded.normalization, novelty=stats)
+    rng = np.random.default_rng(3)
+    objects = [rng.normal(size=(int(n), 3)).astype(np.float32) for n in rng.integers(20, 90, 70)]
+    val_set = ObjectDataset(objects, rng.integers(0, len(loaded.class_names), 70),
+                            np.full(70, 10.0), np.arange(70), list(loaded.class_names))
+    calibrate(path, val_set, torch.device('cpu'))
+    again = load_checkpoint(path)
+    assert again.temperature != 1.0 and again.novelty is not None
+    assert again.novelty.threshold == 2.5
+    assert torch.equal(again.novelty.precision, stats.precision)
+
+
 def _payload(tiny_model, tmp_path) -> dict:
     loaded = load_checkpoint(tiny_model)
     path = tmp_path / 'with.pt'

@@ -259,7 +259,8 @@ def calibrate(checkpoint: Path, val_set: ObjectDataset, device: torch.device) ->
     bands = TemperatureBands.from_dict(report['temperature_bands'])
     save_checkpoint(checkpoint, loaded.model, loaded.class_names, loaded.num_points,
                     loaded.normalization, info={**loaded.info, 'calibration': summary},
-                    temperature=report['temperature'], temperature_bands=bands)
+                    temperature=report['temperature'], temperature_bands=bands,
+                    novelty=loaded.novelty)  # temperatures move neither features nor classes
     LOG.info('calibrated on %d val objects: T %.3f, by points %s, ECE %.4f -> %.4f',
              report['count'], report['temperature'], bands.describe(), report['ece_before'],
              report['ece_after'])
