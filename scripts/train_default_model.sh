@@ -2,7 +2,8 @@
 # Rebuild the model shipped in pointcam_ros/models/ from scratch, on CPU or CUDA:
 # simulate train/val/test scenes (disjoint seeds; street, campus and open scenes, 45-100 m
 # wide), cut them with both segmentation designs, train, calibrate (temperature on the
-# range-cut val set), evaluate, install.
+# range-cut val set), evaluate, fit the novelty statistics (pointcam_novelty: 300 simulated
+# scenes from seed 5,100,000, ~2 min on 2 cores), install.
 #   scripts/train_default_model.sh [extra pointcam_train args, e.g. --epochs 30]
 # Input: each object in the sensor's view plus its range and each point's height above the
 # local ground (view_ground, the pointcam_train default), mirrored about the line of sight for
@@ -33,6 +34,7 @@ sim() { $BIN/pointcam_dataset sim "$@"; }
     --out "$WORK/test.npz"
 $BIN/pointcam_train --train "$WORK/train.npz" --val "$WORK/val.npz" --test "$WORK/test.npz" \
     --out "$WORK/model.pt" --epochs 18 --mirror --seed 0 --force "$@"
-install -m 644 "$WORK/model.pt" pointcam_ros/models/default_pointnet.pt
+$BIN/pointcam_novelty --model "$WORK/model.pt" --out "$WORK/model_novelty.pt" --force
+install -m 644 "$WORK/model_novelty.pt" pointcam_ros/models/default_pointnet.pt
 install -m 644 "$WORK/model.json" pointcam_ros/models/default_pointnet.json
 echo "installed pointcam_ros/models/default_pointnet.pt ($(du -h pointcam_ros/models/default_pointnet.pt | cut -f1))"

@@ -133,8 +133,8 @@ which rests on how often small labels were right on real scans:
   a shape either: a softmax is confident far from its training data, and
   real clutter that the simulator never built (facade details, street
   furniture, vegetation of other kinds) is where it goes wrong
-  (docs/real_scans.md). The shipped model's threshold lets 1 in 100
-  simulated road users that the pipeline shows right through.
+  (docs/real_scans.md). At the shipped model's threshold, 1 in 100 of
+  the simulated road users that the pipeline shows right turn unknown.
 
 The ``oversize``, ``long`` and ``tall`` limits read a cluster's core extents, :func:`core_size`
 (its torch twin :func:`core_sizes_torch` measures all objects of a scan at
