@@ -16,16 +16,21 @@
 
 import dataclasses
 import math
+import threading
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
+from pointcam_ros.explain.gradcam import make_explainer
 from pointcam_ros.learn import novelty as fitting
 from pointcam_ros.model.checkpoint import (
-    CheckpointError, load_checkpoint, save_checkpoint)
+    CheckpointError, load_checkpoint, MAX_NOVELTY_WIDTH, save_checkpoint)
 from pointcam_ros.model.novelty import (
-    fit_stats, NoveltyStats, penultimate_width, score_numpy, TENSOR_NAMES)
+    fit_stats, NoveltyStats, penultimate_features, penultimate_width, pooled_features,
+    score_numpy, TENSOR_NAMES)
+from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
 from pointcam_ros.perception import rules
 from pointcam_ros.perception.pipeline import ScenePipeline
+from pointcam_ros.perception.rules import BACKGROUND_RULES
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import pytest
 import torch
@@ -135,6 +140,9 @@ def _payload(tiny_model, tmp_path) -> dict:
     (lambda n: n.__setitem__('threshold', float('inf')),
      r"field 'novelty.threshold' must be a finite number"),
     (lambda n: n.pop('mean'), r"field 'novelty' must be a mapping of class_means"),
+    (lambda n: n.__setitem__(3, 1.0), r"field 'novelty' must be a mapping of class_means"),
+    (lambda n: n.__setitem__('threshold', 10 ** 400),
+     r"field 'novelty.threshold' must be a finite number"),
 ])
 def test_broken_novelty_statistics_are_refused_by_name(tiny_model, tmp_path, change, message):
     payload = _payload(tiny_model, tmp_path)
@@ -143,6 +151,25 @@ def test_broken_novelty_statistics_are_refused_by_name(tiny_model, tmp_path, cha
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
+
+
+def test_statistics_too_wide_for_the_file_bounds_are_not_saved(tmp_path):
+    model = PointNetClassifier(PointNetConfig(
+        num_classes=3, mlp1=(8,), mlp2=(8, 16), head=(8, MAX_NOVELTY_WIDTH + 1),
+        tnet_conv=(8, 8, 8), tnet_fc=(8, 8))).eval()
+    stats = _stats(3, MAX_NOVELTY_WIDTH + 1)
+    with pytest.raises(ValueError, match=r'cannot save .*more than 1024'):
+        save_checkpoint(tmp_path / 'wide.pt', model, ['a', 'b', 'c'], 64, 'center',
+                        novelty=stats)
+    assert not (tmp_path / 'wide.pt').exists()
+
+
+def test_a_temperature_beyond_float_range_is_refused_by_name(tiny_model, tmp_path):
+    payload = torch.load(tiny_model, weights_only=True)
+    payload['temperature'] = 10 ** 400
+    torch.save(payload, tmp_path / 'hot.pt')
+    with pytest.raises(CheckpointError, match=r"field 'temperature' must be a finite number"):
+        load_checkpoint(tmp_path / 'hot.pt')
 
 
 @pytest.mark.parametrize('score, name, kind', [
@@ -175,11 +202,14 @@ def test_the_pipeline_scores_the_features_of_each_cluster(street_scan):
     out = pipeline.process(street_scan)
     assert len(out.objects) > 10
     features = fitting.cluster_features(pipeline, street_scan, out)
-    predicted = np.array([obj.class_id for obj in out.objects])
-    expected = score_numpy(loaded.novelty, features, predicted)
     scored = np.array([obj.novelty for obj in out.objects])
-    np.testing.assert_allclose(scored, expected, rtol=1e-9)
-    assert not any(obj.rule.startswith('novel') for obj in out.objects)
+    assert np.isfinite(scored).all()
+    # Scored for the model's class: compare where no rule showed background instead.
+    kept = [k for k, obj in enumerate(out.objects)
+            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
+    predicted = np.array([out.objects[k].class_id for k in kept])
+    expected = score_numpy(loaded.novelty, features[kept], predicted)
+    np.testing.assert_allclose(scored[kept], expected, rtol=1e-5)
     # The torch backend draws its samples with torch's generator: the repeats that fill a
     # small cluster to num_points move its centroid a little, so the scores differ a little.
     torch_out = ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded,
@@ -220,25 +250,79 @@ def test_a_method_without_one_classifier_pass_is_scored_by_a_plain_pass(street_s
                              backend='numpy')
     out = pipeline.process(street_scan)
     features = fitting.cluster_features(pipeline, street_scan, out)
-    predicted = np.array([obj.class_id for obj in out.objects])
-    np.testing.assert_allclose([obj.novelty for obj in out.objects],
-                               score_numpy(loaded.novelty, features, predicted), rtol=1e-9)
+    kept = [k for k, obj in enumerate(out.objects)
+            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
+    predicted = np.array([out.objects[k].class_id for k in kept])
+    np.testing.assert_allclose([out.objects[k].novelty for k in kept],
+                               score_numpy(loaded.novelty, features[kept], predicted), rtol=1e-5)
+
+
+@pytest.mark.parametrize('method', ['gradcam', 'gradcam++', 'xgradcam', 'hirescam'])
+def test_the_cam_methods_report_the_pooled_features_of_their_own_pass(method):
+    """The pipeline scores these; a plain pass gives the same features."""
+    loaded = load_checkpoint()
+    rng = np.random.default_rng(6)
+    chunk = torch.from_numpy(rng.normal(size=(5, 5, loaded.num_points)).astype(np.float32))
+    explained = make_explainer(method, loaded.model, loaded.class_names)(chunk)
+    assert explained.pooled is not None
+    torch.testing.assert_close(explained.pooled, pooled_features(loaded.model, chunk))
+    features = penultimate_features(loaded.model, explained.pooled)
+    assert features.shape == (5, penultimate_width(loaded.model))
 
 
 def test_pointcam_novelty_writes_a_checkpoint_with_statistics(tmp_path, capsys):
+    """20 scenes, the 90th percentile: the shipped model's weights with new statistics."""
     model = tmp_path / 'in.pt'
     model.write_bytes(open(load_checkpoint().path, 'rb').read())
     out = tmp_path / 'out.pt'
-    assert fitting.main(['--model', str(model), '--out', str(out), '--scenes', '4']) == 0
+    argv = ['--model', str(model), '--out', str(out), '--scenes', '20', '--quantile', '90']
+    assert fitting.main(argv) == 0
     loaded = load_checkpoint(out)
     assert loaded.novelty is not None and math.isfinite(loaded.novelty.threshold)
     record = loaded.info['novelty']
-    assert record['scenes'] == 4 and record['quantile'] == 99.0 and record['fitted'] > 50
+    assert record['scenes'] == 20 and record['quantile'] == 90.0
+    assert record['fitted'] >= fitting.MIN_CLUSTERS_PER_FEATURE * 128
+    assert record['held_out_right'] >= 10
     original = load_checkpoint(model)
     for key, value in original.model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value)
     assert 'wrote' in capsys.readouterr().out
     # An output never replaces its input, not even with --force.
     with pytest.raises(SystemExit):
-        fitting.main(['--model', str(model), '--out', str(model), '--scenes', '4', '--force'])
+        fitting.main(['--model', str(model), '--out', str(model), '--scenes', '20', '--force'])
     assert 'same file' in capsys.readouterr().err
+
+
+def test_pointcam_novelty_refuses_too_few_clusters_for_the_covariance(tmp_path, capsys):
+    """Two scenes give the shipped model (128 features) far fewer than 640 clusters."""
+    out = tmp_path / 'out.pt'
+    argv = ['--model', load_checkpoint().path, '--out', str(out), '--scenes', '2']
+    assert fitting.main(argv) == 1
+    err = capsys.readouterr().err
+    assert 'clusters to fit 128 features: at least 640 are needed' in err
+    assert 'fit on more scenes' in err and not out.exists()
+
+
+def test_two_pipelines_on_one_model_in_two_threads_score_their_own_objects():
+    """Each thread's scores are its own scan's, as when run alone (no shared state)."""
+    loaded = load_checkpoint()
+    scans = [scan(random_scene(seed, 'street'), SENSORS['hdl32'], seed).flat()[0]
+             for seed in (2_000_401, 2_000_402)]
+    pipelines = [ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded) for _ in scans]
+    alone = [[obj.novelty for obj in p.process(xyz).objects] for p, xyz in zip(pipelines, scans)]
+    assert len(alone[0]) != len(alone[1])  # a mix-up would show as a shape or value error
+    results: list = [[], []]
+
+    def work(i: int) -> None:
+        for _ in range(4):
+            results[i].append([obj.novelty for obj in pipelines[i].process(scans[i]).objects])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(2):
+        assert len(results[i]) == 4  # no run raised
+        for scores in results[i]:
+            np.testing.assert_allclose(scores, alone[i], rtol=1e-4, atol=1e-3)

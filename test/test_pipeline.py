@@ -995,6 +995,8 @@ def test_same_scan_same_clusters_and_labels_under_load(default_pipeline, sim_sca
         np.testing.assert_array_equal(out.class_id, reference.class_id)
         assert [o.class_name for o in out.objects] == [o.class_name for o in reference.objects]
         np.testing.assert_allclose(out.saliency, reference.saliency, atol=1e-5)
+        np.testing.assert_allclose([o.novelty for o in out.objects],  # each its own features
+                                   [o.novelty for o in reference.objects], rtol=1e-4, atol=1e-3)
 
 
 def test_at_most_max_objects_are_classified_the_largest_first(tiny_model):

@@ -45,8 +45,9 @@ class DetectedObject:
     yaw: float
     unknown: bool = False  # confidence below min_confidence: shown as "unknown (car 0.41)"
     rule: str = ''  # why a rule overrode the model: 'sliver: ...', 'oversize: ...', 'few: ...'
-    #: How unlike its training data the model finds the cluster (pointcam_ros.model.novelty);
-    #: NaN when the model has no novelty statistics.
+    #: How unlike its training data the model finds the cluster, for the class it predicted
+    #: (pointcam_ros.model.novelty; the model's class also where a rule shows background);
+    #: NaN when not scored (a model without statistics, or novelty_check disabled).
     novelty: float = float('nan')
 
 

@@ -48,7 +48,10 @@ class CamResult:
     (B, C, M); None for the perturbation methods. ``layer_cam`` (B, M) is
     the raw non-negative map on the CAM layer's own points when they are not
     the input points (PointNet++ centroids; ``cam`` is then that map carried
-    to every input point), else None.
+    to every input point), else None. ``pooled`` (B, P) are the global
+    features the model's head read (the pool of A) when the method ran the
+    model once on the objects themselves (the CAM methods on a model
+    family), else None.
     """
 
     cam: Tensor
@@ -59,6 +62,7 @@ class CamResult:
     predicted: Tensor
     weights: Optional[Tensor] = None
     layer_cam: Optional[Tensor] = None
+    pooled: Optional[Tensor] = None
 
 
 def normalize_cam(cam: Tensor, mask: Optional[Tensor] = None) -> Tensor:

@@ -188,7 +188,7 @@ class GradCAM(Explainer):
             cam = (weights * activations).sum(dim=1)
         result = self.package(cam, logits, requested, mask, weights)
         return (result.cam, result.saliency, result.logits, result.probabilities,
-                result.target, result.predicted, result.weights, None)
+                result.target, result.predicted, result.weights, None, pooled.detach())
 
     def _forward_pooled(self, points: Tensor, mask: Optional[Tensor], requested: Tensor
                         ) -> tuple[Tensor, ...]:
@@ -227,7 +227,7 @@ class GradCAM(Explainer):
             else:
                 raise ValueError(f'unknown pooling {kind!r} of {type(model).__name__}')
         return self._finish(points, mask, requested, logits, activations, total, point_grad,
-                            counts, layer_mask, cam_map.xyz)
+                            counts, layer_mask, cam_map.xyz) + (pooled.detach(),)
 
     def _forward_hooked(self, points: Tensor, mask: Optional[Tensor], requested: Tensor
                         ) -> tuple[Tensor, ...]:
@@ -273,7 +273,7 @@ class GradCAM(Explainer):
                 activations = activations.masked_fill(~layer_mask[:, None, :], 0.0)
         return self._finish(points, mask, requested, logits, activations, point_grad.sum(dim=2),
                             point_grad if self.needs_point_gradients else None, counts,
-                            layer_mask, xyz)
+                            layer_mask, xyz) + (None,)  # the pool of a protocol model is unknown
 
     def _finish(self, points: Tensor, mask: Optional[Tensor], requested: Tensor,
                 logits: Tensor, activations: Tensor, total_grad: Tensor,

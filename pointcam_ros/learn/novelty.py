@@ -28,10 +28,13 @@ scores of the road users the pipeline shows with their right class: at
 most ``100 - quantile`` % of such road users turn unknown. ``OUT.pt`` is
 ``IN.pt`` with the statistics added (weights, calibration and metadata
 unchanged; ``info.novelty`` records how they were fitted). The default
-seeds are used by no benchmark or data set of the project.
+seeds (5,100,000-5,100,299) are used by no benchmark or data set of the
+project.
 """
 
 import argparse
+import dataclasses
+import math
 from pathlib import Path
 import sys
 from typing import Any, Optional, Sequence
@@ -41,7 +44,9 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.results import SceneResult
 from pointcam_ros.learn.dataset_cli import check_outputs, Output
 from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pointcam_ros.model.novelty import fit_stats, NoveltyStats, penultimate_width, score_numpy
+from pointcam_ros.model.novelty import (
+    fit_stats, NoveltyStats, penultimate_features, penultimate_width, pooled_features,
+    score_numpy)
 from pointcam_ros.model.preprocess import (
     GROUND_NORMALIZATIONS, normalize_objects, resample_indices, with_heights)
 from pointcam_ros.perception.pipeline import ScenePipeline
@@ -52,10 +57,12 @@ import torch
 
 #: A cluster's class is that of most of its points if they are at least this share.
 MAJORITY = 0.5
-#: Default first seed of the fitting scenes (no benchmark or data set uses 5,100,000+).
+#: Default first seed of the fitting scenes (no benchmark or data set uses 5,100,000-5,100,299).
 FIRST_SEED = 5_100_000
 #: Objects per forward pass of :func:`cluster_features`.
 CHUNK = 256
+#: Fewest fitted clusters per feature (a covariance of D features needs many more than D).
+MIN_CLUSTERS_PER_FEATURE = 5
 
 
 def cluster_features(pipeline: ScenePipeline, xyz: np.ndarray, result: SceneResult
@@ -66,7 +73,7 @@ def cluster_features(pipeline: ScenePipeline, xyz: np.ndarray, result: SceneResu
     ``xyz`` (M, 3) float32 finite: the points ``result`` was computed on. Each
     cluster's points are drawn (``num_points``, one generator seeded with the
     pipeline's seed) and normalised as the pipeline does, and the features
-    are the input of ``model.classifier`` (a forward hook). These are the
+    are the input of ``model.classifier`` (one plain forward pass). These are the
     numpy backend's own draws where the pipeline's first pass made the
     clusters; elsewhere (clusters that split and merge changed, the torch
     backend's generator) the draws differ, and so do the features, a little:
@@ -88,16 +95,11 @@ def cluster_features(pipeline: ScenePipeline, xyz: np.ndarray, result: SceneResu
     if height is not None:
         drawn = with_heights(drawn, height[chosen])
     batch = torch.from_numpy(normalize_objects(drawn, loaded.normalization)).transpose(1, 2)
-    grabbed: list[torch.Tensor] = []
-    hook = loaded.model.classifier.register_forward_hook(
-        lambda module, inputs, output: grabbed.append(inputs[0].detach()))
-    try:
-        with torch.no_grad():
-            for lo in range(0, len(batch), CHUNK):
-                loaded.model(batch[lo:lo + CHUNK].contiguous().to(pipeline.device))
-    finally:
-        hook.remove()
-    return torch.cat(grabbed).cpu().double().numpy()
+    parts = []
+    for lo in range(0, len(batch), CHUNK):
+        chunk = batch[lo:lo + CHUNK].contiguous().to(pipeline.device)
+        parts.append(penultimate_features(loaded.model, pooled_features(loaded.model, chunk)))
+    return torch.cat(parts).cpu().double().numpy()
 
 
 def sim_clusters(pipeline: ScenePipeline, seeds: Sequence[int]) -> dict[str, np.ndarray]:
@@ -149,13 +151,21 @@ def fit_novelty_stats(pipeline: ScenePipeline, seeds: Sequence[int], quantile: f
         raise ValueError(f'the model has no class {unknown_truth} of the simulator')
     index = np.array([names.index(name) for name in rows['truth']], np.int64)
     fitted = np.arange(len(index)) % 2 == 0
+    width = rows['features'].shape[1]
+    if fitted.sum() < MIN_CLUSTERS_PER_FEATURE * width:
+        raise ValueError(f'{int(fitted.sum())} clusters to fit {width} features: at least '
+                         f'{MIN_CLUSTERS_PER_FEATURE * width} are needed for their covariance; '
+                         'fit on more scenes')
     stats = fit_stats(rows['features'][fitted], index[fitted], len(names))
     right = (~fitted & (rows['shown'] == rows['truth'])
              & np.isin(rows['shown'], list(ROAD_USERS)))
-    if not right.any():
-        raise ValueError('no held-out road user shown right: fit on more scenes')
+    needed = math.ceil(100.0 / (100.0 - quantile))
+    if right.sum() < needed:
+        raise ValueError(f'{int(right.sum())} held-out road users shown right: the '
+                         f'{quantile:g}th percentile needs at least {needed}; fit on more '
+                         'scenes')
     scores = score_numpy(stats, rows['features'][right], index[right])
-    stats.threshold = float(np.percentile(scores, quantile))
+    stats = dataclasses.replace(stats, threshold=float(np.percentile(scores, quantile)))
     return stats, {'fitted': int(fitted.sum()), 'held_out_right': int(right.sum()),
                    'threshold': round(stats.threshold, 4)}
 

@@ -119,6 +119,9 @@ MAX_RADIUS = 1000.0
 TEMPERATURE_RANGE = (0.05, 20.0)
 #: Most point bands of a calibration by point count (``temperature_bands``).
 MAX_TEMPERATURE_BANDS = 16
+#: Widest classifier input D whose ``novelty`` statistics a checkpoint may hold: two
+#: (D, D) float64 matrices are 16 MiB at 1,024; the shipped model's D is 128.
+MAX_NOVELTY_WIDTH = 1024
 
 PathLike = Union[str, os.PathLike]
 
@@ -226,6 +229,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float of float64's finite range (10**400 is not)."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _check_int(name: str, value: Any, low: int, high: int, reason: str) -> int:
     if not _is_int(value):
         raise _FieldError(name, f'must be an int, got {type(value).__name__} {value!r:.60}')
@@ -330,7 +343,7 @@ def _check_widths(name: str, widths: Any, min_layers: int, high: int = MAX_WIDTH
 
 
 def _check_float(name: str, value: Any, low: float, high: float, reason: str) -> float:
-    if not _is_number(value) or not math.isfinite(value) or not low <= value <= high:
+    if not _is_finite_number(value) or not low <= value <= high:
         raise _FieldError(name, f'must be a number in [{low}, {high}] ({reason}), got '
                           f'{value!r:.60}')
     return float(value)
@@ -551,7 +564,7 @@ def _check_state_dict(state: Any, skeleton: Mapping[str, torch.Tensor],
 
 def _check_temperature(value: Any) -> float:
     low, high = TEMPERATURE_RANGE
-    if not _is_number(value) or not math.isfinite(value) or not low <= value <= high:
+    if not _is_finite_number(value) or not low <= value <= high:
         raise _FieldError('temperature', f'must be a finite number in [{low}, {high}] '
                           f'(confidences are softmax(logits / temperature), 1.0 = '
                           f'uncalibrated), got {value!r:.60}: calibrate the model again '
@@ -634,12 +647,12 @@ def _check_novelty_threshold(value: Any) -> Optional[float]:
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) != {*TENSOR_NAMES, 'threshold'}:
-        keys = sorted(value) if isinstance(value, dict) else type(value).__name__
+        keys = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
         raise _FieldError('novelty', f'must be a mapping of {", ".join(TENSOR_NAMES)} '
                           f'(tensors) and threshold (a number), got {keys!s:.80}: fit it '
                           'again (pointcam_novelty) or drop it')
     threshold = value['threshold']
-    if not _is_number(threshold) or not math.isfinite(threshold):
+    if not _is_finite_number(threshold):
         raise _FieldError('novelty.threshold', f'must be a finite number, got '
                           f'{threshold!r:.60}: fit it again (pointcam_novelty)')
     return float(threshold)
@@ -654,8 +667,13 @@ def _check_novelty(value: dict, model: nn.Module, num_classes: int) -> NoveltySt
     """
     width = penultimate_width(model)
     if width is None:
-        raise _FieldError('novelty', f'needs a model with a Linear classifier (its input is '
-                          f'what is scored); a {type(model).__name__} has none: drop it')
+        raise _FieldError('novelty', f'needs a model whose logits are classifier(head(pooled)) '
+                          f'with a Linear classifier (its input is what is scored); a '
+                          f'{type(model).__name__} is not one: drop it')
+    if width > MAX_NOVELTY_WIDTH:
+        raise _FieldError('novelty', f'needs (D, D) matrices for the {width} inputs of the '
+                          f'classifier, more than {MAX_NOVELTY_WIDTH} (the statistics would '
+                          'outgrow the file and memory bounds): drop it')
     skeleton = {'class_means': torch.empty(num_classes, width),
                 'precision': torch.empty(width, width), 'mean': torch.empty(width),
                 'background_precision': torch.empty(width, width)}
@@ -721,6 +739,11 @@ def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str]
         raise ValueError(f'cannot save {path}: {exc}') from exc
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+        size = tmp.stat().st_size
+        if size > MAX_FILE_BYTES:  # a model near MAX_PARAMETERS in float64, plus statistics
+            raise ValueError(f'cannot save {path}: {size:,} bytes, more than the '
+                             f'{MAX_FILE_BYTES:,} load_checkpoint reads; save the weights in '
+                             'float32 (model.float())')
 
 
 #: Pickle opcodes that import or call something (a plain-data pickle has none).

@@ -49,7 +49,7 @@ TENSOR_NAMES = ('class_means', 'precision', 'mean', 'background_precision')
 RIDGE = 1e-3
 
 
-@dataclass
+@dataclass(frozen=True)
 class NoveltyStats:
     """
     Statistics of a model's penultimate features, and the score above which an object is novel.
@@ -57,7 +57,8 @@ class NoveltyStats:
     ``class_means`` (C, D), ``precision`` (D, D), ``mean`` (D,),
     ``background_precision`` (D, D): float64 tensors (module docstring);
     ``threshold``: a finite float. D is the input width of the model's
-    ``classifier``, C its classes.
+    ``classifier``, C its classes. Frozen: ``dataclasses.replace`` makes a
+    new one (with its own device copies).
     """
 
     class_means: torch.Tensor
@@ -66,7 +67,7 @@ class NoveltyStats:
     background_precision: torch.Tensor
     threshold: float
     #: The tensors per device (made on first use: no copy to a GPU per scan).
-    _on_device: dict = field(default_factory=dict, repr=False, compare=False)
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Return the four tensors by name (:data:`TENSOR_NAMES`), as a checkpoint stores them."""
@@ -129,6 +130,35 @@ def _precision(centred: np.ndarray) -> np.ndarray:
 
 
 def penultimate_width(model: torch.nn.Module) -> Optional[int]:
-    """Return the input width D of ``model.classifier`` (a Linear), or None without one."""
+    """
+    Return the input width D of ``model.classifier`` (a Linear), or None.
+
+    None for a model that does not compute its logits as
+    ``classifier(head(pooled))`` with a Linear ``classifier`` (the model
+    families do; a model of the protocol may not).
+    """
     classifier = getattr(model, 'classifier', None)
-    return classifier.in_features if isinstance(classifier, torch.nn.Linear) else None
+    if not isinstance(classifier, torch.nn.Linear) or not hasattr(model, 'head'):
+        return None
+    return classifier.in_features
+
+
+def pooled_features(model: torch.nn.Module, points: torch.Tensor,
+                    mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """
+    Return the global features ``(B, P)`` a model family's head reads, of ``(B, C, N)`` points.
+
+    PointNet: the max-pool of A (``run``); DGCNN and PointNet++: their pools
+    of the CAM map. One plain forward pass without the head, no gradients.
+    """
+    with torch.no_grad():
+        if hasattr(model, 'run'):
+            return model.run(points, mask).global_features
+        cam = model.cam_features(points, mask)
+        return model.pool(cam.features, cam.mask)[0]
+
+
+def penultimate_features(model: torch.nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """Return the input ``(B, D)`` of ``model.classifier`` for the pooled features ``(B, P)``."""
+    with torch.no_grad():
+        return model.head(pooled)

@@ -36,15 +36,15 @@ nearest-sample map back, boxes and core sizes for all objects at once), one
 copy of the results back.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_boxes, oriented_boxes_torch
-from pointcam_ros.explain.base import Explainer
+from pointcam_ros.explain.base import CamResult, Explainer
 from pointcam_ros.model.checkpoint import LoadedModel
+from pointcam_ros.model.novelty import penultimate_features, pooled_features
 from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, heights_above_lowest
 from pointcam_ros.model.preprocess import normalize_batch, normalize_objects, resample_indices
 from pointcam_ros.model.preprocess import with_heights
@@ -139,7 +139,8 @@ class Explained:
     one (K, N) float32 tensor (torch); ``probs`` (K, C) calibrated
     probabilities, ``predicted`` and ``targets`` (K,) int64 the predicted
     and the explained class, ``novelty`` (K,) float64 the novelty scores
-    (:mod:`pointcam_ros.model.novelty`; NaN for a model without statistics).
+    (:mod:`pointcam_ros.model.novelty`; NaN when not scored: a model without
+    statistics, or ``novelty_check`` disabled).
     """
 
     saliency: Union[list[np.ndarray], Tensor]
@@ -220,57 +221,38 @@ class Stages:
         ``counts`` (K,) int64: each object's points, which pick its
         calibration temperature (:meth:`LoadedModel.temperatures`). Returns
         saliency (K, N), calibrated probabilities (K, C), predicted and
-        explained classes (K,), and novelty scores (K,) float64 (NaN when
-        the model has no :class:`~pointcam_ros.model.novelty.NoveltyStats`).
+        explained classes (K,), and novelty scores (K,) float64
+        (:meth:`_novelty`).
         """
         temperatures = self.loaded.temperatures(counts.to(batch.device))[:, None]  # (K, 1)
         parts = []
         for lo in range(0, len(batch), MODEL_CHUNK):
             chunk = batch[lo:lo + MODEL_CHUNK]
-            with _classifier_inputs(self.loaded) as grabbed:
-                explained = self.explainer(chunk, target=self.config.target_class or None)
+            explained = self.explainer(chunk, target=self.config.target_class or None)
             probs = torch.softmax(explained.logits / temperatures[lo:lo + MODEL_CHUNK], dim=1)
-            novelty = self._novelty(chunk, grabbed, explained.predicted)
             parts.append((explained.saliency, probs, explained.predicted, explained.target,
-                          novelty))
+                          self._novelty(chunk, explained)))
         return tuple(torch.cat(column) for column in zip(*parts))
 
-    def _novelty(self, chunk: Tensor, grabbed: list[Tensor], predicted: Tensor) -> Tensor:
+    def _novelty(self, chunk: Tensor, explained: CamResult) -> Tensor:
         """
-        Novelty scores ``(B,)`` float64 of a chunk of ``(B, C, N)`` objects (NaN: no stats).
+        Novelty scores ``(B,)`` float64 of a chunk of ``(B, C, N)`` objects.
 
-        The features are the classifier's input in the explainer's own pass
-        when it ran the classifier once on the whole chunk (Grad-CAM does);
-        else (a method that runs it on perturbed copies) one more plain pass.
+        NaN (not scored) when the model has no statistics or
+        ``novelty_check`` is disabled. The features are the model's head
+        applied to the pooled features of the explainer's own pass (the CAM
+        methods report them), else of one more plain pass (the perturbation
+        methods run the model on perturbed copies only).
         """
         stats = self.loaded.novelty
-        if stats is None:
+        if stats is None or self.config.novelty_check != 'enabled':
             return torch.full((len(chunk),), float('nan'), dtype=torch.float64,
                               device=chunk.device)
-        if len(grabbed) != 1 or len(grabbed[0]) != len(chunk):
-            grabbed.clear()
-            with _classifier_inputs(self.loaded) as grabbed, torch.no_grad():
-                self.loaded.model(chunk)
-        return stats.scores(grabbed[0], predicted)
-
-
-@contextmanager
-def _classifier_inputs(loaded: LoadedModel) -> Iterator[list[Tensor]]:
-    """
-    Collect the input ``(B, D)`` of ``loaded.model.classifier`` on every call, detached.
-
-    Nothing is collected (no hook) when the model has no novelty statistics.
-    """
-    grabbed: list[Tensor] = []
-    if loaded.novelty is None:
-        yield grabbed
-        return
-    handle = loaded.model.classifier.register_forward_hook(
-        lambda module, inputs, output: grabbed.append(inputs[0].detach()))
-    try:
-        yield grabbed
-    finally:
-        handle.remove()
+        model = self.loaded.model
+        pooled = explained.pooled
+        if pooled is None:
+            pooled = pooled_features(model, chunk)
+        return stats.scores(penultimate_features(model, pooled), explained.predicted)
 
 
 class NumpyStages(Stages):
