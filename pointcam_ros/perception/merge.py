@@ -49,9 +49,10 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.range_image import (
     CAR_FOOTPRINT, direction_extents, MERGE_GAP, rectangle, rectangles)
+from pointcam_ros.perception.scatter import group_rows
 from pointcam_ros.perception.segmentation import array_namespace
 from pointcam_ros.perception.split import Explain, explain_groups
-from pointcam_ros.perception.stages import group_rows, largest_first, ObjectBatch, Segments
+from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments
 from scipy.spatial import cKDTree
 
 #: m; (length, width, height) a union may have, per vehicle class: a car or van, the range

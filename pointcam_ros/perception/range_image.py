@@ -74,7 +74,7 @@ import math
 from typing import Optional, Union
 
 import numpy as np
-from pointcam_ros.perception.scatter import scatter_reduce
+from pointcam_ros.perception.scatter import group_rows, scatter_reduce
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -407,9 +407,8 @@ def direction_extents(xy: np.ndarray, group: np.ndarray,
     are the elementwise min / max of its parts'.
     """
     angles = np.arange(DIRECTIONS) * (math.pi / DIRECTIONS)
-    # Any order within a group gives the same extents; 16-bit ids sort by radix, in O(N).
-    order = np.argsort(group.astype(np.uint16) if count <= 2 ** 16 else group, kind='stable')
-    starts = np.searchsorted(group[order], np.arange(count))
+    order, bounds = group_rows(group, count)
+    starts = bounds[:-1]
     basis = np.stack([np.cos(angles), np.sin(angles)]).astype(xy.dtype)
     ordered = np.take(xy, order, axis=0)
     # Per direction, a contiguous 1-D reduceat: ~3 times faster than reducing the (N, D) rows;

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Scatter min / max over a scan's points that is fast with every numpy the ROS distributions ship.
+Scatter min / max, and grouping by id, over a scan's points: fast with every numpy ROS ships.
 
 ``np.minimum.at(target, index, values)`` is the direct way, and since numpy
 1.25 a fast one. Before, ``ufunc.at`` ran a slow generic loop: over 130,000
@@ -53,3 +53,16 @@ def scatter_reduce(ufunc: np.ufunc, target: np.ndarray, index: np.ndarray,
     reduced = ufunc.reduceat(np.asarray(values)[order], starts).astype(target.dtype)
     target[groups] = ufunc(target[groups], reduced)
     return target
+
+
+def group_rows(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Positions of ``(n,)`` integer ``ids`` grouped by id ``0..count-1``: ``order``, ``bounds``.
+
+    ``order`` (n,) int64 sorts the positions by id, stably (each id's positions
+    keep their order; ids of 16 bits sort by radix, in O(n)); id k's positions
+    are ``order[bounds[k]:bounds[k + 1]]``, ``bounds`` (count + 1,) int64.
+    Negative ids (no group) sort first and belong to none.
+    """
+    order = np.argsort(ids.astype(np.int16) if count < 2 ** 15 else ids, kind='stable')
+    return order, np.searchsorted(ids[order], np.arange(count + 1))

@@ -63,10 +63,10 @@ import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.perception.range_image import looks_like_person
 from pointcam_ros.perception.rules import CLASS_MAX_LENGTH
+from pointcam_ros.perception.scatter import group_rows
 from pointcam_ros.perception.segmentation import (
     array_namespace, cluster_voxels, pieces_by_cluster)
-from pointcam_ros.perception.stages import (
-    group_rows, largest_first, ObjectBatch, Segments, Stages)
+from pointcam_ros.perception.stages import largest_first, ObjectBatch, Segments, Stages
 
 #: m; a cluster called car whose core is longer (or wider) than this is a candidate.
 CAR_LENGTH = 4.4

@@ -49,6 +49,7 @@ from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, heights_above_l
 from pointcam_ros.model.preprocess import normalize_batch, normalize_objects, resample_indices
 from pointcam_ros.model.preprocess import with_heights
 from pointcam_ros.perception.rules import core_sizes, core_sizes_torch
+from pointcam_ros.perception.scatter import group_rows
 from pointcam_ros.perception.segmentation import segment_scene, SegmentationTables
 from scipy.spatial import cKDTree, ConvexHull, QhullError
 import torch
@@ -503,19 +504,6 @@ def sample_sizes(counts: np.ndarray, num_points: int) -> np.ndarray:
     ladder = np.array(sorted(sizes), np.int64)
     pick = np.searchsorted(ladder, np.asarray(counts, np.int64))
     return ladder[np.minimum(pick, len(ladder) - 1)]
-
-
-def group_rows(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """
-    Positions of ``(n,)`` integer ``ids`` grouped by id ``0..count-1``: ``order``, ``bounds``.
-
-    ``order`` (n,) int64 sorts the positions by id, stably (each id's positions
-    keep their order; ids of 16 bits sort by radix, in O(n)); id k's positions
-    are ``order[bounds[k]:bounds[k + 1]]``, ``bounds`` (count + 1,) int64.
-    Negative ids (no group) sort first and belong to none.
-    """
-    order = np.argsort(ids.astype(np.int16) if count < 2 ** 15 else ids, kind='stable')
-    return order, np.searchsorted(ids[order], np.arange(count + 1))
 
 
 def largest_first(sizes: Sequence[int], limit: int) -> np.ndarray:
