@@ -109,11 +109,10 @@ def sim_clusters(pipeline: ScenePipeline, seeds: Sequence[int]) -> dict[str, np.
     Street scenes for even seeds, campus for odd ones, the sensor presets in
     turn by seed. Keys: ``features`` (n, D) float64, ``truth`` (n,) the class
     of most of its points (background when none holds :data:`MAJORITY`),
-    ``shown`` (n,) the class shown or ``unknown``, ``novelty`` (n,) the
-    pipeline's own score (NaN for a model without statistics).
+    ``shown`` (n,) the class shown or ``unknown``.
     """
     sensors = list(SENSORS)
-    features, truth, shown, novelty = [], [], [], []
+    features, truth, shown = [], [], []
     for seed in seeds:
         scene = random_scene(seed, 'campus' if seed % 2 else 'street')
         xyz, _, truth_class = scan(scene, SENSORS[sensors[seed % len(sensors)]], seed).flat()
@@ -126,11 +125,9 @@ def sim_clusters(pipeline: ScenePipeline, seeds: Sequence[int]) -> dict[str, np.
             truth.append(CLASS_NAMES[best] if counts[best] >= MAJORITY * len(classes)
                          else 'background')
             shown.append('unknown' if detected.unknown else detected.class_name)
-            novelty.append(detected.novelty)
     width = penultimate_width(pipeline.loaded.model)
     return {'features': np.concatenate(features) if features else np.zeros((0, width)),
-            'truth': np.array(truth, dtype=object), 'shown': np.array(shown, dtype=object),
-            'novelty': np.array(novelty, np.float64)}
+            'truth': np.array(truth, dtype=object), 'shown': np.array(shown, dtype=object)}
 
 
 def fit_novelty_stats(pipeline: ScenePipeline, seeds: Sequence[int], quantile: float
@@ -140,7 +137,10 @@ def fit_novelty_stats(pipeline: ScenePipeline, seeds: Sequence[int], quantile: f
 
     Returns the statistics and a summary (``fitted`` and ``held_out_right``
     clusters, ``threshold``), as the module docstring describes. ValueError
-    when a class has no fitted cluster or no held-out road user is shown right.
+    when a class has no fitted cluster, when fewer than
+    :data:`MIN_CLUSTERS_PER_FEATURE` clusters per feature are fitted, or
+    when fewer held-out road users are shown right than the percentile
+    needs (100 / (100 - quantile)).
     """
     if not 0.0 < quantile < 100.0:
         raise ValueError(f'quantile must be in (0, 100), got {quantile}')
@@ -159,7 +159,7 @@ def fit_novelty_stats(pipeline: ScenePipeline, seeds: Sequence[int], quantile: f
     stats = fit_stats(rows['features'][fitted], index[fitted], len(names))
     right = (~fitted & (rows['shown'] == rows['truth'])
              & np.isin(rows['shown'], list(ROAD_USERS)))
-    needed = math.ceil(100.0 / (100.0 - quantile))
+    needed = math.ceil(round(100.0 / (100.0 - quantile), 6))
     if right.sum() < needed:
         raise ValueError(f'{int(right.sum())} held-out road users shown right: the '
                          f'{quantile:g}th percentile needs at least {needed}; fit on more '

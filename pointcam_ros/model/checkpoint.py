@@ -739,11 +739,12 @@ def save_checkpoint(path: PathLike, model: nn.Module, class_names: Sequence[str]
         raise ValueError(f'cannot save {path}: {exc}') from exc
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        size = tmp.stat().st_size
-        if size > MAX_FILE_BYTES:  # a model near MAX_PARAMETERS in float64, plus statistics
-            raise ValueError(f'cannot save {path}: {size:,} bytes, more than the '
-                             f'{MAX_FILE_BYTES:,} load_checkpoint reads; save the weights in '
-                             'float32 (model.float())')
+        try:  # the file bounds load_checkpoint enforces first (size, records, pickle)
+            _check_file(tmp)
+        except CheckpointError as exc:
+            raise ValueError(f'cannot save {path}: load_checkpoint would refuse the file '
+                             f'({exc}); save the weights in float32 (model.float()) or a '
+                             'smaller info') from exc
 
 
 #: Pickle opcodes that import or call something (a plain-data pickle has none).

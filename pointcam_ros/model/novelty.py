@@ -134,12 +134,16 @@ def penultimate_width(model: torch.nn.Module) -> Optional[int]:
     Return the input width D of ``model.classifier`` (a Linear), or None.
 
     None for a model that does not compute its logits as
-    ``classifier(head(pooled))`` with a Linear ``classifier`` (the model
-    families do; a model of the protocol may not).
+    ``classifier(head(pooled))`` with a Linear ``classifier`` and pooled
+    features :func:`pooled_features` can reach (the model families; a model
+    of the protocol may not).
     """
     classifier = getattr(model, 'classifier', None)
     if not isinstance(classifier, torch.nn.Linear) or not hasattr(model, 'head'):
         return None
+    if not (hasattr(model, 'run') or (hasattr(model, 'cam_features')
+                                      and hasattr(model, 'pool'))):
+        return None  # no way to its pooled features (pooled_features)
     return classifier.in_features
 
 
@@ -148,12 +152,17 @@ def pooled_features(model: torch.nn.Module, points: torch.Tensor,
     """
     Return the global features ``(B, P)`` a model family's head reads, of ``(B, C, N)`` points.
 
-    PointNet: the max-pool of A (``run``); DGCNN and PointNet++: their pools
-    of the CAM map. One plain forward pass without the head, no gradients.
+    PointNet: the max-pool of A (``run``, which also runs the head);
+    DGCNN and PointNet++: their pools of the CAM map. One plain forward
+    pass, no gradients. TypeError for a model with neither (see
+    :func:`penultimate_width`).
     """
     with torch.no_grad():
         if hasattr(model, 'run'):
             return model.run(points, mask).global_features
+        if not (hasattr(model, 'cam_features') and hasattr(model, 'pool')):
+            raise TypeError(f'{type(model).__name__} has neither run() nor cam_features() '
+                            'and pool(): no pooled features to score')
         cam = model.cam_features(points, mask)
         return model.pool(cam.features, cam.mask)[0]
 

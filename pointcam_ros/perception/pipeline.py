@@ -86,6 +86,7 @@ from pointcam_ros.common.results import DetectedObject, NO_OBJECT, SceneResult, 
 from pointcam_ros.explain.gradcam import make_explainer, REGISTRY
 from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, LoadedModel
 from pointcam_ros.model.device import resolve_device
+from pointcam_ros.model.novelty import penultimate_width
 from pointcam_ros.model.preprocess import normalized_channels
 from pointcam_ros.perception import segmentation_torch
 from pointcam_ros.perception.merge import merge_vehicles
@@ -143,6 +144,11 @@ class ScenePipeline:
                 f'the model takes {wanted} input channels, but its normalization '
                 f'{self.loaded.normalization!r} makes {made} from the x, y, z of a scan: the '
                 'pipeline cannot run it; use a model trained by pointcam_train')
+        if self.loaded.novelty is not None and penultimate_width(self.loaded.model) is None:
+            raise CheckpointError(
+                f'the model carries novelty statistics, but a {type(self.loaded.model).__name__} '
+                'has no pooled features and Linear classifier to score them on: drop them '
+                '(novelty=None)')
         self.loaded.model.to(self.device).eval()
         if backend == 'auto':
             backend = 'torch' if self.device.type == 'cuda' else 'numpy'

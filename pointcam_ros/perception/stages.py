@@ -242,8 +242,8 @@ class Stages:
         NaN (not scored) when the model has no statistics or
         ``novelty_check`` is disabled. The features are the model's head
         applied to the pooled features of the explainer's own pass (the CAM
-        methods report them), else of one more plain pass (the perturbation
-        methods run the model on perturbed copies only).
+        methods on a model family report them), else of one more plain pass
+        (the perturbation methods report none). The chunk has no mask.
         """
         stats = self.loaded.novelty
         if stats is None or self.config.novelty_check != 'enabled':
