@@ -34,17 +34,8 @@ from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.rules import BACKGROUND_RULES
 from pointcam_ros.sim.simulator import random_scene, scan, SENSORS
 import pytest
+from test_model_families import SMALL  # small sizes of each family
 import torch
-
-
-#: Small sizes of each family (as in test_model_families).
-SMALL_FAMILIES = {
-    'pointnet': {'mlp1': (16,), 'mlp2': (32, 64), 'head': (32, 16),
-                 'tnet_conv': (16, 32, 64), 'tnet_fc': (32, 16)},
-    'dgcnn': {'k': 6, 'edge': (16, 16, 32), 'emb_dims': 64, 'head': (32, 16)},
-    'pointnet2': {'npoints': (12, 6), 'radii': (0.7, 1.4), 'nsamples': (6, 8),
-                  'mlps': ((16, 16), (32, 32)), 'global_mlp': (32, 64), 'head': (32, 16)},
-}
 
 
 def _stats(classes: int, width: int, seed: int = 0, threshold: float = 0.0) -> NoveltyStats:
@@ -269,7 +260,7 @@ def test_a_road_user_above_the_threshold_is_shown_as_unknown_in_scene_mode(stree
 @pytest.mark.parametrize('family', sorted(FAMILIES))
 def test_the_features_are_the_classifier_s_input_in_every_family(family):
     """classifier(head(pooled)) are the logits; the CAM pass reports the same pooled."""
-    model = build_model(family, 4, 5, **SMALL_FAMILIES[family]).eval()
+    model = build_model(family, 4, 5, **SMALL[family]).eval()
     points = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(2))
     pooled = pooled_features(model, points)
     features = penultimate_features(model, pooled)
