@@ -286,7 +286,6 @@ def test_scores_are_for_the_predicted_class_and_not_made_when_disabled(street_sc
 
 def test_a_model_without_pooled_features_cannot_carry_statistics(tiny_model):
     """A protocol model with a head and a Linear classifier but no pool: refused up front."""
-    from pointcam_ros.model.checkpoint import CheckpointError as Refused
     from pointcam_ros.model.protocol import ExplainableModel
 
     class Net(torch.nn.Module):
@@ -303,7 +302,7 @@ def test_a_model_without_pooled_features_cannot_carry_statistics(tiny_model):
     loaded = load_checkpoint(tiny_model)
     mine = dataclasses.replace(loaded, model=model, novelty=_stats(7, 8))
     assert penultimate_width(model) is None
-    with pytest.raises(Refused, match='no pooled features and Linear classifier'):
+    with pytest.raises(CheckpointError, match='no pooled features and Linear classifier'):
         ScenePipeline(PipelineConfig(device='cpu'), loaded=mine)
 
 
