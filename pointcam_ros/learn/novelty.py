@@ -47,11 +47,11 @@ from pointcam_ros.model.checkpoint import CheckpointError, load_checkpoint, save
 from pointcam_ros.model.novelty import (
     fit_stats, NoveltyStats, penultimate_features, penultimate_width, pooled_features,
     score_numpy)
-from pointcam_ros.model.preprocess import (
-    GROUND_NORMALIZATIONS, normalize_objects, resample_indices, with_heights)
+from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS
 from pointcam_ros.perception.pipeline import ScenePipeline
 from pointcam_ros.perception.rules import ROAD_USERS
 from pointcam_ros.perception.segmentation import segment_scene
+from pointcam_ros.perception.stages import NumpyStages, Segments
 from pointcam_ros.sim.simulator import CLASS_NAMES, random_scene, scan, SENSORS
 import torch
 
@@ -70,36 +70,37 @@ def cluster_features(pipeline: ScenePipeline, xyz: np.ndarray, result: SceneResu
     """
     Penultimate features ``(K, D)`` float64 of the K clusters of one scan's ``result``.
 
-    ``xyz`` (M, 3) float32 finite: the points ``result`` was computed on. Each
-    cluster's points are drawn (``num_points``, one generator seeded with the
-    pipeline's seed) and normalised as the pipeline does, and the features
-    are the input of ``model.classifier`` (one plain forward pass). These are the
-    numpy backend's own draws where the pipeline's first pass made the
-    clusters; elsewhere (clusters that split and merge changed, the torch
-    backend's generator) the draws differ, and so do the features, a little:
-    the repeats that fill a small cluster to ``num_points`` move its centroid.
+    ``xyz`` (M, 3) float32 finite: the points ``result`` was computed on. The
+    clusters are drawn and normalised by the numpy backend's own ``sample``
+    stage (one generator seeded with the pipeline's seed, the clusters in
+    order), and the features are the input of ``model.classifier`` (one
+    plain forward pass). These are the pipeline's own draws where its first
+    pass made the clusters; elsewhere (clusters that split and merge
+    changed, the torch backend's generator) the draws differ, and so do the
+    features, a little: the repeats that fill a small cluster to
+    ``num_points`` move its centroid.
     """
     loaded, config = pipeline.loaded, pipeline.config
     width = penultimate_width(loaded.model)
     if width is None:
         raise ValueError(f'{type(loaded.model).__name__} has no Linear classifier: no '
                          'features to fit novelty statistics on')
-    if not result.objects:
+    count = len(result.objects)
+    if count == 0:
         return np.zeros((0, width))
     height = (segment_scene(xyz, config).height
-              if loaded.normalization in GROUND_NORMALIZATIONS else None)
-    rng = np.random.default_rng(config.seed)
-    chosen = np.stack([rows[resample_indices(len(rows), loaded.num_points, rng)] for rows in (
-        np.flatnonzero(result.object_id == detected.object_id) for detected in result.objects)])
-    drawn = xyz[chosen]  # (K, N, 3)
-    if height is not None:
-        drawn = with_heights(drawn, height[chosen])
-    batch = torch.from_numpy(normalize_objects(drawn, loaded.normalization)).transpose(1, 2)
-    parts = []
-    for lo in range(0, len(batch), CHUNK):
-        chunk = batch[lo:lo + CHUNK].contiguous().to(pipeline.device)
-        parts.append(penultimate_features(loaded.model, pooled_features(loaded.model, chunk)))
-    return torch.cat(parts).cpu().double().numpy()
+              if loaded.normalization in GROUND_NORMALIZATIONS else np.zeros(len(xyz), np.float32))
+    stages = NumpyStages(config, loaded, pipeline.explainer, pipeline.device, count)
+    samples = stages.sample(Segments(xyz, result.object_id, count, height))
+    features = np.empty((count, width))
+    for size in np.unique(samples.sizes):  # one batch per sample count, as the pipeline
+        group = np.flatnonzero(samples.sizes == size)
+        for lo in range(0, len(group), CHUNK):
+            part = group[lo:lo + CHUNK]
+            batch = torch.from_numpy(np.stack([samples.inputs[k] for k in part]))
+            pooled = pooled_features(loaded.model, batch.to(pipeline.device))
+            features[part] = penultimate_features(loaded.model, pooled).cpu().double().numpy()
+    return features
 
 
 def sim_clusters(pipeline: ScenePipeline, seeds: Sequence[int]) -> dict[str, np.ndarray]:
