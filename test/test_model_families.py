@@ -15,6 +15,7 @@
 """PointNet, DGCNN and PointNet++ side by side: registry, padding, CAM, checkpoints, imports."""
 
 import math
+import threading
 
 import numpy as np
 from pointcam_ros.explain.gradcam import EXPLAINERS, make_explainer
@@ -267,6 +268,31 @@ def test_a_model_of_your_own_runs_every_explainer_and_the_pipeline():
     assert scene.saliency.shape == (300,) and np.isfinite(scene.saliency).all()
     with pytest.raises(ValueError, match='not a model of a registered family'):
         save_checkpoint('never.pt', model, NAMES, 64, 'center')
+
+
+def test_a_model_of_your_own_shared_by_explainers_in_two_threads():
+    """Each thread's hooks keep its own pass: the same maps as one thread alone."""
+    model = ExplainableModel(TinyNet(stride=2), num_classes=4, in_channels=3,
+                             cam_layer='features', cam_points='where').double().eval()
+    inputs = [objects([10, 16], 16, channels=3, seed=2),
+              objects([5, 9, 12], 12, channels=3, seed=3)]
+    explainers = [make_explainer('gradcam', model, NAMES) for _ in inputs]
+    alone = [e(points, mask).cam for e, (points, mask) in zip(explainers, inputs)]
+    results: list = [[], []]
+
+    def work(i: int) -> None:
+        for _ in range(40):
+            results[i].append(explainers[i](*inputs[i]).cam)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(2):
+        assert len(results[i]) == 40  # no run raised
+        for cam in results[i]:
+            torch.testing.assert_close(cam, alone[i], rtol=0, atol=0)
 
 
 # --- checkpoints ------------------------------------------------------------------------

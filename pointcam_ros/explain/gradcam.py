@@ -64,6 +64,7 @@ whose CAM is all zero (no positive evidence for the class) gets all zeros.
 Padding points (mask False) always get 0.
 """
 
+import threading
 from typing import Optional, Sequence, Union
 
 from pointcam_ros.explain.base import (  # noqa: F401 - re-exported
@@ -234,13 +235,19 @@ class GradCAM(Explainer):
         """
         :meth:`forward` for any model of the protocol: autograd through ``cam_layer``.
 
-        Forward hooks on ``cam_layer`` (and ``cam_points``) live for this call only.
+        Forward hooks on ``cam_layer`` (and ``cam_points``) live for this call only
+        and keep what the calling thread's pass computes: a model shared by
+        explainers in other threads runs its hooks for their passes too.
         """
         model = self.model
         captured: dict = {}
+        caller = threading.get_ident()
 
         def keep(name: str):
-            return lambda module, inputs, output: captured.__setitem__(name, output)
+            def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+                if threading.get_ident() == caller:
+                    captured[name] = output
+            return hook
 
         handles = [model.cam_layer.register_forward_hook(keep('features'))]
         tap = getattr(model, 'cam_points', None)
