@@ -145,6 +145,10 @@ def _payload(tiny_model, tmp_path) -> dict:
     (lambda n: n.__setitem__(3, 1.0), r"field 'novelty' must be a mapping of class_means"),
     (lambda n: n.__setitem__('threshold', 10 ** 400),
      r"field 'novelty.threshold' must be a finite number"),
+    (lambda n: n['precision'].__setitem__((0, 1), n['precision'][0, 1] + 1e-3),
+     r"field 'novelty.precision' is not symmetric .* fit the statistics again"),
+    (lambda n: n['background_precision'].neg_(),
+     r"field 'novelty.background_precision' is not positive definite: it is not the inverse"),
 ])
 def test_broken_novelty_statistics_are_refused_by_name(tiny_model, tmp_path, change, message):
     payload = _payload(tiny_model, tmp_path)

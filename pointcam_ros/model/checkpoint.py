@@ -119,6 +119,8 @@ MAX_RADIUS = 1000.0
 TEMPERATURE_RANGE = (0.05, 20.0)
 #: Most point bands of a calibration by point count (``temperature_bands``).
 MAX_TEMPERATURE_BANDS = 16
+#: Largest asymmetry, relative to its largest entry, a ``novelty`` precision matrix may show.
+PRECISION_ASYMMETRY = 1e-9
 #: Widest classifier input D whose ``novelty`` statistics a checkpoint may hold: two
 #: (D, D) float64 matrices are 16 MiB at 1,024; the shipped model's D is 128.
 MAX_NOVELTY_WIDTH = 1024
@@ -663,7 +665,8 @@ def _check_novelty(value: dict, model: nn.Module, num_classes: int) -> NoveltySt
     Check the ``novelty`` tensors against ``model`` (as the weights are checked); the stats.
 
     The model needs a Linear ``classifier`` of input width D; the tensors
-    must be (C, D), (D, D), (D,) and (D, D), real floating point, finite.
+    must be (C, D), (D, D), (D,) and (D, D), real floating point, finite,
+    and both (D, D) matrices precision matrices (:func:`_not_a_precision`).
     """
     width = penultimate_width(model)
     if width is None:
@@ -681,8 +684,31 @@ def _check_novelty(value: dict, model: nn.Module, num_classes: int) -> NoveltySt
     _check_state_dict(tensors, skeleton, field_name='novelty',
                       fix='the statistics do not fit the model: fit them again for this '
                       'model (pointcam_novelty)')
+    for name in ('precision', 'background_precision'):
+        problem = _not_a_precision(tensors[name].to(torch.float64))
+        if problem:
+            raise _FieldError(f'novelty.{name}', f'{problem}: it is not the inverse of a '
+                              'covariance; fit the statistics again (pointcam_novelty)')
     return NoveltyStats(*(tensors[name].to(torch.float64) for name in TENSOR_NAMES),
                         threshold=float(value['threshold']))
+
+
+def _not_a_precision(matrix: torch.Tensor) -> str:
+    """
+    Why a (D, D) float64 ``matrix`` is no precision matrix, or '' when it is one.
+
+    A precision matrix (an inverse covariance) is symmetric (to
+    :data:`PRECISION_ASYMMETRY` of its largest entry: an inverse computed in
+    float64 is symmetric to ~1e-14) and positive definite (a Cholesky
+    factor exists), so every Mahalanobis distance it gives is positive.
+    """
+    scale = float(matrix.abs().max())
+    asymmetry = float((matrix - matrix.T).abs().max())
+    if asymmetry > PRECISION_ASYMMETRY * scale:
+        return f'is not symmetric (entries differ from their transposes by up to {asymmetry:.3g})'
+    if int(torch.linalg.cholesky_ex(matrix).info) != 0:
+        return 'is not positive definite'
+    return ''
 
 
 # --- save and load ------------------------------------------------------------------------
