@@ -14,6 +14,7 @@
 
 """PointNet, DGCNN and PointNet++ side by side: registry, padding, CAM, checkpoints, imports."""
 
+from concurrent.futures import ThreadPoolExecutor
 import math
 import threading
 
@@ -293,6 +294,24 @@ def test_a_model_of_your_own_shared_by_explainers_in_two_threads():
         assert len(results[i]) == 40  # no run raised
         for cam in results[i]:
             torch.testing.assert_close(cam, alone[i], rtol=0, atol=0)
+
+
+def test_a_model_that_runs_its_layers_on_another_thread_is_refused_by_name():
+    """The hooks keep the calling thread's pass only: a thread-pool forward is named."""
+    pool = ThreadPoolExecutor(1)
+
+    class Offloaded(TinyNet):
+        def forward(self, points, mask=None):  # as nn.DataParallel's parallel_apply does
+            return pool.submit(super().forward, points, mask).result()
+
+    model = ExplainableModel(Offloaded(), num_classes=4, in_channels=3,
+                             cam_layer='features').double().eval()
+    try:
+        with pytest.raises(ValueError, match='did not run on the thread that called the model'):
+            make_explainer('gradcam', model, NAMES)(*objects([10, 16], 16, channels=3))
+    finally:
+        pool.shutdown()
+    assert not model.cam_layer._forward_hooks  # removed on the error too
 
 
 # --- checkpoints ------------------------------------------------------------------------

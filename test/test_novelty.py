@@ -159,6 +159,24 @@ def test_broken_novelty_statistics_are_refused_by_name(tiny_model, tmp_path, cha
         load_checkpoint(path)
 
 
+def test_badly_conditioned_statistics_are_fitted_symmetric_saved_and_loaded(tiny_model, tmp_path):
+    """Tight, far-apart classes: an LU inverse is asymmetric beyond the loader's bound."""
+    loaded = load_checkpoint(tiny_model)
+    classes, width = len(loaded.class_names), penultimate_width(loaded.model)
+    rng = np.random.default_rng(0)
+    labels = np.arange(60 * width) % classes
+    features = (100 * rng.normal(size=(classes, width)))[labels] + 0.01 * rng.normal(
+        size=(len(labels), width))
+    stats = fit_stats(features, labels, classes, threshold=1.0)
+    for matrix in (stats.precision, stats.background_precision):
+        assert torch.equal(matrix, matrix.T)
+    path = tmp_path / 'tight.pt'
+    save_checkpoint(path, loaded.model, loaded.class_names, loaded.num_points,
+                    loaded.normalization, novelty=stats)
+    assert torch.equal(load_checkpoint(path).novelty.background_precision,
+                       stats.background_precision)
+
+
 def test_statistics_for_a_classifier_wider_than_the_bound_are_not_saved(tmp_path):
     model = PointNetClassifier(PointNetConfig(
         num_classes=3, mlp1=(8,), mlp2=(8, 16), head=(8, MAX_NOVELTY_WIDTH + 1),

@@ -238,6 +238,8 @@ class GradCAM(Explainer):
         Forward hooks on ``cam_layer`` (and ``cam_points``) live for this call only
         and keep what the calling thread's pass computes: a model shared by
         explainers in other threads runs its hooks for their passes too.
+        ValueError when the CAM layer ran on another thread (a model that
+        runs its layers in a thread pool).
         """
         model = self.model
         captured: dict = {}
@@ -249,13 +251,20 @@ class GradCAM(Explainer):
                     captured[name] = output
             return hook
 
-        handles = [model.cam_layer.register_forward_hook(keep('features'))]
-        tap = getattr(model, 'cam_points', None)
-        if tap is not None:
-            handles.append(tap.register_forward_hook(keep('points')))
+        handles = []
         try:
+            handles.append(model.cam_layer.register_forward_hook(keep('features')))
+            tap = getattr(model, 'cam_points', None)
+            if tap is not None:
+                handles.append(tap.register_forward_hook(keep('points')))
             with torch.enable_grad():
                 logits = model(points.detach().requires_grad_(True), mask)
+                if 'features' not in captured:
+                    raise ValueError(
+                        f'the CAM layer ({type(model.cam_layer).__name__}) did not run on the '
+                        'thread that called the model: a model that runs its layers on other '
+                        'threads (nn.DataParallel, a thread pool) cannot be explained; call '
+                        'the wrapped module directly')
                 activations = captured['features']
                 target = torch.where(requested >= 0, requested, logits.detach().argmax(dim=1))
                 (point_grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(),

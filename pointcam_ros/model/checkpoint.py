@@ -684,12 +684,13 @@ def _check_novelty(value: dict, model: nn.Module, num_classes: int) -> NoveltySt
     _check_state_dict(tensors, skeleton, field_name='novelty',
                       fix='the statistics do not fit the model: fit them again for this '
                       'model (pointcam_novelty)')
+    tensors = {name: tensor.to(torch.float64) for name, tensor in tensors.items()}
     for name in ('precision', 'background_precision'):
-        problem = _not_a_precision(tensors[name].to(torch.float64))
+        problem = _not_a_precision(tensors[name])
         if problem:
             raise _FieldError(f'novelty.{name}', f'{problem}: it is not the inverse of a '
                               'covariance; fit the statistics again (pointcam_novelty)')
-    return NoveltyStats(*(tensors[name].to(torch.float64) for name in TENSOR_NAMES),
+    return NoveltyStats(*(tensors[name] for name in TENSOR_NAMES),
                         threshold=float(value['threshold']))
 
 
@@ -698,15 +699,16 @@ def _not_a_precision(matrix: torch.Tensor) -> str:
     Why a (D, D) float64 ``matrix`` is no precision matrix, or '' when it is one.
 
     A precision matrix (an inverse covariance) is symmetric (to
-    :data:`PRECISION_ASYMMETRY` of its largest entry: an inverse computed in
-    float64 is symmetric to ~1e-14) and positive definite (a Cholesky
-    factor exists), so every Mahalanobis distance it gives is positive.
+    :data:`PRECISION_ASYMMETRY` of its largest entry; ``pointcam_novelty``
+    writes exactly symmetric ones) and positive definite (its symmetric
+    part has a Cholesky factor), so every Mahalanobis distance it gives is
+    positive.
     """
     scale = float(matrix.abs().max())
     asymmetry = float((matrix - matrix.T).abs().max())
     if asymmetry > PRECISION_ASYMMETRY * scale:
         return f'is not symmetric (entries differ from their transposes by up to {asymmetry:.3g})'
-    if int(torch.linalg.cholesky_ex(matrix).info) != 0:
+    if int(torch.linalg.cholesky_ex((matrix + matrix.T) / 2).info) != 0:  # reads one triangle
         return 'is not positive definite'
     return ''
 

@@ -124,9 +124,16 @@ def score_numpy(stats: NoveltyStats, features: np.ndarray, predicted: np.ndarray
 
 
 def _precision(centred: np.ndarray) -> np.ndarray:
-    """Inverse ``(D, D)`` of the covariance of ``centred`` (n, D) rows, with :data:`RIDGE`."""
+    """
+    Inverse ``(D, D)`` of the covariance of ``centred`` (n, D) rows, with :data:`RIDGE`.
+
+    Made exactly symmetric: an inverse by LU is symmetric only to rounding,
+    which grows with the condition number, and the checkpoint loader
+    refuses a precision matrix that is not symmetric.
+    """
     covariance = centred.T @ centred / len(centred)
-    return np.linalg.inv(covariance + RIDGE * np.eye(len(covariance)))
+    inverse = np.linalg.inv(covariance + RIDGE * np.eye(len(covariance)))
+    return (inverse + inverse.T) / 2
 
 
 def penultimate_width(model: torch.nn.Module) -> Optional[int]:
