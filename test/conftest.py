@@ -19,6 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from typing import Callable
 
 import pytest
 
@@ -129,3 +131,24 @@ def run_in_install(install: Path, command: str, timeout: float = 120,
                            f'source {install}/setup.bash && {command}'],
                           capture_output=True, text=True, timeout=timeout,
                           cwd=kwargs.pop('cwd', install), **kwargs)
+
+
+def repeat_in_threads(calls: list[Callable[[], object]], repeats: int) -> list[list]:
+    """
+    Run each of ``calls`` ``repeats`` times, each in a thread of its own, all at once.
+
+    Returns each call's results in order; a call that raised has fewer than
+    ``repeats`` (the thread ends on its exception).
+    """
+    results: list[list] = [[] for _ in calls]
+
+    def work(i: int) -> None:
+        for _ in range(repeats):
+            results[i].append(calls[i]())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

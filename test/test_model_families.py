@@ -16,8 +16,8 @@
 
 from concurrent.futures import ThreadPoolExecutor
 import math
-import threading
 
+from conftest import repeat_in_threads
 import numpy as np
 from pointcam_ros.explain.gradcam import EXPLAINERS, make_explainer
 from pointcam_ros.model.checkpoint import (
@@ -279,17 +279,8 @@ def test_a_model_of_your_own_shared_by_explainers_in_two_threads():
               objects([5, 9, 12], 12, channels=3, seed=3)]
     explainers = [make_explainer('gradcam', model, NAMES) for _ in inputs]
     alone = [e(points, mask).cam for e, (points, mask) in zip(explainers, inputs)]
-    results: list = [[], []]
-
-    def work(i: int) -> None:
-        for _ in range(40):
-            results[i].append(explainers[i](*inputs[i]).cam)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = repeat_in_threads([lambda i=i: explainers[i](*inputs[i]).cam for i in range(2)],
+                                40)
     for i in range(2):
         assert len(results[i]) == 40  # no run raised
         for cam in results[i]:

@@ -16,8 +16,8 @@
 
 import dataclasses
 import math
-import threading
 
+from conftest import repeat_in_threads
 import numpy as np
 from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.explain.gradcam import make_explainer
@@ -395,17 +395,9 @@ def test_two_pipelines_on_one_model_in_two_threads_score_their_own_objects():
     pipelines = [ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded) for _ in scans]
     alone = [[obj.novelty for obj in p.process(xyz).objects] for p, xyz in zip(pipelines, scans)]
     assert len(alone[0]) != len(alone[1])  # a mix-up would show as a shape or value error
-    results: list = [[], []]
-
-    def work(i: int) -> None:
-        for _ in range(4):
-            results[i].append([obj.novelty for obj in pipelines[i].process(scans[i]).objects])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = repeat_in_threads(
+        [lambda i=i: [obj.novelty for obj in pipelines[i].process(scans[i]).objects]
+         for i in range(2)], 4)
     for i in range(2):
         assert len(results[i]) == 4  # no run raised
         for scores in results[i]:
