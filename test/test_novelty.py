@@ -328,8 +328,8 @@ def test_a_model_without_pooled_features_cannot_carry_statistics(tiny_model):
         ScenePipeline(PipelineConfig(device='cpu'), loaded=mine)
 
 
-def test_a_method_without_one_classifier_pass_is_scored_by_a_plain_pass(street_scan):
-    """Occlusion runs the classifier on perturbed copies: the scores are still its features'."""
+def test_the_perturbation_methods_are_scored_on_their_unperturbed_pass(street_scan):
+    """Occlusion runs the classifier on perturbed copies too: the scores are the objects'."""
     loaded = _with_threshold(load_checkpoint(), math.inf)
     pipeline = ScenePipeline(PipelineConfig(device='cpu', method='occlusion'), loaded=loaded,
                              backend='numpy')
@@ -340,6 +340,19 @@ def test_a_method_without_one_classifier_pass_is_scored_by_a_plain_pass(street_s
     predicted = np.array([out.objects[k].class_id for k in kept])
     np.testing.assert_allclose([out.objects[k].novelty for k in kept],
                                score_numpy(loaded.novelty, features[kept], predicted), rtol=1e-5)
+
+
+@pytest.mark.parametrize('method', ['occlusion', 'pointshift'])
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_the_perturbation_methods_report_the_pooled_features_and_logits_of_a_plain_pass(
+        family, method):
+    """Their pass on the objects is the model's own: same logits, pooled features reported."""
+    model = build_model(family, 4, 5, **SMALL[family]).eval()
+    points = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(8))
+    explained = make_explainer(method, model)(points)
+    torch.testing.assert_close(explained.pooled, pooled_features(model, points))
+    with torch.no_grad():
+        torch.testing.assert_close(explained.logits, model(points))
 
 
 @pytest.mark.parametrize('method', ['gradcam', 'gradcam++', 'xgradcam', 'hirescam'])

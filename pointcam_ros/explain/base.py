@@ -49,9 +49,9 @@ class CamResult:
     the raw non-negative map on the CAM layer's own points when they are not
     the input points (PointNet++ centroids; ``cam`` is then that map carried
     to every input point), else None. ``pooled`` (B, P) are the global
-    features the model's head read (the pool of A) when the method ran the
-    model once on the objects themselves (the CAM methods on a model
-    family), else None.
+    features the model's head read (the pool of A) in the method's pass on
+    the objects themselves, for a model family
+    (:func:`~pointcam_ros.model.protocol.logits_and_pooled`), else None.
     """
 
     cam: Tensor
@@ -198,7 +198,8 @@ class Explainer:
     def package(cam: Tensor, logits: Tensor, requested: Tensor, mask: Optional[Tensor],
                 weights: Optional[Tensor] = None,
                 probabilities: Optional[Tensor] = None,
-                layer_cam: Optional[Tensor] = None) -> CamResult:
+                layer_cam: Optional[Tensor] = None,
+                pooled: Optional[Tensor] = None) -> CamResult:
         """
         Build the result from a raw ``cam`` (B, N) and ``logits`` (B, K).
 
@@ -214,4 +215,4 @@ class Explainer:
             probabilities = torch.softmax(logits, dim=1)
         return CamResult(cam=cam, saliency=normalize_cam(cam), logits=logits,
                          probabilities=probabilities, target=target, predicted=predicted,
-                         weights=weights, layer_cam=layer_cam)
+                         weights=weights, layer_cam=layer_cam, pooled=pooled)

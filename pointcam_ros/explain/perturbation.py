@@ -22,6 +22,7 @@ result; neither looks at a feature map.
 from typing import Optional, Sequence
 
 from pointcam_ros.explain.base import CamResult, Explainer
+from pointcam_ros.model.protocol import logits_and_pooled
 import torch
 from torch import nn, Tensor
 
@@ -73,7 +74,7 @@ class OcclusionSaliency(Explainer):
         if mask is None:
             mask = torch.ones((batch, num), dtype=torch.bool, device=points.device)
         with torch.no_grad():
-            logits = model(points, mask)
+            logits, pooled = logits_and_pooled(model, points, mask)
             probs = torch.softmax(logits, dim=1)
             target = torch.where(requested >= 0, requested, logits.argmax(dim=1))
             base = probs.gather(1, target[:, None])[:, 0]
@@ -90,7 +91,8 @@ class OcclusionSaliency(Explainer):
                 p = torch.softmax(model(points[b_idx], sub_mask), dim=1)
                 drops[b_idx, g_idx] = base[b_idx] - p.gather(1, target[b_idx, None])[:, 0]
             cam = drops.gather(1, regions)
-            return self.package(cam, logits, requested, mask, probabilities=probs)
+            return self.package(cam, logits, requested, mask, probabilities=probs,
+                                pooled=pooled)
 
 
 class PointShiftSaliency(Explainer):
@@ -124,7 +126,7 @@ class PointShiftSaliency(Explainer):
                               device=points.device)
         with torch.enable_grad():
             inputs = points.detach().requires_grad_(True)
-            logits = model(inputs, mask)
+            logits, pooled = logits_and_pooled(model, inputs, mask)
             target = torch.where(requested >= 0, requested, logits.detach().argmax(dim=1))
             loss = torch.nn.functional.cross_entropy(logits, target, reduction='sum')
             (grad,) = torch.autograd.grad(loss, inputs)
@@ -134,4 +136,5 @@ class PointShiftSaliency(Explainer):
             offset = xyz - center[:, :, None]
             radius = offset.norm(dim=1)
             score = -radius.pow(self.alpha) * (offset * grad[:, :3]).sum(dim=1)
-            return self.package(score, logits.detach(), requested, mask)
+            return self.package(score, logits.detach(), requested, mask,
+                                pooled=None if pooled is None else pooled.detach())

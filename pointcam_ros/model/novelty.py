@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from pointcam_ros.model.protocol import logits_and_pooled
 import torch
 
 #: Names of the statistics' tensors, in :meth:`NoveltyStats.tensors` order.
@@ -148,9 +149,9 @@ def penultimate_width(model: torch.nn.Module) -> Optional[int]:
     classifier = getattr(model, 'classifier', None)
     if not isinstance(classifier, torch.nn.Linear) or not hasattr(model, 'head'):
         return None
-    if not (hasattr(model, 'run') or (hasattr(model, 'cam_features')
-                                      and hasattr(model, 'pool'))):
-        return None  # no way to its pooled features (pooled_features)
+    if not (hasattr(model, 'run') or all(hasattr(model, name) for name in (
+            'cam_features', 'pool', 'classify'))):
+        return None  # no way to its pooled features (protocol.logits_and_pooled)
     return classifier.in_features
 
 
@@ -159,19 +160,15 @@ def pooled_features(model: torch.nn.Module, points: torch.Tensor,
     """
     Return the global features ``(B, P)`` a model family's head reads, of ``(B, C, N)`` points.
 
-    PointNet: the max-pool of A (``run``, which also runs the head);
-    DGCNN and PointNet++: their pools of the CAM map. One plain forward
-    pass, no gradients. TypeError for a model with neither (see
-    :func:`penultimate_width`).
+    One plain forward pass (:func:`logits_and_pooled`), no gradients.
+    TypeError for a model without them (see :func:`penultimate_width`).
     """
     with torch.no_grad():
-        if hasattr(model, 'run'):
-            return model.run(points, mask).global_features
-        if not (hasattr(model, 'cam_features') and hasattr(model, 'pool')):
-            raise TypeError(f'{type(model).__name__} has neither run() nor cam_features() '
-                            'and pool(): no pooled features to score')
-        cam = model.cam_features(points, mask)
-        return model.pool(cam.features, cam.mask)[0]
+        pooled = logits_and_pooled(model, points, mask)[1]
+    if pooled is None:
+        raise TypeError(f'{type(model).__name__} has neither run() nor cam_features(), '
+                        'pool() and classify(): no pooled features to score')
+    return pooled
 
 
 def penultimate_features(model: torch.nn.Module, pooled: torch.Tensor) -> torch.Tensor:
