@@ -299,6 +299,10 @@ def test_model_is_skipped_without_subscribers(node_process, sim):
         h.close()
         code, output = stop_process(quiet)
     assert code == 0, output
+    # The console says why nothing happens, once (five scans arrived).
+    told = [line for line in output.splitlines() if 'scans arrive on /quiet/points' in line]
+    assert len(told) == 1 and 'nothing subscribes to /quiet/pointcam/saliency' in told[0], output
+    assert 'first scan on' not in output, output
 
 
 def test_several_input_topics_get_their_own_outputs(node_process, sim):
@@ -320,6 +324,10 @@ def test_several_input_topics_get_their_own_outputs(node_process, sim):
         rear.close()
         code, output = stop_process(multi)
     assert code == 0, output
+    for topic in ('/multi/lidar/front', '/multi/rear'):  # told once per topic, not per scan
+        told = [line for line in output.splitlines() if f'first scan on {topic} explained'
+                in line]
+        assert len(told) == 1 and 'objects in' in told[0], output
 
 
 @pytest.mark.parametrize('override, parameter', [
