@@ -18,9 +18,10 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*')),
     ],
     python_requires='>=3.10',
-    # Only what rosdep also provides on ROS machines (Humble's console scripts check these).
-    # torch is installed separately (see README); pointcloud2 (the PyPI port of
-    # sensor_msgs_py, needed only without ROS) comes from requirements.txt.
+    # Only what rosdep provides on ROS machines, and rosbags, which has no rosdep key: the
+    # README's ROS steps pip-install it (Humble's console scripts check these and refuse to
+    # start without them). torch is installed separately (see README); pointcloud2 (the
+    # PyPI port of sensor_msgs_py, needed only without ROS) comes from requirements.txt.
     # open3d only for the simulator (pointcam_sim, pointcam_demo, pointcam_dataset):
     # pointcam_node, pointcam_bag and ScenePipeline run without it.
     install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm', 'matplotlib',

@@ -28,6 +28,7 @@ from pointcam_ros.model.novelty import (
     fit_stats, NoveltyStats, penultimate_features, penultimate_width, pooled_features,
     score_numpy, TENSOR_NAMES)
 from pointcam_ros.model.pointnet import PointNetClassifier, PointNetConfig
+from pointcam_ros.model.pointnet2 import PointNet2Classifier, PointNet2Config
 from pointcam_ros.model.registry import build_model, FAMILIES
 from pointcam_ros.perception import rules
 from pointcam_ros.perception.pipeline import ScenePipeline
@@ -350,9 +351,71 @@ def test_the_perturbation_methods_report_the_pooled_features_and_logits_of_a_pla
     model = build_model(family, 4, 5, **SMALL[family]).eval()
     points = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(8))
     explained = make_explainer(method, model)(points)
-    torch.testing.assert_close(explained.pooled, pooled_features(model, points))
+    torch.testing.assert_close(explained.pooled, pooled_features(model, points), rtol=0, atol=0)
     with torch.no_grad():
-        torch.testing.assert_close(explained.logits, model(points))
+        torch.testing.assert_close(explained.logits, model(points), rtol=0, atol=0)
+
+
+class _RunHelper(torch.nn.Module):
+    """A model of the protocol (no wrapper) with a head, a classifier and a run() of its own."""
+
+    config = PointNetConfig(num_classes=4, in_channels=3)
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Conv1d(3, 8, 1)
+        self.head = torch.nn.Identity()
+        self.classifier = torch.nn.Linear(8, 4)
+
+    @property
+    def cam_layer(self):
+        return self.features
+
+    def check_input(self, points, mask):
+        pass
+
+    def run(self, points, mask=None):  # a predict helper, not PointNet's run
+        return self(points, mask).argmax(dim=1)
+
+    def forward(self, points, mask=None):
+        return self.classifier(self.head(self.features(points).amax(dim=2)))
+
+
+@pytest.mark.parametrize('method', ['occlusion', 'pointshift'])
+def test_a_model_with_a_run_of_its_own_is_called_as_it_is(method):
+    """Only the families' own forward is taken apart: any other model is just called."""
+    model = _RunHelper().eval()
+    assert penultimate_width(model) is None  # no statistics for it either
+    points = torch.randn(2, 3, 10, generator=torch.Generator().manual_seed(9))
+    explained = make_explainer(method, model)(points)
+    assert explained.pooled is None
+    with torch.no_grad():
+        torch.testing.assert_close(explained.logits, model(points), rtol=0, atol=0)
+    with pytest.raises(TypeError, match='not a model family'):
+        pooled_features(model, points)
+
+
+def test_a_family_subclass_explained_through_hooks_is_scored_by_a_plain_pass(street_scan):
+    """Grad-CAM reaches a PointNet++ without POOLING by hooks (no pooled): one more pass."""
+    loaded = load_checkpoint()
+
+    class Hooked(PointNet2Classifier):
+        POOLING = property(lambda self: self.missing)  # hasattr(POOLING) is False
+
+    model = Hooked(PointNet2Config(**{**SMALL['pointnet2'], 'num_classes': len(
+        loaded.class_names), 'in_channels': loaded.model.config.in_channels})).eval()
+    assert make_explainer('gradcam', model).path == 'hooks'
+    width = penultimate_width(model)
+    mine = dataclasses.replace(loaded, model=model, novelty=_stats(len(loaded.class_names),
+                                                                   width))
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'), loaded=mine, backend='numpy')
+    out = pipeline.process(street_scan)
+    features = fitting.cluster_features(pipeline, street_scan, out)
+    kept = [k for k, obj in enumerate(out.objects)
+            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
+    predicted = np.array([out.objects[k].class_id for k in kept])
+    np.testing.assert_allclose([out.objects[k].novelty for k in kept],
+                               score_numpy(mine.novelty, features[kept], predicted), rtol=1e-5)
 
 
 @pytest.mark.parametrize('method', ['gradcam', 'gradcam++', 'xgradcam', 'hirescam'])

@@ -51,7 +51,7 @@ class CamResult:
     to every input point), else None. ``pooled`` (B, P) are the global
     features the model's head read (the pool of A) in the method's pass on
     the objects themselves, for a model family
-    (:func:`~pointcam_ros.model.protocol.logits_and_pooled`), else None.
+    (:func:`~pointcam_ros.model.novelty.logits_and_pooled`), else None.
     """
 
     cam: Tensor

@@ -261,10 +261,11 @@ class GradCAM(Explainer):
                 logits = model(points.detach().requires_grad_(True), mask)
                 if 'features' not in captured:
                     raise ValueError(
-                        f'the CAM layer ({type(model.cam_layer).__name__}) did not run on the '
-                        'thread that called the model: a model that runs its layers on other '
-                        'threads (nn.DataParallel, a thread pool) cannot be explained; call '
-                        'the wrapped module directly')
+                        f'the CAM layer ({type(model.cam_layer).__name__}) did not run, or '
+                        'not on the thread that called the model: cam_layer must name a '
+                        'module that forward calls, and a model that runs its layers on '
+                        'other threads (nn.DataParallel, a thread pool) cannot be explained; '
+                        'wrap the module it runs')
                 activations = captured['features']
                 target = torch.where(requested >= 0, requested, logits.detach().argmax(dim=1))
                 (point_grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(),

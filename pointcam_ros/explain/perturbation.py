@@ -22,7 +22,7 @@ result; neither looks at a feature map.
 from typing import Optional, Sequence
 
 from pointcam_ros.explain.base import CamResult, Explainer
-from pointcam_ros.model.protocol import logits_and_pooled
+from pointcam_ros.model.novelty import logits_and_pooled
 import torch
 from torch import nn, Tensor
 

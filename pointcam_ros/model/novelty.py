@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from pointcam_ros.model.protocol import logits_and_pooled
+from pointcam_ros.model.pointnet import PointNetClassifier
+from pointcam_ros.model.protocol import PooledHeadClassifier
 import torch
 
 #: Names of the statistics' tensors, in :meth:`NoveltyStats.tensors` order.
@@ -141,18 +142,59 @@ def penultimate_width(model: torch.nn.Module) -> Optional[int]:
     """
     Return the input width D of ``model.classifier`` (a Linear), or None.
 
-    None for a model that does not compute its logits as
-    ``classifier(head(pooled))`` with a Linear ``classifier`` and pooled
-    features :func:`pooled_features` can reach (the model families; a model
-    of the protocol may not).
+    None unless the model computes its logits as
+    ``classifier(head(pooled))`` on pooled features one pass can report
+    (:func:`logits_and_pooled`): a model family whose ``forward`` and
+    ``classify`` are the family's own, with a Linear ``classifier``. A model
+    of the protocol (``ExplainableModel``) is not one.
     """
     classifier = getattr(model, 'classifier', None)
-    if not isinstance(classifier, torch.nn.Linear) or not hasattr(model, 'head'):
+    if (_family_pass(model) is None or not isinstance(classifier, torch.nn.Linear)
+            or type(model).classify not in (PointNetClassifier.classify,
+                                            PooledHeadClassifier.classify)):
         return None
-    if not (hasattr(model, 'run') or all(hasattr(model, name) for name in (
-            'cam_features', 'pool', 'classify'))):
-        return None  # no way to its pooled features (protocol.logits_and_pooled)
     return classifier.in_features
+
+
+def _family_pass(model: torch.nn.Module) -> Optional[str]:
+    """
+    How one pass of ``model`` reaches its pooled features: 'run', 'pooled' or None.
+
+    'run' for a PointNet, 'pooled' for DGCNN and PointNet++
+    (``cam_features``, ``pool``, ``classify``), each only while ``forward``
+    is the family's own (so the pass is exactly ``model(points, mask)``);
+    None for any other model.
+    """
+    if isinstance(model, PointNetClassifier) and type(model).forward is PointNetClassifier.forward:
+        return 'run'
+    if (isinstance(model, PooledHeadClassifier)
+            and type(model).forward is PooledHeadClassifier.forward):
+        return 'pooled'
+    return None
+
+
+def logits_and_pooled(model: torch.nn.Module, points: torch.Tensor,
+                      mask: Optional[torch.Tensor] = None
+                      ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """
+    One forward pass of ``(B, C, N)`` points: logits ``(B, K)`` and the pooled features.
+
+    For a model family (:func:`_family_pass`) the pooled features ``(B, P)``
+    are what its head reads: PointNet's max-pool of A (``run``), the pools
+    of the CAM map of DGCNN and PointNet++; the logits are the same
+    computation as ``model(points, mask)``, bit for bit. Any other model:
+    ``(model(points, mask), None)``. Runs under the caller's grad mode.
+    """
+    kind = _family_pass(model)
+    if kind == 'run':
+        out = model.run(points, mask)
+        return out.logits, out.global_features
+    if kind == 'pooled':
+        model.check_input(points, mask)
+        cam = model.cam_features(points, mask)
+        pooled = model.pool(cam.features, cam.mask)[0]
+        return model.classify(pooled), pooled
+    return model(points, mask), None
 
 
 def pooled_features(model: torch.nn.Module, points: torch.Tensor,
@@ -161,14 +203,14 @@ def pooled_features(model: torch.nn.Module, points: torch.Tensor,
     Return the global features ``(B, P)`` a model family's head reads, of ``(B, C, N)`` points.
 
     One plain forward pass (:func:`logits_and_pooled`), no gradients.
-    TypeError for a model without them (see :func:`penultimate_width`).
+    TypeError for a model that is not a family (see :func:`penultimate_width`),
+    before any pass.
     """
+    if _family_pass(model) is None:
+        raise TypeError(f'{type(model).__name__} is not a model family with its own forward: '
+                        'no pooled features to score')
     with torch.no_grad():
-        pooled = logits_and_pooled(model, points, mask)[1]
-    if pooled is None:
-        raise TypeError(f'{type(model).__name__} has neither run() nor cam_features(), '
-                        'pool() and classify(): no pooled features to score')
-    return pooled
+        return logits_and_pooled(model, points, mask)[1]
 
 
 def penultimate_features(model: torch.nn.Module, pooled: torch.Tensor) -> torch.Tensor:

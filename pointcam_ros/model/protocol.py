@@ -148,30 +148,6 @@ class PooledHeadClassifier(nn.Module):
         check_points(points, mask, self.config.in_channels)
 
 
-def logits_and_pooled(model: nn.Module, points: Tensor,
-                      mask: Optional[Tensor] = None
-                      ) -> tuple[Tensor, Optional[Tensor]]:
-    """
-    One forward pass of ``(B, C, N)`` points: logits ``(B, K)`` and the pooled features.
-
-    The pooled features ``(B, P)`` are what a model family's head reads:
-    PointNet's max-pool of A (``run``), the pools of the CAM map of DGCNN and
-    PointNet++ (``cam_features`` and ``pool``); the logits are then the
-    model's head on them, exactly what ``model(points, mask)`` returns. Any
-    other model: ``(model(points, mask), None)``. Runs under the caller's
-    grad mode.
-    """
-    if hasattr(model, 'run'):
-        out = model.run(points, mask)
-        return out.logits, out.global_features
-    if hasattr(model, 'cam_features') and hasattr(model, 'pool') and hasattr(model, 'classify'):
-        model.check_input(points, mask)
-        cam = model.cam_features(points, mask)
-        pooled = model.pool(cam.features, cam.mask)[0]
-        return model.classify(pooled), pooled
-    return model(points, mask), None
-
-
 def interpolation_weights(xyz: Tensor, layer_xyz: Tensor, layer_mask: Optional[Tensor]
                           ) -> tuple[Tensor, Tensor]:
     """

@@ -44,7 +44,7 @@ from pointcam_ros.common.config import PipelineConfig
 from pointcam_ros.common.geometry import oriented_boxes, oriented_boxes_torch
 from pointcam_ros.explain.base import CamResult, Explainer
 from pointcam_ros.model.checkpoint import LoadedModel
-from pointcam_ros.model.novelty import penultimate_features
+from pointcam_ros.model.novelty import penultimate_features, pooled_features
 from pointcam_ros.model.preprocess import GROUND_NORMALIZATIONS, heights_above_lowest
 from pointcam_ros.model.preprocess import normalize_batch, normalize_objects, resample_indices
 from pointcam_ros.model.preprocess import with_heights
@@ -242,19 +242,21 @@ class Stages:
         NaN (not scored) when the model has no statistics or
         ``novelty_check`` is disabled. The features are the model's head
         applied to the pooled features of the explainer's own pass on the
-        objects: every method reports them for a model family, and the
-        pipeline refuses statistics for any other model. The chunk has no
-        mask.
+        objects (every method reports them for the model families), else of
+        one more plain pass (a family subclass an explainer reaches through
+        hooks). The pipeline refuses statistics for a model with neither
+        (:func:`~pointcam_ros.model.novelty.penultimate_width`). The chunk
+        has no mask.
         """
         stats = self.loaded.novelty
         if stats is None or self.config.novelty_check != 'enabled':
             return torch.full((len(chunk),), float('nan'), dtype=torch.float64,
                               device=chunk.device)
-        if explained.pooled is None:
-            raise ValueError(f'the {self.config.method} explainer reported no pooled features '
-                             'to score: set novelty_check to disabled for this model')
-        return stats.scores(penultimate_features(self.loaded.model, explained.pooled),
-                            explained.predicted)
+        model = self.loaded.model
+        pooled = explained.pooled
+        if pooled is None:
+            pooled = pooled_features(model, chunk)
+        return stats.scores(penultimate_features(model, pooled), explained.predicted)
 
 
 class NumpyStages(Stages):
