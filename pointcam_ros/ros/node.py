@@ -262,8 +262,8 @@ class PointcamNode(Node):
         self._count(topic, 'processed', latency_ms=1e3 * (labelled - started),
                     capped=result.objects_capped, stages=stages)
         self._tell_once(topic, 'processed', f'first scan on {self._resolved[topic]} explained: '
-                        f'{len(result.objects)} objects in {scan.process_ms:.0f} ms; the '
-                        'running figures are on /diagnostics')
+                        f'{len(result.objects)} objects in {scan.process_ms:.0f} ms (warm-up '
+                        'included); the running figures are on /diagnostics')
         if result.objects_capped:
             self.get_logger().warning(
                 f'{topic}: {result.objects_capped} clusters over the per-scan cap of '
