@@ -232,26 +232,39 @@ def _with_threshold(loaded, threshold: float):
     return dataclasses.replace(loaded, novelty=dataclasses.replace(stats, threshold=threshold))
 
 
+def _assert_scores_are_the_clusters(pipeline: ScenePipeline, xyz: np.ndarray) -> list:
+    """
+    Process ``xyz`` and check each object's score against its cluster's features.
+
+    The features are drawn apart with the pipeline's seed
+    (``pointcam_novelty``'s ``cluster_features``), scored for the class the
+    model predicted: compared where no rule showed background instead.
+    Returns the objects.
+    """
+    out = pipeline.process(xyz)
+    features = fitting.cluster_features(pipeline, xyz, out)
+    kept = [k for k, obj in enumerate(out.objects)
+            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
+    predicted = np.array([out.objects[k].class_id for k in kept])
+    np.testing.assert_allclose([out.objects[k].novelty for k in kept],
+                               score_numpy(pipeline.loaded.novelty, features[kept], predicted),
+                               rtol=1e-5)
+    return out.objects
+
+
 def test_the_pipeline_scores_the_features_of_each_cluster(street_scan):
     """Numpy backend: the scores of the clusters' features drawn apart with the same seed."""
     loaded = _with_threshold(load_checkpoint(), math.inf)
     pipeline = ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded, backend='numpy')
-    out = pipeline.process(street_scan)
-    assert len(out.objects) > 10
-    features = fitting.cluster_features(pipeline, street_scan, out)
-    scored = np.array([obj.novelty for obj in out.objects])
+    objects = _assert_scores_are_the_clusters(pipeline, street_scan)
+    assert len(objects) > 10
+    scored = [obj.novelty for obj in objects]
     assert np.isfinite(scored).all()
-    # Scored for the model's class: compare where no rule showed background instead.
-    kept = [k for k, obj in enumerate(out.objects)
-            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
-    predicted = np.array([out.objects[k].class_id for k in kept])
-    expected = score_numpy(loaded.novelty, features[kept], predicted)
-    np.testing.assert_allclose(scored[kept], expected, rtol=1e-5)
     # The torch backend draws its samples with torch's generator: the repeats that fill a
     # small cluster to num_points move its centroid a little, so the scores differ a little.
     torch_out = ScenePipeline(PipelineConfig(device='cpu'), loaded=loaded,
                               backend='torch').process(street_scan)
-    assert [obj.num_points for obj in torch_out.objects] == [obj.num_points for obj in out.objects]
+    assert [obj.num_points for obj in torch_out.objects] == [obj.num_points for obj in objects]
     np.testing.assert_allclose([obj.novelty for obj in torch_out.objects], scored, rtol=0.02)
 
 
@@ -334,13 +347,7 @@ def test_the_perturbation_methods_are_scored_on_their_unperturbed_pass(street_sc
     loaded = _with_threshold(load_checkpoint(), math.inf)
     pipeline = ScenePipeline(PipelineConfig(device='cpu', method='occlusion'), loaded=loaded,
                              backend='numpy')
-    out = pipeline.process(street_scan)
-    features = fitting.cluster_features(pipeline, street_scan, out)
-    kept = [k for k, obj in enumerate(out.objects)
-            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
-    predicted = np.array([out.objects[k].class_id for k in kept])
-    np.testing.assert_allclose([out.objects[k].novelty for k in kept],
-                               score_numpy(loaded.novelty, features[kept], predicted), rtol=1e-5)
+    _assert_scores_are_the_clusters(pipeline, street_scan)
 
 
 @pytest.mark.parametrize('method', ['occlusion', 'pointshift'])
@@ -409,13 +416,7 @@ def test_a_family_subclass_explained_through_hooks_is_scored_by_a_plain_pass(str
     mine = dataclasses.replace(loaded, model=model, novelty=_stats(len(loaded.class_names),
                                                                    width))
     pipeline = ScenePipeline(PipelineConfig(device='cpu'), loaded=mine, backend='numpy')
-    out = pipeline.process(street_scan)
-    features = fitting.cluster_features(pipeline, street_scan, out)
-    kept = [k for k, obj in enumerate(out.objects)
-            if obj.rule.split(':')[0] not in BACKGROUND_RULES]
-    predicted = np.array([out.objects[k].class_id for k in kept])
-    np.testing.assert_allclose([out.objects[k].novelty for k in kept],
-                               score_numpy(mine.novelty, features[kept], predicted), rtol=1e-5)
+    _assert_scores_are_the_clusters(pipeline, street_scan)
 
 
 @pytest.mark.parametrize('method', ['gradcam', 'gradcam++', 'xgradcam', 'hirescam'])
