@@ -402,6 +402,22 @@ def test_a_model_with_a_run_of_its_own_is_called_as_it_is(method):
         pooled_features(model, points)
 
 
+def test_a_family_with_a_forward_or_classify_of_its_own_has_no_penultimate_width():
+    """Its pooled features or the classifier's input would not be the family's own."""
+    class OwnForward(PointNetClassifier):
+        def forward(self, points, mask=None):
+            return super().forward(points, mask) * 2
+
+    class OwnClassify(PointNetClassifier):
+        def classify(self, global_features):
+            return super().classify(global_features) * 2
+
+    config = PointNetConfig(num_classes=4, in_channels=3)
+    assert penultimate_width(PointNetClassifier(config)) is not None
+    assert penultimate_width(OwnForward(config)) is None
+    assert penultimate_width(OwnClassify(config)) is None
+
+
 def test_a_family_subclass_explained_through_hooks_is_scored_by_a_plain_pass(street_scan):
     """Grad-CAM reaches a PointNet++ without POOLING by hooks (no pooled): one more pass."""
     loaded = load_checkpoint()
