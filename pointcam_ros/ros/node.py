@@ -41,7 +41,7 @@ Parameters: ``pointcam_node --help`` or :func:`~pointcam_ros.common.config.markd
 
 import threading
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from pointcam_ros.common.config import (
@@ -221,10 +221,10 @@ class PointcamNode(Node):
         saliency_pub, labels_pub = self._outputs[topic]
         if saliency_pub.get_subscription_count() + labels_pub.get_subscription_count() == 0:
             self._count(topic, 'skipped')
-            self._tell_once(topic, 'skipped', f'scans arrive on {self._resolved[topic]}, but '
-                            f'nothing subscribes to {saliency_pub.topic_name} or '
-                            f'{labels_pub.topic_name}: they are not explained until something '
-                            'does (RViz, ros2 bag record, a node of yours)')
+            self._tell_once(topic, 'skipped', lambda: (
+                f'scans arrive on {self._resolved[topic]}, but nothing subscribes to '
+                f'{saliency_pub.topic_name} or {labels_pub.topic_name}: they are not explained '
+                'until something does (RViz, ros2 bag record, a node of yours)'))
             return
         stages = {'mailbox': 1e3 * (started - arrived)}
         since_stamp = arrived_wall - (msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
@@ -261,20 +261,25 @@ class PointcamNode(Node):
                       publish=1e3 * (published - built), labels=1e3 * (labelled - published))
         self._count(topic, 'processed', latency_ms=1e3 * (labelled - started),
                     capped=result.objects_capped, stages=stages)
-        self._tell_once(topic, 'processed', f'first scan on {self._resolved[topic]} explained: '
-                        f'{len(result.objects)} objects in {scan.process_ms:.0f} ms (warm-up '
-                        'included); the running figures are on /diagnostics')
+        self._tell_once(topic, 'processed', lambda: (
+            f'first scan on {self._resolved[topic]} explained: {len(result.objects)} objects in '
+            f'{scan.process_ms:.0f} ms (warm-up included); the running figures are on '
+            '/diagnostics'))
         if result.objects_capped:
             self.get_logger().warning(
                 f'{topic}: {result.objects_capped} clusters over the per-scan cap of '
                 f'{object_limit(self.config.method)} objects ({self.config.method}) were not '
                 'explained (the largest ones were)', throttle_duration_sec=10.0)
 
-    def _tell_once(self, topic: str, event: str, text: str) -> None:
-        """Log ``text`` at INFO the first time ``event`` happens on ``topic`` (worker thread)."""
+    def _tell_once(self, topic: str, event: str, text: Callable[[], str]) -> None:
+        """
+        Log ``text()`` at INFO the first time ``event`` happens on ``topic`` (worker thread).
+
+        ``text`` is called only then: the message is not built for every scan.
+        """
         if (topic, event) not in self._told:
             self._told.add((topic, event))
-            self.get_logger().info(text)
+            self.get_logger().info(text())
 
     # --- diagnostics ---------------------------------------------------------------------
 
