@@ -23,7 +23,8 @@ from pointcam_ros.sim import objects as obj
 from pointcam_ros.sim.clouds import scan_to_cloud
 from pointcam_ros.sim.simulator import (
     CLASS_NAMES, GROUND_ID, random_scene, scan, Scene, SCENE_KINDS, SceneObject, SENSORS)
-from pointcam_ros.sim.surfaces import box, ellipsoid, foliage, GLASS, MESH, WINDOW
+from pointcam_ros.sim.surfaces import (
+    box, ellipsoid, foliage, GLASS, loft, MESH, rounded_outline, SOLID, WINDOW)
 import pytest
 
 
@@ -303,6 +304,51 @@ def test_cyclists_ride_and_standing_bicycles_are_background():
     assert np.ptp(obj.truck(rng, 'bus').vertices[:, 0]) > 9
     for kind in ('wall', 'fence', 'hedge', 'bush', 'furniture'):
         assert obj.KINDS[kind][1] == obj.BACKGROUND
+
+
+def _signed_volume(surface):
+    """Volume enclosed by a closed, consistently wound triangle surface (divergence theorem)."""
+    a, b, c = (surface.vertices[surface.triangles[:, k]] for k in range(3))
+    return float(np.einsum('ij,ij->i', a, np.cross(b, c)).sum() / 6)
+
+
+def test_a_loft_is_a_closed_skin_and_refuses_rings_that_do_not_match():
+    count, radius = 48, 0.8
+    rings = [rounded_outline(2 * radius, 2 * radius, z, exponent=2.0, count=count)
+             for z in (0.0, 0.5, 1.5)]
+    skin = loft(rings, 0.3, SOLID)
+    polygon = count / 2 * math.sin(2 * math.pi / count) * radius ** 2
+    assert _signed_volume(skin) == pytest.approx(polygon * 1.5, rel=1e-9)  # closed, one winding
+    assert len(skin.triangles) == 2 * count * 2 + 2 * count
+    open_top = loft(rings, 0.3, SOLID, cap_top=False)
+    assert len(open_top.triangles) == len(skin.triangles) - count
+    with pytest.raises(ValueError, match='same'):
+        loft([rings[0], rings[1][:-1]])
+    with pytest.raises(ValueError, match='two or more'):
+        loft(rings[:1])
+    square = rounded_outline(4.0, 2.0, 0.3, x=1.0, exponent=40.0)
+    assert np.allclose(square[:, 2], 0.3)
+    assert square[:, 0].min() == pytest.approx(-1.0) and square[:, 0].max() == pytest.approx(3.0)
+    assert np.abs(square[:, 1]).max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('kind', ['sedan', 'hatch', 'suv', 'van'])
+def test_curved_cars_are_the_same_cars_with_another_body(kind):
+    boxed_rng, curved_rng = np.random.default_rng(5), np.random.default_rng(5)
+    boxed, curved = obj.car(boxed_rng, kind), obj.car(curved_rng, kind, body='curved')
+    assert boxed_rng.random() == curved_rng.random()  # the same numbers were drawn
+    lo, hi = boxed.vertices.min(axis=0), boxed.vertices.max(axis=0)
+    clo, chi = curved.vertices.min(axis=0), curved.vertices.max(axis=0)
+    assert np.allclose(clo[:2], lo[:2], atol=0.02) and np.allclose(chi[:2], hi[:2], atol=0.02)
+    assert chi[2] == pytest.approx(hi[2], abs=0.05)  # the roof: same height
+    # The cabin narrows upwards (tumblehome) and its glass leans back: at the roof the
+    # glass-and-roof part is narrower and shorter than where it meets the body.
+    cabin = curved.vertices[curved.triangles[curved.material == GLASS]].reshape(-1, 3)
+    top, bottom = cabin[:, 2] > cabin[:, 2].max() - 0.01, cabin[:, 2] < cabin[:, 2].min() + 0.01
+    assert np.ptp(cabin[top, 1]) < np.ptp(cabin[bottom, 1]) - 0.15
+    assert np.ptp(cabin[top, 0]) < np.ptp(cabin[bottom, 0]) * (0.9 if kind == 'van' else 0.7)
+    with pytest.raises(ValueError, match='car body'):
+        obj.car(np.random.default_rng(5), kind, body='round')
 
 
 def test_scene_boxes_use_the_shared_box_math():

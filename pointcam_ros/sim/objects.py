@@ -28,7 +28,8 @@ from typing import Callable, Optional
 
 import numpy as np
 from pointcam_ros.sim.surfaces import (
-    box, ellipsoid, foliage, GLASS, limb, merge, MESH, Surface, WINDOW)
+    box, ellipsoid, foliage, GLASS, limb, loft, merge, MESH, rounded_outline, SOLID, Surface,
+    WINDOW)
 
 #: Object classes the simulator labels; ``background`` is everything else that
 #: sticks out of the ground (walls, fences, hedges, shrubs, bushes, furniture, signs and
@@ -55,8 +56,22 @@ def _wheel(center, radius: float, width: float) -> Surface:
 
 # --- vehicles ----------------------------------------------------------------------------
 
-def car(rng: np.random.Generator, kind: Optional[str] = None) -> Surface:
-    """Sedan, hatchback, SUV or van (vans are labelled car): body, glass cabin, roof, wheels."""
+#: Car bodies :func:`car` builds: ``box`` (the data sets' and the shipped model's) or
+#: ``curved`` (rounded plan view, sloped windscreen and rear window, tumblehome, a
+#: bonnet that drops to the nose).
+CAR_BODIES = ('box', 'curved')
+
+
+def car(rng: np.random.Generator, kind: Optional[str] = None, body: str = 'box') -> Surface:
+    """
+    Sedan, hatchback, SUV or van (vans are labelled car): body, glass cabin, roof, wheels.
+
+    ``body`` (:data:`CAR_BODIES`) changes only the shape of the body and the
+    cabin: both draw the same numbers from ``rng``, so one seed gives the same
+    car (kind, size, paint, wheels, mirrors) either way.
+    """
+    if body not in CAR_BODIES:
+        raise ValueError(f'unknown car body {body!r}: use one of {CAR_BODIES}')
     kind = kind or str(rng.choice(['sedan', 'hatch', 'suv', 'van'], p=[0.4, 0.25, 0.2, 0.15]))
     paint = _paint(rng)
     length, width, body_h, cabin_h, cabin_frac = {
@@ -73,14 +88,18 @@ def car(rng: np.random.Generator, kind: Optional[str] = None) -> Surface:
     cabin_len = length * cabin_frac
     cabin_x = {'sedan': -0.05, 'hatch': -0.12, 'suv': -0.12, 'van': -0.05}[kind] * length
     roof_z = clearance + body_h + cabin_h
-    parts = [box((length, width, body_h), (0, 0, clearance + body_h / 2), paint),
-             box((cabin_len, width * 0.9, cabin_h),
-                 (cabin_x, 0, clearance + body_h + cabin_h / 2), 0.1, GLASS),
-             box((cabin_len * 0.95, width * 0.88, 0.05), (cabin_x, 0, roof_z), paint)]
-    if kind == 'van':  # a van's cargo walls are solid: only the front of the cabin is glass
-        parts.append(box((cabin_len * 0.6, width * 0.92, cabin_h),
-                         (cabin_x - cabin_len * 0.2, 0, clearance + body_h + cabin_h / 2),
-                         paint))
+    if body == 'curved':
+        parts = _curved_body(kind, length, width, clearance, body_h, cabin_len, cabin_x,
+                             roof_z, paint)
+    else:
+        parts = [box((length, width, body_h), (0, 0, clearance + body_h / 2), paint),
+                 box((cabin_len, width * 0.9, cabin_h),
+                     (cabin_x, 0, clearance + body_h + cabin_h / 2), 0.1, GLASS),
+                 box((cabin_len * 0.95, width * 0.88, 0.05), (cabin_x, 0, roof_z), paint)]
+        if kind == 'van':  # a van's cargo walls are solid: only the front of the cabin is glass
+            parts.append(box((cabin_len * 0.6, width * 0.92, cabin_h),
+                             (cabin_x - cabin_len * 0.2, 0, clearance + body_h + cabin_h / 2),
+                             paint))
     wheel_r = rng.uniform(0.3, 0.37)
     for sx in (-1, 1):
         for sy in (-1, 1):
@@ -91,6 +110,42 @@ def car(rng: np.random.Generator, kind: Optional[str] = None) -> Surface:
             parts.append(box((0.1, 0.2, 0.12), (cabin_x + cabin_len / 2, sy * (width / 2 + 0.08),
                                                 clearance + body_h + 0.1), paint))
     return merge(parts)
+
+
+def _curved_body(kind: str, length: float, width: float, clearance: float, body_h: float,
+                 cabin_len: float, cabin_x: float, roof_z: float, paint: float) -> list:
+    """
+    Build a car's body and cabin as skins through rounded outlines (``curved`` cars).
+
+    The body is tucked in under the bumpers and sills, full at the bumper line,
+    rounded over the shoulder, and its bonnet drops towards the nose (a van's
+    least). The glass cabin narrows and shortens to the painted roof: the
+    windscreen leans back over most of the difference, the side windows lean
+    in (tumblehome). A van's cabin is painted behind the front doors.
+    """
+    exponent = 6.0 if kind == 'van' else 4.0
+    belt = clearance + body_h
+    shoulder = rounded_outline(length * 0.96, width * 0.93, belt, exponent=exponent)
+    nose = cabin_x + cabin_len / 2  # where the bonnet starts
+    ahead = shoulder[:, 0] > nose
+    drop = {'van': 0.05, 'suv': 0.12}.get(kind, 0.15)
+    shoulder[ahead, 2] -= drop * np.clip((shoulder[ahead, 0] - nose) / (length / 2 - nose), 0, 1)
+    hull = loft([rounded_outline(length * 0.95, width * 0.92, clearance, exponent=exponent),
+                 rounded_outline(length, width, clearance + 0.12, exponent=exponent),
+                 rounded_outline(length, width, clearance + body_h * 0.75, exponent=exponent),
+                 shoulder], paint)
+    top_len = cabin_len * (0.85 if kind == 'van' else 0.6)
+    top_x = cabin_x + (cabin_len - top_len) / 2 - cabin_len * (0.02 if kind == 'van' else 0.12)
+    top = rounded_outline(top_len, width * 0.78, roof_z, top_x, exponent)
+    cabin = loft([rounded_outline(cabin_len, width * 0.9, belt - 0.02, cabin_x, exponent), top],
+                 0.1, GLASS, cap_bottom=False)
+    roof = np.zeros(len(cabin.triangles), bool)
+    roof[-len(top):] = True  # the top cap's fan: the last triangles
+    if kind == 'van':
+        roof |= cabin.vertices[cabin.triangles].mean(axis=1)[:, 0] < cabin_x - 0.1 * cabin_len
+    cabin.material[roof] = SOLID
+    cabin.reflectivity[roof] = paint
+    return [hull, cabin]
 
 
 def truck(rng: np.random.Generator, kind: Optional[str] = None) -> Surface:

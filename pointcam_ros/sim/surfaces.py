@@ -115,6 +115,56 @@ def limb(start: Sequence[float], end: Sequence[float], radius: float,
     return surface
 
 
+def rounded_outline(length: float, width: float, z: float, x: float = 0.0,
+                    exponent: float = 4.0, count: int = 32) -> np.ndarray:
+    """
+    Return a closed horizontal outline ``(count, 3)`` float64: a superellipse at ``z``.
+
+    ``length`` along x (centred on ``x``) and ``width`` along y (centred on
+    0), m; ``exponent`` 2 gives an ellipse, larger values a rectangle with
+    rounded corners (4: a car's plan view). Vertices run counter-clockwise
+    from +x, the first one on the x axis.
+    """
+    t = np.linspace(0.0, 2.0 * math.pi, count, endpoint=False)
+    c, s = np.cos(t), np.sin(t)
+    power = 2.0 / exponent
+    return np.stack([x + length / 2 * np.sign(c) * np.abs(c) ** power,
+                     width / 2 * np.sign(s) * np.abs(s) ** power,
+                     np.full(count, float(z))], axis=1)
+
+
+def loft(rings: Sequence[np.ndarray], reflectivity: float = 0.4, material: int = SOLID,
+         cap_bottom: bool = True, cap_top: bool = True) -> Surface:
+    """
+    Build a closed skin through ``rings`` (each ``(K, 3)``, the same K, bottom to top).
+
+    Neighbouring rings are joined by quads (two triangles each); ``cap_bottom``
+    and ``cap_top`` close the first and last ring with a fan from its
+    centroid. Every triangle has ``reflectivity`` and ``material``; callers
+    change the arrays of the returned :class:`Surface` to paint parts.
+    """
+    count = len(rings[0])
+    if len(rings) < 2 or any(np.shape(r) != (count, 3) for r in rings):
+        raise ValueError('loft needs two or more rings of the same (K, 3) shape')
+    around = np.arange(count)
+    triangles = []
+    for i in range(len(rings) - 1):
+        a, b = i * count + around, i * count + (around + 1) % count
+        triangles += [np.stack([a, b, b + count], axis=1), np.stack([a, b + count, a + count],
+                                                                    axis=1)]
+    vertices = [np.asarray(r, np.float64) for r in rings]
+    for which, on in ((0, cap_bottom), (len(rings) - 1, cap_top)):
+        if on:
+            centre = sum(len(v) for v in vertices)
+            vertices.append(vertices[which].mean(axis=0, keepdims=True))
+            triangles.append(np.stack([np.full(count, centre), which * count + around,
+                                       which * count + (around + 1) % count], axis=1))
+    triangles = np.concatenate(triangles).astype(np.int32)
+    return Surface(np.concatenate(vertices), triangles,
+                   np.full(len(triangles), reflectivity, np.float32),
+                   np.full(len(triangles), material, np.uint8))
+
+
 def ellipsoid(radii: Sequence[float], center: Sequence[float], reflectivity: float = 0.4,
               material: int = SOLID, resolution: int = 8) -> Surface:
     """Build a closed ellipsoid with semi-axes ``radii`` (3,) m."""
