@@ -15,6 +15,7 @@
 """The LiDAR simulator: beams, labels, occlusion, and each way real returns differ from ideal."""
 
 import math
+import re
 
 import numpy as np
 from pointcam_ros.common.geometry import box_at_yaw, oriented_box
@@ -349,6 +350,31 @@ def test_curved_cars_are_the_same_cars_with_another_body(kind):
     assert np.ptp(cabin[top, 0]) < np.ptp(cabin[bottom, 0]) * (0.9 if kind == 'van' else 0.7)
     with pytest.raises(ValueError, match='car body'):
         obj.car(np.random.default_rng(5), kind, body='round')
+
+
+def test_car_shape_probe_scans_the_same_car_with_both_bodies(capsys):
+    """bench/car_shape_probe.py: one car, alone at 10 m, is found and named car either way."""
+    import importlib.util
+    from pathlib import Path
+    from pointcam_ros.common.config import PipelineConfig
+    from pointcam_ros.perception.pipeline import ScenePipeline
+    path = Path(__file__).resolve().parents[1] / 'bench' / 'car_shape_probe.py'
+    spec = importlib.util.spec_from_file_location('car_shape_probe', path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    pipeline = ScenePipeline(PipelineConfig(device='cpu'))
+    for body in obj.CAR_BODIES:
+        surface = obj.car(np.random.default_rng(2), 'sedan', body=body)
+        named, confidence = probe.shown_as(pipeline, surface, (10.0, 0.0, 0.4), 'hdl64', 1.8, 2)
+        assert named and confidence >= pipeline.config.min_confidence
+    # Too far for any cluster to hold half of it: not counted.
+    far = obj.car(np.random.default_rng(2), 'sedan', body='curved')
+    assert probe.shown_as(pipeline, far, (95.0, 0.0, 0.4), 'vlp16', 1.8, 2) is None
+    assert probe.main(['--cars', '2']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == list(obj.CAR_BODIES)
+    found, both, only_box, only_curved = (int(v) for v in re.findall(r'\d+', lines[2]))
+    assert both + only_box + only_curved <= found <= 2
 
 
 def test_scene_boxes_use_the_shared_box_math():
