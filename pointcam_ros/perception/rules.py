@@ -56,9 +56,11 @@ which rests on how often small labels were right on real scans:
   the limits come from sensor noise and vehicle sizes, not from those
   scans. Cars are left out on purpose: a real car's body is never flat
   (curved panels, set-back windows, glass that lets beams into the cabin),
-  but the simulator's cars are flat-sided boxes, so the shipped model
-  (trained on them) calls a car's flat side "car" and the rule would cost
-  simulated cars; add ``car`` once the simulator's cars are curved.
+  but the simulator's data sets build cars as flat-sided boxes, so the
+  shipped model (trained on them) calls a car's flat side "car" and the
+  rule would cost simulated cars. The simulator can build curved cars
+  (``sim.objects.car(..., body='curved')``); add ``car`` once the data sets
+  and a model use them.
 - ``low`` (not classified: shown as unknown, with the model's guess): a
   class whose top is never low (``LOWEST_TOP``: a truck, bus or tram, at
   least 2 m) for a cluster whose top cannot reach it. The true top lies
