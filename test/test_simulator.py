@@ -316,10 +316,15 @@ def _signed_volume(surface):
 def test_a_loft_is_a_closed_skin_and_refuses_rings_that_do_not_match():
     count, radius = 48, 0.8
     rings = [rounded_outline(2 * radius, 2 * radius, z, exponent=2.0, count=count)
-             for z in (0.0, 0.5, 1.5)]
+             for z in (1.0, 1.5, 2.5)]  # off the origin: a cap wound wrongly changes the volume
     skin = loft(rings, 0.3, SOLID)
     polygon = count / 2 * math.sin(2 * math.pi / count) * radius ** 2
-    assert _signed_volume(skin) == pytest.approx(polygon * 1.5, rel=1e-9)  # closed, one winding
+    assert _signed_volume(skin) == pytest.approx(polygon * 1.5, rel=1e-9)  # closed, outwards
+    # Each edge is shared by two triangles that run it in opposite directions: one winding.
+    edges = np.concatenate([skin.triangles[:, [0, 1]], skin.triangles[:, [1, 2]],
+                            skin.triangles[:, [2, 0]]])
+    assert len({tuple(e) for e in edges.tolist()}) == len(edges)
+    assert {tuple(e) for e in edges.tolist()} == {tuple(e) for e in edges[:, ::-1].tolist()}
     assert len(skin.triangles) == 2 * count * 2 + 2 * count
     open_top = loft(rings, 0.3, SOLID, cap_top=False)
     assert len(open_top.triangles) == len(skin.triangles) - count
@@ -327,10 +332,19 @@ def test_a_loft_is_a_closed_skin_and_refuses_rings_that_do_not_match():
         loft([rings[0], rings[1][:-1]])
     with pytest.raises(ValueError, match='two or more'):
         loft(rings[:1])
+    with pytest.raises(ValueError, match='two or more'):
+        loft([])
     square = rounded_outline(4.0, 2.0, 0.3, x=1.0, exponent=40.0)
     assert np.allclose(square[:, 2], 0.3)
     assert square[:, 0].min() == pytest.approx(-1.0) and square[:, 0].max() == pytest.approx(3.0)
     assert np.abs(square[:, 1]).max() == pytest.approx(1.0)
+
+
+def roof_rows(surface, top: float) -> np.ndarray:
+    """Rows (bool, per triangle) of ``surface`` lying wholly at its top height ``top``."""
+    rows = surface.vertices[surface.triangles][:, :, 2].min(axis=1) > top - 1e-6
+    assert rows.any()
+    return rows
 
 
 @pytest.mark.parametrize('kind', ['sedan', 'hatch', 'suv', 'van'])
@@ -348,6 +362,19 @@ def test_curved_cars_are_the_same_cars_with_another_body(kind):
     top, bottom = cabin[:, 2] > cabin[:, 2].max() - 0.01, cabin[:, 2] < cabin[:, 2].min() + 0.01
     assert np.ptp(cabin[top, 1]) < np.ptp(cabin[bottom, 1]) - 0.15
     assert np.ptp(cabin[top, 0]) < np.ptp(cabin[bottom, 0]) * (0.9 if kind == 'van' else 0.7)
+    # The windscreen (the nose is +x) leans back further than the rear window.
+    if kind != 'van':  # a van's glass ends at its cargo walls: no rear window
+        front = cabin[bottom, 0].max() - cabin[top, 0].max()
+        rear = cabin[top, 0].min() - cabin[bottom, 0].min()
+        assert front > 2 * rear > 0
+    # The roof is painted like the body, not glass; a van's cabin is painted behind its
+    # front doors, where the box van's cargo walls are.
+    assert (curved.material[roof_rows(curved, chi[2])] == SOLID).all()
+    body_paint = curved.reflectivity[0]  # the body's first triangle
+    assert np.allclose(curved.reflectivity[roof_rows(curved, chi[2])], body_paint)
+    if kind == 'van':  # glass only ahead of the middle: the box van's cargo walls reach past it
+        glass = curved.vertices[curved.triangles[curved.material == GLASS]]
+        assert glass[:, :, 0].mean(axis=1).min() > 0
     with pytest.raises(ValueError, match='car body'):
         obj.car(np.random.default_rng(5), kind, body='round')
 
@@ -373,8 +400,10 @@ def test_car_shape_probe_scans_the_same_car_with_both_bodies(capsys):
     assert probe.main(['--cars', '2']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[:2]] == list(obj.CAR_BODIES)
-    found, both, only_box, only_curved = (int(v) for v in re.findall(r'\d+', lines[2]))
-    assert both + only_box + only_curved <= found <= 2
+    cars, both, only_box, only_curved = (int(v) for v in re.findall(r'\d+', lines[2]))
+    assert cars == 2 and both + only_box + only_curved <= cars
+    named = [int(line.split('named car ')[1].split('/')[0]) for line in lines[:2]]
+    assert named == [both + only_box, both + only_curved]
 
 
 def test_scene_boxes_use_the_shared_box_math():

@@ -113,36 +113,46 @@ def car(rng: np.random.Generator, kind: Optional[str] = None, body: str = 'box')
 
 
 def _curved_body(kind: str, length: float, width: float, clearance: float, body_h: float,
-                 cabin_len: float, cabin_x: float, roof_z: float, paint: float) -> list:
+                 cabin_len: float, cabin_x: float, roof_z: float, paint: float
+                 ) -> list[Surface]:
     """
     Build a car's body and cabin as skins through rounded outlines (``curved`` cars).
 
-    The body is tucked in under the bumpers and sills, full at the bumper line,
-    rounded over the shoulder, and its bonnet drops towards the nose (a van's
-    least). The glass cabin narrows and shortens to the painted roof: the
-    windscreen leans back over most of the difference, the side windows lean
-    in (tumblehome). A van's cabin is painted behind the front doors.
+    Sizes in metres, in the car's frame (x forward, the nose at +x, z up
+    from the ground); ``paint`` the body's reflectivity. The body is tucked
+    in under the bumpers and sills, full at the bumper line, rounded over
+    the shoulder, and its bonnet drops towards the nose (a van's least). The
+    glass cabin narrows and shortens to the painted roof: the windscreen
+    leans back over 70 % of the difference in length (a van's 80 %), the
+    rear window over the rest, and the side windows lean in (tumblehome). A
+    van's cabin is painted behind the front doors, as the box van's is.
+    Returns the body and the cabin.
     """
     exponent = 6.0 if kind == 'van' else 4.0
     belt = clearance + body_h
     shoulder = rounded_outline(length * 0.96, width * 0.93, belt, exponent=exponent)
     nose = cabin_x + cabin_len / 2  # where the bonnet starts
     ahead = shoulder[:, 0] > nose
-    drop = {'van': 0.05, 'suv': 0.12}.get(kind, 0.15)
+    # At most a fifth of the body's height: the shoulder stays above the ring below it.
+    drop = min({'van': 0.05, 'suv': 0.12}.get(kind, 0.15), 0.2 * body_h)
     shoulder[ahead, 2] -= drop * np.clip((shoulder[ahead, 0] - nose) / (length / 2 - nose), 0, 1)
     hull = loft([rounded_outline(length * 0.95, width * 0.92, clearance, exponent=exponent),
                  rounded_outline(length, width, clearance + 0.12, exponent=exponent),
                  rounded_outline(length, width, clearance + body_h * 0.75, exponent=exponent),
                  shoulder], paint)
     top_len = cabin_len * (0.85 if kind == 'van' else 0.6)
-    top_x = cabin_x + (cabin_len - top_len) / 2 - cabin_len * (0.02 if kind == 'van' else 0.12)
+    # The roof sits back: the front lean is (0.5 + rake) of the difference, the rear's the rest.
+    rake = 0.3 if kind == 'van' else 0.2
+    top_x = cabin_x - rake * (cabin_len - top_len)
     top = rounded_outline(top_len, width * 0.78, roof_z, top_x, exponent)
-    cabin = loft([rounded_outline(cabin_len, width * 0.9, belt - 0.02, cabin_x, exponent), top],
+    # The cabin starts inside the body, below the dip of the body's top cap (its fan's centre
+    # is the mean of the shoulder ring, which the bonnet lowers).
+    cabin = loft([rounded_outline(cabin_len, width * 0.9, belt - 0.08, cabin_x, exponent), top],
                  0.1, GLASS, cap_bottom=False)
     roof = np.zeros(len(cabin.triangles), bool)
-    roof[-len(top):] = True  # the top cap's fan: the last triangles
-    if kind == 'van':
-        roof |= cabin.vertices[cabin.triangles].mean(axis=1)[:, 0] < cabin_x - 0.1 * cabin_len
+    roof[-len(top):] = True  # the top cap's fan: loft puts it last
+    if kind == 'van':  # the box van's cargo walls reach 0.1 cabin lengths ahead of its centre
+        roof |= cabin.vertices[cabin.triangles].mean(axis=1)[:, 0] < cabin_x + 0.1 * cabin_len
     cabin.material[roof] = SOLID
     cabin.reflectivity[roof] = paint
     return [hull, cabin]

@@ -123,7 +123,7 @@ def rounded_outline(length: float, width: float, z: float, x: float = 0.0,
     ``length`` along x (centred on ``x``) and ``width`` along y (centred on
     0), m; ``exponent`` 2 gives an ellipse, larger values a rectangle with
     rounded corners (4: a car's plan view). Vertices run counter-clockwise
-    from +x, the first one on the x axis.
+    seen from +z, from +x; the first one on the x axis.
     """
     t = np.linspace(0.0, 2.0 * math.pi, count, endpoint=False)
     c, s = np.cos(t), np.sin(t)
@@ -136,15 +136,21 @@ def rounded_outline(length: float, width: float, z: float, x: float = 0.0,
 def loft(rings: Sequence[np.ndarray], reflectivity: float = 0.4, material: int = SOLID,
          cap_bottom: bool = True, cap_top: bool = True) -> Surface:
     """
-    Build a closed skin through ``rings`` (each ``(K, 3)``, the same K, bottom to top).
+    Build a skin through ``rings`` (each ``(K, 3)``, the same K, bottom to top).
 
-    Neighbouring rings are joined by quads (two triangles each); ``cap_bottom``
-    and ``cap_top`` close the first and last ring with a fan from its
-    centroid. Every triangle has ``reflectivity`` and ``material``; callers
-    change the arrays of the returned :class:`Surface` to paint parts.
+    Rings run counter-clockwise seen from +z (as :func:`rounded_outline`
+    gives them). Neighbouring rings are joined by quads (two triangles
+    each); ``cap_bottom`` and ``cap_top`` close the first and last ring
+    with a fan from the mean of its vertices (with both, the skin is
+    closed). Every triangle faces outwards and has ``reflectivity`` and
+    ``material``; triangles come ring by ring, then the bottom fan, then
+    the top fan (K each). Callers change the arrays of the returned
+    :class:`Surface` to paint parts.
     """
+    if len(rings) < 2:
+        raise ValueError('loft needs two or more rings of the same (K, 3) shape')
     count = len(rings[0])
-    if len(rings) < 2 or any(np.shape(r) != (count, 3) for r in rings):
+    if any(np.shape(r) != (count, 3) for r in rings):
         raise ValueError('loft needs two or more rings of the same (K, 3) shape')
     around = np.arange(count)
     triangles = []
@@ -153,12 +159,13 @@ def loft(rings: Sequence[np.ndarray], reflectivity: float = 0.4, material: int =
         triangles += [np.stack([a, b, b + count], axis=1), np.stack([a, b + count, a + count],
                                                                     axis=1)]
     vertices = [np.asarray(r, np.float64) for r in rings]
-    for which, on in ((0, cap_bottom), (len(rings) - 1, cap_top)):
-        if on:
+    for which, on, outward in ((0, cap_bottom, False), (len(rings) - 1, cap_top, True)):
+        if on:  # a fan wound to face down (bottom) or up (top)
             centre = sum(len(v) for v in vertices)
             vertices.append(vertices[which].mean(axis=0, keepdims=True))
-            triangles.append(np.stack([np.full(count, centre), which * count + around,
-                                       which * count + (around + 1) % count], axis=1))
+            a, b = which * count + around, which * count + (around + 1) % count
+            triangles.append(np.stack([np.full(count, centre), *((a, b) if outward else (b, a))],
+                                      axis=1))
     triangles = np.concatenate(triangles).astype(np.int32)
     return Surface(np.concatenate(vertices), triangles,
                    np.full(len(triangles), reflectivity, np.float32),
