@@ -110,8 +110,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parts = []
         for low, high in zip(BANDS[:-1], BANDS[1:]):
             band = table[(table[:, 0] >= low) & (table[:, 0] < high)]
-            named = band[np.isfinite(band[:, 2]), 2]
-            median = float(np.median(named)) if len(named) else math.nan
+            confidences = band[np.isfinite(band[:, 2]), 2]  # of the ones called car
+            median = float(np.median(confidences)) if len(confidences) else math.nan
             parts.append(f'{low:g}-{high:g} m {int(band[:, 1].sum())}/{len(band)} '
                          f'(median {median:.3f})')
         print(f'{body:7s} named car {int(table[:, 1].sum())}/{len(table)}: ' + ', '.join(parts))

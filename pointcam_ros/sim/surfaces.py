@@ -147,11 +147,9 @@ def loft(rings: Sequence[np.ndarray], reflectivity: float = 0.4, material: int =
     the top fan (K each). Callers change the arrays of the returned
     :class:`Surface` to paint parts.
     """
-    if len(rings) < 2:
+    if len(rings) < 2 or any(np.shape(r) != (len(rings[0]), 3) for r in rings):
         raise ValueError('loft needs two or more rings of the same (K, 3) shape')
     count = len(rings[0])
-    if any(np.shape(r) != (count, 3) for r in rings):
-        raise ValueError('loft needs two or more rings of the same (K, 3) shape')
     around = np.arange(count)
     triangles = []
     for i in range(len(rings) - 1):
