@@ -379,6 +379,15 @@ def test_curved_cars_are_the_same_cars_with_another_body(kind):
         obj.car(np.random.default_rng(5), kind, body='round')
 
 
+def test_a_curved_bonnet_never_folds_under_the_body():
+    """The bonnet's drop stays above the ring below the shoulder, on every kind and size."""
+    count = len(rounded_outline(1.0, 1.0, 0.0))  # the rings' vertices (loft keeps them first)
+    for seed in range(300):
+        rings = obj.car(np.random.default_rng(seed), body='curved').vertices[:4 * count]
+        below, shoulder = rings[2 * count:3 * count, 2], rings[3 * count:, 2]
+        assert (shoulder > below).all(), seed
+
+
 def test_car_shape_probe_scans_the_same_car_with_both_bodies(capsys):
     """bench/car_shape_probe.py: one car, alone at 10 m, is found and named car either way."""
     import importlib.util
